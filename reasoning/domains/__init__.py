@@ -1,0 +1,18 @@
+"""Problem domains, a registry keyed by `Problem.domain`."""
+from __future__ import annotations
+
+from ..protocols import Domain
+from .math import MathDomain
+
+DOMAINS: dict[str, Domain] = {"math": MathDomain()}
+
+
+def register(domain: Domain) -> None:
+    DOMAINS[domain.name] = domain
+
+
+def get_domain(name: str) -> Domain:
+    try:
+        return DOMAINS[name]
+    except KeyError:
+        raise ValueError(f"unknown domain {name!r}; known domains: {sorted(DOMAINS)}") from None

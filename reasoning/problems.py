@@ -1,0 +1,88 @@
+"""Reading problems: JSONL records (plain, Countdown, GSM8K) and free text typed into the UI."""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from .types import Problem
+
+_COUNTDOWN_TEXT = re.compile(
+    r"^\s*(?:use\s+)?(?P<nums>-?\d+(?:[\s,]+-?\d+){1,7})\s*(?:(?:to\s+)?(?:make|reach|get)\s+(?P<target>-?\d+))?\s*\.?\s*$",
+    re.IGNORECASE,
+)
+
+
+class ProblemFormatError(ValueError):
+    """A problem record that cannot be read; the message names the line and the field."""
+
+
+def countdown_problem(numbers: list[int], target: int = 24, pid: str | None = None) -> Problem:
+    text = f"Use {' '.join(str(n) for n in numbers)} to make {target}."
+    pid = pid or "countdown-" + "-".join(str(n) for n in numbers) + f"-{target}"
+    return Problem(pid, text, None, "countdown", {"numbers": list(numbers), "target": target})
+
+
+def parse_problem_text(text: str, pid: str | None = None) -> Problem:
+    """Free text from the problem box: `Use 4 7 8 8 to make 24.` or `4 7 8 8` is Countdown, anything else math."""
+    if not text or not text.strip():
+        raise ProblemFormatError("the problem is empty")
+    m = _COUNTDOWN_TEXT.match(text)
+    if m:
+        numbers = [int(x) for x in re.split(r"[\s,]+", m.group("nums").strip())]
+        if 2 <= len(numbers) <= 6:
+            return countdown_problem(numbers, int(m.group("target") or 24), pid)
+    pid = pid or "p-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+    return Problem(pid, text.strip())
+
+
+def problem_from_record(rec: Any, where: str = "record") -> Problem:
+    """One problem record: `{id, problem, answer?}`, `{id, domain: countdown, numbers, target}` or GSM8K's
+    `{question, answer}`."""
+    if not isinstance(rec, dict):
+        raise ProblemFormatError(f"{where}: a problem record must be a JSON object")
+    if rec.get("domain") == "countdown" or "numbers" in rec:
+        nums = rec.get("numbers")
+        if not isinstance(nums, list) or not nums or not all(isinstance(n, int) and not isinstance(n, bool) for n in nums):
+            raise ProblemFormatError(f"{where}: field 'numbers' must be a non-empty list of integers")
+        target = rec.get("target", 24)
+        if not isinstance(target, int) or isinstance(target, bool):
+            raise ProblemFormatError(f"{where}: field 'target' must be an integer")
+        return countdown_problem(nums, target, str(rec["id"]) if "id" in rec else None)
+    text = rec.get("problem", rec.get("question"))
+    if not isinstance(text, str) or not text.strip():
+        raise ProblemFormatError(f"{where}: field 'problem' (or 'question') must be a non-empty string")
+    answer = rec.get("answer")
+    if answer is not None and not isinstance(answer, str | int | float):
+        raise ProblemFormatError(f"{where}: field 'answer' must be a string or a number")
+    pid = str(rec["id"]) if rec.get("id") is not None else "p-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+    return Problem(pid, text.strip(), None if answer is None else str(answer))
+
+
+def read_problems(path: str | Path) -> list[Problem]:
+    """All problems of a JSONL file, or a ProblemFormatError naming the first bad line."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ProblemFormatError(f"cannot read problems file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ProblemFormatError(f"problems file {path} is not UTF-8 text") from None
+    problems = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ProblemFormatError(f"{path}:{i}: invalid JSON ({exc.msg})") from None
+        problems.append(problem_from_record(rec, f"{path}:{i}"))
+    if not problems:
+        raise ProblemFormatError(f"problems file {path} holds no problems")
+    ids = [p.id for p in problems]
+    dup = next((x for x in ids if ids.count(x) > 1), None)
+    if dup is not None:
+        raise ProblemFormatError(f"{path}: problem id {dup!r} appears more than once")
+    return problems

@@ -1,0 +1,136 @@
+"""MCTS over thought factors: PUCT picks a factor with the prior P(S,a), then k sampled continuations under it
+are all scored by the PRM (best-of-N per factor), and the best one's value V(S) is backed up (AlphaZero style)."""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+from .context import Events, SearchContext
+
+
+def puct(q: float, prior: float, parent_visits: int, visits: int, c: float) -> float:
+    """Q + c * P * sqrt(N(S)) / (1 + N(S, a)); the +1 under the root lets the prior speak on the first visit."""
+    return q + c * prior * math.sqrt(parent_visits + 1) / (1 + visits)
+
+
+@dataclass
+class FactorStats:
+    prior: float
+    visits: int
+    value_sum: float
+    children: list[str]
+
+    def q(self, default: float) -> float:
+        return self.value_sum / self.visits if self.visits else default
+
+
+class _Tracker:
+    """Virtual loss bookkeeping for leaves in flight within one iteration."""
+
+    def __init__(self) -> None:
+        self.visits: Counter[str] = Counter()
+        self.pending: set[tuple[str, str]] = set()
+
+    def add(self, path: list[str]) -> None:
+        self.visits.update(path)
+
+
+def factor_stats(ctx: SearchContext, nid: str, vl: _Tracker) -> dict[str, FactorStats]:
+    prior = ctx.prior(nid)
+    stats = {name: FactorStats(p, 0, 0.0, []) for name, p in prior.items()}
+    for child in ctx.tree.children(nid):
+        a = ctx.tree.node(child)
+        if a["factor"] in stats:
+            s = stats[a["factor"]]
+            s.children.append(child)
+            s.visits += a["visits"] + vl.visits[child]
+            s.value_sum += a["value_sum"]
+    return stats
+
+
+def child_q(ctx: SearchContext, nid: str, vl: _Tracker) -> float:
+    a = ctx.tree.node(nid)
+    visits = a["visits"] + vl.visits[nid]
+    return a["value_sum"] / visits if visits else ctx.value(nid)
+
+
+def exhausted(ctx: SearchContext, nid: str, memo: dict[str, bool]) -> bool:
+    """True when no expansion is left anywhere below `nid`."""
+    if nid in memo:
+        return memo[nid]
+    if ctx.dead(nid):
+        memo[nid] = True
+        return True
+    attrs = ctx.tree.node(nid)
+    if attrs["factor_prior"] is None:
+        memo[nid] = False
+        return False
+    kids = ctx.tree.children(nid)
+    expanded = {ctx.tree.node(c)["factor"] for c in ctx.tree.children(nid, include_pruned=True)}
+    memo[nid] = all(f.name in expanded for f in ctx.factors) and all(exhausted(ctx, c, memo) for c in kids)
+    return memo[nid]
+
+
+def select(ctx: SearchContext, start: str, vl: _Tracker) -> tuple[list[str], str | None]:
+    """Walk down by PUCT from `start`; returns the path and the factor to expand at its end (None: re-visit a leaf)."""
+    path, memo, c = ctx.tree.path(start), {}, ctx.config.c_puct
+    while True:
+        nid = path[-1]
+        if ctx.dead(nid):
+            return path, None
+        stats = factor_stats(ctx, nid, vl)
+        expanded = {ctx.tree.node(k)["factor"] for k in ctx.tree.children(nid, include_pruned=True)}
+        parent_visits = sum(s.visits for s in stats.values())
+        fpu = child_q(ctx, nid, vl)  # first-play urgency: an untried factor starts at its parent's value
+        options = []
+        for name, s in stats.items():
+            if name in expanded:
+                if all(exhausted(ctx, k, memo) for k in s.children):
+                    continue
+            elif (nid, name) in vl.pending:
+                continue
+            options.append((puct(s.q(fpu), s.prior, parent_visits, s.visits, c), name))
+        if not options:
+            return path, None
+        name = max(options)[1]
+        if name not in expanded:
+            return path, name
+        kids = [k for k in stats[name].children if not exhausted(ctx, k, memo)]
+        fvisits = stats[name].visits
+        path.append(max(kids, key=lambda k: puct(
+            child_q(ctx, k, vl), 1.0 / len(kids), fvisits,
+            ctx.tree.node(k)["visits"] + vl.visits[k], c)))
+
+
+def mcts(ctx: SearchContext, start: str) -> Events:
+    stalls = 0
+    while not ctx.done:
+        ctx.iteration += 1
+        vl = _Tracker()
+        leaves: list[tuple[list[str], str | None]] = []
+        for _ in range(ctx.config.parallel_leaves):
+            path, factor = select(ctx, start, vl)
+            leaves.append((path, factor))
+            vl.add(path)
+            if factor is not None:
+                vl.pending.add((path[-1], factor))
+        new_by_leaf: list[list[str]] = []
+        for path, factor in leaves:
+            added = ctx.expand(path[-1], ctx.factor(factor), ctx.config.candidates) if factor else []
+            new_by_leaf.append(added)
+            if added:
+                yield ctx.event("expanded", added, factor=factor)
+        fresh = [n for added in new_by_leaf for n in added]
+        if fresh:
+            ctx.score(fresh)
+            yield ctx.event("scored", fresh)
+        for (path, _), added in zip(leaves, new_by_leaf, strict=True):
+            if added:  # best-of-N per factor: the best candidate is visited, the others wait with their PRM value
+                best = max(added, key=lambda n: (ctx.value(n), -ctx.tree.node(n)["created"]))
+                yield ctx.event("backed_up", ctx.tree.backup(best, ctx.value(best)))
+            elif ctx.dead(path[-1]):
+                yield ctx.event("backed_up", ctx.tree.backup(path[-1], ctx.value(path[-1])))
+        stalls = 0 if fresh else stalls + 1
+        if (not fresh and exhausted(ctx, start, {})) or stalls > 4 * ctx.config.budget + 16:
+            break

@@ -1,0 +1,76 @@
+"""Greedy decoding, best-of-N sampling and beam search over thought factors."""
+from __future__ import annotations
+
+from .context import Events, SearchContext
+
+
+def greedy(ctx: SearchContext, start: str) -> Events:
+    """Follow the most likely factor and the greedy continuation until an answer, the depth limit or the budget."""
+    nid = start
+    while not ctx.done and not ctx.dead(nid):
+        ctx.iteration += 1
+        prior = ctx.prior(nid)
+        factor = ctx.factor(max(prior, key=prior.get))
+        new = ctx.expand(nid, factor, 1, temperatures=[0.0])
+        if not new:
+            break
+        yield ctx.event("expanded", new, factor=factor.name)
+        ctx.score(new)
+        yield ctx.event("scored", new)
+        nid = new[0]
+        yield ctx.event("backed_up", ctx.tree.backup(nid, ctx.value(nid)))
+
+
+def best_of_n(ctx: SearchContext, start: str) -> Events:
+    """Sample whole solutions from `start` (factor drawn from the prior at each step) until the budget is spent."""
+    while not ctx.done:
+        ctx.iteration += 1
+        nid, chain = start, []
+        while not ctx.done and not ctx.dead(nid):
+            new = ctx.expand(nid, ctx.sample_factor(nid), 1, temperatures=[_temperature(ctx, len(chain))])
+            if not new:
+                break
+            yield ctx.event("expanded", new)
+            nid = new[0]
+            chain.append(nid)
+        if not chain:
+            break
+        ctx.score(chain)
+        yield ctx.event("scored", chain)
+        yield ctx.event("backed_up", ctx.tree.backup(nid, ctx.value(nid)))
+
+
+def _temperature(ctx: SearchContext, i: int) -> float:
+    temps = ctx.config.temperatures
+    return temps[(ctx.iteration + i) % len(temps)]
+
+
+def beam(ctx: SearchContext, start: str) -> Events:
+    """Keep the `beam_width` best paths by PRM value; each live beam node gets `candidates` sampled steps."""
+    frontier = [start]
+    while not ctx.done:
+        ctx.iteration += 1
+        live = [n for n in frontier if not ctx.dead(n)]
+        if not live:
+            break
+        new: list[str] = []
+        for nid in live:
+            draws: dict[str, int] = {}
+            for _ in range(ctx.config.candidates):
+                name = ctx.sample_factor(nid).name
+                draws[name] = draws.get(name, 0) + 1
+            for name, count in draws.items():
+                added = ctx.expand(nid, ctx.factor(name), count)
+                if added:
+                    new += added
+                    yield ctx.event("expanded", added, factor=name)
+        if not new:
+            break
+        ctx.score(new)
+        yield ctx.event("scored", new)
+        pool = new + [n for n in frontier if ctx.dead(n)]
+        pool.sort(key=lambda n: (ctx.value(n), -ctx.tree.node(n)["created"]), reverse=True)
+        frontier = pool[: ctx.config.beam_width]
+        for nid in frontier:
+            if nid in new:
+                yield ctx.event("backed_up", ctx.tree.backup(nid, ctx.value(nid)))
