@@ -1,0 +1,83 @@
+"""Reasoning-tree explorer: the composition root that wires settings, models, database, UI and command line.
+
+`python app.py` starts the UI on 127.0.0.1:7860 with the demo models; `python app.py --help` lists the subcommands.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# name -> (help, module, function adding the arguments, function running the command)
+COMMANDS: dict[str, tuple[str, str, str, str]] = {
+    "serve": ("start the web UI", "cli.serve", "add_serve_arguments", "run_serve"),
+    "search": ("run one search and print the tree as an outline", "cli.search",
+               "add_search_command_arguments", "run_search"),
+    "solve": ("solve a problems file, one result record per problem", "cli.search", "add_solve_arguments",
+              "run_solve"),
+    "import": ("import traces or problem sets into the database", "cli.data", "add_import_arguments",
+               "run_import"),
+    "export": ("export labeled traces as PRM training data", "cli.data", "add_export_arguments", "run_export"),
+    "train-demo": ("train the demo generator and PRM from scratch", "demo", "add_train_demo_arguments",
+                   "train_demo"),
+    "bench": ("scaling report: solve rate against budget for every algorithm", "demo", "add_scaling_arguments",
+              "run_scaling"),
+    "label": ("label steps by Monte-Carlo rollouts", "demo", "add_label_arguments", "label"),
+}
+
+
+class CommandError(Exception):
+    """A one-line error for the user."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="app.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (help_text, module, add, run) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as exc:  # a part not installed must not break the other commands
+            p.set_defaults(func=_unavailable(name, exc))
+            continue
+        getattr(mod, add)(p)
+        p.set_defaults(func=getattr(mod, run))
+    return parser
+
+
+def _unavailable(name: str, exc: ImportError):
+    def run(_args: argparse.Namespace) -> int:
+        raise CommandError(f"the {name!r} command cannot start: {exc}")
+
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # no subcommand: start the UI
+        args = parser.parse_args([*argv, "serve"])
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # every failure is one clear line, never a traceback, unless --debug
+        if args.debug:
+            raise
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())

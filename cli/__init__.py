@@ -1,0 +1,1 @@
+"""Command-line subcommands; app.py wires them."""

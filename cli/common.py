@@ -1,0 +1,113 @@
+"""Shared command-line pieces: settings, model and search arguments, and loading models from them."""
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from reasoning.search import HELP, SearchConfig
+from reasoning.search.config import ALGORITHMS, ANSWER_SELECTIONS, DEFAULT_MAX_BUDGET
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Process-wide settings read from the environment once."""
+
+    max_budget: int = DEFAULT_MAX_BUDGET
+    database_url: str | None = None
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        raw = os.environ.get("REASONING_MAX_BUDGET", str(DEFAULT_MAX_BUDGET))
+        try:
+            cap = int(raw)
+        except ValueError:
+            raise ValueError(f"REASONING_MAX_BUDGET must be an integer, got {raw!r}") from None
+        if cap < 1:
+            raise ValueError(f"REASONING_MAX_BUDGET must be at least 1, got {cap}")
+        return cls(max_budget=cap, database_url=os.environ.get("DATABASE_URL") or None)
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("models")
+    g.add_argument("--generator", metavar="DIR", help="local causal-LM directory (default: the demo generator)")
+    g.add_argument("--prm", metavar="DIR", help="local PRM directory (default: the demo PRM)")
+    g.add_argument("--prm-adapter", help="PRM adapter (default: read prm_config.json or the model config)")
+    g.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available)")
+    g.add_argument("--max-step-tokens", type=int, default=64, help="tokens per generated step at most")
+    g.add_argument("--no-kv-reuse", action="store_true", help="recompute the prefix for every token (no shared cache)")
+    g.add_argument("--trust-remote-code", action="store_true", help="allow model code shipped with the model")
+
+
+def add_search_arguments(p: argparse.ArgumentParser, *, budget_required: bool = False) -> None:
+    g = p.add_argument_group("search")
+    g.add_argument("--algorithm", choices=ALGORITHMS, default="mcts", help=HELP["algorithm"])
+    g.add_argument("--budget", type=int, default=None if budget_required else 64, required=budget_required,
+                   help=HELP["budget"])
+    g.add_argument("--seed", type=int, default=0, help=HELP["seed"])
+    g.add_argument("--candidates", type=int, default=SearchConfig.candidates, help=HELP["candidates"])
+    g.add_argument("--temperatures", default=None, help=HELP["temperatures"] + " (comma separated)")
+    g.add_argument("--top-p", type=float, default=1.0, help=HELP["top_p"])
+    g.add_argument("--c-puct", type=float, default=SearchConfig.c_puct, help=HELP["c_puct"])
+    g.add_argument("--beam-width", type=int, default=SearchConfig.beam_width, help=HELP["beam_width"])
+    g.add_argument("--max-depth", type=int, default=SearchConfig.max_depth, help=HELP["max_depth"])
+    g.add_argument("--parallel-leaves", type=int, default=1, help=HELP["parallel_leaves"])
+    g.add_argument("--aggregation", default="min", help=HELP["aggregation"])
+    g.add_argument("--answer-selection", choices=ANSWER_SELECTIONS, default="value", help=HELP["answer_selection"])
+    g.add_argument("--catalog", metavar="FILE", help="thought-factor catalog, JSON or YAML (default: built in)")
+    g.add_argument("--factors", help="comma-separated thought factors to enable (default: the catalog's)")
+
+
+def _floats(raw: str, name: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in raw.split(",") if x.strip())
+    except ValueError:
+        raise ValueError(f"{name} must be comma-separated numbers, got {raw!r}") from None
+
+
+def search_config(args: argparse.Namespace, settings: Settings) -> SearchConfig:
+    """The validated SearchConfig the arguments ask for (a ValueError names the bad one)."""
+    temps = _floats(args.temperatures, "--temperatures") if args.temperatures else SearchConfig.temperatures
+    factors = tuple(f.strip() for f in args.factors.split(",") if f.strip()) if args.factors else None
+    return SearchConfig(
+        algorithm=args.algorithm, budget=args.budget, seed=args.seed, aggregation=args.aggregation,
+        candidates=args.candidates, temperatures=temps, top_p=args.top_p, c_puct=args.c_puct,
+        beam_width=args.beam_width, max_depth=args.max_depth, parallel_leaves=args.parallel_leaves,
+        answer_selection=args.answer_selection, factors=factors, max_budget=settings.max_budget,
+    )
+
+
+def load_catalog_arg(args: argparse.Namespace):
+    from reasoning.factors import load_catalog
+
+    catalog = load_catalog(args.catalog)
+    if args.factors:
+        catalog.with_enabled([f.strip() for f in args.factors.split(",") if f.strip()])  # validates the names
+    return catalog
+
+
+def load_models(args: argparse.Namespace, catalog=None):
+    """The generator and PRM the arguments name, the demo models by default."""
+    from reasoning.backends import DEMO_GENERATOR_DIR, DEMO_PRM_DIR, load_generator, load_scorer
+
+    generator = load_generator(
+        Path(args.generator) if args.generator else DEMO_GENERATOR_DIR, catalog=catalog, device=args.device,
+        trust_remote_code=args.trust_remote_code, kv_reuse=not args.no_kv_reuse,
+        max_step_tokens=args.max_step_tokens, top_p=getattr(args, "top_p", 1.0),
+    )
+    scorer = load_scorer(
+        Path(args.prm) if args.prm else DEMO_PRM_DIR, adapter=args.prm_adapter, device=args.device,
+        trust_remote_code=args.trust_remote_code,
+    )
+    return generator, scorer
+
+
+def check_output_path(path: str) -> Path:
+    """Fail before any work when the output file's folder is missing or the path is a folder."""
+    out = Path(path)
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a directory, not a file")
+    if not out.parent.exists():
+        raise ValueError(f"--out folder {out.parent} does not exist")
+    return out

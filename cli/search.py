@@ -1,0 +1,149 @@
+"""`search` (one problem, printed as an outline) and `solve` (a problems file in, one result record per problem out)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from reasoning.domains import get_domain
+from reasoning.problems import parse_problem_text, read_problems
+from reasoning.search import SearchConfig, iterate
+from reasoning.tree import ROOT, ReasoningTree
+
+from .common import (
+    Settings,
+    add_model_arguments,
+    add_search_arguments,
+    check_output_path,
+    load_catalog_arg,
+    load_models,
+    search_config,
+)
+
+
+def add_search_command_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("problem", help='the problem, e.g. "Use 4 7 8 8 to make 24." or a math word problem')
+    add_search_arguments(p)
+    add_model_arguments(p)
+    p.add_argument("--db", metavar="URL", help="also save the tree to this database (default: do not save)")
+    p.add_argument("--json", action="store_true", help="print the tree as JSON instead of an outline")
+
+
+def add_solve_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--problems", required=True, metavar="FILE.jsonl", help="problem records, one per line")
+    p.add_argument("--out", required=True, metavar="FILE.jsonl", help="result records, one per problem")
+    add_search_arguments(p, budget_required=True)
+    add_model_arguments(p)
+    p.add_argument("--db", metavar="URL", help="also save every tree to this database")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def outline(tree: ReasoningTree, nid: str = ROOT, indent: int = 0) -> list[str]:
+    """The tree as an indented outline: factor, PRM score, visits and Q per node."""
+    a = tree.node(nid)
+    if nid == ROOT:
+        line = f"[{nid}] problem: {a['text']}  (visits {a['visits']}, Q {tree.q(nid):.3f})"
+    else:
+        score = "-" if a["score"] is None else f"{a['score']:.3f}"
+        flags = "".join([" TERMINAL" if a["terminal"] else "", " PRUNED" if a["pruned"] else ""])
+        answer = f" answer={a['answer']}" if a["answer"] is not None else ""
+        line = (f"{'  ' * indent}[{nid}] {a['factor']}: {a['text']!r}  (prm {score}, visits {a['visits']}, "
+                f"Q {tree.q(nid):.3f}){answer}{flags}")
+    lines = [line]
+    for child in tree.children(nid, include_pruned=True):
+        lines += outline(tree, child, indent + 1)
+    return lines
+
+
+def _open_store(db_url: str | None):
+    if not db_url:
+        return None
+    from storage import Store
+
+    return Store(db_url)
+
+
+def _save(store, tree: ReasoningTree, config: SearchConfig, generator, scorer, catalog, name: str):
+    if store is None:
+        return None
+    provenance = {"generator": generator.provenance(), "prm": scorer.provenance()}
+    return store.create_session(tree, name=name, config=config.to_dict(), provenance=provenance,
+                                catalog=catalog.to_dict())
+
+
+def run_search(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    config = search_config(args, settings)
+    problem = parse_problem_text(args.problem)
+    catalog = load_catalog_arg(args)
+    generator, scorer = load_models(args, catalog)
+    tree = ReasoningTree(problem)
+    result = None
+    for event in iterate(tree, generator, scorer, config, catalog=catalog):
+        result = event.result or result
+    if args.json:
+        print(json.dumps(tree.to_dict(), default=str))
+    else:
+        print("\n".join(outline(tree)))
+        solved = get_domain(problem.domain).check(problem, result.answer)
+        verdict = "correct" if solved else ("incorrect" if problem.answer or problem.domain == "countdown" else "?")
+        print(f"\nanswer: {result.answer}  ({verdict}; {result.nodes_created} nodes, "
+              f"{result.generated_tokens} tokens, {result.seconds:.1f}s)")
+    session = _save(_open_store(args.db), tree, config, generator, scorer, catalog, f"search: {problem.text[:60]}")
+    if session is not None:
+        print(f"saved as session {session}")
+    return 0
+
+
+def solve_one(problem, generator, scorer, config, catalog) -> tuple[dict, ReasoningTree]:
+    start = time.perf_counter()
+    tree = ReasoningTree(problem)
+    result = None
+    for event in iterate(tree, generator, scorer, config, catalog=catalog):
+        result = event.result or result
+    record = {
+        "id": problem.id,
+        "answer": result.answer,
+        "solved": bool(get_domain(problem.domain).check(problem, result.answer)),
+        "nodes": result.nodes_created,
+        "generated_tokens": result.generated_tokens,
+        "seconds": round(time.perf_counter() - start, 4),
+    }
+    return record, tree
+
+
+def run_solve(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    settings = Settings.from_env()
+    config = search_config(args, settings)  # validate everything before loading models
+    out = check_output_path(args.out)
+    problems = read_problems(args.problems)
+    catalog = load_catalog_arg(args)
+    store = _open_store(args.db)
+    generator, scorer = load_models(args, catalog)
+    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".part", dir=out.parent)
+    solved = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            bar = tqdm(problems, desc=f"{config.algorithm}@{config.budget}", unit="problem",
+                       disable=args.quiet, file=sys.stderr)
+            for problem in bar:
+                record, tree = solve_one(problem, generator, scorer, config, catalog)
+                solved += record["solved"]
+                bar.set_postfix(solved=f"{solved}/{bar.n + 1}")
+                fh.write(json.dumps(record) + "\n")
+                _save(store, tree, config, generator, scorer, catalog, f"solve: {problem.id}")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    print(f"solved {solved}/{len(problems)} with {config.algorithm} at budget {config.budget}; wrote {out}",
+          file=sys.stderr)
+    return 0

@@ -1,0 +1,30 @@
+"""`serve`: start the web UI with the chosen models and database."""
+from __future__ import annotations
+
+import argparse
+
+from .common import Settings, add_model_arguments, load_models
+
+
+def add_serve_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 inside a container)")
+    p.add_argument("--port", type=int, default=7860, help="port to listen on")
+    p.add_argument("--db", metavar="URL", help="database URL (default: $DATABASE_URL, else SQLite in the data folder)")
+    p.add_argument("--auth-file", metavar="FILE", help="username:password lines; asks for a login when given")
+    add_model_arguments(p)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import ui
+    from reasoning.factors import load_catalog
+    from storage import Store
+
+    if not 1 <= args.port <= 65535:
+        raise ValueError(f"--port must be between 1 and 65535, got {args.port}")
+    settings = Settings.from_env()
+    catalog = load_catalog()
+    generator, scorer = load_models(args, catalog)
+    store = Store(args.db or settings.database_url)
+    ui.launch(generator=generator, scorer=scorer, store=store, catalog=catalog, host=args.host, port=args.port,
+              auth_file=args.auth_file, max_budget=settings.max_budget)
+    return 0

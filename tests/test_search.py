@@ -1,0 +1,223 @@
+"""Unit tests of the pure search algorithms: PUCT, backup, aggregation, budgets, resume, re-entrancy."""
+from __future__ import annotations
+
+import math
+import threading
+
+import pytest
+from fakes import FakeGenerator, FakeScorer
+
+from reasoning.aggregation import aggregate
+from reasoning.factors import load_catalog
+from reasoning.search import SearchConfig, iterate, puct, search
+from reasoning.search.context import SearchContext
+from reasoning.search.mcts import _Tracker, select
+from reasoning.tree import ROOT, ReasoningTree
+from reasoning.types import Problem, Step
+
+ALGOS = ["greedy", "best_of_n", "beam", "mcts"]
+PROBLEM = Problem("p1", "What is 6 * 7?", "42")
+
+
+def test_aggregation_on_literal_numbers():
+    scores = [0.9, 0.5, 0.8]
+    assert aggregate(scores, "min") == 0.5
+    assert aggregate(scores, "prod") == pytest.approx(0.36)
+    assert aggregate(scores, "last") == 0.8
+    assert aggregate(scores, "mean") == pytest.approx(2.2 / 3)
+    assert aggregate([], "min") == 0.0
+    with pytest.raises(ValueError, match="unknown aggregation 'max'"):
+        aggregate(scores, "max")
+
+
+def test_puct_formula_on_literal_numbers():
+    # Q + c * P * sqrt(N + 1) / (1 + n)
+    assert puct(0.5, 0.2, 3, 1, 1.5) == pytest.approx(0.5 + 1.5 * 0.2 * 2 / 2)
+    assert puct(0.0, 1.0, 0, 0, 2.0) == pytest.approx(2.0)
+    # more visits to an action lower its exploration bonus
+    assert puct(0.5, 0.3, 10, 0, 1.0) > puct(0.5, 0.3, 10, 5, 1.0)
+
+
+def test_backup_adds_one_visit_to_every_ancestor():
+    tree = ReasoningTree(PROBLEM)
+    a = tree.add_child(ROOT, Step("a", "propose"))
+    b = tree.add_child(a, Step("b", "compute"))
+    tree.backup(b, 0.25)
+    tree.backup(a, 0.75)
+    assert [tree.node(n)["visits"] for n in (ROOT, a, b)] == [2, 2, 1]
+    assert tree.q(ROOT) == pytest.approx(0.5)
+    assert tree.q(b) == pytest.approx(0.25)
+    assert (a, b) == ("0.0", "0.0.0")
+
+
+def test_ids_are_never_reused_after_pruning():
+    tree = ReasoningTree(PROBLEM)
+    first = tree.add_child(ROOT, Step("x", "propose"))
+    tree.set_pruned(first)
+    second = tree.add_child(ROOT, Step("y", "propose"))
+    assert second == "0.1" and tree.children(ROOT) == [second]
+    assert tree.children(ROOT, include_pruned=True) == [first, second]
+    with pytest.raises(ValueError):
+        tree.set_pruned(ROOT)
+
+
+def _ctx(tree, **cfg):
+    config = SearchConfig(algorithm="mcts", **cfg)
+    return SearchContext(tree, FakeGenerator(), FakeScorer(), _domain(), load_catalog(), config)
+
+
+def _domain():
+    from reasoning.domains import get_domain
+
+    return get_domain("math")
+
+
+def test_puct_selection_prefers_the_factor_with_the_higher_score():
+    catalog = load_catalog().with_enabled(["propose", "verify"])
+    tree = ReasoningTree(PROBLEM)
+    tree.node(ROOT)["factor_prior"] = {"propose": 0.5, "verify": 0.5}
+    good = tree.add_child(ROOT, Step("g", "propose"))
+    bad = tree.add_child(ROOT, Step("b", "verify"))
+    for nid, value in ((good, 0.9), (bad, 0.1)):
+        tree.node(nid)["value"] = value
+        tree.backup(nid, value)
+    ctx = SearchContext(tree, FakeGenerator(), FakeScorer(), _domain(), catalog, SearchConfig(c_puct=1.0))
+    path, factor = select(ctx, ROOT, _Tracker())
+    # propose: 0.9 + 0.5*sqrt(3)/2 = 1.33 > verify: 0.1 + 0.433 = 0.53; so we descend into `good`
+    assert path[:2] == [ROOT, good]
+    assert factor is not None  # `good` is unexpanded, so a factor is chosen for it
+
+
+def test_puct_selection_tries_an_unexpanded_factor_with_a_strong_prior():
+    catalog = load_catalog().with_enabled(["propose", "verify"])
+    tree = ReasoningTree(PROBLEM)
+    tree.node(ROOT)["factor_prior"] = {"propose": 0.05, "verify": 0.95}
+    weak = tree.add_child(ROOT, Step("w", "propose"))
+    tree.node(weak)["value"] = 0.2
+    tree.backup(weak, 0.2)
+    ctx = SearchContext(tree, FakeGenerator(), FakeScorer(), _domain(), catalog, SearchConfig(c_puct=2.0))
+    # verify: fpu Q(root)=0.2 + 2*0.95*sqrt(2)/1 = 2.89 beats propose: 0.2 + 2*0.05*sqrt(2)/2 = 0.27
+    assert select(ctx, ROOT, _Tracker()) == ([ROOT], "verify")
+
+
+@pytest.mark.parametrize("algorithm", ALGOS)
+@pytest.mark.parametrize("budget", [1, 7, 40])
+def test_every_algorithm_honours_the_budget_and_scores_every_node(algorithm, budget):
+    tree, result = search(PROBLEM, FakeGenerator(answer_depth=4), FakeScorer(),
+                          SearchConfig(algorithm=algorithm, budget=budget, candidates=3))
+    created = len(tree) - 1
+    assert 1 <= created <= budget
+    assert result.nodes_created == created
+    assert all(tree.node(n)["score"] is not None for n in tree.nodes() if n != ROOT)
+    for n in tree.nodes():
+        if n != ROOT:
+            assert tree.node(n)["depth"] == len(tree.path(n)) - 1
+
+
+def test_events_stream_in_order_and_finish_with_the_result():
+    events = list(iterate(PROBLEM, FakeGenerator(), FakeScorer(), SearchConfig(budget=12)))
+    kinds = [e.kind for e in events]
+    assert kinds[-1] == "finished" and kinds.count("finished") == 1
+    assert {"expanded", "scored", "backed_up"} <= set(kinds)
+    assert kinds.index("expanded") < kinds.index("scored") < kinds.index("backed_up")
+    created = [e.created for e in events]
+    assert created == sorted(created) and created[-1] <= 12
+    assert events[-1].result.nodes_created == created[-1]
+
+
+def test_mcts_visits_are_consistent_after_search():
+    tree, _ = search(PROBLEM, FakeGenerator(answer_depth=4), FakeScorer(), SearchConfig(budget=40, parallel_leaves=3))
+    for n in tree.nodes():
+        kids = tree.children(n)
+        if kids and n != ROOT:
+            # a node's visits come from its own backups plus those that passed through it to its children
+            assert tree.node(n)["visits"] >= sum(tree.node(k)["visits"] for k in kids)
+    assert tree.node(ROOT)["visits"] == sum(tree.node(k)["visits"] for k in tree.children(ROOT))
+
+
+def test_answer_is_chosen_by_model_value_not_by_gold():
+    tree, result = search(PROBLEM, FakeGenerator(answer_depth=2), FakeScorer(), SearchConfig(budget=30))
+    finals = [n for n in tree.terminals() if tree.node(n)["answer"] is not None]
+    best = max(tree.node(n)["value"] for n in finals)
+    assert result.value == pytest.approx(best)
+    assert tree.node(result.node)["answer"] == result.answer
+
+
+def test_resume_keeps_nodes_and_statistics():
+    config = SearchConfig(budget=10)
+    tree, _ = search(PROBLEM, FakeGenerator(answer_depth=5), FakeScorer(), config)
+    before = {n: dict(tree.node(n)) for n in tree.nodes()}
+    root_visits = tree.node(ROOT)["visits"]
+    tree.set_pruned(tree.children(ROOT)[0])
+    tree, result = search(tree, FakeGenerator(answer_depth=5), FakeScorer(), SearchConfig(budget=10, seed=1))
+    assert set(before) <= set(tree.nodes())
+    assert len(tree) == len(before) + result.nodes_created
+    assert tree.node(ROOT)["visits"] > root_visits
+    for n, attrs in before.items():
+        assert tree.node(n)["text"] == attrs["text"] and tree.node(n)["visits"] >= attrs["visits"]
+
+
+def test_resume_from_a_node_only_grows_its_subtree():
+    tree, _ = search(PROBLEM, FakeGenerator(answer_depth=6), FakeScorer(), SearchConfig(budget=6))
+    start = tree.children(ROOT)[0]
+    before = set(tree.nodes())
+    tree, _ = search(tree, FakeGenerator(answer_depth=6), FakeScorer(), SearchConfig(budget=6), start=start)
+    new = set(tree.nodes()) - before
+    assert new and all(tree.path(n)[1] == start for n in new)
+
+
+def test_searching_from_a_pruned_node_is_refused():
+    tree, _ = search(PROBLEM, FakeGenerator(), FakeScorer(), SearchConfig(budget=4))
+    child = tree.children(ROOT)[0]
+    tree.set_pruned(child)
+    with pytest.raises(ValueError, match="pruned"):
+        search(tree, FakeGenerator(), FakeScorer(), SearchConfig(budget=4), start=child)
+
+
+def test_same_seed_gives_the_same_tree_and_two_threads_do_not_interfere():
+    def run(seed, out):
+        tree, result = search(PROBLEM, FakeGenerator(answer_depth=4), FakeScorer(),
+                              SearchConfig(budget=30, seed=seed, parallel_leaves=2))
+        out[seed] = (sorted((n, tree.node(n)["text"]) for n in tree.nodes()), result.answer)
+
+    alone: dict = {}
+    run(1, alone)
+    run(2, alone)
+    together: dict = {}
+    threads = [threading.Thread(target=run, args=(s, together)) for s in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert together == alone
+    assert alone[1] != alone[2]
+
+
+def test_stop_event_ends_the_search_early_with_a_result():
+    stop = threading.Event()
+    events = []
+    for event in iterate(PROBLEM, FakeGenerator(answer_depth=8), FakeScorer(), SearchConfig(budget=200), stop=stop):
+        events.append(event)
+        if len(events) == 5:
+            stop.set()
+    assert events[-1].kind == "finished" and events[-1].result.stopped
+    assert events[-1].result.nodes_created < 200
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("budget", 0, "budget must be between 1"),
+    ("budget", 10**6, "budget must be between 1"),
+    ("algorithm", "dfs", "algorithm must be one of"),
+    ("aggregation", "max", "aggregation must be one of"),
+    ("temperatures", (9.0,), "temperature must be between"),
+])
+def test_config_rejects_bad_values_with_a_clear_message(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        SearchConfig(**{field: value})
+
+
+def test_greedy_follows_the_most_likely_factor():
+    gen = FakeGenerator(answer_depth=3, prior={"verify": 5.0})
+    tree, result = search(PROBLEM, gen, FakeScorer(), SearchConfig(algorithm="greedy", budget=10))
+    assert [tree.node(n)["factor"] for n in tree.path(result.node)[1:]] == ["verify"] * 3
+    assert math.isclose(sum(tree.node(ROOT)["factor_prior"].values()), 1.0)
