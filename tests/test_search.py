@@ -5,8 +5,8 @@ import math
 import threading
 
 import pytest
-from fakes import FakeGenerator, FakeScorer
 
+from fakes import FakeGenerator, FakeScorer
 from reasoning.aggregation import aggregate
 from reasoning.factors import load_catalog
 from reasoning.search import SearchConfig, iterate, puct, search
