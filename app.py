@@ -7,7 +7,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
+
+# Nothing here may reach a model hub, and model loading should not draw progress bars over one-line errors.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 # name -> (help, module, function adding the arguments, function running the command)
 COMMANDS: dict[str, tuple[str, str, str, str]] = {
@@ -60,8 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:  # no subcommand: start the UI
         args = parser.parse_args([*argv, "serve"])
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
+    level = logging.DEBUG if args.debug else logging.INFO if args.command == "serve" else logging.WARNING
+    logging.basicConfig(level=level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _quiet_transformers(args.debug)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -72,6 +81,16 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
+
+
+def _quiet_transformers(debug: bool) -> None:
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return
+    if not debug:
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
 
 
 def _one_line(exc: BaseException) -> str:

@@ -72,7 +72,7 @@ def build_tokenizer(path: Path, *, tags: bool = True, step_tag: bool = True) -> 
 def _gpt2_config(tokenizer: PreTrainedTokenizerFast, positions: int, **extra) -> GPT2Config:
     return GPT2Config(
         vocab_size=len(tokenizer), n_positions=positions, n_embd=SMALL["hidden"], n_layer=SMALL["layers"],
-        n_head=SMALL["heads"], bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
+        n_head=SMALL["heads"], initializer_range=0.2, bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id, **extra,
     )
 
@@ -81,9 +81,22 @@ def _qwen2_config(tokenizer: PreTrainedTokenizerFast) -> Qwen2Config:
     return Qwen2Config(
         vocab_size=len(tokenizer), hidden_size=SMALL["hidden"], intermediate_size=2 * SMALL["hidden"],
         num_hidden_layers=SMALL["layers"], num_attention_heads=SMALL["heads"], num_key_value_heads=1,
-        max_position_embeddings=SMALL["positions"], tie_word_embeddings=False,
+        max_position_embeddings=SMALL["positions"], tie_word_embeddings=False, initializer_range=0.2,
         bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
     )
+
+
+def build_fixed_output_gpt2(path: Path, token: str, *, tags: bool = True) -> Path:
+    """A GPT-2 that always predicts `token`: its final layer norm outputs a constant aligned with that embedding."""
+    tokenizer = build_tokenizer(path, tags=tags)
+    (token_id,) = tokenizer.encode(token, add_special_tokens=False)
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(_gpt2_config(tokenizer, SMALL["positions"]))
+    with torch.no_grad():
+        row = model.transformer.wte.weight[token_id]
+        model.transformer.ln_f.weight.zero_()
+        model.transformer.ln_f.bias.copy_(row * (40.0 / row.norm() ** 2))
+    return _save(model, path)
 
 
 def _save(model: torch.nn.Module, path: Path) -> Path:
@@ -204,7 +217,12 @@ BUILDERS = {
 
 
 def build_all(root: Path) -> TinyModels:
-    """Build every tiny model under `root`, or reuse them when an earlier call of this session already did."""
+    """Build every tiny model under `root`, or reuse them when an earlier call of this session already did.
+
+    Also runs torch on one thread: on a shared two-core machine, threads only add contention to these tiny
+    matmuls (measured: four searches take 0.25 s on one thread and 7 s on two under load).
+    """
+    torch.set_num_threads(1)
     root = Path(root)
     marker = root / "BUILT"
     if not marker.exists():

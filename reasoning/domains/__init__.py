@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from ..protocols import Domain
+from .countdown import CountdownDomain
 from .math import MathDomain
 
-DOMAINS: dict[str, Domain] = {"math": MathDomain()}
+DOMAINS: dict[str, Domain] = {"math": MathDomain(), "countdown": CountdownDomain()}
 
 
 def register(domain: Domain) -> None:

@@ -1,0 +1,69 @@
+"""The `import` and `export` subcommands: labeled traces and problem sets in and out of the database."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from storage.export import FORMATS, manifest_path, write_export
+from storage.importers import IMPORTERS, import_file
+from storage.labels import NEUTRAL, SOURCES, LabelOptions
+from storage.records import StorageError
+from storage.store import Store
+
+
+def _add_db(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", metavar="URL", help="database URL (default: $DATABASE_URL, else SQLite in the data folder)")
+
+
+def add_import_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", required=True, choices=sorted(IMPORTERS), help="the file's record format")
+    p.add_argument("file", metavar="FILE", help="JSONL file (or .parquet) to import; all of it or nothing is stored")
+    _add_db(p)
+
+
+def add_export_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", required=True, choices=list(FORMATS), help="record format to write")
+    p.add_argument("--out", required=True, metavar="FILE", help="output file; a manifest is written beside it")
+    _add_db(p)
+    p.add_argument("--labels", choices=SOURCES, default="human", help="human ratings, auto labels, or both "
+                   "(human first)")
+    p.add_argument("--soft", action="store_true", help="soft values (TRL: in an extra 'soft_labels' field)")
+    p.add_argument("--neutral", choices=list(NEUTRAL), default="drop", help="what a neutral (0) rating becomes")
+    p.add_argument("--all-paths", action="store_true", help="also paths with unlabeled steps, where the format "
+                   "can carry them")
+    p.add_argument("--session", type=int, nargs="+", metavar="ID", help="only these sessions (default: all)")
+    p.add_argument("--parquet", action="store_true", help="write Parquet instead of JSONL")
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def run_import(args: argparse.Namespace) -> int:
+    try:
+        with Store(args.db) as store:
+            report = import_file(store, args.file, args.format)
+    except (StorageError, ValueError) as exc:
+        return _fail(f"{exc} (nothing was imported)")
+    print(f"imported {report['problems']} problems, {len(report['sessions'])} sessions, {report['nodes']} steps, "
+          f"{report['labels']} labels from {args.file}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    options = LabelOptions(args.labels, args.soft, args.neutral, args.all_paths)
+    file_format = "parquet" if args.parquet else None
+    try:
+        with Store(args.db) as store:
+            trees = store.labeled_trees(args.session)
+        manifest = write_export(trees, args.format, args.out, options, file_format=file_format)
+    except (StorageError, ValueError, OSError) as exc:
+        return _fail(str(exc))
+    n = manifest["counts"]["records"]
+    print(f"wrote {n} {args.format} records from {len(trees)} sessions to {args.out} "
+          f"(manifest: {manifest_path(Path(args.out))})")
+    if n == 0:
+        print("warning: no records: nothing is labeled under these options", file=sys.stderr)
+    return 0

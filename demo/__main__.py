@@ -1,0 +1,4 @@
+"""`python -m demo train-demo | bench | label`."""
+from .cli import main
+
+main()

@@ -1,0 +1,169 @@
+"""Command-line entry points of the demo: `train-demo`, `bench --scaling` and `label`, for app.py to wire."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from .problemsets import DATA_DIR, make_splits, write_splits
+
+log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "data" / "demo"  # rollout labels and raw results: reproducible, so not committed
+
+
+def add_train_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (problem split included)")
+    parser.add_argument("--generator-out", default=str(ROOT / "models" / "demo-generator"))
+    parser.add_argument("--prm-out", default=str(ROOT / "models" / "demo-prm"))
+    parser.add_argument("--generator-steps", type=int, default=None, help="optimizer steps for the generator")
+    parser.add_argument("--prm-steps", type=int, default=None, help="optimizer steps for the PRM")
+    parser.add_argument("--label-problems", type=int, default=400, help="training problems labelled by rollouts")
+    parser.add_argument("--dev-problems", type=int, default=100, help="held-out problems for the PRM report")
+    parser.add_argument("--paths", type=int, default=2, help="generator paths per labelled problem")
+    parser.add_argument("--rollouts", type=int, default=4, help="rollouts per step (Math-Shepherd style)")
+    parser.add_argument("--skip-generator", action="store_true", help="reuse the generator in --generator-out")
+    parser.add_argument("--scaling", action="store_true", help="also run the scaling report at the end")
+    add_scaling_arguments(parser, standalone=False)
+
+
+def add_scaling_arguments(parser: argparse.ArgumentParser, standalone: bool = True) -> None:
+    if standalone:
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--generator", default=None, help="generator directory (default: the demo generator)")
+        parser.add_argument("--prm", default=None, help="PRM directory (default: the demo PRM)")
+    parser.add_argument("--problems", default=str(DATA_DIR / "countdown_eval.jsonl"), help="held-out problems")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N problems")
+    parser.add_argument("--algorithms", nargs="+", default=["greedy", "best_of_n", "beam", "mcts"])
+    parser.add_argument("--budgets", nargs="+", type=int, default=[4, 16, 64])
+    parser.add_argument("--workers", type=int, default=2, help="processes (one thread each)")
+    parser.add_argument("--docs", default=str(ROOT / "docs"), help="where scaling.md and scaling.png go")
+    parser.add_argument("--results", default=str(WORK / "scaling_results.jsonl"), help="per-problem results")
+
+
+def add_label_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--problems", required=True, help="Countdown problems (JSONL)")
+    parser.add_argument("--generator", default=None, help="generator directory (default: the demo generator)")
+    parser.add_argument("--paths", type=int, default=2, help="generator paths per problem")
+    parser.add_argument("--rollouts", type=int, default=4, help="rollouts per step")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N problems")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", required=True, help="TRL stepwise records with soft labels (JSONL)")
+
+
+def _threads() -> None:
+    import torch
+
+    torch.set_num_threads(2)
+
+
+def label(args: argparse.Namespace) -> list[dict]:
+    """Rollout labels for the problems of `--problems`, written as TRL stepwise records."""
+    import torch
+
+    from reasoning.backends import DEMO_GENERATOR_DIR
+    from reasoning.problems import read_problems
+
+    from .label import label_agreement, label_paths, write_records
+    from .rollouts import load_sampler
+
+    _threads()
+    torch.manual_seed(args.seed)
+    problems = read_problems(args.problems)[: args.limit]
+    if any(p.domain != "countdown" for p in problems):
+        raise ValueError(f"{args.problems}: rollout labels need Countdown problems (an exact checker)")
+    sampler = load_sampler(args.generator or DEMO_GENERATOR_DIR)
+    records = label_paths(sampler, problems, args.paths, args.rollouts)
+    write_records(records, Path(args.out))
+    log.info("%d labelled paths in %s; rollout labels vs solver: %s", len(records), args.out, label_agreement(records))
+    return records
+
+
+def train_demo(args: argparse.Namespace) -> dict:
+    """Problem sets, generator, rollout labels, PRM (and optionally the scaling report), all from `--seed`."""
+    from .train_generator import GeneratorRecipe, train_generator
+    from .train_prm import PRMRecipe, evaluate_prm, train_prm
+
+    _threads()
+    started = time.time()
+    write_splits(make_splits(seed=args.seed))
+    gen_dir, prm_dir = Path(args.generator_out), Path(args.prm_out)
+    if not args.skip_generator:
+        recipe = replace(GeneratorRecipe(seed=args.seed), **_steps(args.generator_steps))
+        train_generator(gen_dir, recipe)
+    WORK.mkdir(parents=True, exist_ok=True)
+    common = {"generator": str(gen_dir), "paths": args.paths, "rollouts": args.rollouts, "seed": args.seed}
+    train_records = label(argparse.Namespace(problems=str(DATA_DIR / "countdown_train.jsonl"),
+                                             limit=args.label_problems, out=str(WORK / "labels_train.jsonl"), **common))
+    dev_records = label(argparse.Namespace(problems=str(DATA_DIR / "countdown_dev.jsonl"), limit=args.dev_problems,
+                                           out=str(WORK / "labels_dev.jsonl"), **common))
+    recipe = replace(PRMRecipe(seed=args.seed), **_steps(args.prm_steps))
+    data_info = {"problems": "reasoning/data/countdown_train.jsonl", "labelled_problems": args.label_problems,
+                 "paths_per_problem": args.paths, "rollouts_per_step": args.rollouts}
+    manifest = train_prm(prm_dir, gen_dir, train_records, recipe, data_info)
+    report = _prm_report(prm_dir, dev_records, evaluate_prm)
+    log.info("demo PRM on held-out steps: %s", json.dumps(report))
+    if args.scaling:
+        run_scaling(argparse.Namespace(**vars(args), generator=str(gen_dir), prm=str(prm_dir)))
+    log.info("train-demo finished in %.1f min", (time.time() - started) / 60)
+    return {"prm": manifest, "prm_eval": report}
+
+
+def _steps(steps: int | None) -> dict:
+    return {} if steps is None else {"steps": steps}
+
+
+def _prm_report(prm_dir: Path, dev_records: list[dict], evaluate_prm) -> dict:
+    """Measure the PRM on held-out steps and record it (and the rollout labels' own agreement) in its manifest."""
+    from reasoning.backends import load_scorer
+
+    from .label import label_agreement
+    from .manifest import MANIFEST
+
+    report = {**evaluate_prm(load_scorer(prm_dir, device="cpu"), dev_records),
+              "rollout_labels_vs_solver": label_agreement(dev_records)}
+    path = prm_dir / MANIFEST
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest["eval_dev"] = report
+    path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return report
+
+
+def run_scaling(args: argparse.Namespace) -> dict:
+    """Solve rate for every algorithm and budget on the held-out problems; writes docs/scaling.md and .png."""
+    from reasoning.problems import read_problems
+
+    from .label import write_records
+    from .scaling import run_grid, write_report
+
+    started = time.time()
+    problems = read_problems(args.problems)[: args.limit]
+    results = run_grid(problems, args.algorithms, args.budgets, args.seed, args.workers, args.generator, args.prm)
+    write_records(sorted(results, key=lambda r: (r["algorithm"], r["budget"], r["id"])), Path(args.results))
+    summary = write_report(results, _shown(args.problems), len(problems), time.time() - started, Path(args.docs))
+    for (algorithm, budget), s in sorted(summary.items()):
+        log.info("%-9s budget %3d: %.1f%% solved, %.2f s per problem", algorithm, budget, 100 * s["solve_rate"],
+                 s["seconds"])
+    return summary
+
+
+def _shown(path: str) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m demo {train-demo,bench,label}` until app.py wires the same functions."""
+    parser = argparse.ArgumentParser(prog="python -m demo")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_train_demo_arguments(sub.add_parser("train-demo", help="train the demo generator and PRM"))
+    add_scaling_arguments(sub.add_parser("bench", help="the scaling report"))
+    add_label_arguments(sub.add_parser("label", help="rollout labels for Countdown problems"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    {"train-demo": train_demo, "bench": run_scaling, "label": label}[args.command](args)

@@ -1,0 +1,152 @@
+"""Synthetic Countdown reasoning traces in factor tags, with dead ends, slips, verify and correct steps.
+
+Every step is passed through `CountdownDomain.observe`, so the bookkeeping the model reads at training time is exactly
+what the calculator writes at search time. Each rendered trace comes with character spans the loss is taken on: a
+mistake's own words are context only (the model learns to check and fix them, not to make them), and the calculator's
+bookkeeping is never a target; instead the model learns to close the step right after its operation.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from fractions import Fraction
+
+from reasoning.domains.countdown import (
+    Board,
+    CountdownDomain,
+    Operation,
+    _solvable,
+    fmt,
+    moves,
+    replay,
+    strip_bookkeeping,
+)
+from reasoning.factors import Catalog, load_catalog
+from reasoning.problems import countdown_problem
+from reasoning.prompting import PromptFormat
+from reasoning.types import Problem, State, Step
+
+DEMO_FACTORS = ("compute", "verify", "correct", "conclude")
+FORMAT = PromptFormat(mode="tags")
+DOMAIN = CountdownDomain()
+
+
+@dataclass(frozen=True)
+class TraceRecipe:
+    """How often each kind of mistake and check appears in the synthetic traces."""
+
+    dead_end: float = 0.2  # an operation whose result cannot make the target, then verify + correct
+    slip: float = 0.12  # a wrong result, then verify + correct
+    check_good: float = 0.1  # a verify step after a good operation
+    max_value: int = 200  # dead-end operations with larger results are not written
+
+
+TRACE_RECIPE = TraceRecipe()
+
+
+@dataclass
+class TracedStep:
+    step: Step
+    learn: bool  # whether the model is trained to write this step's words
+
+
+def _candidates(board: Board, target: int, recipe: TraceRecipe) -> tuple[list[Operation], list[Operation]]:
+    """Good and dead-end operations on the board (non-negative results; dead ends integer and not huge)."""
+    good, bad = [], []
+    for a, op, b, result, rest in moves(tuple(v for v, _ in board.numbers)):
+        if result < 0:
+            continue
+        operation = Operation(a, op, b, result)
+        if _solvable(rest, Fraction(target)):
+            good.append(operation)
+        elif result.denominator == 1 and result <= recipe.max_value:
+            bad.append(operation)
+    return good, bad
+
+
+def _slip(op: Operation, rng: random.Random) -> Operation:
+    """The same operation with a plausible wrong result."""
+    true = op.true_result
+    while True:
+        wrong = true + rng.choice([-3, -2, -1, 1, 2, 3, 10, -10]) if rng.random() < 0.8 else Fraction(rng.randint(0, 30))
+        if wrong != true and wrong >= 0:
+            return Operation(op.a, op.op, op.b, wrong)
+
+
+def _add(state: State, trace: list[TracedStep], factor: str, text: str, learn: bool = True) -> State:
+    step = DOMAIN.observe(state, Step(text, factor))
+    trace.append(TracedStep(step, learn))
+    return state.extend(step)
+
+
+def make_trace(problem: Problem, rng: random.Random, recipe: TraceRecipe = TRACE_RECIPE) -> list[TracedStep]:
+    """One solution of `problem`, with mistakes and their checks and corrections drawn by `recipe`."""
+    target = problem.meta.get("target", 24)
+    state, trace = State(problem), []
+    while True:
+        board = replay(problem, state.steps)
+        good, bad = _candidates(board, target, recipe)
+        if not good:
+            raise ValueError(f"{problem.text} cannot be solved from {board.left_text()}")
+        last = len(board.numbers) == 2
+        factor = "conclude" if last else "compute"
+        if not last and bad and rng.random() < recipe.dead_end:
+            wrong = rng.choice(bad)
+            state = _add(state, trace, "compute", wrong.text, learn=False)
+            left = " ".join(fmt(v) for v in replay(problem, state.steps).values)
+            state = _add(state, trace, "verify", f"{left} cannot make {target}")
+            factor = "correct"
+        op = rng.choice(good)
+        if not last and rng.random() < recipe.slip:
+            state = _add(state, trace, factor, _slip(op, rng).text, learn=False)
+            true = fmt(op.true_result)
+            state = _add(state, trace, "verify", f"{strip_bookkeeping(trace[-1].step.text)} is wrong, it is {true}")
+            factor = "correct"
+        state = _add(state, trace, factor, op.text)
+        if trace[-1].step.terminal:
+            return trace
+        if rng.random() < recipe.check_good:
+            state = _add(state, trace, "verify", f"{op.text} is right")
+
+
+@dataclass
+class Rendered:
+    """A trace as the model reads it, with the spans to learn from and where each learned step must close."""
+
+    text: str
+    learn_spans: list[tuple[int, int]]  # characters the model is trained to write
+    close_at: list[tuple[int, str]]  # (end of the model's words, close tag): the next token to predict is the tag
+
+
+def render(problem: Problem, trace: list[TracedStep], catalog: Catalog | None = None) -> Rendered:
+    """Render through `PromptFormat(mode="tags")`: the one source of truth for what models read."""
+    catalog = catalog or load_catalog()
+    text = FORMAT.question(problem)
+    spans, closes = [], []
+    for item in trace:
+        factor = catalog.get(item.step.factor)
+        piece = FORMAT.render_step(item.step.text, factor)
+        own = strip_bookkeeping(item.step.text)
+        start = len(text) + len(factor.open_tag)
+        spans.append((len(text), start))  # the open tag: the factor choice is always learned
+        if item.learn:
+            spans.append((start, start + len(own)))
+            closes.append((start + len(own), factor.close_tag))
+        text += piece
+    return Rendered(text, spans, closes)
+
+
+def sample_traces(multisets: list[tuple[int, ...]], per_problem: int, seed: int, recipe: TraceRecipe = TRACE_RECIPE,
+                  target: int = 24) -> list[Rendered]:
+    """`per_problem` rendered traces for each multiset, reproducible from `seed`."""
+    rng = random.Random(seed)
+    catalog = load_catalog()
+    out = []
+    for numbers in multisets:
+        for _ in range(per_problem):
+            order = list(numbers)
+            if rng.random() < 0.5:  # half in the sorted order of the problem sets, half in any order
+                rng.shuffle(order)
+            problem = countdown_problem(order, target)
+            out.append(render(problem, make_trace(problem, rng, recipe), catalog))
+    return out

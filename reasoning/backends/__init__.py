@@ -1,0 +1,113 @@
+"""Model backends: a transformers generator and PRM adapters, loaded from local safetensors directories."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from ..factors import Catalog, load_catalog
+from .generator import TransformersGenerator, top_p_filter
+from .loading import (
+    ModelLoadError,
+    check_causal_lm,
+    check_remote_code,
+    device_and_dtype,
+    load_model,
+    load_tokenizer,
+    read_config,
+    weight_files,
+)
+from .prm import ADAPTERS, PRMAdapter
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEMO_GENERATOR_DIR = REPO_ROOT / "models" / "demo-generator"
+DEMO_PRM_DIR = REPO_ROOT / "models" / "demo-prm"
+PRM_CONFIG = "prm_config.json"
+# How an architecture name (its suffix) tells which adapter reads a PRM without a prm_config.json.
+ARCHITECTURE_ADAPTERS = {"ForTokenClassification": "token-classification", "ForProcessRewardModel": "qwen-prm"}
+
+__all__ = [
+    "ADAPTERS", "ARCHITECTURE_ADAPTERS", "DEMO_GENERATOR_DIR", "DEMO_PRM_DIR", "REPO_ROOT", "ModelLoadError",
+    "PRMAdapter", "TransformersGenerator", "device_and_dtype", "load_generator", "load_scorer", "top_p_filter",
+]
+
+
+def load_generator(
+    path: str | Path,
+    *,
+    catalog: Catalog | str | Path | None = None,
+    device=None,
+    dtype=None,
+    trust_remote_code: bool = False,
+    kv_reuse: bool = True,
+    max_step_tokens: int = 64,
+    top_p: float = 1.0,
+    prompt_mode: str | None = None,
+) -> TransformersGenerator:
+    """A Generator over any local causal-LM directory (safetensors only; remote code only when trusted)."""
+    from transformers import AutoModelForCausalLM
+
+    path, cfg = read_config(path)
+    check_causal_lm(path, cfg)
+    check_remote_code(path, cfg, trust_remote_code)
+    weights = weight_files(path)
+    dev, dt = device_and_dtype(device, dtype)
+    tokenizer = load_tokenizer(path, trust_remote_code)
+    model = load_model(AutoModelForCausalLM, path, dev, dt, trust_remote_code)
+    catalog = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
+    generator = TransformersGenerator(
+        model, tokenizer, path=path, catalog=catalog, weights=weights, kv_reuse=kv_reuse,
+        max_step_tokens=max_step_tokens, top_p=top_p, prompt_mode=prompt_mode,
+    )
+    log.info("generator %s loaded on %s (%s), prompt mode %s", path, dev, dt, generator.format.mode)
+    return generator
+
+
+def load_scorer(
+    path: str | Path, *, adapter: str | None = None, device=None, dtype=None, trust_remote_code: bool = False
+) -> PRMAdapter:
+    """A Scorer over a local PRM directory; `adapter=None` reads prm_config.json or infers it from config.json."""
+    path, cfg = read_config(path)
+    options = read_prm_config(path)
+    named = options.pop("adapter", None)
+    if adapter is not None and named is not None and adapter != named:
+        log.warning("%s: adapter %r requested, %s says %r; ignoring its options", path, adapter, PRM_CONFIG, named)
+        options = {}
+    name = adapter or named or infer_adapter(path, cfg)
+    if name not in ADAPTERS:
+        raise ModelLoadError(f"unknown PRM adapter {name!r} for {path}; choose one of {sorted(ADAPTERS)}")
+    scorer = ADAPTERS[name](path, device=device, dtype=dtype, trust_remote_code=trust_remote_code, **options)
+    log.info("PRM %s loaded with adapter %s on %s", path, name, scorer.device)
+    return scorer
+
+
+def read_prm_config(path: Path) -> dict[str, Any]:
+    """The adapter name and options in the directory's prm_config.json, or {} when it has none."""
+    file = path / PRM_CONFIG
+    if not file.is_file():
+        return {}
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"cannot read {file}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{file} must be a JSON object such as {{\"adapter\": \"math-shepherd\"}}")
+    return dict(data)
+
+
+def infer_adapter(path: Path, cfg: dict[str, Any]) -> str:
+    """The adapter implied by the architecture name, or by a value head file beside the model."""
+    for arch in cfg.get("architectures") or []:
+        for suffix, name in ARCHITECTURE_ADAPTERS.items():
+            if arch.endswith(suffix):
+                return name
+    if (path / ADAPTERS["value-head"].options["head_file"]).is_file():
+        return "value-head"
+    raise ModelLoadError(
+        f"cannot tell which PRM adapter reads {path}: add {PRM_CONFIG} with an 'adapter' "
+        f"({', '.join(sorted(ADAPTERS))}) or pass adapter="
+    )
+

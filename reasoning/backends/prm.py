@@ -1,0 +1,286 @@
+"""Process reward model adapters: each reads step scores the way its model family was trained (DESIGN.md §3)."""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+import torch
+
+from ..domains import get_domain
+from ..types import Problem
+from .loading import (
+    ModelLoadError,
+    check_remote_code,
+    device_and_dtype,
+    load_model,
+    load_tokenizer,
+    max_positions,
+    read_config,
+    sha256_files,
+    single_token_id,
+    weight_files,
+)
+
+log = logging.getLogger(__name__)
+
+QWEN_PRM_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
+NEUTRAL = 0.5  # the score of a step whose reading position fell outside the PRM's context
+
+
+class PRMAdapter:
+    """Shared loading, batching and provenance; subclasses encode a path and read its scores from the outputs."""
+
+    adapter = "base"
+    auto_class = "AutoModelForCausalLM"
+    options: dict[str, Any] = {}
+
+    def __init__(self, path, *, device=None, dtype=None, trust_remote_code: bool = False, **options: Any):
+        self.path, cfg = read_config(path)
+        unknown = set(options) - set(self.options)
+        if unknown:
+            raise ModelLoadError(f"{self.path}: PRM adapter {self.adapter!r} has no option(s) {sorted(unknown)}")
+        self.opts = {**self.options, **options}
+        self._encode_lock = threading.Lock()  # fast tokenizers may complain when two threads encode at once
+        self.name = self.path.name
+        self._weights = weight_files(self.path)
+        self.check_code(cfg, trust_remote_code)
+        self.device, self.dtype = device_and_dtype(device, dtype)
+        self.tokenizer = load_tokenizer(self.path, trust_remote_code)
+        self.setup_tokens()
+        import transformers
+
+        self.model = load_model(getattr(transformers, self.auto_class), self.path, self.device, self.dtype,
+                                trust_remote_code)
+        self.check_model()
+        self.max_positions = max_positions(self.model.config)
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+
+    # -- hooks -------------------------------------------------------------------------------------
+    def check_code(self, cfg: dict[str, Any], trust_remote_code: bool) -> None:
+        check_remote_code(self.path, cfg, trust_remote_code)
+
+    def setup_tokens(self) -> None:
+        """Look up the adapter's special token ids in the tokenizer (never hard-coded)."""
+
+    def check_model(self) -> None:
+        """Check the loaded model against the adapter's other files."""
+
+    def encode(self, question: str, steps: Sequence[str]) -> tuple[list[int], list[int]]:
+        """Token ids of one path and the position where each step's score is read."""
+        raise NotImplementedError
+
+    def read(self, outputs, row: int, positions: list[int]) -> list[float]:
+        raise NotImplementedError
+
+    # -- shared ------------------------------------------------------------------------------------
+    def token_id(self, text: str, what: str) -> int:
+        tid = single_token_id(self.tokenizer, text)
+        if tid is None:
+            raise ModelLoadError(f"the tokenizer of PRM {self.path} has no single token for its {what} {text!r}")
+        return tid
+
+    def tokens(self, text: str, special: bool = False) -> list[int]:
+        with self._encode_lock:
+            return self.tokenizer.encode(text, add_special_tokens=special)
+
+    def score(self, problem: Problem, paths: Sequence[Sequence[str]]) -> list[list[float]]:
+        """One score in [0, 1] per step per path; all paths in one right-padded batch."""
+        question = get_domain(problem.domain).prompt(problem)
+        encoded = [self._fit(*self.encode(question, list(p))) for p in paths]
+        live = [i for i, p in enumerate(paths) if p]
+        out: list[list[float]] = [[] for _ in paths]
+        if not live:
+            return out
+        ids, mask = self._batch([encoded[i][0] for i in live])
+        with torch.inference_mode():
+            outputs = self.forward(ids, mask)
+            for row, i in enumerate(live):
+                out[i] = self.read(outputs, row, encoded[i][1])
+        return out
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor):
+        return self.model(input_ids=ids, attention_mask=mask)
+
+    def _fit(self, ids: list[int], positions: list[int]) -> tuple[list[int], list[int]]:
+        """Keep the last tokens that fit the PRM's context; steps read before the cut get position -1."""
+        limit = self.max_positions
+        if limit is None or len(ids) <= limit:
+            return ids, positions
+        cut = len(ids) - limit
+        log.warning("%s: a path of %d tokens exceeds the PRM context (%d); its start is cut", self.name, len(ids), limit)
+        return ids[cut:], [p - cut if p >= cut else -1 for p in positions]
+
+    def _batch(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+            mask[i, : len(r)] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    @staticmethod
+    def at(values: torch.Tensor, positions: list[int]) -> list[float]:
+        """`values[p]` for each position, NEUTRAL where the position was cut off."""
+        got = values.float().tolist()
+        return [min(1.0, max(0.0, got[p])) if p >= 0 else NEUTRAL for p in positions]
+
+    @cached_property
+    def _weights_sha256(self) -> dict[str, str]:
+        return sha256_files(sorted(self.path.glob("*.safetensors")))
+
+    def provenance(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "path": str(self.path), "adapter": self.adapter,
+            "model_type": self.model.config.model_type, "weights_sha256": self._weights_sha256,
+            "dtype": str(self.dtype).removeprefix("torch."), "device": str(self.device), **self.opts,
+        }
+
+
+class TokenClassificationPRM(PRMAdapter):
+    """TRL-trained: prompt + steps each followed by the separator; softmax label 1 at each separator's last token.
+
+    The ids are built exactly as `trl.experimental.prm.PRMTrainer.tokenize_row` builds them (BOS, prompt, then
+    each completion's tokens plus the separator's tokens, each piece tokenized on its own).
+    """
+
+    adapter = "token-classification"
+    auto_class = "AutoModelForTokenClassification"
+    options = {"separator": "\n"}
+
+    def setup_tokens(self) -> None:
+        self.separator_ids = self.tokens(self.opts["separator"])
+        if not self.separator_ids:
+            raise ModelLoadError(f"the tokenizer of PRM {self.path} writes no token for separator "
+                                 f"{self.opts['separator']!r}")
+
+    def encode(self, question: str, steps: Sequence[str]) -> tuple[list[int], list[int]]:
+        ids = self.tokens(question)
+        if self.tokenizer.bos_token_id is not None:
+            ids = [self.tokenizer.bos_token_id] + ids
+        positions = []
+        for step in steps:
+            ids += self.tokens(step) + self.separator_ids
+            positions.append(len(ids) - 1)
+        return ids, positions
+
+    def read(self, outputs, row: int, positions: list[int]) -> list[float]:
+        return self.at(torch.softmax(outputs.logits[row].float(), dim=-1)[:, 1], positions)
+
+
+class MathShepherdPRM(PRMAdapter):
+    """Math-Shepherd style: `question + " " + steps`, each step ending in the tag; p(good) over {good, bad} there."""
+
+    adapter = "math-shepherd"
+    options = {"step_tag": "ки", "good_token": "+", "bad_token": "-"}
+
+    def setup_tokens(self) -> None:
+        self.tag_id = self.token_id(self.opts["step_tag"], "step tag")
+        self.label_ids = [self.token_id(self.opts["good_token"], "good token"),
+                          self.token_id(self.opts["bad_token"], "bad token")]
+
+    def encode(self, question: str, steps: Sequence[str]) -> tuple[list[int], list[int]]:
+        tag = self.opts["step_tag"]
+        text = question + " " + "\n".join(f"{s.replace(tag, '')} {tag}" for s in steps)
+        ids = self.tokens(text, special=True)
+        positions = [i for i, t in enumerate(ids) if t == self.tag_id]
+        if len(positions) != len(steps):  # the tag merged with a neighbour: place it explicitly
+            ids, positions = self._explicit(question, steps)
+        return ids, positions
+
+    def _explicit(self, question: str, steps: Sequence[str]) -> tuple[list[int], list[int]]:
+        tag = self.opts["step_tag"]
+        ids, positions = self.tokens(question + " ", special=True), []
+        for k, step in enumerate(steps):
+            ids += self.tokens(("\n" if k else "") + step.replace(tag, "") + " ") + [self.tag_id]
+            positions.append(len(ids) - 1)
+        return ids, positions
+
+    def read(self, outputs, row: int, positions: list[int]) -> list[float]:
+        pair = outputs.logits[row][:, self.label_ids].float()
+        return self.at(torch.softmax(pair, dim=-1)[:, 0], positions)
+
+
+class QwenPRM(PRMAdapter):
+    """Qwen2.5-Math-PRM style: chat template, steps joined by `<extra_0>`; softmax(logits)[..., 1] at each one."""
+
+    adapter = "qwen-prm"
+    auto_class = "AutoModel"
+    options = {"separator": "<extra_0>", "system": QWEN_PRM_SYSTEM}
+
+    def check_code(self, cfg: dict[str, Any], trust_remote_code: bool) -> None:
+        if not trust_remote_code:
+            raise ModelLoadError(f"{self.path} is a Qwen-PRM-style model that runs its own code; "
+                                 "load it with trust_remote_code=True if you trust it")
+        check_remote_code(self.path, cfg, trust_remote_code)
+
+    def setup_tokens(self) -> None:
+        self.separator_id = self.token_id(self.opts["separator"], "step separator")
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise ModelLoadError(f"the tokenizer of PRM {self.path} has no chat template")
+
+    def encode(self, question: str, steps: Sequence[str]) -> tuple[list[int], list[int]]:
+        sep = self.opts["separator"]
+        messages = [
+            {"role": "system", "content": self.opts["system"]},
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": sep.join(s.replace(sep, "") for s in steps) + sep},
+        ]
+        with self._encode_lock:
+            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
+        ids = self.tokens(text)
+        return ids, [i for i, t in enumerate(ids) if t == self.separator_id]
+
+    def read(self, outputs, row: int, positions: list[int]) -> list[float]:
+        logits = outputs.logits if hasattr(outputs, "logits") else outputs[0]
+        return self.at(torch.softmax(logits[row].float(), dim=-1)[:, 1], positions)
+
+
+class ValueHeadPRM(PRMAdapter):
+    """A causal LM with a linear value head (`value_head.safetensors`): sigmoid at each step's last token."""
+
+    adapter = "value-head"
+    options = {"separator": "\n", "head_file": "value_head.safetensors"}
+
+    def setup_tokens(self) -> None:
+        from safetensors.torch import load_file
+
+        head_path = self.path / self.opts["head_file"]
+        if not head_path.is_file():
+            raise ModelLoadError(f"{self.path} has no value head file {self.opts['head_file']}")
+        try:
+            head = load_file(str(head_path))
+            self.head_weight, self.head_bias = head["weight"].float(), head["bias"].float()
+        except Exception as exc:  # a broken or incomplete head file
+            raise ModelLoadError(f"cannot read value head {head_path}: {exc}") from None
+        self.separator_ids = self.tokens(self.opts["separator"])
+
+    def encode(self, question: str, steps: Sequence[str]) -> tuple[list[int], list[int]]:
+        ids, positions = self.tokens(question, special=True) + self.separator_ids, []
+        for step in steps:
+            ids += self.tokens(step) or self.separator_ids
+            positions.append(len(ids) - 1)
+            ids += self.separator_ids
+        return ids, positions
+
+    def check_model(self) -> None:
+        width = self.model.get_input_embeddings().weight.shape[-1]
+        if tuple(self.head_weight.shape) != (1, width) or tuple(self.head_bias.shape) != (1,):
+            raise ModelLoadError(f"value head of {self.path} has shape {tuple(self.head_weight.shape)}, "
+                                 f"expected (1, {width}) and a bias of shape (1,)")
+        self.head_weight, self.head_bias = self.head_weight.to(self.device), self.head_bias.to(self.device)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor):
+        hidden = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[-1]
+        return torch.sigmoid(hidden.float() @ self.head_weight.T + self.head_bias)[..., 0]
+
+    def read(self, outputs, row: int, positions: list[int]) -> list[float]:
+        return self.at(outputs[row], positions)
+
+
+ADAPTERS: dict[str, type[PRMAdapter]] = {
+    cls.adapter: cls for cls in (TokenClassificationPRM, MathShepherdPRM, QwenPRM, ValueHeadPRM)
+}

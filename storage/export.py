@@ -1,0 +1,266 @@
+"""Export labeled trees as training data: pure record builders in a registry, and an atomic JSONL/Parquet writer."""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from reasoning.tree import ROOT, ReasoningTree
+
+from .labels import LabelOptions, LabelView, export_paths, leaf_paths
+from .records import LabeledTree
+
+STEP_JOIN = "\n"  # how steps are joined where a format wants one string (SFT completions, preference prompts)
+SHEPHERD_TAG, SHEPHERD_GOOD, SHEPHERD_BAD = "ки", "+", "-"
+
+
+# -- small readers -------------------------------------------------------------------------------
+def _texts(tree: ReasoningTree, path: list[str]) -> list[str]:
+    return [tree.node(n)["text"] for n in path]
+
+
+def _prompt(view: LabelView) -> str:
+    return view.tree.problem.text
+
+
+def _is_human(tree: ReasoningTree, nid: str) -> bool:
+    a = tree.node(nid)
+    return a["origin"] == "human" or (a["meta"] or {}).get("source") == "human"
+
+
+def _context(view: LabelView, parent: str) -> str:
+    """The problem and the steps down to `parent`: what a preference pair's steps continue."""
+    steps = _texts(view.tree, view.tree.path(parent)[1:])
+    return STEP_JOIN.join([_prompt(view), *steps])
+
+
+# -- TRL stepwise (contract), Math-Shepherd, ProcessBench ----------------------------------------
+def trl_records(view: LabelView) -> list[dict[str, Any]]:
+    """`{"prompt", "completions", "labels"}` per labeled root-to-node path; soft values go in `soft_labels`."""
+    out = []
+    for path in export_paths(view):
+        rec: dict[str, Any] = {"prompt": _prompt(view), "completions": _texts(view.tree, path),
+                               "labels": [view.good(n) for n in path]}
+        if view.options.soft:
+            rec["soft_labels"] = [view.soft(n) for n in path]
+        out.append(rec)
+    return out
+
+
+def math_shepherd_records(view: LabelView) -> list[dict[str, Any]]:
+    """Math-Shepherd's `input` (each step ends in `ки`) and `label` (the tag replaced by `+` or `-`)."""
+    out = []
+    for path in export_paths(view):
+        texts = _texts(view.tree, path)
+        marks = [SHEPHERD_GOOD if view.good(n) else SHEPHERD_BAD for n in path]
+        out.append({
+            "input": _prompt(view) + " " + "\n".join(f"{t} {SHEPHERD_TAG}" for t in texts),
+            "label": _prompt(view) + " " + "\n".join(f"{t} {m}" for t, m in zip(texts, marks, strict=True)),
+        })
+    return out
+
+
+def _first_error(view: LabelView, path: list[str]) -> tuple[list[str], int] | None:
+    """ProcessBench's reading of a path: steps and the earliest wrong step's index (-1: none), if known."""
+    for i, nid in enumerate(path):
+        good = view.good(nid)
+        if good is False:
+            return path, i
+        if good is None:
+            return (path[:i], -1) if i else None
+    return path, -1
+
+
+def processbench_records(view: LabelView) -> list[dict[str, Any]]:
+    """`{"id", "problem", "steps", "label"}`; `label` is the earliest wrong step's index, or -1."""
+    out, seen = [], set()
+    for path in export_paths(view, partial=True):
+        read = _first_error(view, path)
+        if read is None or tuple(read[0]) in seen:
+            continue
+        steps, label = read
+        seen.add(tuple(steps))
+        out.append({"id": f"{view.lt.session_id}:{steps[-1]}", "problem": _prompt(view),
+                    "steps": _texts(view.tree, steps), "label": label})
+    return out
+
+
+# -- PRM800K -------------------------------------------------------------------------------------
+def _completion(view: LabelView, nid: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"text": view.tree.node(nid)["text"], "rating": view.rating(nid), **(extra or {"flagged": False})}
+
+
+def _prm800k_step(view: LabelView, parent: str, nid: str) -> dict[str, Any]:
+    """One PRM800K step: the live siblings rated, the followed one chosen, or a human-written step."""
+    human = _is_human(view.tree, nid)
+    sibs = [c for c in view.tree.children(parent) if not _is_human(view.tree, c)]
+    return {
+        "completions": [_completion(view, c) for c in sibs],
+        "human_completion": _completion(view, nid, {"source": "human", "flagged": False}) if human else None,
+        "chosen_completion": None if human else sibs.index(nid),
+    }
+
+
+def _prm800k_generic(view: LabelView) -> list[dict[str, Any]]:
+    tree, out = view.tree, []
+    notes_by_node: dict[str, list] = {}
+    for a in view.lt.annotations:
+        notes_by_node.setdefault(a.node_id, []).append(a)
+    for path in export_paths(view, partial=True):
+        steps = [_prm800k_step(view, p, n) for p, n in zip([ROOT, *path[:-1]], path, strict=True)]
+        rated = [a for p in [ROOT, *path[:-1]] for c in tree.children(p) for a in notes_by_node.get(c, [])]
+        last = tree.node(path[-1])
+        finish = "solution" if last["terminal"] else "found_error" if view.rating(path[-1]) == -1 else "give_up"
+        stamps = [a.updated or a.created for a in rated if a.updated or a.created]
+        out.append({
+            "labeler": "+".join(sorted({a.annotator for a in rated})) or None,
+            "timestamp": max(stamps).isoformat() if stamps else None,
+            "generation": None, "is_quality_control_question": False, "is_initial_screening_question": False,
+            "question": {"problem": tree.problem.text, "ground_truth_answer": tree.problem.answer},
+            "label": {"steps": steps, "total_time": int(1000 * sum(a.seconds or 0 for a in rated)),
+                      "finish_reason": finish},
+        })
+    return out
+
+
+def _prm800k_trace(view: LabelView, trace: dict[str, Any]) -> dict[str, Any]:
+    """An imported PRM800K record, its ratings read again from the current labels."""
+    steps = []
+    for st in trace["steps"]:
+        comps = st["completions"]
+        steps.append({
+            "completions": None if comps is None else [_completion(view, c["node"], c["extra"]) for c in comps],
+            "human_completion": None if st["human"] is None else _completion(view, st["human"]["node"],
+                                                                             st["human"]["extra"]),
+            "chosen_completion": st["chosen"],
+        })
+    record = json.loads(json.dumps(trace["record"]))
+    record["label"]["steps"] = steps
+    return record
+
+
+def prm800k_records(view: LabelView) -> list[dict[str, Any]]:
+    """PRM800K labeling records; imported ones come back as they were, with their current ratings."""
+    traces = view.lt.meta.get("prm800k")
+    if traces:
+        return [_prm800k_trace(view, t) for t in traces]
+    return _prm800k_generic(view)
+
+
+# -- TRL preference pairs and SFT best paths ------------------------------------------------------
+def pair_records(view: LabelView) -> list[dict[str, Any]]:
+    """`{"prompt", "chosen", "rejected"}` for every two labeled live siblings where one is better."""
+    out = []
+    for parent in view.tree.nodes(include_pruned=False):
+        if not view.tree.is_live(parent):
+            continue
+        kids = [c for c in view.tree.children(parent) if view.value(c) is not None]
+        for a, b in itertools.permutations(kids, 2):
+            if view.value(a) > view.value(b):
+                out.append({"prompt": _context(view, parent), "chosen": view.tree.node(a)["text"],
+                            "rejected": view.tree.node(b)["text"]})
+    return out
+
+
+def _best(view: LabelView, path: list[str]) -> bool:
+    last = view.tree.node(path[-1])
+    if not last["terminal"]:
+        return False
+    if (last["meta"] or {}).get("correct") is True:
+        return True  # an imported solution marked correct
+    goods = [view.good(n) for n in path]
+    return False not in goods and (view.options.all_paths or None not in goods)
+
+
+def sft_records(view: LabelView) -> list[dict[str, Any]]:
+    """`{"prompt", "completion"}` for each best path: a terminal path rated good throughout, or a correct import."""
+    return [{"prompt": _prompt(view), "completion": STEP_JOIN.join(_texts(view.tree, p))}
+            for p in leaf_paths(view.tree) if _best(view, p)]
+
+
+FORMATS: dict[str, Callable[[LabelView], list[dict[str, Any]]]] = {
+    "trl": trl_records,
+    "prm800k": prm800k_records,
+    "math-shepherd": math_shepherd_records,
+    "processbench": processbench_records,
+    "pairs": pair_records,
+    "sft": sft_records,
+}
+
+
+def export_records(trees: list[LabeledTree], fmt: str, options: LabelOptions | None = None) -> list[dict[str, Any]]:
+    """All records of format `fmt` for `trees`, in session then path order. Pure: no I/O."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; choose one of {sorted(FORMATS)}")
+    options = options or LabelOptions()
+    return [rec for lt in trees for rec in FORMATS[fmt](LabelView(lt, options))]
+
+
+# -- writing ---------------------------------------------------------------------------------------
+def _jsonl_bytes(records: list[dict[str, Any]]) -> bytes:
+    return b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in records)
+
+
+def _parquet_bytes(records: list[dict[str, Any]]) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    keys = list(dict.fromkeys(k for r in records for k in r))
+    table = pa.table({k: pa.array([r.get(k) for r in records]) for k in keys})
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+WRITERS: dict[str, Callable[[list[dict[str, Any]]], bytes]] = {"jsonl": _jsonl_bytes, "parquet": _parquet_bytes}
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, fsync, then rename: the file is complete or absent."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _label_counts(records: list[dict[str, Any]]) -> dict[str, int]:
+    labels = [x for r in records for x in r.get("labels", []) if isinstance(x, bool)]
+    return {"good": labels.count(True), "bad": labels.count(False)}
+
+
+def manifest_path(out: Path) -> Path:
+    return out.with_name(out.name + ".manifest.json")
+
+
+def write_export(trees: list[LabeledTree], fmt: str, out: str | Path, options: LabelOptions | None = None, *,
+                 file_format: str | None = None) -> dict[str, Any]:
+    """Write the export and its manifest (counts, options, sha256) beside it; returns the manifest."""
+    out = Path(out)
+    options = options or LabelOptions()
+    file_format = file_format or ("parquet" if out.suffix == ".parquet" else "jsonl")
+    if file_format not in WRITERS:
+        raise ValueError(f"unknown file format {file_format!r}; choose one of {sorted(WRITERS)}")
+    records = export_records(trees, fmt, options)
+    data = WRITERS[file_format](records)
+    manifest = {
+        "format": fmt, "file": out.name, "file_format": file_format, "sha256": hashlib.sha256(data).hexdigest(),
+        "created": datetime.now(UTC).isoformat(), "options": options.to_dict(),
+        "counts": {"records": len(records), "sessions": len(trees), "steps": _label_counts(records)},
+        "sessions": [lt.session_id for lt in trees],
+    }
+    atomic_write(out, data)
+    atomic_write(manifest_path(out), (json.dumps(manifest, indent=2) + "\n").encode())
+    return manifest

@@ -1,0 +1,339 @@
+"""Import labeled traces and problem sets: pure readers in a registry that turn records into labeled trees."""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reasoning.problems import ProblemFormatError, problem_from_record
+from reasoning.tree import ROOT, ReasoningTree
+from reasoning.types import Problem, Step
+
+from .records import RATINGS, Annotation, ImportFormatError, LabeledTree
+
+Record = tuple[str, Any]  # (where: "file:line", parsed JSON value)
+
+
+# -- reading files ---------------------------------------------------------------------------------
+def read_records(path: str | Path) -> Iterator[Record]:
+    """JSONL lines (or the rows of a .parquet file), each with where it came from; bad JSON names its line."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        yield from _parquet_records(path)
+        return
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ImportFormatError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ImportFormatError(f"{path} is not UTF-8 text") from None
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            yield f"{path}:{i}", json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ImportFormatError(f"{path}:{i}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+
+
+def _parquet_records(path: Path) -> Iterator[Record]:
+    import pyarrow.parquet as pq
+
+    try:
+        rows = pq.read_table(path).to_pylist()
+    except (OSError, ValueError) as exc:
+        raise ImportFormatError(f"cannot read {path} as Parquet: {exc}") from None
+    for i, row in enumerate(rows, 1):
+        yield f"{path}:row {i}", row
+
+
+# -- checking fields ---------------------------------------------------------------------------------
+def _need(ok: bool, where: str, name: str, what: str, got: Any = ...) -> None:
+    if not ok:
+        tail = "" if got is ... else f", got {json.dumps(got)[:60]}"
+        raise ImportFormatError(f"{where}: field '{name}' {what}{tail}")
+
+
+def _obj(rec: Any, where: str, name: str = "record") -> dict[str, Any]:
+    _need(isinstance(rec, dict), where, name, "must be a JSON object", rec)
+    return rec
+
+
+def _get(rec: dict[str, Any], key: str, where: str, kind: type | tuple[type, ...], name: str | None = None,
+         optional: bool = False) -> Any:
+    name = name or key
+    if key not in rec or rec[key] is None:
+        _need(optional, where, name, "is missing")
+        return None
+    value = rec[key]
+    ok = isinstance(value, kind) and not (isinstance(value, bool) and bool not in _as_tuple(kind))
+    _need(ok, where, name, f"must be {_kind_name(kind)}", value)
+    return value
+
+
+def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {str: "a string", list: "a list", dict: "an object", bool: "true or false", int: "an integer"}
+    return " or ".join(names.get(k, k.__name__) for k in _as_tuple(kind))
+
+
+def _strings(value: list[Any], where: str, name: str) -> list[str]:
+    for i, s in enumerate(value):
+        _need(isinstance(s, str), where, f"{name}[{i}]", "must be a string", s)
+    return value
+
+
+def _rating(value: Any, where: str, name: str) -> int | None:
+    _need(value is None or (not isinstance(value, bool) and value in RATINGS), where, name,
+          "must be -1, 0, 1 or null", value)
+    return value
+
+
+def _problem(text: str, answer: Any = None) -> Problem:
+    """A problem known only by its text: the id is a hash of the exact text, so imports of it meet again."""
+    pid = "p-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+    return Problem(pid, text, None if answer is None else str(answer))
+
+
+# -- building trees ------------------------------------------------------------------------------------
+@dataclass
+class TreeBuilder:
+    """One imported tree; a step equal to a sibling (same text, no clashing label) merges into it."""
+
+    problem: Problem
+    tree: ReasoningTree = field(init=False)
+    ratings: dict[str, int] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    _index: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.tree = ReasoningTree(self.problem)
+
+    def child(self, parent: str, text: str, rating: int | None = None, meta: dict[str, Any] | None = None,
+              terminal: bool = False) -> str:
+        for nid in self._index.get((parent, text), []):
+            node = self.tree.node(nid)
+            known = self.ratings.get(nid)
+            if (node["meta"] or None) == (meta or None) and (None in (known, rating) or known == rating):
+                if rating is not None:
+                    self.ratings[nid] = rating
+                node["terminal"] = node["terminal"] or terminal
+                return nid
+        nid = self.tree.add_child(parent, Step(text, terminal=terminal, answer=_answer(text) if terminal else None),
+                                  origin="imported", meta=meta or None)
+        self._index.setdefault((parent, text), []).append(nid)
+        if rating is not None:
+            self.ratings[nid] = rating
+        return nid
+
+    def path(self, texts: list[str], ratings: list[int | None] | None = None, last: dict[str, Any] | None = None,
+             terminal: bool = False) -> list[str]:
+        """Add a chain of steps from the root; `last` is the final step's meta."""
+        ratings = ratings or [None] * len(texts)
+        ids, parent = [], ROOT
+        for i, (text, rating) in enumerate(zip(texts, ratings, strict=True)):
+            end = i == len(texts) - 1
+            parent = self.child(parent, text, rating, last if end else None, terminal and end)
+            ids.append(parent)
+        return ids
+
+    def labeled(self, name: str) -> LabeledTree:
+        notes = [Annotation(0, nid, "", r) for nid, r in self.ratings.items()]
+        return LabeledTree(0, self.tree, notes, [], self.meta, name)
+
+
+def _answer(text: str) -> str | None:
+    m = re.search(r"#\s*Answer\s*\n+(.+)\s*$", text, re.S)
+    return m.group(1).strip() if m else None
+
+
+class Builders(dict):
+    """Tree builders by problem id, in first-seen order; a second text under one id is an error."""
+
+    def get_for(self, problem: Problem, where: str) -> TreeBuilder:
+        b = self.get(problem.id)
+        if b is None:
+            b = self[problem.id] = TreeBuilder(problem)
+        elif b.problem.text != problem.text:
+            raise ImportFormatError(f"{where}: field 'id' {problem.id!r} names another problem earlier in the file")
+        return b
+
+    def trees(self, fmt: str) -> list[LabeledTree]:
+        return [b.labeled(f"imported {fmt}: {b.problem.text[:60]}") for b in self.values()]
+
+
+@dataclass
+class ImportBatch:
+    """What a reader makes of a file: problems to store and labeled trees to store as new sessions."""
+
+    problems: list[Problem]
+    trees: list[LabeledTree]
+
+
+# -- PRM800K ---------------------------------------------------------------------------------------------
+def _prm800k_completion(b: TreeBuilder, parent: str, c: Any, where: str, name: str, human: bool) -> dict[str, Any]:
+    c = _obj(c, where, name)
+    text = _get(c, "text", where, str, f"{name}.text")
+    rating = _rating(c.get("rating"), where, f"{name}.rating")
+    extra = {k: v for k, v in c.items() if k not in ("text", "rating")}
+    meta = {"source": "human"} if human else None
+    terminal = _answer(text) is not None
+    return {"node": b.child(parent, text, rating, meta, terminal), "extra": extra}
+
+
+def _prm800k_step(b: TreeBuilder, parent: str, st: Any, where: str, name: str) -> tuple[dict[str, Any], str | None]:
+    """One labeled step: its completions as siblings under `parent`; returns the trace entry and the followed node."""
+    st = _obj(st, where, name)
+    comps = _get(st, "completions", where, list, f"{name}.completions", optional=True)
+    entries = None if comps is None else [
+        _prm800k_completion(b, parent, c, where, f"{name}.completions[{i}]", False) for i, c in enumerate(comps)]
+    human = _get(st, "human_completion", where, dict, f"{name}.human_completion", optional=True)
+    human_entry = None if human is None else _prm800k_completion(b, parent, human, where, f"{name}.human_completion",
+                                                                 True)
+    chosen = _get(st, "chosen_completion", where, int, f"{name}.chosen_completion", optional=True)
+    _need(chosen is None or 0 <= chosen < len(entries or []), where, f"{name}.chosen_completion",
+          f"must index one of the {len(entries or [])} completions", chosen)
+    nxt = entries[chosen]["node"] if chosen is not None else human_entry["node"] if human_entry else None
+    return {"completions": entries, "human": human_entry, "chosen": chosen}, nxt
+
+
+def read_prm800k(records: Iterable[Record]) -> ImportBatch:
+    """PRM800K labeling records: each step's completions become siblings, the chosen (or human) one is followed."""
+    builders = Builders()
+    for where, rec in records:
+        rec = _obj(rec, where)
+        q = _obj(_get(rec, "question", where, dict), where, "question")
+        b = builders.get_for(_problem(_get(q, "problem", where, str, "question.problem"),
+                                      q.get("ground_truth_answer")), where)
+        label = _get(rec, "label", where, dict)
+        steps = _get(label, "steps", where, list, "label.steps")
+        trace, parent = [], ROOT
+        for i, st in enumerate(steps):
+            _need(parent is not None, where, f"label.steps[{i}]", "follows a step with no chosen or human completion")
+            entry, parent = _prm800k_step(b, parent, st, where, f"label.steps[{i}]")
+            trace.append(entry)
+        record = json.loads(json.dumps(rec))
+        record["label"]["steps"] = None
+        b.meta.setdefault("prm800k", []).append({"record": record, "steps": trace})
+    return ImportBatch([b.problem for b in builders.values()], builders.trees("prm800k"))
+
+
+# -- TRL stepwise, ProcessBench, solutions ---------------------------------------------------------------
+def read_trl(records: Iterable[Record]) -> ImportBatch:
+    """TRL stepwise records `{"prompt", "completions", "labels"}`; labels are booleans (or 0 / 1)."""
+    builders = Builders()
+    for where, rec in records:
+        rec = _obj(rec, where)
+        prompt = _get(rec, "prompt", where, str)
+        steps = _strings(_get(rec, "completions", where, list), where, "completions")
+        labels = _get(rec, "labels", where, list)
+        _need(len(labels) == len(steps), where, "labels", f"must have one label per completion ({len(steps)})",
+              len(labels))
+        for i, x in enumerate(labels):
+            _need(x in (True, False, 0, 1), where, f"labels[{i}]", "must be true or false", x)
+        builders.get_for(_problem(prompt), where).path(steps, [1 if x else -1 for x in labels])
+    return ImportBatch([b.problem for b in builders.values()], builders.trees("trl"))
+
+
+def read_processbench(records: Iterable[Record]) -> ImportBatch:
+    """ProcessBench `{"id"?, "problem", "steps", "label"}`: steps before `label` are right, step `label` wrong."""
+    builders = Builders()
+    for where, rec in records:
+        rec = _obj(rec, where)
+        text = _get(rec, "problem", where, str)
+        steps = _strings(_get(rec, "steps", where, list), where, "steps")
+        label = _get(rec, "label", where, int)
+        _need(-1 <= label < len(steps), where, "label", f"must be -1 or a step index below {len(steps)}", label)
+        ratings = [1] * len(steps) if label == -1 else [1] * label + [-1] + [None] * (len(steps) - label - 1)
+        last = {"source": "processbench", "id": rec.get("id")}
+        if "final_answer_correct" in rec:
+            last["correct"] = bool(rec["final_answer_correct"])
+        builders.get_for(_problem(text), where).path(steps, ratings, last, terminal=True)
+    return ImportBatch([b.problem for b in builders.values()], builders.trees("processbench"))
+
+
+def split_steps(text: str) -> list[str]:
+    """A written solution's steps: paragraphs when it has blank lines, else lines."""
+    parts = re.split(r"\n\s*\n", text.strip()) if re.search(r"\n\s*\n", text) else text.strip().splitlines()
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _solution_steps(sol: dict[str, Any], where: str, name: str) -> list[str]:
+    if "steps" in sol:
+        steps = _strings(_get(sol, "steps", where, list, f"{name}.steps"), where, f"{name}.steps")
+    else:
+        steps = split_steps(_get(sol, "text", where, str, f"{name}.text (or {name}.steps)"))
+    _need(bool(steps), where, name, "has no steps")
+    return steps
+
+
+def read_solutions(records: Iterable[Record]) -> ImportBatch:
+    """`{"id"?, "problem", "answer"?, "solutions": [{"steps": [...]} or {"text": ...}, "correct"?, "source"?]}`."""
+    builders = Builders()
+    for where, rec in records:
+        b = builders.get_for(_record_problem(rec, where), where)
+        for i, sol in enumerate(_get(_obj(rec, where), "solutions", where, list)):
+            name = f"solutions[{i}]"
+            sol = _obj(sol, where, name)
+            correct = _get(sol, "correct", where, bool, f"{name}.correct", optional=True)
+            last = {"source": str(sol.get("source") or "imported")}
+            if correct is not None:
+                last["correct"] = correct
+            b.path(_solution_steps(sol, where, name), None, last, terminal=True)
+    return ImportBatch([b.problem for b in builders.values()], builders.trees("solutions"))
+
+
+def _record_problem(rec: Any, where: str) -> Problem:
+    try:
+        return problem_from_record(rec, where)
+    except ProblemFormatError as exc:
+        raise ImportFormatError(str(exc)) from None
+
+
+def read_problem_set(records: Iterable[Record]) -> ImportBatch:
+    """Problem records (`{id, problem, answer?}`, Countdown, GSM8K `{question, answer}`); no trees."""
+    problems: dict[str, Problem] = {}
+    for where, rec in records:
+        p = _record_problem(rec, where)
+        if "question" in rec and "####" in str(rec.get("answer", "")):  # GSM8K: the gold answer follows ####
+            p = Problem(p.id, p.text, p.answer.rsplit("####", 1)[1].strip(), p.domain,
+                        {"solution": rec["answer"]})
+        _need(problems.get(p.id, p) == p, where, "id", f"{p.id!r} names another problem earlier in the file")
+        problems[p.id] = p
+    return ImportBatch(list(problems.values()), [])
+
+
+IMPORTERS: dict[str, Callable[[Iterable[Record]], ImportBatch]] = {
+    "prm800k": read_prm800k,
+    "trl": read_trl,
+    "processbench": read_processbench,
+    "solutions": read_solutions,
+    "problems": read_problem_set,
+}
+
+
+def read_import(path: str | Path, fmt: str) -> ImportBatch:
+    """Read a whole file in format `fmt`; an ImportFormatError names the line and field of the first problem."""
+    if fmt not in IMPORTERS:
+        raise ImportFormatError(f"unknown import format {fmt!r}; choose one of {sorted(IMPORTERS)}")
+    batch = IMPORTERS[fmt](read_records(path))
+    if not batch.problems:
+        raise ImportFormatError(f"{path}: no records")
+    return batch
+
+
+def import_file(store: Any, path: str | Path, fmt: str) -> dict[str, Any]:
+    """Read then store a file in one transaction (all or nothing); returns counts and the new session ids."""
+    batch = read_import(path, fmt)
+    source = {"format": fmt, "file": Path(path).name}
+    ids = store.import_trees(batch.problems, batch.trees, annotator=f"imported:{fmt}", source=source)
+    labels = sum(len(t.annotations) for t in batch.trees)
+    return {"problems": len(batch.problems), "sessions": ids, "nodes": sum(len(t.tree) - 1 for t in batch.trees),
+            "labels": labels}

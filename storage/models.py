@@ -1,0 +1,154 @@
+"""SQLAlchemy 2 typed models: problems, search sessions, tree nodes (adjacency list), labels and the action log."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class ProblemRow(Base):
+    __tablename__ = "problems"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str | None] = mapped_column(Text)
+    domain: Mapped[str] = mapped_column(String(40), default="math")
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SessionRow(Base):
+    """One search session: one tree over one problem, with the config and model provenance that made it."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(300), default="")
+    problem_id: Mapped[str] = mapped_column(ForeignKey("problems.id"), index=True)
+    config: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the full search config
+    provenance: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # model paths, sha256, sampling params, seed
+    catalog: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # import source and traces (see storage.traces)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    problem: Mapped[ProblemRow] = relationship(lazy="joined")
+
+
+class NodeRow(Base):
+    """One tree node; `parent_id` points at a node of the same session (adjacency list)."""
+
+    __tablename__ = "nodes"
+    __table_args__ = (
+        ForeignKeyConstraint(["session_id", "parent_id"], ["nodes.session_id", "nodes.node_id"]),
+    )
+
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"), primary_key=True)
+    node_id: Mapped[str] = mapped_column(String(400), primary_key=True)  # dotted id: "0", "0.2", "0.2.1"
+    parent_id: Mapped[str | None] = mapped_column(String(400))
+    depth: Mapped[int] = mapped_column(Integer, default=0)
+    factor: Mapped[str | None] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(Text, default="")
+    origin: Mapped[str] = mapped_column(String(20), default="generated")
+    prior: Mapped[float | None] = mapped_column(Float)
+    visits: Mapped[int] = mapped_column(Integer, default=0)
+    value_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    score: Mapped[float | None] = mapped_column(Float)
+    value: Mapped[float | None] = mapped_column(Float)
+    terminal: Mapped[bool] = mapped_column(Boolean, default=False)
+    answer: Mapped[str | None] = mapped_column(Text)
+    pruned: Mapped[bool] = mapped_column(Boolean, default=False)
+    tokens: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    iteration: Mapped[int] = mapped_column(Integer, default=0)
+    factor_prior: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    provenance: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    next_child: Mapped[int] = mapped_column(Integer, default=0)
+    version: Mapped[int] = mapped_column(Integer, default=1)  # bumped by user actions only (optimistic concurrency)
+
+
+class AnnotationRow(Base):
+    """A human rating: one row per annotator per node (PRM800K's -1 / 0 / +1, an unsure flag, time spent)."""
+
+    __tablename__ = "annotations"
+    __table_args__ = (
+        ForeignKeyConstraint(["session_id", "node_id"], ["nodes.session_id", "nodes.node_id"]),
+        UniqueConstraint("session_id", "node_id", "annotator", name="uq_annotation_node_annotator"),
+        CheckConstraint("rating IN (-1, 0, 1)", name="ck_annotation_rating"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[int] = mapped_column(Integer)
+    node_id: Mapped[str] = mapped_column(String(400))
+    annotator: Mapped[str] = mapped_column(String(200))
+    rating: Mapped[int] = mapped_column(Integer)
+    unsure: Mapped[bool] = mapped_column(Boolean, default=False)
+    note: Mapped[str] = mapped_column(Text, default="")
+    seconds: Mapped[float | None] = mapped_column(Float)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class AutoLabelRow(Base):
+    """A label computed by a method (Monte-Carlo rollouts, an outcome check), stored apart from human ratings."""
+
+    __tablename__ = "auto_labels"
+    __table_args__ = (
+        ForeignKeyConstraint(["session_id", "node_id"], ["nodes.session_id", "nodes.node_id"]),
+        UniqueConstraint("session_id", "node_id", "method", name="uq_auto_label_node_method"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[int] = mapped_column(Integer)
+    node_id: Mapped[str] = mapped_column(String(400))
+    method: Mapped[str] = mapped_column(String(100))
+    rollouts: Mapped[int] = mapped_column(Integer, default=0)
+    successes: Mapped[int] = mapped_column(Integer, default=0)
+    soft_value: Mapped[float | None] = mapped_column(Float)
+    hard_label: Mapped[bool | None] = mapped_column(Boolean)
+    updated: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class ActionRow(Base):
+    """Append-only log of user actions; `payload` holds what undo needs, `result` what a retry returns."""
+
+    __tablename__ = "actions"
+    __table_args__ = (Index("ix_actions_session_annotator", "session_id", "annotator"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    action_id: Mapped[str] = mapped_column(String(100), unique=True)
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("sessions.id"))
+    node_id: Mapped[str | None] = mapped_column(String(400))
+    annotator: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    undone: Mapped[bool] = mapped_column(Boolean, default=False)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

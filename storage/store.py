@@ -1,0 +1,583 @@
+"""The Store: every user action is one committed transaction, idempotent by action id, checked by version."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict
+from typing import Any, TypeVar
+
+from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from reasoning.tree import NODE_DEFAULTS, ROOT, ReasoningTree
+from reasoning.types import Problem
+
+from .engine import default_url, make_engine, normalize_url, upgrade
+from .models import ActionRow, AnnotationRow, AutoLabelRow, NodeRow, ProblemRow, SessionRow, utcnow
+from .records import (
+    RATINGS,
+    Action,
+    Annotation,
+    AutoLabel,
+    ConflictError,
+    LabeledTree,
+    NodeState,
+    NotFoundError,
+    SessionInfo,
+    StorageError,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Logged = tuple[dict[str, Any], ActionRow | None]  # an action's result and its log row
+
+NODE_FIELDS = tuple(k for k in NODE_DEFAULTS if k != "parent")
+# What a running search may change on a node it already saved; text, origin and pruned belong to the user.
+STATS_FIELDS = ("prior", "visits", "value_sum", "score", "value", "terminal", "answer", "tokens", "iteration",
+                "factor_prior", "provenance", "meta")
+ADD_KINDS = ("edit", "human_step", "expand")
+ATTEMPTS = 5
+
+
+class _Race(Exception):
+    """A concurrent writer moved a row between our read and our write; the transaction is run again."""
+
+
+def _new_action_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _jsonable(obj: Any) -> Any:
+    return obj.to_dict() if hasattr(obj, "to_dict") else obj
+
+
+class Store:
+    """Sessions, trees, annotations, auto labels and the action log in SQLite (default) or PostgreSQL."""
+
+    def __init__(self, url: str | None = None, *, migrate: bool = True):
+        self.url = normalize_url(url or default_url())
+        self.engine = make_engine(self.url)
+        if migrate:
+            upgrade(self.engine)
+        self._writer = sessionmaker(self.engine, expire_on_commit=False)
+        self._reader = sessionmaker(self.engine.execution_options(readonly=True), expire_on_commit=False)
+        # SQLite has one writer at a time: queue this process's writers here instead of in SQLite's busy sleeps.
+        self._write_lock = threading.Lock() if self.engine.dialect.name == "sqlite" else nullcontext()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transactions --------------------------------------------------------------------------
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """One write transaction, committed when the block ends without an error."""
+        with self._write_lock, self._writer.begin() as s:
+            yield s
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with self._reader.begin() as s:
+            yield s
+
+    def _transact(self, work: Callable[[Session], T]) -> T:
+        """Run `work` in one write transaction, again when it lost a race (unique key, lock, moved version)."""
+        for attempt in range(ATTEMPTS):
+            try:
+                with self.write() as s:
+                    return work(s)
+            except (_Race, IntegrityError, OperationalError) as exc:
+                if attempt == ATTEMPTS - 1 or not _retryable(exc):
+                    raise StorageError(f"database write failed: {_one_line(exc)}") from exc
+                time.sleep(0.005 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _action(self, action_id: str | None, work: Callable[[Session], Logged]) -> dict[str, Any]:
+        """A logged user action: a retry with the same `action_id` returns the first result and changes nothing."""
+        aid = action_id or _new_action_id()
+
+        def run(s: Session) -> dict[str, Any]:
+            done = s.scalar(select(ActionRow.result).where(ActionRow.action_id == aid))
+            if done is not None:
+                return done
+            result, entry = work(s)
+            if entry is not None:
+                entry.action_id, entry.result = aid, result
+                s.add(entry)
+            return result
+
+        return self._transact(run)
+
+    # -- problems and sessions -----------------------------------------------------------------
+    def save_problem(self, problem: Problem) -> None:
+        self._transact(lambda s: _put_problem(s, problem))
+
+    def problems(self) -> list[Problem]:
+        with self.read() as s:
+            return [_problem(r) for r in s.scalars(select(ProblemRow).order_by(ProblemRow.created, ProblemRow.id))]
+
+    def create_session(self, tree: ReasoningTree, *, name: str = "", config: Any = None,
+                       provenance: dict[str, Any] | None = None, catalog: Any = None,
+                       meta: dict[str, Any] | None = None) -> int:
+        """Store a new session with its problem and every node of `tree`; returns the session id."""
+
+        def work(s: Session) -> int:
+            return _insert_session(s, tree, name=name, config=_jsonable(config), provenance=provenance,
+                                   catalog=_jsonable(catalog), meta=meta)
+
+        return self._transact(work)
+
+    def session(self, session_id: int) -> SessionInfo:
+        with self.read() as s:
+            return _session_info(s, _session_row(s, session_id))
+
+    def list_sessions(self, query: str | None = None, include_deleted: bool = False) -> list[SessionInfo]:
+        """Sessions, newest first; `query` matches the name or the problem text, case-insensitively."""
+        stmt = select(SessionRow).join(SessionRow.problem).order_by(SessionRow.id.desc())
+        if not include_deleted:
+            stmt = stmt.where(SessionRow.deleted.is_(False))
+        if query:
+            pattern = f"%{query.lower()}%"
+            stmt = stmt.where(or_(func.lower(SessionRow.name).like(pattern), func.lower(ProblemRow.text).like(pattern)))
+        with self.read() as s:
+            return [_session_info(s, row) for row in s.scalars(stmt)]
+
+    def rename_session(self, session_id: int, name: str, annotator: str, *, action_id: str | None = None,
+                       expected_version: int | None = None) -> SessionInfo:
+        return self._session_change(session_id, annotator, "rename", {"name": name}, action_id, expected_version)
+
+    def delete_session(self, session_id: int, annotator: str, *, action_id: str | None = None,
+                       expected_version: int | None = None) -> SessionInfo:
+        """Soft delete: the session is hidden from lists and exports until restored."""
+        return self._session_change(session_id, annotator, "delete", {"deleted": True}, action_id, expected_version)
+
+    def restore_session(self, session_id: int, annotator: str, *, action_id: str | None = None,
+                        expected_version: int | None = None) -> SessionInfo:
+        return self._session_change(session_id, annotator, "restore", {"deleted": False}, action_id, expected_version)
+
+    def _session_change(self, session_id: int, annotator: str, kind: str, values: dict[str, Any],
+                        action_id: str | None, expected_version: int | None) -> SessionInfo:
+        def work(s: Session) -> Logged:
+            row = _session_row(s, session_id)
+            before = {k: getattr(row, k) for k in values}
+            _bump(s, SessionRow, [SessionRow.id == session_id], expected_version, values)
+            return {"session_id": session_id}, _entry(session_id, None, annotator, kind,
+                                                      {"before": before, "after": values})
+
+        self._action(action_id, work)
+        return self.session(session_id)
+
+    # -- trees ---------------------------------------------------------------------------------
+    def save_tree(self, session_id: int, tree: ReasoningTree) -> int:
+        """Upsert every node of `tree` (new nodes whole, known nodes' search statistics only); returns nodes added."""
+        snap = tree.snapshot()
+        return self._transact(lambda s: _upsert_nodes(s, session_id, snap))
+
+    def load_tree(self, session_id: int) -> ReasoningTree:
+        with self.read() as s:
+            row = _session_row(s, session_id)
+            nodes = s.scalars(select(NodeRow).where(NodeRow.session_id == session_id)).all()
+            return _tree(row.problem, nodes)
+
+    def add_nodes(self, session_id: int, tree: ReasoningTree, node_ids: list[str], *, kind: str, annotator: str,
+                  action_id: str | None = None) -> list[str]:
+        """Store nodes a user made (edited sibling, human step, expansion), already scored by the caller."""
+        if kind not in ADD_KINDS:
+            raise ValueError(f"kind must be one of {ADD_KINDS}, not {kind!r}")
+        snap = tree.snapshot()
+        missing = [n for n in node_ids if n not in snap]
+        if missing:
+            raise NotFoundError(f"nodes {missing} are not in the tree given")
+
+        def work(s: Session) -> Logged:
+            _session_row(s, session_id)
+            _insert_nodes(s, session_id, snap, sorted(node_ids, key=lambda n: snap.node(n)["created"]))
+            _sync_next_child(s, session_id, snap, {snap.node(n)["parent"] for n in node_ids})
+            first = node_ids[0] if node_ids else None
+            return {"nodes": list(node_ids)}, _entry(session_id, first, annotator, kind, {"nodes": list(node_ids)})
+
+        return self._action(action_id, work)["nodes"]
+
+    def prune(self, session_id: int, node_id: str, annotator: str, *, pruned: bool = True,
+              action_id: str | None = None, expected_version: int | None = None) -> NodeState:
+        """Prune (or, with pruned=False, unprune) a node; ConflictError when `expected_version` is stale."""
+        if node_id == ROOT:
+            raise ValueError("the root cannot be pruned")
+
+        def work(s: Session) -> Logged:
+            row = _node_row(s, session_id, node_id)
+            before = row.pruned
+            version = _bump(s, NodeRow, _node_key(session_id, node_id), expected_version, {"pruned": pruned}, row.version)
+            kind = "prune" if pruned else "unprune"
+            entry = _entry(session_id, node_id, annotator, kind, {"before": before, "after": pruned})
+            return asdict(NodeState(session_id, node_id, pruned, version)), entry
+
+        return NodeState(**self._action(action_id, work))
+
+    def node_version(self, session_id: int, node_id: str) -> int:
+        with self.read() as s:
+            return _node_row(s, session_id, node_id).version
+
+    # -- annotations ---------------------------------------------------------------------------
+    def rate(self, session_id: int, node_id: str, annotator: str, rating: int, *, unsure: bool = False,
+             note: str = "", seconds: float | None = None, action_id: str | None = None,
+             expected_version: int | None = None) -> Annotation:
+        """Set `annotator`'s rating of a node. `expected_version` is the version of that annotator's rating the
+        caller saw (0: none yet); a stale one raises ConflictError."""
+        _check_rating(rating)
+        if not annotator or not annotator.strip():
+            raise ValueError("an annotator name is needed")
+        values = {"rating": int(rating), "unsure": bool(unsure), "note": note or "", "seconds": seconds}
+
+        def work(s: Session) -> Logged:
+            _node_row(s, session_id, node_id)
+            before, row = _put_annotation(s, session_id, node_id, annotator, values, expected_version)
+            entry = _entry(session_id, node_id, annotator, "rate", {"before": before, "after": values})
+            return _annotation(row).to_json(), entry
+
+        return Annotation.from_json(self._action(action_id, work))
+
+    def annotations(self, session_id: int, node_id: str | None = None) -> list[Annotation]:
+        stmt = select(AnnotationRow).where(AnnotationRow.session_id == session_id)
+        if node_id is not None:
+            stmt = stmt.where(AnnotationRow.node_id == node_id)
+        with self.read() as s:
+            return [_annotation(r) for r in s.scalars(stmt.order_by(AnnotationRow.id))]
+
+    def set_auto_labels(self, session_id: int, labels: Iterable[AutoLabel]) -> int:
+        """Upsert auto labels (one per node and method); returns how many were written."""
+        labels = list(labels)
+
+        def work(s: Session) -> int:
+            _session_row(s, session_id)
+            for label in labels:
+                _put_auto_label(s, session_id, label)
+            return len(labels)
+
+        return self._transact(work)
+
+    def auto_labels(self, session_id: int) -> list[AutoLabel]:
+        with self.read() as s:
+            stmt = select(AutoLabelRow).where(AutoLabelRow.session_id == session_id)
+            rows = s.scalars(stmt.order_by(AutoLabelRow.id))
+            return [_auto_label(r) for r in rows]
+
+    # -- the action log ------------------------------------------------------------------------
+    def actions(self, session_id: int, annotator: str | None = None) -> list[Action]:
+        stmt = select(ActionRow).where(ActionRow.session_id == session_id)
+        if annotator is not None:
+            stmt = stmt.where(ActionRow.annotator == annotator)
+        with self.read() as s:
+            return [_action_value(r) for r in s.scalars(stmt.order_by(ActionRow.id))]
+
+    def undo(self, session_id: int, annotator: str, *, action_id: str | None = None) -> Action | None:
+        """Revert `annotator`'s latest action in the session that is not undone yet; None when there is none."""
+
+        def work(s: Session) -> Logged:
+            target = s.scalar(
+                select(ActionRow)
+                .where(ActionRow.session_id == session_id, ActionRow.annotator == annotator,
+                       ActionRow.undone.is_(False), ActionRow.kind.in_(tuple(UNDO)))
+                .order_by(ActionRow.id.desc()).limit(1)
+            )
+            if target is None:
+                return {"undid": None}, None
+            UNDO[target.kind](s, target)
+            s.execute(update(ActionRow).where(ActionRow.id == target.id).values(undone=True))
+            undid = target.action_id
+            return {"undid": undid}, _entry(session_id, target.node_id, annotator, "undo", {"undid": undid})
+
+        undid = self._action(action_id, work)["undid"]
+        if undid is None:
+            return None
+        with self.read() as s:
+            return _action_value(s.scalars(select(ActionRow).where(ActionRow.action_id == undid)).one())
+
+    # -- bulk reads and writes for export and import -------------------------------------------
+    def labeled_trees(self, session_ids: Iterable[int] | None = None,
+                      include_deleted: bool = False) -> list[LabeledTree]:
+        """Trees with their annotations and auto labels, the input of every export."""
+        ids = list(session_ids) if session_ids is not None else None
+        stmt = select(SessionRow).order_by(SessionRow.id)
+        if ids is not None:
+            stmt = stmt.where(SessionRow.id.in_(ids))
+        if not include_deleted and ids is None:
+            stmt = stmt.where(SessionRow.deleted.is_(False))
+        with self.read() as s:
+            rows = s.scalars(stmt).all()
+            found = {r.id for r in rows}
+            if ids is not None and (lost := [i for i in ids if i not in found]):
+                raise NotFoundError(f"no session {lost[0]}")
+            return [_labeled_tree(s, row) for row in rows]
+
+    def import_trees(self, problems: list[Problem], trees: list[LabeledTree], *, annotator: str,
+                     source: dict[str, Any]) -> list[int]:
+        """Store imported problems and labeled trees in ONE transaction: all of them or, on any error, none."""
+
+        def work(s: Session) -> list[int]:
+            for p in problems:
+                _put_problem(s, p)
+            ids = [_insert_labeled(s, lt, annotator, source) for lt in trees]
+            s.add(ActionRow(action_id=_new_action_id(), session_id=None, annotator=annotator, kind="import",
+                            payload={"source": source, "sessions": ids, "problems": [p.id for p in problems]},
+                            result={"sessions": ids}))
+            return ids
+
+        return self._transact(work)
+
+    def counts(self) -> dict[str, int]:
+        """Row counts per table (for tests and the status line)."""
+        models = {"problems": ProblemRow, "sessions": SessionRow, "nodes": NodeRow, "annotations": AnnotationRow,
+                  "auto_labels": AutoLabelRow, "actions": ActionRow}
+        with self.read() as s:
+            return {name: s.scalar(select(func.count()).select_from(m)) for name, m in models.items()}
+
+
+# -- helpers: rows <-> values ------------------------------------------------------------------
+def _retryable(exc: Exception) -> bool:
+    if isinstance(exc, _Race | IntegrityError):
+        return True
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text or "deadlock" in text or "serialization" in text
+
+
+def _one_line(exc: Exception) -> str:
+    return str(getattr(exc, "orig", exc) or exc).strip().splitlines()[0]
+
+
+def _check_rating(rating: Any) -> None:
+    if isinstance(rating, bool) or rating not in RATINGS:
+        raise ValueError(f"rating must be -1, 0 or 1, got {rating!r}")
+
+
+def _problem(row: ProblemRow) -> Problem:
+    return Problem(row.id, row.text, row.answer, row.domain, row.meta or {})
+
+
+def _put_problem(s: Session, p: Problem) -> None:
+    row = s.get(ProblemRow, p.id)
+    if row is None:
+        s.add(ProblemRow(id=p.id, text=p.text, answer=p.answer, domain=p.domain, meta=p.meta or {}))
+        s.flush()
+        return
+    clash = None not in (row.answer, p.answer) and row.answer != p.answer
+    if (row.text, row.domain) != (p.text, p.domain) or clash:
+        raise StorageError(f"problem id {p.id!r} is already stored with a different text, answer or domain")
+    if row.answer is None and p.answer is not None:
+        row.answer = p.answer
+
+
+def _session_row(s: Session, session_id: int) -> SessionRow:
+    row = s.get(SessionRow, session_id)
+    if row is None:
+        raise NotFoundError(f"no session {session_id}")
+    return row
+
+
+def _node_key(session_id: int, node_id: str) -> list[Any]:
+    return [NodeRow.session_id == session_id, NodeRow.node_id == node_id]
+
+
+def _node_row(s: Session, session_id: int, node_id: str) -> NodeRow:
+    row = s.get(NodeRow, (session_id, node_id))
+    if row is None:
+        raise NotFoundError(f"no node {node_id!r} in session {session_id}")
+    return row
+
+
+def _bump(s: Session, model: type, where: list[Any], expected: int | None, values: dict[str, Any],
+          current: int | None = None) -> int:
+    """Write `values` to one row and bump its version; ConflictError when the caller's `expected` version is stale."""
+    if current is None:
+        current = s.scalar(select(model.version).where(*where))
+    if expected is not None and expected != current:
+        raise ConflictError(f"{model.__tablename__} row changed (version {current}, you had {expected}); reload")
+    moved = s.execute(update(model).where(*where, model.version == current).values(version=current + 1, **values))
+    if moved.rowcount != 1:  # another transaction committed in between (PostgreSQL, read committed)
+        if expected is not None:
+            raise ConflictError(f"{model.__tablename__} row changed while writing; reload")
+        raise _Race()
+    return current + 1
+
+
+def _session_info(s: Session, row: SessionRow) -> SessionInfo:
+    nodes = s.scalar(select(func.count()).select_from(NodeRow).where(NodeRow.session_id == row.id))
+    notes = s.scalar(select(func.count()).select_from(AnnotationRow).where(AnnotationRow.session_id == row.id))
+    return SessionInfo(row.id, row.name, row.problem_id, row.problem.text, row.deleted, row.version, row.created,
+                       row.updated, nodes, notes, row.config, row.provenance, row.catalog)
+
+
+def _node_values(session_id: int, nid: str, attrs: dict[str, Any]) -> dict[str, Any]:
+    values = {k: attrs.get(k, NODE_DEFAULTS[k]) for k in NODE_FIELDS}
+    return {**values, "session_id": session_id, "node_id": nid, "parent_id": attrs.get("parent"),
+            "next_child": attrs.get("next_child", 0), "version": 1}
+
+
+def _insert_nodes(s: Session, session_id: int, tree: ReasoningTree, node_ids: list[str]) -> None:
+    if node_ids:
+        s.execute(insert(NodeRow), [_node_values(session_id, n, tree.node(n)) for n in node_ids])
+
+
+def _nodes_in_order(tree: ReasoningTree) -> list[str]:
+    return sorted(tree.nodes(), key=lambda n: (tree.node(n)["depth"], tree.node(n)["created"]))
+
+
+def _upsert_nodes(s: Session, session_id: int, tree: ReasoningTree) -> int:
+    _session_row(s, session_id)
+    known = dict(s.execute(select(NodeRow.node_id, NodeRow.next_child).where(NodeRow.session_id == session_id)).all())
+    order = _nodes_in_order(tree)
+    _insert_nodes(s, session_id, tree, [n for n in order if n not in known])
+    stats = [{"session_id": session_id, "node_id": n, "next_child": max(known[n], tree.node(n)["next_child"]),
+              **{k: tree.node(n)[k] for k in STATS_FIELDS}} for n in order if n in known]
+    if stats:
+        s.execute(update(NodeRow), stats)
+    return sum(n not in known for n in order)
+
+
+def _sync_next_child(s: Session, session_id: int, tree: ReasoningTree, node_ids: Iterable[str | None]) -> None:
+    """Child ids are never reused: a stored node's counter only grows."""
+    for nid in node_ids:
+        if nid is not None and nid in tree:
+            counter = tree.node(nid)["next_child"]
+            s.execute(update(NodeRow).where(*_node_key(session_id, nid), NodeRow.next_child < counter)
+                      .values(next_child=counter))
+
+
+def _insert_session(s: Session, tree: ReasoningTree, *, name: str, config: Any, provenance: Any, catalog: Any,
+                    meta: dict[str, Any] | None) -> int:
+    _put_problem(s, tree.problem)
+    row = SessionRow(name=name, problem_id=tree.problem.id, config=config, provenance=provenance, catalog=catalog,
+                     meta=meta or {})
+    s.add(row)
+    s.flush()
+    snap = tree.snapshot()
+    _insert_nodes(s, row.id, snap, _nodes_in_order(snap))
+    return row.id
+
+
+def _tree(problem: ProblemRow, nodes: list[NodeRow]) -> ReasoningTree:
+    out = []
+    for n in nodes:
+        attrs = {k: getattr(n, k) for k in NODE_FIELDS}
+        out.append({"id": n.node_id, "parent": n.parent_id, "next_child": n.next_child, "version": n.version, **attrs})
+    p = _problem(problem)
+    problem_dict = {"id": p.id, "text": p.text, "answer": p.answer, "domain": p.domain, "meta": p.meta}
+    return ReasoningTree.from_dict({"problem": problem_dict, "nodes": out})
+
+
+def _annotation(row: AnnotationRow) -> Annotation:
+    return Annotation(row.session_id, row.node_id, row.annotator, row.rating, row.unsure, row.note, row.seconds,
+                      row.version, row.created, row.updated)
+
+
+def _annotation_row(s: Session, session_id: int, node_id: str, annotator: str) -> AnnotationRow | None:
+    return s.scalar(select(AnnotationRow).where(
+        AnnotationRow.session_id == session_id, AnnotationRow.node_id == node_id, AnnotationRow.annotator == annotator))
+
+
+def _put_annotation(s: Session, session_id: int, node_id: str, annotator: str, values: dict[str, Any] | None,
+                    expected: int | None) -> tuple[dict[str, Any] | None, AnnotationRow | None]:
+    """Insert, update or (values None) clear one annotation; returns what it was before (None: absent) and after."""
+    row = _annotation_row(s, session_id, node_id, annotator)
+    if row is None:
+        if expected not in (None, 0):
+            raise ConflictError(f"the rating of {node_id!r} by {annotator!r} was removed; reload")
+        if values is None:
+            return None, None
+        row = AnnotationRow(session_id=session_id, node_id=node_id, annotator=annotator, **values)
+        s.add(row)
+        s.flush()
+        return None, row
+    before = {"rating": row.rating, "unsure": row.unsure, "note": row.note, "seconds": row.seconds}
+    key = [AnnotationRow.id == row.id]
+    if values is None:
+        _bump(s, AnnotationRow, key, expected, {}, row.version)
+        s.delete(row)
+        return before, None
+    _bump(s, AnnotationRow, key, expected, {**values, "updated": utcnow()}, row.version)
+    return before, row
+
+
+def _auto_label(row: AutoLabelRow) -> AutoLabel:
+    return AutoLabel(row.node_id, row.method, row.rollouts, row.successes, row.soft_value, row.hard_label)
+
+
+def _put_auto_label(s: Session, session_id: int, label: AutoLabel) -> None:
+    _node_row(s, session_id, label.node_id)
+    row = s.scalar(select(AutoLabelRow).where(
+        AutoLabelRow.session_id == session_id, AutoLabelRow.node_id == label.node_id, AutoLabelRow.method == label.method))
+    values = {k: v for k, v in asdict(label).items() if k not in ("node_id", "method")}
+    if row is None:
+        s.add(AutoLabelRow(session_id=session_id, node_id=label.node_id, method=label.method, **values))
+    else:
+        for k, v in values.items():
+            setattr(row, k, v)
+    s.flush()
+
+
+def _entry(session_id: int | None, node_id: str | None, annotator: str, kind: str,
+           payload: dict[str, Any]) -> ActionRow:
+    """The log row of an action; `Store._action` adds its id and result."""
+    return ActionRow(session_id=session_id, node_id=node_id, annotator=annotator, kind=kind, payload=payload)
+
+
+def _action_value(row: ActionRow) -> Action:
+    return Action(row.action_id, row.session_id, row.node_id, row.annotator, row.kind, row.payload or {},
+                  row.undone, row.created)
+
+
+def _labeled_tree(s: Session, row: SessionRow) -> LabeledTree:
+    nodes = s.scalars(select(NodeRow).where(NodeRow.session_id == row.id)).all()
+    notes = s.scalars(select(AnnotationRow).where(AnnotationRow.session_id == row.id).order_by(AnnotationRow.id))
+    autos = s.scalars(select(AutoLabelRow).where(AutoLabelRow.session_id == row.id).order_by(AutoLabelRow.id))
+    return LabeledTree(row.id, _tree(row.problem, nodes), [_annotation(a) for a in notes],
+                       [_auto_label(a) for a in autos], row.meta or {}, row.name)
+
+
+def _insert_labeled(s: Session, lt: LabeledTree, annotator: str, source: dict[str, Any]) -> int:
+    meta = {**lt.meta, "source": source}
+    sid = _insert_session(s, lt.tree, name=lt.name, config=None, provenance={"import": source}, catalog=None, meta=meta)
+    for a in lt.annotations:
+        s.add(AnnotationRow(session_id=sid, node_id=a.node_id, annotator=annotator, rating=a.rating, unsure=a.unsure,
+                            note=a.note, seconds=a.seconds))
+    s.flush()
+    for label in lt.auto_labels:
+        _put_auto_label(s, sid, label)
+    return sid
+
+
+# -- undo: one reverter per action kind ----------------------------------------------------------
+def _undo_rate(s: Session, a: ActionRow) -> None:
+    _put_annotation(s, a.session_id, a.node_id, a.annotator, a.payload["before"], None)
+
+
+def _undo_prune(s: Session, a: ActionRow) -> None:
+    _bump(s, NodeRow, _node_key(a.session_id, a.node_id), None, {"pruned": a.payload["before"]})
+
+
+def _undo_add(s: Session, a: ActionRow) -> None:
+    for nid in a.payload["nodes"]:
+        _bump(s, NodeRow, _node_key(a.session_id, nid), None, {"pruned": True})
+
+
+def _undo_session(s: Session, a: ActionRow) -> None:
+    _bump(s, SessionRow, [SessionRow.id == a.session_id], None, a.payload["before"])
+
+
+UNDO: dict[str, Callable[[Session, ActionRow], None]] = {
+    "rate": _undo_rate,
+    "prune": _undo_prune,
+    "unprune": _undo_prune,
+    **{kind: _undo_add for kind in ADD_KINDS},
+    **{kind: _undo_session for kind in ("rename", "delete", "restore")},
+}

@@ -1,0 +1,161 @@
+"""Tests of the Countdown domain: exact checker, solver, calculator bookkeeping, problem sets and training traces."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from demo.problemsets import make_splits, records
+from demo.traces import TraceRecipe, make_trace, render
+from reasoning.domains import get_domain
+from reasoning.domains.countdown import (
+    CountdownDomain,
+    check_expression,
+    parse_operation,
+    replay,
+    solvable,
+    solve,
+    strip_bookkeeping,
+)
+from reasoning.problems import countdown_problem, parse_problem_text, problem_from_record
+from reasoning.prompting import PromptFormat
+from reasoning.types import State, Step
+
+DOMAIN = CountdownDomain()
+
+
+@pytest.mark.parametrize(
+    ("expression", "numbers", "ok"),
+    [
+        ("(4-(8-7))*8", [4, 7, 8, 8], True),
+        ("8/(3-8/3)", [3, 3, 8, 8], True),  # needs exact fractions: 3-8/3 = 1/3
+        ("8 × (3 − 8 ÷ 3)", [3, 3, 8, 8], False),  # right numbers, wrong value (8/3)
+        ("(4+8)*(8-7)", [4, 7, 8, 8], False),  # 12
+        ("4*6", [4, 6, 6], False),  # a given number unused
+        ("6*4*1*1", [1, 4, 6], False),  # a number used twice
+        ("8*3", [8, 3, 3], False),
+        ("2**3*3", [2, 3, 3], False),  # powers are not allowed
+        ("8/(1-1)+24", [1, 1, 8, 24], False),  # division by zero
+        ("import os", [1, 2], False),
+        ("", [1, 2], False),
+        (None, [1, 2], False),
+    ],
+)
+def test_checker_is_exact_and_uses_each_number_once(expression, numbers, ok):
+    assert check_expression(expression, numbers) is ok
+
+
+def test_domain_check_reads_numbers_and_target_from_the_problem():
+    problem = countdown_problem([2, 5, 10], target=20)
+    assert DOMAIN.check(problem, "2*(5+10)-10") is False
+    assert DOMAIN.check(problem, "2*10") is False
+    assert DOMAIN.check(problem, "(10/5)*10") is False
+    assert DOMAIN.check(problem, "(10-5)*2*2") is False
+    assert DOMAIN.check(countdown_problem([2, 5, 10], 30), "(5-2)*10") is True
+
+
+def test_solver_knows_hard_and_impossible_multisets():
+    assert solvable([3, 3, 8, 8]) and solvable([1, 5, 5, 5]) and solvable([4, 7, 8, 8])
+    assert not solvable([1, 1, 1, 1]) and not solvable([1, 1, 2, 3])
+    assert solvable([24]) and not solvable([23])
+    for numbers in ([3, 3, 8, 8], [1, 5, 5, 5], [6, 9, 9, 10]):
+        assert check_expression(solve(numbers), numbers)
+    assert solve([1, 1, 1, 1]) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "numbers", "target"),
+    [("Use 4 7 8 8 to make 24.", [4, 7, 8, 8], 24), ("4 7 8 8", [4, 7, 8, 8], 24), ("use 2, 5, 10 to make 30", [2, 5, 10], 30)],
+)
+def test_free_text_is_recognised_as_countdown(text, numbers, target):
+    problem = parse_problem_text(text)
+    assert problem.domain == "countdown"
+    assert problem.meta == {"numbers": numbers, "target": target}
+    assert get_domain(problem.domain).prompt(problem) == f"Use {' '.join(map(str, numbers))} to make {target}."
+
+
+def test_operations_parse_with_aliases_and_fractions():
+    op = parse_operation("3-(8/3)=1/3 (left: 1/3 8)")
+    assert (str(op.a), op.op, str(op.b), str(op.claimed)) == ("3", "-", "8/3", "1/3")
+    assert parse_operation("8 x 3 = 24").op == "*"
+    assert parse_operation("let me think") is None
+    assert strip_bookkeeping("8-7=1 (left: 1 4 8)") == "8-7=1"
+
+
+def _walk(numbers, steps):
+    state = State(countdown_problem(numbers))
+    for factor, text in steps:
+        state = state.extend(DOMAIN.observe(state, Step(text, factor)))
+    return state
+
+
+def test_observe_books_operations_and_rebuilds_the_answer():
+    state = _walk([4, 7, 8, 8], [("compute", "8-7=1"), ("compute", "4-1=3 (left: 9 9)"), ("conclude", "3*8=24")])
+    texts = state.step_texts
+    assert texts[0] == "8-7=1 (left: 1 4 8)"
+    assert texts[1] == "4-1=3 (left: 3 8)"  # the model's imitation of the bookkeeping is replaced
+    assert texts[2] == "3*8=24 (answer: (4-(8-7))*8)"
+    last = state.steps[-1]
+    assert last.terminal and last.answer == "(4-(8-7))*8" and DOMAIN.check(state.problem, last.answer)
+    assert not any(s.terminal for s in state.steps[:-1])
+
+
+def test_a_slip_is_booked_as_claimed_and_fixed_by_correct():
+    state = _walk([4, 7, 8, 8], [("compute", "8-7=2"), ("verify", "8-7=2 is wrong, it is 1"), ("correct", "8-7=1")])
+    slip, check, fix = state.steps
+    assert slip.text == "8-7=2 (left: 2 4 8)" and slip.meta["valid"] is False
+    assert check.text == "8-7=2 is wrong, it is 1" and not check.terminal
+    assert fix.text == "8-7=1 (left: 1 4 8)" and fix.meta["valid"] is True
+    assert replay(state.problem, state.steps).errors == 0
+
+
+def test_an_uncorrected_slip_or_a_missing_operand_fails_the_checker():
+    slipped = _walk([2, 3, 9], [("compute", "3*9=22"), ("conclude", "22+2=24")])
+    assert slipped.steps[-1].text == "22+2=24 (answer: (3*9)+2)"  # the claim is 24, the expression is the truth
+    assert not DOMAIN.check(slipped.problem, slipped.steps[-1].answer)
+    missing = _walk([1, 2, 3, 4], [("compute", "6*4=24"), ("compute", "1+2=3"), ("conclude", "3*3=9")])
+    assert missing.steps[0].meta["valid"] is False and missing.steps[0].text == "6*4=24 (left: 1 2 3 24)"
+    assert not DOMAIN.check(missing.problem, missing.steps[-1].answer)
+
+
+def test_one_number_left_ends_the_path_and_garbage_does_not_book():
+    state = _walk([3, 8], [("compute", "hmm"), ("compute", "3*8=24")])
+    assert state.steps[0].text == "hmm" and not state.steps[0].terminal
+    assert state.steps[1].terminal and state.steps[1].answer == "3*8"
+
+
+def test_problem_splits_are_deterministic_disjoint_and_solvable():
+    a, b = make_splits(seed=3, n_eval=50, n_dev=20), make_splits(seed=3, n_eval=50, n_dev=20)
+    assert a == b and make_splits(seed=4, n_eval=50, n_dev=20)["eval"] != a["eval"]
+    sets = {k: set(v) for k, v in a.items()}
+    assert not (sets["train"] & sets["eval"]) and not (sets["train"] & sets["dev"]) and not (sets["dev"] & sets["eval"])
+    assert len(a["eval"]) == 50 and all(solvable(m) for m in a["eval"])
+    rec = records("eval", a["eval"][:1])[0]
+    assert problem_from_record(rec).meta["numbers"] == list(a["eval"][0])
+
+
+def test_committed_eval_split_holds_200_solvable_problems_apart_from_training():
+    from demo.problemsets import load_split
+
+    evals, train = load_split("eval"), load_split("train")
+    assert len(evals) >= 200 and all(solvable(m) for m in evals)
+    assert not set(evals) & set(train)
+
+
+def test_traces_are_valid_solutions_rendered_as_the_backends_render():
+    rng = random.Random(0)
+    problem = countdown_problem([3, 3, 8, 8])
+    for _ in range(20):
+        trace = make_trace(problem, rng, TraceRecipe(dead_end=0.5, slip=0.5, check_good=0.5))
+        last = trace[-1].step
+        assert last.terminal and last.factor == "conclude" and DOMAIN.check(problem, last.answer)
+        state = State(problem, tuple(t.step for t in trace))
+        assert replay(problem, state.steps).errors == 0
+    rendered = render(problem, trace)
+    from reasoning.factors import load_catalog
+
+    catalog = load_catalog()
+    expected = PromptFormat(mode="tags").prefix(state, {f.name: f for f in catalog})
+    assert rendered.text == expected
+    for pos, tag in rendered.close_at:  # the model learns to close right where its own words end
+        assert rendered.text[pos:].startswith((" (left:", " (answer:", tag))

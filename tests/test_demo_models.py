@@ -1,0 +1,86 @@
+"""The committed demo models: they load through the backends, match their manifests, and drive a real search."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from demo.manifest import verify_manifest
+from demo.scaling import demo_config
+from demo.traces import DEMO_FACTORS
+from reasoning.backends import DEMO_GENERATOR_DIR, DEMO_PRM_DIR, load_generator, load_scorer
+from reasoning.domains.countdown import parse_operation
+from reasoning.factors import load_catalog
+from reasoning.problems import countdown_problem
+from reasoning.search import search
+from reasoning.tree import ROOT
+from reasoning.types import State
+
+pytestmark = pytest.mark.skipif(
+    not (DEMO_GENERATOR_DIR / "manifest.json").is_file() or not (DEMO_PRM_DIR / "manifest.json").is_file(),
+    reason="the demo models are not built (python app.py train-demo)",
+)
+
+
+@pytest.fixture(scope="module")
+def generator():
+    return load_generator(DEMO_GENERATOR_DIR, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    return load_scorer(DEMO_PRM_DIR, device="cpu")
+
+
+@pytest.mark.parametrize("model_dir", [DEMO_GENERATOR_DIR, DEMO_PRM_DIR])
+def test_manifests_match_the_weights_and_say_how_they_were_made(model_dir, tmp_path):
+    manifest = verify_manifest(model_dir)
+    assert manifest["seed"] == 0 and manifest["steps"] > 0 and manifest["architecture"].startswith("GPT2")
+    assert manifest["weights_sha256"] and "tokenizer" in manifest and "data" in manifest
+    size = sum(p.stat().st_size for p in model_dir.glob("*.safetensors"))
+    assert size < 10_000_000, f"{model_dir} weights are {size / 1e6:.1f} MB"
+    assert not list(model_dir.glob("*.bin"))
+    broken = tmp_path / "m"
+    broken.mkdir()
+    (broken / "manifest.json").write_text(json.dumps({"weights_sha256": {"model.safetensors": "0" * 64}}))
+    (broken / "model.safetensors").write_bytes(b"x")
+    with pytest.raises(ValueError, match="does not match the sha256"):
+        verify_manifest(broken)
+
+
+def test_prm_config_names_the_token_classification_adapter(scorer):
+    config = json.loads((DEMO_PRM_DIR / "prm_config.json").read_text())
+    assert config == {"adapter": "token-classification", "separator": "\n"}
+    assert scorer.adapter == "token-classification"
+
+
+def test_generator_is_tag_trained_and_writes_operations(generator):
+    assert generator.format.mode == "tags"
+    catalog = load_catalog()
+    factors = [catalog.get(n) for n in DEMO_FACTORS]
+    state = State(countdown_problem([4, 7, 8, 8]))
+    prior = dict(zip(DEMO_FACTORS, generator.factor_prior(state, factors), strict=True))
+    assert max(prior, key=prior.get) == "compute"
+    steps = generator.propose(state, catalog.get("compute"), 4, temperature=1.0, seed=0)
+    assert sum(parse_operation(s.text) is not None for s in steps) >= 3
+
+
+def test_prm_tells_a_dead_end_from_a_good_step(scorer):
+    problem = countdown_problem([4, 7, 8, 8])
+    good, bad = scorer.score(problem, [["8-7=1 (left: 1 4 8)"], ["8+8=16 (left: 4 7 16)"]])
+    assert good[0] > bad[0]
+    final = scorer.score(problem, [["8-7=1 (left: 1 4 8)", "4-1=3 (left: 3 8)", "3*8=24 (answer: (4-(8-7))*8)"]])[0]
+    assert final[-1] > 0.5
+
+
+def test_a_short_search_yields_a_valid_tree(generator, scorer):
+    problem = countdown_problem([4, 7, 8, 8])
+    tree, result = search(problem, generator, scorer, demo_config("mcts", 12))
+    assert result.nodes_created == len(tree) - 1 == 12
+    for nid in tree.nodes():
+        if nid == ROOT:
+            continue
+        node = tree.node(nid)
+        assert node["factor"] in DEMO_FACTORS and node["score"] is not None and 0.0 <= node["score"] <= 1.0
+        assert node["parent"] in tree and node["depth"] == len(tree.path(nid)) - 1
+    assert result.answer is None or tree.node(result.node)["terminal"]

@@ -1,0 +1,174 @@
+"""Export formats as pure functions on a literal labeled tree, the atomic writer, and TRL's own PRM tokenization."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import pytest
+
+from reasoning.tree import ReasoningTree
+from reasoning.types import Problem, Step
+from storage import Annotation, AutoLabel, LabeledTree
+from storage.export import FORMATS, atomic_write, export_records, manifest_path, write_export
+from storage.labels import LabelOptions
+
+Q = "Use 3 4 to make 7."
+
+
+def labeled() -> LabeledTree:
+    """root ─ a (+1) ─ b (-1)
+                    └ c (+1, terminal)
+            └ d (0) ─ e (unlabeled, terminal)
+            └ f (+1, pruned)"""
+    t = ReasoningTree(Problem("cd-3-4", Q, "7", "countdown"))
+    a = t.add_child("0", Step("3 + 4 = 7"))
+    b = t.add_child(a, Step("7 - 1 = 6"))
+    c = t.add_child(a, Step("Answer: 7", terminal=True, answer="7"))
+    d = t.add_child("0", Step("4 - 3 = 1"))
+    e = t.add_child(d, Step("Answer: 1", terminal=True, answer="1"))
+    f = t.add_child("0", Step("3 * 4 = 12"))
+    t.set_pruned(f)
+    assert (a, b, c, d, e, f) == ("0.0", "0.0.0", "0.0.1", "0.1", "0.1.0", "0.2")
+    notes = [Annotation(1, n, "alice", r) for n, r in [(a, 1), (b, -1), (c, 1), (d, 0), (f, 1)]]
+    notes.append(Annotation(1, b, "bob", 1, unsure=True))  # a sure rating wins over an unsure one
+    autos = [AutoLabel(e, "rollout", 4, 1, 0.25, True), AutoLabel(d, "rollout", 4, 0, 0.0, False)]
+    return LabeledTree(1, t, notes, autos)
+
+
+def records(fmt: str, **options) -> list[dict]:
+    return export_records([labeled()], fmt, LabelOptions(**options))
+
+
+def test_trl_records_follow_the_contract_per_labeled_path():
+    assert records("trl") == [
+        {"prompt": Q, "completions": ["3 + 4 = 7", "7 - 1 = 6"], "labels": [True, False]},
+        {"prompt": Q, "completions": ["3 + 4 = 7", "Answer: 7"], "labels": [True, True]},
+    ]
+    good = records("trl", neutral="good")
+    assert good[-1] == {"prompt": Q, "completions": ["4 - 3 = 1"], "labels": [True]}
+    both = records("trl", labels="both", neutral="bad", soft=True)
+    assert both[-1] == {"prompt": Q, "completions": ["4 - 3 = 1", "Answer: 1"], "labels": [False, True],
+                        "soft_labels": [0.0, 0.25]}
+    assert all(type(x) is bool for r in both for x in r["labels"])  # TRL casts labels with int()
+
+
+def test_auto_labels_stand_apart_from_human_ones():
+    assert records("trl", labels="auto") == [
+        {"prompt": Q, "completions": ["4 - 3 = 1", "Answer: 1"], "labels": [False, True]}]
+
+
+def test_math_shepherd_marks_each_step_tag():
+    rec = records("math-shepherd")[0]
+    assert rec == {"input": f"{Q} 3 + 4 = 7 ки\n7 - 1 = 6 ки", "label": f"{Q} 3 + 4 = 7 +\n7 - 1 = 6 -"}
+
+
+def test_processbench_label_is_the_earliest_wrong_step():
+    got = {tuple(r["steps"]): r["label"] for r in records("processbench", labels="both", neutral="bad")}
+    assert got == {("3 + 4 = 7", "7 - 1 = 6"): 1, ("3 + 4 = 7", "Answer: 7"): -1, ("4 - 3 = 1", "Answer: 1"): 0}
+
+
+def test_pairs_prefer_the_better_sibling():
+    assert records("pairs") == [{"prompt": f"{Q}\n3 + 4 = 7", "chosen": "Answer: 7", "rejected": "7 - 1 = 6"}]
+    # d's neutral as bad pairs it under a; the pruned f (+1) never pairs with d.
+    assert {(r["chosen"], r["rejected"]) for r in records("pairs", neutral="bad")} == {
+        ("3 + 4 = 7", "4 - 3 = 1"), ("Answer: 7", "7 - 1 = 6")}
+    soft = records("pairs", labels="auto", soft=True)
+    assert soft == []  # auto labels only on d and e, no siblings
+
+
+def test_sft_keeps_terminal_paths_rated_good_throughout():
+    assert records("sft") == [{"prompt": Q, "completion": "3 + 4 = 7\nAnswer: 7"}]
+    assert len(records("sft", neutral="good", all_paths=True)) == 2  # d (neutral as good), e unlabeled
+
+
+def test_prm800k_lists_siblings_with_ratings_and_the_chosen_one():
+    recs = records("prm800k", all_paths=True)
+    assert len(recs) == 3
+    first = recs[0]["label"]["steps"]
+    assert first[0] == {"completions": [{"text": "3 + 4 = 7", "rating": 1, "flagged": False},
+                                        {"text": "4 - 3 = 1", "rating": 0, "flagged": False}],
+                        "human_completion": None, "chosen_completion": 0}
+    assert first[1]["chosen_completion"] == 0 and [c["rating"] for c in first[1]["completions"]] == [-1, 1]
+    assert recs[2]["label"]["steps"][1]["completions"] == [{"text": "Answer: 1", "rating": None, "flagged": False}]
+    assert recs[1]["label"]["finish_reason"] == "solution" and recs[0]["question"]["ground_truth_answer"] == "7"
+
+
+def test_human_written_steps_become_human_completions():
+    lt = labeled()
+    h = lt.tree.add_child("0.0", Step("3 + 4 is 7, done."), origin="human")
+    lt.annotations.append(Annotation(1, h, "alice", 1))
+    rec = [r for r in export_records([lt], "prm800k") if r["label"]["steps"][-1]["human_completion"]][0]
+    assert rec["label"]["steps"][-1] == {
+        "completions": [{"text": "7 - 1 = 6", "rating": -1, "flagged": False},
+                        {"text": "Answer: 7", "rating": 1, "flagged": False}],
+        "human_completion": {"text": "3 + 4 is 7, done.", "rating": 1, "source": "human", "flagged": False},
+        "chosen_completion": None}
+
+
+def test_unknown_options_are_refused():
+    with pytest.raises(ValueError, match="unknown export format 'csv'"):
+        export_records([labeled()], "csv")
+    with pytest.raises(ValueError, match="neutral must be one of"):
+        LabelOptions(neutral="maybe")
+
+
+# -- files --------------------------------------------------------------------------------------------
+def test_jsonl_and_parquet_files_carry_the_same_records_and_a_manifest(tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    for fmt in FORMATS:
+        out = tmp_path / f"{fmt}.jsonl"
+        manifest = write_export([labeled()], fmt, out, LabelOptions(all_paths=True))
+        lines = [json.loads(x) for x in out.read_text().splitlines()]
+        assert lines == records(fmt, all_paths=True)
+        assert manifest["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+        assert json.loads(manifest_path(out).read_text()) == manifest
+        assert manifest["counts"]["records"] == len(lines) and manifest["options"]["all_paths"] is True
+        pout = tmp_path / f"{fmt}.parquet"
+        write_export([labeled()], fmt, pout, LabelOptions(all_paths=True))
+        rows = pq.read_table(pout).to_pylist()
+        assert [r["prompt"] if "prompt" in r else r.get("problem", r.get("input")) for r in rows] == [
+            r["prompt"] if "prompt" in r else r.get("problem", r.get("input")) for r in lines]
+    assert write_export([labeled()], "trl", tmp_path / "t.jsonl")["counts"]["steps"] == {"good": 3, "bad": 1}
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    out = tmp_path / "data.jsonl"
+    out.write_text("old\n")
+
+    def broken(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", broken)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(out, b"new\n")
+    assert out.read_text() == "old\n" and sorted(p.name for p in tmp_path.iterdir()) == ["data.jsonl"]
+
+
+# -- TRL's own reading of the TRL export ----------------------------------------------------------------
+def tiny_tokenizer(texts: list[str]):
+    """A byte-level BPE trained in milliseconds on the records themselves: no download."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=300, special_tokens=["<bos>"],
+                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>")
+
+
+def test_trl_prm_tokenize_row_puts_labels_on_the_separator_tokens(monkeypatch):
+    monkeypatch.setenv("TRL_EXPERIMENTAL_SILENCE", "1")
+    prm = pytest.importorskip("trl.experimental.prm")
+    recs = records("trl", labels="both", neutral="bad")
+    tokenizer = tiny_tokenizer([r["prompt"] + "\n" + "\n".join(r["completions"]) for r in recs])
+    sep = tokenizer.encode("\n", add_special_tokens=False)
+    for rec in recs:
+        row = prm.PRMTrainer.tokenize_row(rec, tokenizer, "\n", max_length=None, max_completion_length=None,
+                                          train_on_last_step_only=False, is_eval=False)
+        marked = [(i, y) for i, y in enumerate(row["labels"]) if y != -100]
+        assert [y for _, y in marked] == [int(x) for x in rec["labels"]]
+        assert all(row["input_ids"][i] == sep[-1] for i, _ in marked)
+        assert row["input_ids"][0] == tokenizer.bos_token_id

@@ -1,0 +1,284 @@
+"""Store tests, each on SQLite and on PostgreSQL (skipped, with the reason, when the server cannot be reached)."""
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from reasoning.tree import NODE_DEFAULTS, ReasoningTree
+from reasoning.types import Problem, Step
+from storage import AutoLabel, ConflictError, NotFoundError, Store
+from storage.engine import default_url
+
+PG_DATABASE = "postgresql://postgres@127.0.0.1:5432/test"
+ROOT_DIR = Path(__file__).resolve().parents[1]
+
+
+# -- databases -----------------------------------------------------------------------------------
+def _pg_scratch():
+    """A scratch database created from `test` (else a scratch schema in it); yields its URL, then drops it."""
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        admin = psycopg.connect(PG_DATABASE, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is unreachable: {str(exc).strip().splitlines()[0]}")
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    except psycopg.errors.InsufficientPrivilege:
+        admin.execute(f'CREATE SCHEMA "{name}"')
+        yield f"{PG_DATABASE.replace('postgresql://', 'postgresql+psycopg://')}?options=-csearch_path%3D{name}"
+        admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+    finally:
+        admin.close()
+
+
+def _fast_dir(tmp_path: Path) -> Path:
+    """tmpfs where there is one: these tests check correctness; the durability test uses the real disk."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        d = shm / f"rte-test-{uuid.uuid4().hex[:12]}"
+        d.mkdir()
+        return d
+    return tmp_path
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path):
+    if request.param == "postgres":
+        yield from _pg_scratch()
+        return
+    d = _fast_dir(tmp_path)
+    yield f"sqlite:///{d / 'explorer.db'}"
+    if d != tmp_path:
+        for f in d.iterdir():
+            f.unlink()
+        d.rmdir()
+
+
+@pytest.fixture
+def store(db_url):
+    s = Store(db_url)
+    yield s
+    s.close()
+
+
+def small_tree(text: str = "What is 2 + 3 * 4?") -> ReasoningTree:
+    t = ReasoningTree(Problem("p-" + uuid.uuid4().hex[:8], text, "14"))
+    a = t.add_child("0", Step("First 3 * 4 = 12.", factor="compute", tokens=7), prior=0.4,
+                    factor_prior={"compute": 0.4, "verify": 0.6}, provenance={"model": "tiny", "seed": 3})
+    t.add_child(a, Step("Then 2 + 12 = 14.", factor="compute", terminal=True, answer="14"), meta={"k": [1, 2]})
+    t.add_child("0", Step("2 + 3 = 5.", factor="compute"))
+    t.node(a)["score"] = 0.75
+    t.backup(a, 0.5)
+    return t
+
+
+def _without_versions(d: dict) -> dict:
+    return {**d, "nodes": [{k: v for k, v in n.items() if k != "version"} for n in d["nodes"]]}
+
+
+# -- trees -----------------------------------------------------------------------------------------
+def test_tree_round_trip_keeps_every_node_attribute(store):
+    tree = small_tree()
+    sid = store.create_session(tree, name="arith", config={"algorithm": "mcts"}, provenance={"sha256": "ab"})
+    loaded = store.load_tree(sid)
+    assert _without_versions(loaded.to_dict()) == tree.to_dict()
+    assert set(NODE_DEFAULTS) <= set(loaded.node("0.0"))
+    assert loaded.node("0.0")["factor_prior"] == {"compute": 0.4, "verify": 0.6}
+    assert loaded.node("0.0")["version"] == 1
+    info = store.session(sid)
+    assert (info.name, info.config, info.provenance, info.nodes) == ("arith", {"algorithm": "mcts"}, {"sha256": "ab"}, 4)
+
+
+def test_save_tree_adds_nodes_and_stats_but_keeps_user_state(store):
+    tree = small_tree()
+    sid = store.create_session(tree)
+    store.prune(sid, "0.1", "alice")
+    tree.backup("0.0.0", 1.0)
+    new = tree.add_child("0.1", Step("5 * 4 = 20."))
+    assert store.save_tree(sid, tree) == 1
+    loaded = store.load_tree(sid)
+    assert loaded.node("0.0")["visits"] == 2 and loaded.node(new)["text"] == "5 * 4 = 20."
+    assert loaded.node("0.1")["pruned"] is True  # the search's copy did not overwrite the user's prune
+    assert loaded.add_child("0.1", Step("x")) == "0.1.1"  # child ids are never reused
+
+
+def test_add_nodes_logs_the_action_and_undo_prunes_them(store):
+    tree = small_tree()
+    sid = store.create_session(tree)
+    new = tree.add_child("0", Step("3 * 4 + 2 = 14."), origin="edited", meta={"edited_from": "0.0"})
+    assert store.add_nodes(sid, tree, [new], kind="edit", annotator="bob", action_id="e1") == [new]
+    assert store.add_nodes(sid, tree, [new], kind="edit", annotator="bob", action_id="e1") == [new]
+    assert store.load_tree(sid).node(new)["origin"] == "edited"
+    assert [a.kind for a in store.actions(sid)] == ["edit"]
+    store.undo(sid, "bob")
+    assert store.load_tree(sid).node(new)["pruned"] is True
+
+
+# -- ratings, conflicts, idempotency, undo ---------------------------------------------------------
+def test_rate_retry_with_the_same_action_id_has_one_effect(store):
+    sid = store.create_session(small_tree())
+    first = store.rate(sid, "0.0", "alice", 1, note="ok", seconds=4.5, action_id="a-1")
+    again = store.rate(sid, "0.0", "alice", -1, action_id="a-1")
+    assert again == first and first.rating == 1 and first.seconds == 4.5
+    assert [a.rating for a in store.annotations(sid)] == [1]
+    assert len(store.actions(sid)) == 1
+
+
+def test_two_conflicting_edits_of_one_node_raise(store):
+    sid = store.create_session(small_tree())
+    seen = store.node_version(sid, "0.1")  # both annotators loaded the node at this version
+    store.prune(sid, "0.1", "alice", expected_version=seen)
+    with pytest.raises(ConflictError):
+        store.prune(sid, "0.1", "bob", pruned=False, expected_version=seen)
+    assert store.load_tree(sid).node("0.1")["pruned"] is True
+    mine = store.rate(sid, "0.0", "carol", 1, expected_version=0)  # two tabs of one annotator
+    store.rate(sid, "0.0", "carol", -1, expected_version=mine.version)
+    with pytest.raises(ConflictError):
+        store.rate(sid, "0.0", "carol", 0, expected_version=mine.version)
+    assert [a.rating for a in store.annotations(sid)] == [-1]
+
+
+def test_undo_reverts_the_annotators_latest_action_of_each_kind(store):
+    sid = store.create_session(small_tree())
+    store.rate(sid, "0.0", "alice", 1)
+    store.rate(sid, "0.0", "alice", -1, unsure=True)
+    store.rate(sid, "0.0", "bob", 0)
+    store.prune(sid, "0.1", "alice")
+    store.rename_session(sid, "renamed", "alice")
+    assert store.undo(sid, "alice").kind == "rename" and store.session(sid).name == ""
+    assert store.undo(sid, "alice").kind == "prune" and not store.load_tree(sid).node("0.1")["pruned"]
+    store.undo(sid, "alice")
+    assert {(a.annotator, a.rating, a.unsure) for a in store.annotations(sid)} == {("alice", 1, False), ("bob", 0, False)}
+    store.undo(sid, "alice")
+    assert [a.annotator for a in store.annotations(sid)] == ["bob"]
+    assert store.undo(sid, "alice") is None
+    kinds = [(a.kind, a.undone) for a in store.actions(sid, "alice")]
+    assert kinds[:5] == [("rate", True), ("rate", True), ("prune", True), ("rename", True), ("undo", False)]
+
+
+def test_unknown_node_and_bad_rating_change_nothing(store):
+    sid = store.create_session(small_tree())
+    before = store.counts()
+    with pytest.raises(NotFoundError):
+        store.rate(sid, "0.9", "alice", 1)
+    with pytest.raises(ValueError, match="rating must be -1, 0 or 1, got 7"):
+        store.rate(sid, "0.0", "alice", 7)
+    with pytest.raises(NotFoundError):
+        store.load_tree(sid + 100)
+    assert store.counts() == before
+
+
+# -- sessions and labels ---------------------------------------------------------------------------
+def test_sessions_list_rename_soft_delete_and_restore(store):
+    a = store.create_session(small_tree("Add 2 and 3."), name="first")
+    b = store.create_session(small_tree("Multiply 4 by 5."), name="second")
+    assert [s.id for s in store.list_sessions()] == [b, a]
+    assert [s.id for s in store.list_sessions("MULTIPLY")] == [b]
+    store.rename_session(a, "arith", "alice")
+    store.delete_session(b, "alice")
+    assert [s.name for s in store.list_sessions()] == ["arith"]
+    assert [s.id for s in store.list_sessions(include_deleted=True)] == [b, a]
+    assert [t.session_id for t in store.labeled_trees()] == [a]
+    assert store.restore_session(b, "alice").deleted is False
+    with pytest.raises(ConflictError):
+        store.rename_session(a, "late", "bob", expected_version=1)
+
+
+def test_auto_labels_are_upserted_per_node_and_method(store):
+    sid = store.create_session(small_tree())
+    store.set_auto_labels(sid, [AutoLabel("0.0", "rollout", 8, 6, 0.75, True)])
+    store.set_auto_labels(sid, [AutoLabel("0.0", "rollout", 16, 4, 0.25, True), AutoLabel("0.1", "rollout", 8, 0)])
+    assert store.auto_labels(sid) == [AutoLabel("0.0", "rollout", 16, 4, 0.25, True), AutoLabel("0.1", "rollout", 8, 0)]
+    assert store.annotations(sid) == []  # auto labels live apart from human ones
+
+
+def test_schema_comes_from_alembic_and_reopening_is_a_no_op(db_url):
+    with Store(db_url) as s:
+        sid = s.create_session(small_tree())
+    with Store(db_url) as s, s.read() as session:
+        assert session.connection().exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0001"
+        assert s.session(sid).nodes == 4
+
+
+def test_default_database_lives_in_the_data_folder(monkeypatch, tmp_path):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("REASONING_DATA_DIR", str(tmp_path / "data"))
+    assert default_url() == f"sqlite:///{tmp_path / 'data' / 'explorer.db'}"
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u@h/db")
+    assert default_url() == "postgresql://u@h/db"
+
+
+# -- concurrency and durability ----------------------------------------------------------------------
+def test_sixteen_threads_of_ratings_lose_none(store):
+    tree = ReasoningTree(Problem("p-many", "Rate many steps."))
+    nodes = [tree.add_child("0", Step(f"step {i}")) for i in range(40)]
+    sid = store.create_session(tree)
+    errors = []
+
+    def annotate(k: int) -> None:
+        try:
+            for i in range(200):
+                store.rate(sid, nodes[i % 40], f"t{k}", (i // 40) % 3 - 1, action_id=f"{sid}-{k}-{i}")
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=annotate, args=(k,)) for k in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(store.actions(sid)) == 16 * 200
+    final = {(a.annotator, a.node_id): (a.rating, a.version) for a in store.annotations(sid)}
+    assert final == {(f"t{k}", n): (0, 5) for k in range(16) for n in nodes}  # 5 writes each: -1, 0, 1, -1, 0
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    from storage import Store
+    store = Store(sys.argv[1])
+    for i in range(100000):
+        store.rate(int(sys.argv[2]), "0.0", f"w{i}", 1, action_id=f"ack-{sys.argv[2]}-{i}")
+        print(f"ack-{sys.argv[2]}-{i}", flush=True)
+""")
+
+
+def test_killed_writer_keeps_every_acknowledged_rating(db_url, tmp_path):
+    if db_url.startswith("sqlite"):
+        db_url = f"sqlite:///{tmp_path / 'durable.db'}"  # the real disk, not tmpfs
+    with Store(db_url) as s:
+        sid = s.create_session(small_tree())
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, db_url, str(sid)], cwd=ROOT_DIR, stdout=subprocess.PIPE,
+                            text=True)
+    acked = []
+    deadline = time.monotonic() + 60
+    while len(acked) < 40 and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        acked.append(line.strip())
+    os.kill(proc.pid, signal.SIGKILL)
+    acked += [line.strip() for line in proc.stdout.read().splitlines() if line.strip()]
+    proc.wait()
+    assert len(acked) >= 40, "the writer stopped before it was killed"
+    with Store(db_url) as s:
+        stored = {a.action_id for a in s.actions(sid)}
+        raters = {a.annotator for a in s.annotations(sid)}
+    assert set(acked) <= stored
+    assert {f"w{a.rsplit('-', 1)[1]}" for a in acked} <= raters
+    if db_url.startswith("sqlite"):
+        with sqlite3.connect(db_url.removeprefix("sqlite:///")) as con:
+            assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

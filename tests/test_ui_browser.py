@@ -1,0 +1,201 @@
+"""The explorer end to end in headless Chromium: search, click a node on the plot, rate, edit, prune, export TRL;
+and step text full of markup renders as text with no injected script running. Screenshots go to test-artifacts/."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("playwright")
+from playwright.sync_api import Page, sync_playwright  # noqa: E402
+
+from reasoning.tree import ReasoningTree  # noqa: E402
+from reasoning.types import Problem, Step  # noqa: E402
+from storage import Store  # noqa: E402
+from ui.testing import serve, tiny_or_demo_models  # noqa: E402
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+XSS_TEXT = ('<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2"> '
+            '<b>bold?</b> %{customdata} <a href="javascript:window.__xss=3">link</a>')
+
+if not Path(CHROMIUM).exists():
+    pytest.skip("Debian chromium is not installed (apt-get install chromium chromium-driver)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ui-browser")
+    generator, scorer = tiny_or_demo_models(tmp / "models")
+    store = Store(f"sqlite:///{tmp / 'explorer.db'}")
+    with serve(generator=generator, scorer=scorer, store=store) as url:
+        yield url, store
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1500, "height": 1100}, accept_downloads=True)
+    pg = context.new_page()
+    pg.dialogs = []
+    pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
+    yield pg
+    context.close()
+
+
+def shot(page: Page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def plot_nodes(page: Page) -> list[dict]:
+    """Node ids with their on-screen centres, read from the plot's node trace."""
+    return page.evaluate("""() => {
+        const gd = document.querySelector('#tree-plot .js-plotly-plot');
+        if (!gd || !gd.data || !gd._fullLayout || !gd._fullLayout.xaxis) return [];
+        const t = gd.data.find((d) => d.name === 'nodes');
+        if (!t) return [];
+        const L = gd._fullLayout, box = gd.getBoundingClientRect();
+        return t.customdata.map((id, i) => ({id,
+            x: box.left + L._size.l + L.xaxis.d2p(t.x[i]), y: box.top + L._size.t + L.yaxis.d2p(t.y[i])}));
+    }""")
+
+
+def status(page: Page) -> str:
+    return page.locator("#status textarea, #status input").first.input_value()
+
+
+def wait_status(page: Page, needle: str, timeout: float = 60) -> str:
+    end = time.time() + timeout
+    while time.time() < end:
+        text = status(page)
+        if needle in text:
+            return text
+        page.wait_for_timeout(200)
+    raise AssertionError(f"status never said {needle!r}; it says {status(page)!r}")
+
+
+def click_node(page: Page, node_id: str) -> None:
+    """Click a node by its position on the plot, then wait for the inspector to show it."""
+    node = next(n for n in plot_nodes(page) if n["id"] == node_id)
+    page.mouse.click(node["x"], node["y"])
+    page.wait_for_function(
+        "(id) => (document.querySelector('#node-info textarea, #node-info input') || {}).value"
+        "?.startsWith('node ' + id + ' ')", arg=node_id, timeout=20_000)
+
+
+def session_id(page: Page) -> int:
+    return int(status(page).split("session ", 1)[1].split(":", 1)[0])
+
+
+def test_search_click_rate_edit_prune_export(app, page, tmp_path):
+    url, store = app
+    page.goto(url)
+    page.wait_for_selector("#run-search")
+    page.locator("#problem textarea").fill("Use 4 7 8 8 to make 24.")
+    budget = page.locator("#budget input[type=number]")
+    budget.fill("30")
+    budget.press("Enter")
+    page.click("#run-search")
+    page.wait_for_function(
+        "() => { const gd = document.querySelector('#tree-plot .js-plotly-plot');"
+        " const t = gd && gd.data && gd.data.find((d) => d.name === 'nodes'); return t && t.x.length >= 20; }",
+        timeout=120_000)
+    wait_status(page, "finished", timeout=120)
+    sid = session_id(page)
+    shot(page, "01-search-finished")
+    nodes = plot_nodes(page)
+    assert len(nodes) >= 20
+    assert len(store.load_tree(sid)) == len(nodes)
+
+    first = next(n["id"] for n in nodes if n["id"].count(".") == 1)
+    click_node(page, first)
+    assert page.locator("#trace-table").inner_text().count(first) >= 1
+    shot(page, "02-node-selected")
+
+    page.click("#rate-good")
+    wait_status(page, f"rated node {first} +1")
+    notes = store.annotations(sid, first)
+    assert [(a.rating, a.annotator) for a in notes] == [(1, "anonymous")]
+
+    page.locator("body").press("b")  # keyboard shortcut: rate bad
+    wait_status(page, f"rated node {first} -1")
+    assert [a.rating for a in store.annotations(sid, first)] == [-1]
+
+    page.locator("#node-text textarea").fill("8-7=1")
+    page.click("#edit-step")
+    edited = wait_status(page, "saved the edit as node").split("as node ", 1)[1].split(" ", 1)[0]
+    tree = store.load_tree(sid)
+    assert tree.node(edited)["origin"] == "edited" and tree.node(edited)["score"] is not None
+    assert tree.parent(edited) == tree.parent(first)
+    shot(page, "03-edited")
+
+    page.click("#rate-good")  # the edited node is selected now: rate it good for the export
+    wait_status(page, f"rated node {edited} +1")
+    victim = next(n["id"] for n in plot_nodes(page) if n["id"].count(".") == 1 and n["id"] not in (first, edited))
+    click_node(page, victim)
+    page.click("#prune")
+    wait_status(page, f"pruned the subtree under {victim}")
+    assert store.load_tree(sid).node(victim)["pruned"] is True
+    shot(page, "04-pruned")
+
+    page.get_by_role("tab", name="Export / import").click()
+    page.click("#export-button")
+    link = page.locator("#export-file a").first
+    link.wait_for(timeout=30_000)
+    with page.expect_download() as dl:
+        link.click()
+    out = tmp_path / "export.jsonl"
+    dl.value.save_as(out)
+    records = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+    assert records and all(set(r) >= {"prompt", "completions", "labels"} for r in records)
+    assert any(r["completions"][-1].startswith("8-7=1") and r["labels"][-1] is True for r in records)
+    shot(page, "05-exported")
+    assert page.dialogs == []
+
+
+def test_markup_in_step_text_renders_as_text(app, page):
+    url, store = app
+    tree = ReasoningTree(Problem("xss", "Use 1 2 3 4 to make 24. <img src=x onerror='window.__xss=9'>",
+                                 domain="countdown"))
+    nid = tree.add_child("0", Step(XSS_TEXT, "propose"), score=0.5, value=0.5)
+    tree.add_child(nid, Step("<script>window.__xss = 4</script>", "verify"), score=0.2, value=0.2)
+    sid = store.create_session(tree, name="<b>xss</b> session", config={}, provenance={}, catalog=None)
+    page.goto(url)
+    page.get_by_role("tab", name="Sessions").click()
+    page.locator("#session-pick input").fill(str(sid))
+    page.click("#session-open")
+    page.wait_for_function(
+        "() => { const gd = document.querySelector('#tree-plot .js-plotly-plot');"
+        " const t = gd && gd.data && gd.data.find((d) => d.name === 'nodes'); return t && t.x.length === 3; }",
+        timeout=30_000)
+    node = next(n for n in plot_nodes(page) if n["id"] == nid)
+    page.mouse.move(node["x"], node["y"])
+    page.wait_for_selector("#tree-plot .hoverlayer .hovertext", timeout=10_000)
+    hover = page.locator("#tree-plot .hoverlayer").inner_text()
+    assert "<script>" in hover and "onerror" in hover  # shown as literal text
+    assert page.locator("#tree-plot .hoverlayer img, #tree-plot .hoverlayer a").count() == 0
+    shot(page, "06-xss-hover")
+    click_node(page, nid)
+    assert page.locator("#node-text textarea").input_value() == XSS_TEXT
+    assert "<script>window.__xss = 1</script>" in page.locator("#trace-table").inner_text()
+    assert page.locator("#trace-table img, #trace-table script, #trace-table b").count() == 0
+    shot(page, "07-xss-inspector")
+    page.get_by_role("tab", name="Sessions").click()
+    page.click("#sessions-refresh")
+    page.wait_for_function("() => document.querySelector('#sessions-table').innerText.includes('<b>xss</b>')")
+    assert page.evaluate("() => window.__xss") is None
+    assert page.dialogs == []

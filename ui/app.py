@@ -1,0 +1,124 @@
+"""The explorer app: builds the Blocks (pages + API endpoints) and launches it. `app.py serve` calls `launch`."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from reasoning.factors import Catalog, load_catalog
+
+from . import api
+from .figure import COLOR_BY
+from .pages import analytics, data, explore, sessions
+from .service import Explorer
+from .wiring import Shared
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+TITLE = "Reasoning tree explorer"
+ENGINE: Explorer | None = None  # the module-level engine (models, store, live searches) of the running app
+
+
+def load_auth_file(path: str | Path) -> list[tuple[str, str]]:
+    """`username:password` lines (blank lines and `#` comments skipped) for Gradio's login."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ValueError(f"cannot read auth file {path}: {exc.strerror}") from None
+    pairs = []
+    for i, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        user, sep, password = line.partition(":")
+        if not sep or not user.strip() or not password:
+            raise ValueError(f"{path}:{i}: expected username:password")
+        pairs.append((user.strip(), password))
+    if not pairs:
+        raise ValueError(f"auth file {path} has no username:password lines")
+    return pairs
+
+
+def build_app(
+    *,
+    generator: Any,
+    scorer: Any,
+    store: Any,
+    catalog: Catalog | None = None,
+    generator_dir: str | Path | None = None,
+    prm_dir: str | Path | None = None,
+    auth: list[tuple[str, str]] | None = None,
+    max_budget: int | None = None,
+) -> tuple[gr.Blocks, dict[str, Any]]:
+    """The Blocks and the keyword arguments its `launch()` needs (css, js, auth)."""
+    global ENGINE
+    del max_budget  # the search config validates its own cap (SearchConfig.max_budget)
+    ENGINE = engine = Explorer(
+        generator, scorer, store, catalog or load_catalog(),
+        generator_dir=str(generator_dir or _model_path(generator)), prm_dir=str(prm_dir or _model_path(scorer)),
+    )
+    with gr.Blocks(title=TITLE) as demo:
+        with gr.Row(equal_height=True):
+            gr.Markdown(f"## {TITLE}")
+            annotator = gr.Textbox(label="your name (annotator)", elem_id="annotator", scale=0, min_width=220,
+                                   placeholder="anonymous", interactive=not auth)
+            color_by = gr.Radio(list(COLOR_BY), value="value", label="colour by", elem_id="color-by", scale=0,
+                                min_width=240)
+        saved_name = gr.BrowserState("", storage_key="rte-annotator")
+        with gr.Tabs() as tabs:
+            shared = Shared(annotator, gr.State(""), gr.State(None), color_by, tabs)
+            with gr.Tab("Explore", id="explore-tab"):
+                explore.build_page(engine, shared)
+            with gr.Tab("Sessions", id="sessions-tab"):
+                sessions.build_page(engine, shared)
+            with gr.Tab("Search analytics", id="stats"):
+                analytics.build_page(engine, shared)
+            with gr.Tab("Export / import", id="data-tab"):
+                data.build_page(engine, shared)
+        api.register(engine)
+
+        def restore_name(saved: str, request: gr.Request):
+            user = getattr(request, "username", None)
+            return user or saved or ""
+
+        demo.load(restore_name, [saved_name], [annotator], api_visibility="undocumented", queue=False)
+        annotator.change(lambda name: name, [annotator], [saved_name], api_visibility="undocumented", queue=False)
+    launch_kwargs: dict[str, Any] = {
+        "css_paths": [STATIC / "app.css"],
+        "js": (STATIC / "app.js").read_text(encoding="utf-8"),
+        "footer_links": ["api"],
+    }
+    if auth:
+        launch_kwargs["auth"] = auth
+        launch_kwargs["auth_message"] = "Log in to label reasoning traces."
+    return demo, launch_kwargs
+
+
+def launch(
+    *,
+    generator: Any,
+    scorer: Any,
+    store: Any,
+    catalog: Catalog | None = None,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    auth_file: str | Path | None = None,
+    max_budget: int | None = None,
+    generator_dir: str | Path | None = None,
+    prm_dir: str | Path | None = None,
+    **extra: Any,
+) -> None:
+    """Build the app and serve it until interrupted (blocks)."""
+    auth = load_auth_file(auth_file) if auth_file else None
+    demo, kwargs = build_app(generator=generator, scorer=scorer, store=store, catalog=catalog, auth=auth,
+                             max_budget=max_budget, generator_dir=generator_dir, prm_dir=prm_dir)
+    demo.queue(default_concurrency_limit=4)
+    demo.launch(server_name=host, server_port=port, **kwargs, **extra)
+
+
+def _model_path(model: Any) -> str:
+    path = getattr(model, "path", None)
+    return str(path) if path else ""

@@ -1,0 +1,1 @@
+"""The explorer's pages; each module exposes `build_page(engine, shared)`."""

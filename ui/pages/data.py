@@ -1,0 +1,76 @@
+"""Export and import page: labeled traces out (TRL, PRM800K, ...) with a preview and a download; files in."""
+from __future__ import annotations
+
+import json
+
+import gradio as gr
+
+from ..service import Explorer
+from ..wiring import USER_ERRORS, Shared, guarded
+
+EXPORT_FORMATS = ["trl", "prm800k", "math-shepherd", "processbench", "pairs", "sft"]
+IMPORT_FORMATS = ["prm800k", "trl", "processbench", "solutions", "problems"]
+
+
+def build_page(engine: Explorer, shared: Shared) -> None:
+    gr.Markdown("### Export labeled traces")
+    with gr.Row():
+        fmt = gr.Dropdown(EXPORT_FORMATS, value="trl", label="format", elem_id="export-format")
+        labels = gr.Dropdown(["human", "auto", "both"], value="human", label="labels", elem_id="export-labels")
+        neutral = gr.Dropdown(["drop", "good", "bad"], value="drop", label="neutral (0) ratings count as",
+                              elem_id="export-neutral")
+        file_format = gr.Dropdown(["jsonl", "parquet"], value="jsonl", label="file", elem_id="export-file-format")
+    with gr.Row():
+        scope = gr.Radio(["open session", "all sessions", "these ids"], value="open session", label="sessions",
+                         elem_id="export-scope")
+        ids = gr.Textbox(label="session ids (e.g. 3, 5)", elem_id="export-ids")
+        soft = gr.Checkbox(label="soft labels in an extra field", elem_id="export-soft")
+        all_paths = gr.Checkbox(label="include paths with unlabeled steps", elem_id="export-all-paths")
+    export = gr.Button("Export", variant="primary", elem_id="export-button")
+    summary = gr.Textbox(label="manifest", interactive=False, lines=3, elem_id="export-summary")
+    preview = gr.Code(label="first records", language="json", interactive=False, elem_id="export-preview")
+    download = gr.File(label="download", interactive=False, elem_id="export-file")
+
+    @guarded
+    def do_export(fmt_, labels_, neutral_, file_format_, scope_, ids_, soft_, all_paths_, session_id):
+        if scope_ == "open session":
+            if not session_id:
+                raise gr.Error("no session is open: pick 'all sessions' or open one first")
+            chosen = [session_id]
+        else:
+            chosen = None if scope_ == "all sessions" else ids_
+            if scope_ == "these ids" and not (ids_ or "").strip():
+                raise gr.Error("type the session ids to export")
+        path, manifest, first = engine.export(fmt_, labels=labels_, neutral=neutral_, soft=soft_,
+                                              all_paths=all_paths_, session_ids=chosen, file_format=file_format_)
+        counts = manifest["counts"]
+        line = (f"{counts['records']} records from {counts['sessions']} sessions · steps {counts['steps']} · "
+                f"sha256 {manifest['sha256'][:16]}…")
+        return line, json.dumps(first, indent=2, ensure_ascii=False), str(path)
+
+    export.click(do_export, [fmt, labels, neutral, file_format, scope, ids, soft, all_paths, shared.session],
+                 [summary, preview, download], api_visibility="undocumented")
+
+    gr.Markdown("### Import")
+    with gr.Row():
+        upload = gr.File(label="file (JSONL or Parquet)", file_types=[".jsonl", ".json", ".parquet"],
+                         elem_id="import-file")
+        in_fmt = gr.Dropdown(IMPORT_FORMATS, value="solutions", label="format", elem_id="import-format")
+    with gr.Row():
+        check = gr.Button("Validate", elem_id="import-validate")
+        run = gr.Button("Import", variant="primary", elem_id="import-button")
+    report = gr.Textbox(label="validation report", interactive=False, lines=4, elem_id="import-report")
+
+    def report_of(fn, verb):
+        def run(path, fmt_):
+            try:
+                return f"{verb}: " + json.dumps(fn(path, fmt_))
+            except USER_ERRORS as exc:  # the report says what is wrong; nothing was stored
+                return f"not valid, nothing imported: {exc}"
+        return run
+
+    do_check = report_of(engine.validate_import, "valid")
+    do_import = report_of(engine.import_file, "imported")
+
+    check.click(do_check, [upload, in_fmt], [report], api_visibility="undocumented")
+    run.click(do_import, [upload, in_fmt], [report], api_visibility="undocumented")

@@ -1,0 +1,109 @@
+"""Explore page: the problem, models, thought factors and search parameters, Run / Stop, and the live tree plot."""
+from __future__ import annotations
+
+import gradio as gr
+
+from reasoning.search import ALGORITHMS, HELP, SearchConfig
+
+from ..figure import FigureOptions, empty_figure, tree_figure
+from ..service import AGGREGATIONS, Explorer
+from ..wiring import Shared, guarded, who
+from . import inspector
+
+EXAMPLE_PROBLEM = "Use 4 7 8 8 to make 24."
+
+
+def plot_for(engine: Explorer, session_id, color_by: str = "value", selected: str | None = None):
+    """The tree figure of a session (live or stored), or a blank plot when none is open."""
+    if not session_id:
+        return empty_figure()
+    tree = engine.tree(session_id)
+    labels = engine.label_summary(int(session_id)) if not engine.running(session_id) else {}
+    opts = FigureOptions(color_by=color_by or "value", selected=selected, uirevision=f"session-{session_id}")
+    return tree_figure(tree, opts, labels=labels)
+
+
+def build_page(engine: Explorer, shared: Shared) -> None:
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=330):
+            controls = _controls(engine)
+        with gr.Column(scale=3):
+            shared.plot = gr.Plot(plot_for(engine, None), elem_id="tree-plot", show_label=False)
+            status = gr.Textbox(label="status", elem_id="status", interactive=False, lines=1)
+    inspector.build_page(engine, shared, status)
+    _wire_search(engine, shared, controls, status)
+
+
+def _controls(engine: Explorer) -> dict:
+    c: dict = {}
+    c["problem"] = gr.Textbox(EXAMPLE_PROBLEM, label="problem", elem_id="problem", lines=3,
+                              info="Free text, `Use 4 7 8 8 to make 24.` for Countdown, or pick one below")
+    choices = engine.problem_choices()
+    c["pick"] = gr.Dropdown(choices, label="problem sets", value=None, visible=bool(choices), elem_id="problem-pick")
+    with gr.Row():
+        c["run"] = gr.Button("Run search", variant="primary", elem_id="run-search")
+        c["stop"] = gr.Button("Stop", variant="stop", elem_id="stop-search")
+    with gr.Accordion("Search", open=True):
+        c["algorithm"] = gr.Dropdown(list(ALGORITHMS), value="mcts", label="algorithm", info=HELP["algorithm"])
+        c["budget"] = gr.Slider(1, min(SearchConfig.max_budget, 2048), value=40, step=1, label="budget",
+                                info=HELP["budget"], elem_id="budget")
+        with gr.Row():
+            c["candidates"] = gr.Number(3, label="candidates", precision=0, minimum=1, maximum=64)
+            c["beam_width"] = gr.Number(4, label="beam width", precision=0, minimum=1, maximum=256)
+        with gr.Row():
+            c["c_puct"] = gr.Number(1.5, label="c_puct", minimum=0, maximum=100)
+            c["temperature"] = gr.Number(1.0, label="temperature", minimum=0, maximum=5)
+        with gr.Row():
+            c["max_depth"] = gr.Number(12, label="max depth", precision=0, minimum=1, maximum=256)
+            c["parallel"] = gr.Number(1, label="parallel leaves", precision=0, minimum=1, maximum=64)
+        with gr.Row():
+            c["aggregation"] = gr.Dropdown(list(AGGREGATIONS), value="min", label="aggregation")
+            c["seed"] = gr.Number(0, label="seed", precision=0, minimum=0)
+    with gr.Accordion("Thought factors", open=False):
+        c["catalog"] = gr.Dataframe(
+            engine.catalog_rows(), headers=["factor", "enabled", "cue", "description"],
+            datatype=["str", "bool", "str", "str"], interactive=True, static_columns=[0, 3], elem_id="catalog",
+            wrap=True,
+        )
+    with gr.Accordion("Models", open=False):
+        c["gen_dir"] = gr.Textbox(engine.generator_dir, label="generator directory", elem_id="generator-dir")
+        c["prm_dir"] = gr.Textbox(engine.prm_dir, label="PRM directory", elem_id="prm-dir")
+    return c
+
+
+def _wire_search(engine: Explorer, shared: Shared, c: dict, status: gr.Textbox) -> None:
+    @guarded
+    def run(problem, gen_dir, prm_dir, catalog_rows, algorithm, budget, candidates, beam_width, c_puct, temperature,
+            max_depth, parallel, aggregation, seed, color_by, annotator, request: gr.Request):
+        rows = catalog_rows.values.tolist() if hasattr(catalog_rows, "values") else catalog_rows
+        catalog = engine.catalog_from_rows(rows)
+        config = engine.config(algorithm, budget, seed, candidates, temperature, c_puct, beam_width, max_depth,
+                               aggregation, parallel, [f.name for f in catalog.enabled])
+        updates = engine.run_search(problem, config, catalog, annotator=who(annotator, request),
+                                    generator_dir=gen_dir, prm_dir=prm_dir)
+        for up in updates:
+            opts = FigureOptions(color_by=color_by or "value", uirevision=f"session-{up.session_id}")
+            yield str(up.session_id), None, tree_figure(up.tree, opts), up.status
+
+    inputs = [c["problem"], c["gen_dir"], c["prm_dir"], c["catalog"], c["algorithm"], c["budget"], c["candidates"],
+              c["beam_width"], c["c_puct"], c["temperature"], c["max_depth"], c["parallel"], c["aggregation"],
+              c["seed"], shared.color_by, shared.annotator]
+    c["run"].click(run, inputs, [shared.session, shared.node, shared.plot, status], api_visibility="undocumented",
+                   concurrency_id="model", concurrency_limit=1)
+
+    @guarded
+    def stop(session_id):
+        if not session_id:
+            return "no search to stop"
+        return "stopping…" if engine.stop(session_id) else "no search is running"
+
+    c["stop"].click(stop, [shared.session], [status], api_visibility="undocumented", queue=False)
+    c["pick"].change(lambda p: p or gr.skip(), [c["pick"]], [c["problem"]], api_visibility="undocumented",
+                     queue=False)
+
+    @guarded
+    def recolor(session_id, node_id, color_by):
+        return plot_for(engine, session_id, color_by, node_id)
+
+    shared.color_by.change(recolor, [shared.session, shared.node, shared.color_by], [shared.plot],
+                           api_visibility="undocumented")
