@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from tiny_models import build_all, build_gpt2_lm, build_math_shepherd_prm
 
 import app
+from tiny_models import build_all, build_gpt2_lm, build_math_shepherd_prm
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT_FIELDS = {"id": str, "answer": (str, type(None)), "solved": bool, "nodes": int,
