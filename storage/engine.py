@@ -66,5 +66,7 @@ def upgrade(engine: Engine) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":  # two processes starting at once: one migrates, one waits
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(726172)")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")

@@ -1,7 +1,6 @@
 """The Store: every user action is one committed transaction, idempotent by action id, checked by version."""
 from __future__ import annotations
 
-import logging
 import threading
 import time
 import uuid
@@ -32,7 +31,6 @@ from .records import (
     StorageError,
 )
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 Logged = tuple[dict[str, Any], ActionRow | None]  # an action's result and its log row
 
@@ -217,7 +215,8 @@ class Store:
         def work(s: Session) -> Logged:
             row = _node_row(s, session_id, node_id)
             before = row.pruned
-            version = _bump(s, NodeRow, _node_key(session_id, node_id), expected_version, {"pruned": pruned}, row.version)
+            key = _node_key(session_id, node_id)
+            version = _bump(s, NodeRow, key, expected_version, {"pruned": pruned}, row.version)
             kind = "prune" if pruned else "unprune"
             entry = _entry(session_id, node_id, annotator, kind, {"before": before, "after": pruned})
             return asdict(NodeState(session_id, node_id, pruned, version)), entry
@@ -515,7 +514,8 @@ def _auto_label(row: AutoLabelRow) -> AutoLabel:
 def _put_auto_label(s: Session, session_id: int, label: AutoLabel) -> None:
     _node_row(s, session_id, label.node_id)
     row = s.scalar(select(AutoLabelRow).where(
-        AutoLabelRow.session_id == session_id, AutoLabelRow.node_id == label.node_id, AutoLabelRow.method == label.method))
+        AutoLabelRow.session_id == session_id, AutoLabelRow.node_id == label.node_id,
+        AutoLabelRow.method == label.method))
     values = {k: v for k, v in asdict(label).items() if k not in ("node_id", "method")}
     if row is None:
         s.add(AutoLabelRow(session_id=session_id, node_id=label.node_id, method=label.method, **values))

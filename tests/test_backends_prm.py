@@ -141,6 +141,10 @@ PRM_ERRORS = {
                              "no single token for its step tag 'ки'"),
     "remote code without the flag": (lambda t, tmp: t.qwen_prm, {}, "trust_remote_code=True"),
     "unknown adapter": (lambda t, tmp: t.token_classification, {"adapter": "nope"}, "unknown PRM adapter 'nope'"),
+    "wrong family": (lambda t, tmp: t.gpt2_tags, {"adapter": "token-classification"},
+                     "is not a token-classification model"),
+    "not a causal LM": (lambda t, tmp: t.token_classification, {"adapter": "math-shepherd"},
+                        "is not a causal language model"),
     "adapter unknown from files": (lambda t, tmp: t.gpt2_tags, {}, "cannot tell which PRM adapter"),
     "broken prm_config": (lambda t, tmp: _copy(t.math_shepherd, tmp / "m", prm_config__json="{"), {}, "cannot read"),
     "unknown option": (

@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from test_storage import db_url, small_tree  # noqa: F401 - the fixture runs each test on SQLite and PostgreSQL
+from test_storage import db_url  # noqa: F401 - the fixture runs each test on SQLite and PostgreSQL
 
 from cli.data import add_export_arguments, add_import_arguments, run_export, run_import
+from reasoning.types import Problem
 from storage import ImportFormatError, StorageError, Store
 from storage.export import export_records
 from storage.importers import import_file, read_import, split_steps
@@ -127,7 +128,7 @@ def test_malformed_imports_name_line_and_field_and_change_nothing(store, tmp_pat
 
 
 def test_a_database_error_midway_rolls_the_whole_import_back(store, tmp_path):
-    store.save_problem(small_tree("Stored first.").problem.__class__("clash", "Another text."))
+    store.save_problem(Problem("clash", "Another text."))
     before = store.counts()
     recs = [{"id": "fine", "problem": "p", "solutions": [{"text": "a"}]},
             {"id": "clash", "problem": "Not the stored text.", "solutions": [{"text": "b"}]}]
@@ -155,7 +156,8 @@ def test_cli_import_then_export(tmp_path, capsys):
     assert run_cli("import", ["--format", "solutions", str(bad), "--db", db]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "bad.jsonl:2: invalid JSON" in err and "nothing was imported" in err
-    assert run_cli("export", ["--format", "trl", "--out", str(tmp_path / "x.jsonl"), "--db", db, "--session", "99"]) == 2
+    missing = ["--format", "trl", "--out", str(tmp_path / "x.jsonl"), "--db", db, "--session", "99"]
+    assert run_cli("export", missing) == 2
     assert not (tmp_path / "x.jsonl").exists()
 
 

@@ -13,6 +13,7 @@ from ..domains import get_domain
 from ..types import Problem
 from .loading import (
     ModelLoadError,
+    check_causal_lm,
     check_remote_code,
     device_and_dtype,
     load_model,
@@ -151,6 +152,12 @@ class TokenClassificationPRM(PRMAdapter):
     auto_class = "AutoModelForTokenClassification"
     options = {"separator": "\n"}
 
+    def check_code(self, cfg: dict[str, Any], trust_remote_code: bool) -> None:
+        super().check_code(cfg, trust_remote_code)
+        archs = cfg.get("architectures") or []
+        if archs and not any(a.endswith("ForTokenClassification") for a in archs):
+            raise ModelLoadError(f"{self.path} is not a token-classification model (config says {', '.join(archs)})")
+
     def setup_tokens(self) -> None:
         self.separator_ids = self.tokens(self.opts["separator"])
         if not self.separator_ids:
@@ -176,6 +183,10 @@ class MathShepherdPRM(PRMAdapter):
 
     adapter = "math-shepherd"
     options = {"step_tag": "ки", "good_token": "+", "bad_token": "-"}
+
+    def check_code(self, cfg: dict[str, Any], trust_remote_code: bool) -> None:
+        super().check_code(cfg, trust_remote_code)
+        check_causal_lm(self.path, cfg)
 
     def setup_tokens(self) -> None:
         self.tag_id = self.token_id(self.opts["step_tag"], "step tag")
@@ -244,6 +255,10 @@ class ValueHeadPRM(PRMAdapter):
 
     adapter = "value-head"
     options = {"separator": "\n", "head_file": "value_head.safetensors"}
+
+    def check_code(self, cfg: dict[str, Any], trust_remote_code: bool) -> None:
+        super().check_code(cfg, trust_remote_code)
+        check_causal_lm(self.path, cfg)
 
     def setup_tokens(self) -> None:
         from safetensors.torch import load_file

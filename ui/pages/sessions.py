@@ -37,7 +37,7 @@ def build_page(engine: Explorer, shared: Shared) -> None:
     listing = guarded(lambda q, d: engine.sessions(q, bool(d)))
     for trigger in (refresh.click, query.submit, deleted.change):
         trigger(listing, [query, deleted], [table], api_visibility="undocumented")
-    # shared.tabs.select(listing, [query, deleted], [table], api_visibility="undocumented")
+    shared.tabs.select(listing, [query, deleted], [table], api_visibility="undocumented")
 
     def pick(evt: gr.SelectData, rows):
         row = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
