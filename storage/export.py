@@ -107,12 +107,15 @@ def _prm800k_step(view: LabelView, parent: str, nid: str) -> dict[str, Any]:
     }
 
 
-def _prm800k_generic(view: LabelView) -> list[dict[str, Any]]:
+def _prm800k_generic(view: LabelView, skip: set[str]) -> list[dict[str, Any]]:
+    """A record per path (ending outside `skip`): each step's live siblings rated, the path's node chosen."""
     tree, out = view.tree, []
     notes_by_node: dict[str, list] = {}
     for a in view.lt.annotations:
         notes_by_node.setdefault(a.node_id, []).append(a)
     for path in export_paths(view, partial=True):
+        if path[-1] in skip:
+            continue
         steps = [_prm800k_step(view, p, n) for p, n in zip([ROOT, *path[:-1]], path, strict=True)]
         rated = [a for p in [ROOT, *path[:-1]] for c in tree.children(p) for a in notes_by_node.get(c, [])]
         last = tree.node(path[-1])
@@ -146,11 +149,19 @@ def _prm800k_trace(view: LabelView, trace: dict[str, Any]) -> dict[str, Any]:
 
 
 def prm800k_records(view: LabelView) -> list[dict[str, Any]]:
-    """PRM800K labeling records; imported ones come back as they were, with their current ratings."""
-    traces = view.lt.meta.get("prm800k")
-    if traces:
-        return [_prm800k_trace(view, t) for t in traces]
-    return _prm800k_generic(view)
+    """PRM800K labeling records; imported ones come back as they were (with their current ratings), then a record
+    for each path that grew since."""
+    traces = view.lt.meta.get("prm800k") or []
+    return [_prm800k_trace(view, t) for t in traces] + _prm800k_generic(view, _trace_nodes(traces))
+
+
+def _trace_nodes(traces: list[dict[str, Any]]) -> set[str]:
+    out = set()
+    for t in traces:
+        for st in t["steps"]:
+            out.update(c["node"] for c in st["completions"] or [])
+            out.update([st["human"]["node"]] if st["human"] else [])
+    return out
 
 
 # -- TRL preference pairs and SFT best paths ------------------------------------------------------

@@ -44,8 +44,13 @@ def human_rating(notes: list[Annotation]) -> int | None:
     """Several annotators of one node: sure ratings before unsure ones, then the latest."""
     if not notes:
         return None
-    best = max(notes, key=lambda a: (not a.unsure, a.updated or a.created or 0, a.version))
+    best = max(notes, key=lambda a: (not a.unsure, _stamp(a), a.version))
     return best.rating
+
+
+def _stamp(a: Annotation) -> float:
+    when = a.updated or a.created
+    return when.timestamp() if when else 0.0
 
 
 def auto_label(labels: list[AutoLabel]) -> StepLabel | None:

@@ -9,7 +9,7 @@ import pytest
 from test_storage import db_url  # noqa: F401 - the fixture runs each test on SQLite and PostgreSQL
 
 from cli.data import add_export_arguments, add_import_arguments, run_export, run_import
-from reasoning.types import Problem
+from reasoning.types import Problem, Step
 from storage import ImportFormatError, StorageError, Store
 from storage.export import export_records
 from storage.importers import import_file, read_import, split_steps
@@ -51,6 +51,19 @@ def test_ratings_changed_after_import_show_in_the_export(store):
     store.rate(sid, "0.0", "imported:prm800k", -1)
     first = export_records(store.labeled_trees([sid]), "prm800k")[0]
     assert first["label"]["steps"][0]["completions"][0]["rating"] == -1
+
+
+def test_paths_grown_after_a_prm800k_import_add_records(store):
+    sid = import_file(store, PRM800K, "prm800k")["sessions"][2]
+    tree = store.load_tree(sid)
+    end = "0.0.0.0.0.1"  # the chosen completion of the last step, rated +1
+    assert tree.node(end)["terminal"] and tree.node(end)["answer"] == "468"
+    new = tree.add_child(end, Step("Checking: 7.8 * 60 = 468."), origin="human")
+    store.add_nodes(sid, tree, [new], kind="human_step", annotator="alice")
+    store.rate(sid, new, "alice", 1)
+    recs = export_records(store.labeled_trees([sid]), "prm800k")
+    assert len(recs) == 2 and recs[1]["labeler"] == "alice+imported:prm800k"
+    assert recs[1]["label"]["steps"][-1]["human_completion"]["text"] == "Checking: 7.8 * 60 = 468."
 
 
 def test_trl_export_import_export_gives_identical_records(store, tmp_path):

@@ -215,6 +215,13 @@ def test_schema_comes_from_alembic_and_reopening_is_a_no_op(db_url):
         assert s.session(sid).nodes == 4
 
 
+def test_sqlite_connections_are_durable(tmp_path):
+    with Store(f"sqlite:///{tmp_path / 'x.db'}") as s, s.engine.connect() as conn:
+        pragma = {p: conn.exec_driver_sql(f"PRAGMA {p}").scalar() for p in
+                  ("journal_mode", "foreign_keys", "synchronous", "busy_timeout")}
+    assert pragma == {"journal_mode": "wal", "foreign_keys": 1, "synchronous": 2, "busy_timeout": 30000}
+
+
 def test_models_and_migrations_agree(store):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext

@@ -61,20 +61,21 @@ def build_app(
         generator_dir=str(generator_dir or _model_path(generator)), prm_dir=str(prm_dir or _model_path(scorer)),
     )
     with gr.Blocks(title=TITLE) as demo:
-        with gr.Row(equal_height=True):
-            gr.Markdown(f"## {TITLE}")
+        with gr.Row(equal_height=True, elem_id="header"):
+            gr.Markdown(f"## {TITLE}", elem_id="title")
             annotator = gr.Textbox(label="your name (annotator)", elem_id="annotator", scale=0, min_width=220,
                                    placeholder="anonymous", interactive=not auth)
             color_by = gr.Radio(list(COLOR_BY), value="value", label="colour by", elem_id="color-by", scale=0,
-                                min_width=240)
+                                min_width=260)
         saved_name = gr.BrowserState("", storage_key="rte-annotator")
+        session, node = gr.State(""), gr.State(None)  # ids only; created outside the Tabs so they are no tab
         with gr.Tabs() as tabs:
-            shared = Shared(annotator, gr.State(""), gr.State(None), color_by, tabs)
+            shared = Shared(annotator, session, node, color_by, tabs)
             with gr.Tab("Explore", id="explore-tab"):
                 explore.build_page(engine, shared)
             with gr.Tab("Sessions", id="sessions-tab"):
                 sessions.build_page(engine, shared)
-            with gr.Tab("Search analytics", id="stats"):
+            with gr.Tab("Analytics", id="stats"):
                 analytics.build_page(engine, shared)
             with gr.Tab("Export / import", id="data-tab"):
                 data.build_page(engine, shared)

@@ -29,7 +29,7 @@ def build_page(engine: Explorer, shared: Shared) -> None:
             controls = _controls(engine)
         with gr.Column(scale=3):
             shared.plot = gr.Plot(plot_for(engine, None), elem_id="tree-plot", show_label=False)
-            status = gr.Textbox(label="status", elem_id="status", interactive=False, lines=1)
+            status = gr.Textbox(label="search status", elem_id="status", interactive=False, lines=1)
     inspector.build_page(engine, shared, status)
     _wire_search(engine, shared, controls, status)
 
@@ -47,6 +47,7 @@ def _controls(engine: Explorer) -> dict:
         c["algorithm"] = gr.Dropdown(list(ALGORITHMS), value="mcts", label="algorithm", info=HELP["algorithm"])
         c["budget"] = gr.Slider(1, min(SearchConfig.max_budget, 2048), value=40, step=1, label="budget",
                                 info=HELP["budget"], elem_id="budget")
+    with gr.Accordion("More search parameters", open=False):
         with gr.Row():
             c["candidates"] = gr.Number(3, label="candidates", precision=0, minimum=1, maximum=64)
             c["beam_width"] = gr.Number(4, label="beam width", precision=0, minimum=1, maximum=256)
