@@ -87,7 +87,8 @@ def build_page(engine: Explorer, shared: Shared, status: gr.Textbox) -> None:
         """Run one action on the selected node, then refresh the inspector and the plot."""
 
         @guarded
-        def run(session_id, node_id, color_by, annotator, *args, request: gr.Request):
+        def run(request: gr.Request, session_id, node_id, color_by, annotator, *args):
+            # gr.Request comes first: Gradio inserts it by position, which a trailing *args would swallow.
             result = fn(session_id, node_id, who(annotator, request), *args)
             target, message = result if isinstance(result, tuple) else (node_id, result)
             return (*view(session_id, target, color_by), message)
