@@ -32,6 +32,7 @@ def add_train_demo_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_scaling_arguments(parser: argparse.ArgumentParser, standalone: bool = True) -> None:
     if standalone:
+        parser.add_argument("--scaling", action="store_true", help="the scaling report (the only benchmark here)")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--generator", default=None, help="generator directory (default: the demo generator)")
         parser.add_argument("--prm", default=None, help="PRM directory (default: the demo PRM)")
@@ -60,7 +61,12 @@ def _threads() -> None:
     torch.set_num_threads(2)
 
 
-def label(args: argparse.Namespace) -> list[dict]:
+def label(args: argparse.Namespace) -> None:
+    """`label`: rollout labels for the problems of `--problems`, written as TRL stepwise records."""
+    make_labels(args)
+
+
+def make_labels(args: argparse.Namespace) -> list[dict]:
     """Rollout labels for the problems of `--problems`, written as TRL stepwise records."""
     import torch
 
@@ -78,11 +84,11 @@ def label(args: argparse.Namespace) -> list[dict]:
     sampler = load_sampler(args.generator or DEMO_GENERATOR_DIR)
     records = label_paths(sampler, problems, args.paths, args.rollouts)
     write_records(records, Path(args.out))
-    log.info("%d labelled paths in %s; rollout labels vs solver: %s", len(records), args.out, label_agreement(records))
+    print(f"{len(records)} labelled paths in {args.out}; rollout labels vs solver: {label_agreement(records)}")
     return records
 
 
-def train_demo(args: argparse.Namespace) -> dict:
+def train_demo(args: argparse.Namespace) -> None:
     """Problem sets, generator, rollout labels, PRM (and optionally the scaling report), all from `--seed`."""
     from .train_generator import GeneratorRecipe, train_generator
     from .train_prm import PRMRecipe, evaluate_prm, train_prm
@@ -96,20 +102,19 @@ def train_demo(args: argparse.Namespace) -> dict:
         train_generator(gen_dir, recipe)
     WORK.mkdir(parents=True, exist_ok=True)
     common = {"generator": str(gen_dir), "paths": args.paths, "rollouts": args.rollouts, "seed": args.seed}
-    train_records = label(argparse.Namespace(problems=str(DATA_DIR / "countdown_train.jsonl"),
+    train_records = make_labels(argparse.Namespace(problems=str(DATA_DIR / "countdown_train.jsonl"),
                                              limit=args.label_problems, out=str(WORK / "labels_train.jsonl"), **common))
-    dev_records = label(argparse.Namespace(problems=str(DATA_DIR / "countdown_dev.jsonl"), limit=args.dev_problems,
+    dev_records = make_labels(argparse.Namespace(problems=str(DATA_DIR / "countdown_dev.jsonl"), limit=args.dev_problems,
                                            out=str(WORK / "labels_dev.jsonl"), **common))
     recipe = replace(PRMRecipe(seed=args.seed), **_steps(args.prm_steps))
     data_info = {"problems": "reasoning/data/countdown_train.jsonl", "labelled_problems": args.label_problems,
                  "paths_per_problem": args.paths, "rollouts_per_step": args.rollouts}
-    manifest = train_prm(prm_dir, gen_dir, train_records, recipe, data_info)
+    train_prm(prm_dir, gen_dir, train_records, recipe, data_info)
     report = _prm_report(prm_dir, dev_records, evaluate_prm)
-    log.info("demo PRM on held-out steps: %s", json.dumps(report))
+    print(f"demo PRM on held-out steps: {json.dumps(report)}")
     if args.scaling:
         run_scaling(argparse.Namespace(**vars(args), generator=str(gen_dir), prm=str(prm_dir)))
-    log.info("train-demo finished in %.1f min", (time.time() - started) / 60)
-    return {"prm": manifest, "prm_eval": report}
+    print(f"train-demo finished in {(time.time() - started) / 60:.1f} min")
 
 
 def _steps(steps: int | None) -> dict:
@@ -132,7 +137,7 @@ def _prm_report(prm_dir: Path, dev_records: list[dict], evaluate_prm) -> dict:
     return report
 
 
-def run_scaling(args: argparse.Namespace) -> dict:
+def run_scaling(args: argparse.Namespace) -> None:
     """Solve rate for every algorithm and budget on the held-out problems; writes docs/scaling.md and .png."""
     from reasoning.problems import read_problems
 
@@ -145,9 +150,8 @@ def run_scaling(args: argparse.Namespace) -> dict:
     write_records(sorted(results, key=lambda r: (r["algorithm"], r["budget"], r["id"])), Path(args.results))
     summary = write_report(results, _shown(args.problems), len(problems), time.time() - started, Path(args.docs))
     for (algorithm, budget), s in sorted(summary.items()):
-        log.info("%-9s budget %3d: %.1f%% solved, %.2f s per problem", algorithm, budget, 100 * s["solve_rate"],
-                 s["seconds"])
-    return summary
+        print(f"{algorithm:<9} budget {budget:3d}: {100 * s['solve_rate']:.1f}% solved, {s['seconds']:.2f} s per problem")
+    print(f"wrote {Path(args.docs) / 'scaling.md'} and scaling.png in {(time.time() - started) / 60:.1f} min")
 
 
 def _shown(path: str) -> str:

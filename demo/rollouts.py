@@ -25,7 +25,7 @@ class Sampler:
     model: object
     tokenizer: object
     factors: tuple[str, ...] = DEMO_FACTORS
-    max_step_tokens: int = 32
+    max_step_tokens: int = 24
     temperature: float = 1.0
 
     def __post_init__(self) -> None:
@@ -67,7 +67,7 @@ class Sampler:
             steps.append(DOMAIN.observe(state, step))
         return steps
 
-    def complete(self, states: list[State], max_depth: int = 12, batch: int = 256) -> list[State]:
+    def complete(self, states: list[State], max_depth: int = 8, batch: int = 256) -> list[State]:
         """Run each state on until a terminal step or `max_depth` steps."""
         done = list(states)
         todo = [i for i, s in enumerate(done) if not _finished(s, max_depth)]

@@ -5,7 +5,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -31,6 +31,8 @@ class GeneratorRecipe:
     n_head: int = 4
     n_positions: int = 320
     steps: int = 1400
+    restart_steps: int = 1000  # a second cosine cycle (warm restart), which kept the loss falling
+    restart_lr: float = 1e-3
     batch_size: int = 32
     lr: float = 2e-3
     warmup: int = 60
@@ -120,21 +122,35 @@ def causal_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1))
 
 
+def prepare(recipe: GeneratorRecipe, traces: TraceRecipe = TRACE_RECIPE, tok=None):
+    """The rendered traces, the tokenizer (trained here unless given) and the encoded training data."""
+    train = load_split("train")
+    log.info("writing %d traces per problem for %d training problems", recipe.traces_per_problem, len(train))
+    rendered = sample_traces(train, recipe.traces_per_problem, recipe.seed, traces)
+    tok = tok or train_tokenizer([r.text for r in rendered[:5000]], recipe.vocab_size)
+    check_tokenizer(tok)
+    data = [encode(tok, r) for r in tqdm(rendered, desc="tokenising", mininterval=5)]
+    longest = max(len(ids) for ids, _ in data)
+    if longest + 64 > recipe.n_positions:
+        raise ValueError(f"n_positions {recipe.n_positions} is too small for traces of {longest} tokens")
+    info = {"problems": "reasoning/data/countdown_train.jsonl", "multisets": len(train), "traces": len(rendered),
+            "tokens": sum(len(ids) for ids, _ in data), "longest": longest, "trace_recipe": asdict(traces)}
+    return tok, data, info
+
+
+def restart(model, data, recipe: GeneratorRecipe, pad: int) -> list[float]:
+    """The second cosine cycle, from the weights the first one left."""
+    again = replace(recipe, steps=recipe.restart_steps, lr=recipe.restart_lr, seed=recipe.seed + 1)
+    return train_loop(model, data, again, pad, "generator (restart)") if recipe.restart_steps else []
+
+
 def train_generator(out_dir: Path, recipe: GeneratorRecipe = GeneratorRecipe(), traces: TraceRecipe = TRACE_RECIPE):
     """Make the traces and the tokenizer, train the model, save safetensors + tokenizer + manifest in `out_dir`."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     started = time.time()
     torch.manual_seed(recipe.seed)
-    train = load_split("train")
-    log.info("writing %d traces per problem for %d training problems", recipe.traces_per_problem, len(train))
-    rendered = sample_traces(train, recipe.traces_per_problem, recipe.seed, traces)
-    tok = train_tokenizer([r.text for r in rendered[:5000]], recipe.vocab_size)
-    check_tokenizer(tok)
-    data = [encode(tok, r) for r in tqdm(rendered, desc="tokenising", mininterval=5)]
-    longest = max(len(ids) for ids, _ in data)
-    if longest + 64 > recipe.n_positions:
-        raise ValueError(f"n_positions {recipe.n_positions} is too small for traces of {longest} tokens")
+    tok, data, data_info = prepare(recipe, traces)
     config = GPT2Config(
         vocab_size=len(tok), n_positions=recipe.n_positions, n_embd=recipe.n_embd, n_layer=recipe.n_layer,
         n_head=recipe.n_head, bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
@@ -142,16 +158,21 @@ def train_generator(out_dir: Path, recipe: GeneratorRecipe = GeneratorRecipe(), 
     )
     model = GPT2LMHeadModel(config)
     losses = train_loop(model, data, recipe, tok.pad_token_id, "generator")
+    losses += restart(model, data, recipe, tok.pad_token_id)
+    return save_generator(out_dir, model, tok, recipe, data_info, losses, time.time() - started)
+
+
+def save_generator(out_dir: Path, model, tok, recipe: GeneratorRecipe, data_info: dict, losses: list[float],
+                   seconds: float) -> dict:
     model.to(torch.bfloat16).save_pretrained(out_dir, safe_serialization=True)  # half the size; loads as fp32
     save_tokenizer(tok, out_dir)
-    tokens = sum(len(ids) for ids, _ in data)
+    config = model.config
     info = {
         "name": "demo-generator", "architecture": "GPT2LMHeadModel", "parameters": model.num_parameters(),
         "config": {k: getattr(config, k) for k in ("n_layer", "n_embd", "n_head", "n_positions", "vocab_size")},
         "tokenizer": f"byte-level BPE, {len(tok)} tokens, newline one token, factor tags as special tokens",
-        "data": {"problems": "reasoning/data/countdown_train.jsonl", "multisets": len(train),
-                 "traces": len(rendered), "tokens": tokens, "longest": longest, "trace_recipe": asdict(traces)},
-        "recipe": asdict(recipe), "seed": recipe.seed, "steps": recipe.steps, "loss_every_50_steps": losses,
-        "train_seconds": round(time.time() - started, 1), "weights_dtype": "bfloat16",
+        "data": data_info, "recipe": asdict(recipe), "seed": recipe.seed,
+        "steps": recipe.steps + recipe.restart_steps, "loss_every_50_steps": losses,
+        "train_seconds": round(seconds, 1), "weights_dtype": "bfloat16",
     }
     return write_manifest(out_dir, info)

@@ -62,9 +62,10 @@ def shot(page: Page, name: str) -> None:
 
 
 def plot_nodes(page: Page) -> list[dict]:
-    """Node ids with their on-screen centres, read from the plot's node trace."""
+    """Node ids with their on-screen centres (viewport coordinates, plot scrolled into view), from the node trace."""
     return page.evaluate("""() => {
         const gd = document.querySelector('#tree-plot .js-plotly-plot');
+        if (gd) gd.scrollIntoView({block: 'center'});
         if (!gd || !gd.data || !gd._fullLayout || !gd._fullLayout.xaxis) return [];
         const t = gd.data.find((d) => d.name === 'nodes');
         if (!t) return [];
@@ -88,13 +89,31 @@ def wait_status(page: Page, needle: str, timeout: float = 60) -> str:
     raise AssertionError(f"status never said {needle!r}; it says {status(page)!r}")
 
 
+def settled_nodes(page: Page) -> list[dict]:
+    """Node positions once two reads 300 ms apart agree (a redraw may still be under way)."""
+    before = plot_nodes(page)
+    for _ in range(30):
+        page.wait_for_timeout(300)
+        now = plot_nodes(page)
+        if now and now == before:
+            return now
+        before = now
+    return before
+
+
 def click_node(page: Page, node_id: str) -> None:
     """Click a node by its position on the plot, then wait for the inspector to show it."""
-    node = next(n for n in plot_nodes(page) if n["id"] == node_id)
-    page.mouse.click(node["x"], node["y"])
-    page.wait_for_function(
-        "(id) => (document.querySelector('#node-info textarea, #node-info input') || {}).value"
-        "?.startsWith('node ' + id + ' ')", arg=node_id, timeout=20_000)
+    for _ in range(3):
+        node = next(n for n in settled_nodes(page) if n["id"] == node_id)
+        page.mouse.click(node["x"], node["y"])
+        try:
+            page.wait_for_function(
+                "(id) => (document.querySelector('#node-info textarea, #node-info input') || {}).value"
+                "?.startsWith('node ' + id + ' ')", arg=node_id, timeout=8_000)
+            return
+        except Exception:  # noqa: BLE001 - the plot moved under the mouse; read the positions again
+            continue
+    raise AssertionError(f"clicking node {node_id} on the plot never selected it")
 
 
 def session_id(page: Page) -> int:
@@ -145,7 +164,7 @@ def test_search_click_rate_edit_prune_export(app, page, tmp_path):
 
     page.click("#rate-good")  # the edited node is selected now: rate it good for the export
     wait_status(page, f"rated node {edited} +1")
-    victim = next(n["id"] for n in plot_nodes(page) if n["id"].count(".") == 1 and n["id"] not in (first, edited))
+    victim = next(n["id"] for n in settled_nodes(page) if n["id"].count(".") == 1 and n["id"] not in (first, edited))
     click_node(page, victim)
     page.click("#prune")
     wait_status(page, f"pruned the subtree under {victim}")
@@ -185,7 +204,7 @@ def test_markup_in_step_text_renders_as_text(app, page):
     node = next(n for n in plot_nodes(page) if n["id"] == nid)
     page.mouse.move(node["x"], node["y"])
     page.wait_for_selector("#tree-plot .hoverlayer .hovertext", timeout=10_000)
-    hover = page.locator("#tree-plot .hoverlayer").inner_text()
+    hover = page.locator("#tree-plot .hoverlayer").text_content()
     assert "<script>" in hover and "onerror" in hover  # shown as literal text
     assert page.locator("#tree-plot .hoverlayer img, #tree-plot .hoverlayer a").count() == 0
     shot(page, "06-xss-hover")

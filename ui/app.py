@@ -61,12 +61,13 @@ def build_app(
         generator_dir=str(generator_dir or _model_path(generator)), prm_dir=str(prm_dir or _model_path(scorer)),
     )
     with gr.Blocks(title=TITLE) as demo:
+        api.register(engine)  # first, so the public names win over the page events' (undocumented) ones
         with gr.Row(equal_height=True, elem_id="header"):
             gr.Markdown(f"## {TITLE}", elem_id="title")
-            annotator = gr.Textbox(label="your name (annotator)", elem_id="annotator", scale=0, min_width=220,
-                                   placeholder="anonymous", interactive=not auth)
-            color_by = gr.Radio(list(COLOR_BY), value="value", label="colour by", elem_id="color-by", scale=0,
-                                min_width=260)
+            annotator = gr.Textbox(label="your name (annotator)", elem_id="annotator", scale=1, min_width=200,
+                                   placeholder="anonymous", interactive=not auth, max_lines=1)
+            color_by = gr.Radio(list(COLOR_BY), value="value", label="colour by", elem_id="color-by", scale=1,
+                                min_width=240)
         saved_name = gr.BrowserState("", storage_key="rte-annotator")
         session, node = gr.State(""), gr.State(None)  # ids only; created outside the Tabs so they are no tab
         with gr.Tabs() as tabs:
@@ -79,7 +80,6 @@ def build_app(
                 analytics.build_page(engine, shared)
             with gr.Tab("Export / import", id="data-tab"):
                 data.build_page(engine, shared)
-        api.register(engine)
 
         def restore_name(saved: str, request: gr.Request):
             user = getattr(request, "username", None)

@@ -16,7 +16,7 @@ from reasoning.tree import ROOT, ReasoningTree
 
 from .layout import children_by_creation, tidy_layout
 
-EDGE_GAP = 0.12  # fraction of each edge left blank at both ends
+EDGE_GAP = 0.1  # vertical gap (in depth units) between an edge's ends and its nodes
 WEBGL_THRESHOLD = 1000  # past this many nodes, traces switch to WebGL (Scattergl)
 COLOR_BY = ("value", "score", "q")
 # Symbols that both SVG and WebGL scatter draw.
@@ -60,6 +60,12 @@ class FigureOptions:
             raise ValueError(f"color_by must be one of {COLOR_BY}, not {self.color_by!r}")
 
 
+def _esc(text: object) -> str:
+    """Escape &, < and > (plotly's hover labels would otherwise read tags); quotes stay, since plotly shows
+    `&quot;` literally and a quote cannot start a tag."""
+    return html.escape(str(text), quote=False)
+
+
 def escape_hover(text: object, width: int = 72, max_chars: int = 420) -> str:
     """Model text made safe and readable for a plotly hover label: cut, wrapped, HTML-escaped, joined by <br>."""
     s = "" if text is None else str(text)
@@ -68,7 +74,7 @@ def escape_hover(text: object, width: int = 72, max_chars: int = 420) -> str:
     lines: list[str] = []
     for para in s.splitlines() or [""]:
         lines.extend(textwrap.wrap(para, width, replace_whitespace=False, drop_whitespace=True) or [""])
-    return "<br>".join(html.escape(line, quote=True) for line in lines)
+    return "<br>".join(_esc(line) for line in lines)
 
 
 def factor_symbols(factors: Iterable[str | None]) -> dict[str, str]:
@@ -85,9 +91,9 @@ def _fmt(x: float | None, digits: int = 3) -> str:
 
 
 def _node_hover(nid: str, a: Mapping, q: float, labels: Mapping[str, str]) -> str:
-    head = f"<b>{html.escape(nid)}</b> · {html.escape(str(a['factor'] or a['origin']))}"
+    head = f"<b>{_esc(nid)}</b> · {_esc(str(a['factor'] or a['origin']))}"
     if a["origin"] not in ("generated", "root"):
-        head += f" ({html.escape(str(a['origin']))})"
+        head += f" ({_esc(str(a['origin']))})"
     if a["pruned"]:
         head += " · pruned"
     nums = (f"PRM {_fmt(a['score'])} · value {_fmt(a['value'])} · Q {q:.3f} · visits {a['visits']}"
@@ -96,7 +102,7 @@ def _node_hover(nid: str, a: Mapping, q: float, labels: Mapping[str, str]) -> st
     if a["terminal"]:
         parts.append("answer: " + escape_hover(a["answer"], max_chars=80))
     if nid in labels:
-        parts.append("human: " + html.escape(labels[nid]))
+        parts.append("human: " + _esc(labels[nid]))
     return "<br>".join(parts)
 
 
@@ -136,6 +142,7 @@ def tree_figure(
         order = sorted(pos, key=lambda n: nodes[n]["created"])
         dead = _pruned_below(kids, nodes)
         symbols = factor_symbols(nodes[n]["factor"] for n in order)
+        base = 9.0 if len(order) <= 300 else 6.0 if len(order) <= 1500 else 4.0  # big trees: smaller markers
         xs, ys, colors, sizes, syms, hover, line_w, line_c = [], [], [], [], [], [], [], []
         ex: list[float | None] = []
         ey: list[float | None] = []
@@ -147,7 +154,7 @@ def tree_figure(
             xs.append(x)
             ys.append(-depth)
             colors.append(_color_value(a, q, opt.color_by, n not in dead))
-            sizes.append(min(9.0 + 3.0 * a["visits"] ** 0.5, 30.0))
+            sizes.append(min(base + 3.0 * a["visits"] ** 0.5, 30.0))
             syms.append(ROOT_SYMBOL if n == ROOT else symbols.get(a["factor"], "circle"))
             hover.append(_node_hover(n, a, q, labels))
             selected = n == opt.selected
@@ -155,12 +162,12 @@ def tree_figure(
             line_c.append(SELECTED_COLOR if selected else "#333333")
             p = a["parent"]
             if p is not None and p in pos:
-                # Edges stop short of both nodes, so hovering or clicking a node never picks its edge instead.
+                # Edges fan out from just below the parent and end just above the child: they never touch a
+                # node, so hovering or clicking a node never picks its edge instead.
                 px, pd = pos[p]
-                dx, dy = x - px, pd - depth
-                ex.extend((px + EDGE_GAP * dx, px + dx / 2, x - EDGE_GAP * dx, None))
-                ey.extend((-pd + EDGE_GAP * dy, -pd + dy / 2, -depth - EDGE_GAP * dy, None))
-                ehover.append(f"{html.escape(p)} → {html.escape(n)}<br>factor: {html.escape(str(a['factor']))}")
+                ex.extend((px, (px + x) / 2, x, None))
+                ey.extend((-pd - EDGE_GAP, -(pd + depth) / 2, -depth + EDGE_GAP, None))
+                ehover.append(f"{_esc(p)} → {_esc(n)}<br>factor: {_esc(str(a['factor']))}")
         path = best_path if best_path is not None else (tree.best_path() if opt.show_best else [])
     kind = "scattergl" if len(order) > WEBGL_THRESHOLD else "scatter"
     scatter = lambda **kw: {"type": kind, **kw}  # noqa: E731
@@ -194,7 +201,7 @@ def tree_figure(
     ))
     for name, sym in symbols.items():  # legend entries only: empty traces, one per factor symbol
         traces.append(scatter(
-            x=[None], y=[None], mode="markers", name=html.escape(name), showlegend=True,
+            x=[None], y=[None], mode="markers", name=_esc(name), showlegend=True,
             marker={"symbol": sym, "size": 10, "color": "#555555"}, hoverinfo="skip",
         ))
     layout = dict(
@@ -239,6 +246,6 @@ def empty_figure(message: str = "Run a search to grow a tree") -> go.Figure:
     fig = go.Figure()
     fig.update_layout(
         height=620, xaxis={"visible": False}, yaxis={"visible": False}, plot_bgcolor="white",
-        annotations=[{"text": html.escape(message), "showarrow": False, "font": {"size": 16, "color": "#888"}}],
+        annotations=[{"text": _esc(message), "showarrow": False, "font": {"size": 16, "color": "#888"}}],
     )
     return fig

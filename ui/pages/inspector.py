@@ -28,7 +28,7 @@ def build_page(engine: Explorer, shared: Shared, status: gr.Textbox) -> None:
             info = gr.Textbox(label="selected node", elem_id="node-info", interactive=False, lines=1)
             trace = gr.Dataframe(headers=TRACE_HEADERS, datatype=TRACE_TYPES, interactive=False, wrap=True,
                                  label="trace (root to node)", elem_id="trace-table", max_height=380,
-                                 column_widths=["4%", "8%", "9%", "7%", "40%", "6%", "6%", "6%", "5%", "5%", "10%"])
+                                 column_widths=["3%", "7%", "10%", "9%", "35%", "6%", "6%", "6%", "6%", "6%", "6%"])
             text = gr.Textbox(label="step text (edit it, then 'Save edit as sibling')", elem_id="node-text", lines=3)
         with gr.Column(scale=2, min_width=320):
             with gr.Row():

@@ -1,0 +1,128 @@
+"""Pure tests of the tree layout and the tree figure: traces, escaping, colours, symbols, WebGL switch."""
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import pytest
+
+from reasoning.tree import ReasoningTree
+from reasoning.types import Problem, Step
+from ui.analytics import analytics_figure, factor_depth_stats
+from ui.figure import (
+    PRUNED,
+    SYMBOLS,
+    UNSCORED,
+    FigureOptions,
+    escape_hover,
+    factor_symbols,
+    tree_figure,
+)
+from ui.layout import tidy_layout
+
+EVIL = '<script>alert(1)</script><img src=x onerror="alert(2)"> & <b>x</b>'
+
+
+def small_tree() -> ReasoningTree:
+    """0 -> 0.0 (propose, scored .9) -> 0.0.0 (verify, .4, terminal); 0 -> 0.1 (compute, unscored, pruned)."""
+    t = ReasoningTree(Problem("p", "Use 4 7 8 8 to make 24.", domain="countdown"))
+    a = t.add_child("0", Step(EVIL, "propose"), score=0.9, value=0.9, prior=0.5, iteration=1)
+    t.add_child(a, Step("8-7=1", "verify", terminal=True, answer="24"), score=0.4, value=0.4, iteration=2)
+    b = t.add_child("0", Step("4*8=32", "compute"), iteration=1)
+    t.set_pruned(b)
+    t.node(a)["visits"], t.node(a)["value_sum"] = 4, 2.0
+    return t
+
+
+def traces(fig: go.Figure) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for tr in fig.data:
+        out.setdefault(tr.name, []).append(tr)
+    return out
+
+
+def nodes_trace(fig: go.Figure):
+    (tr,) = traces(fig)["nodes"]
+    return tr
+
+
+def test_layout_is_tidy():
+    kids = {"0": ["0.0", "0.1"], "0.0": ["0.0.0", "0.0.1", "0.0.2"]}
+    pos = tidy_layout(kids, "0")
+    assert pos["0.0.0"] == (0.0, 2) and pos["0.0.2"] == (2.0, 2)
+    assert pos["0.0"] == (1.0, 1) and pos["0.1"] == (3.0, 1)
+    assert pos["0"] == (2.0, 0)
+    # no two nodes share a position, and a deep chain does not hit the recursion limit
+    chain = {str(i): [str(i + 1)] for i in range(5000)}
+    assert len(set(tidy_layout(chain, "0").values())) == 5001
+
+
+def test_one_edge_trace_one_node_trace_and_legend_entries():
+    fig = tree_figure(small_tree(), validate=True)
+    by = traces(fig)
+    assert len(by["edges"]) == 1 and len(by["nodes"]) == 1
+    assert len(nodes_trace(fig).x) == 4
+    assert all(tr.type == "scatter" for tr in fig.data)
+    legend = [tr for tr in fig.data if tr.showlegend and tr.name not in ("best path",)]
+    assert {tr.name for tr in legend} == {"propose", "verify", "compute"}
+    assert all(list(tr.x) == [None] for tr in legend)  # legend-only entries carry no data
+    assert list(nodes_trace(fig).customdata) == ["0", "0.0", "0.0.0", "0.1"]
+
+
+def test_hover_text_is_escaped():
+    fig = tree_figure(small_tree(), validate=True)
+    hover = " ".join(nodes_trace(fig).hovertext)
+    assert "<script>" not in hover and "<img" not in hover and "<b>x</b>" not in hover
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=\"alert(2)\"&gt; &amp;" in hover
+    edge_hover = [h for h in traces(fig)["edges"][0].hovertext if h]
+    assert any("factor: propose" in h for h in edge_hover)
+    assert escape_hover("<a href='javascript:x'>") == "&lt;a href='javascript:x'&gt;"
+
+
+def test_colours_symbols_sizes_and_selection():
+    t = small_tree()
+    fig = tree_figure(t, FigureOptions(color_by="score", selected="0.0"))
+    nt = nodes_trace(fig)
+    colors = dict(zip(nt.customdata, nt.marker.color, strict=True))
+    assert colors["0.0"] == pytest.approx(0.9) and colors["0.0.0"] == pytest.approx(0.4)
+    assert colors["0.1"] == PRUNED  # pruned nodes are greyed
+    assert colors["0"] == UNSCORED  # the root has no PRM score
+    symbols = dict(zip(nt.customdata, nt.marker.symbol, strict=True))
+    assert symbols["0.0"] != symbols["0.0.0"] and symbols["0.0"] in SYMBOLS
+    sizes = dict(zip(nt.customdata, nt.marker.size, strict=True))
+    assert sizes["0.0"] > sizes["0.0.0"]  # size grows with visits
+    widths = dict(zip(nt.customdata, nt.marker.line.width, strict=True))
+    assert widths["0.0"] > widths["0.1"]
+    assert nt.marker.colorbar.title.text == "score"
+    q = nodes_trace(tree_figure(t, FigureOptions(color_by="q")))
+    assert dict(zip(q.customdata, q.marker.color, strict=True))["0.0"] == pytest.approx(0.5)
+
+
+def test_best_path_and_replay():
+    t = small_tree()
+    fig = tree_figure(t)
+    (best,) = traces(fig)["best path"]
+    assert len(best.x) == 3  # root -> 0.0 -> 0.0.0 (the answer)
+    early = tree_figure(t, FigureOptions(max_iteration=1))
+    assert list(nodes_trace(early).customdata) == ["0", "0.0", "0.1"]
+
+
+def test_webgl_past_a_thousand_nodes():
+    t = ReasoningTree(Problem("p", "q"))
+    for i in range(1100):
+        t.add_child("0" if i < 10 else f"0.{i % 10}", Step(f"s{i}", "propose"), score=0.5, value=0.5)
+    fig = tree_figure(t)
+    assert {tr.type for tr in fig.data} == {"scattergl"}
+    assert len(traces(fig)["nodes"]) == 1
+
+
+def test_factor_symbols_are_stable_and_bad_options_rejected():
+    assert factor_symbols(["a", None, "b", "a"]) == {"a": SYMBOLS[0], "b": SYMBOLS[1]}
+    with pytest.raises(ValueError, match="color_by"):
+        FigureOptions(color_by="colour")
+
+
+def test_analytics_by_factor_and_depth():
+    stats = factor_depth_stats(small_tree())
+    assert stats[("propose", 1)]["nodes"] == 1 and stats[("propose", 1)]["visits"] == 4
+    assert ("compute", 1) not in stats  # pruned steps are left out
+    fig = analytics_figure(small_tree())
+    assert len(fig.data) == 4
