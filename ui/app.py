@@ -8,6 +8,7 @@ from typing import Any
 import gradio as gr
 
 from reasoning.factors import Catalog, load_catalog
+from reasoning.search.config import DEFAULT_MAX_BUDGET
 
 from . import api
 from .figure import COLOR_BY
@@ -55,10 +56,10 @@ def build_app(
 ) -> tuple[gr.Blocks, dict[str, Any]]:
     """The Blocks and the keyword arguments its `launch()` needs (css, js, auth)."""
     global ENGINE
-    del max_budget  # the search config validates its own cap (SearchConfig.max_budget)
     ENGINE = engine = Explorer(
         generator, scorer, store, catalog or load_catalog(),
         generator_dir=str(generator_dir or _model_path(generator)), prm_dir=str(prm_dir or _model_path(scorer)),
+        max_budget=max_budget or DEFAULT_MAX_BUDGET,
     )
     with gr.Blocks(title=TITLE) as demo:
         api.register(engine)  # first, so the public names win over the page events' (undocumented) ones

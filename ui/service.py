@@ -18,6 +18,7 @@ from reasoning.domains import get_domain
 from reasoning.factors import Catalog, ThoughtFactor, load_catalog
 from reasoning.problems import ProblemFormatError, parse_problem_text, read_problems
 from reasoning.search import ALGORITHMS, SearchConfig, iterate
+from reasoning.search.config import DEFAULT_MAX_BUDGET
 from reasoning.search.context import SearchContext
 from reasoning.tree import ROOT, ReasoningTree
 from reasoning.types import Problem, Step
@@ -71,6 +72,7 @@ class Explorer:
     catalog: Catalog = field(default_factory=load_catalog)
     generator_dir: str = ""
     prm_dir: str = ""
+    max_budget: int = DEFAULT_MAX_BUDGET
     problem_sets: dict[str, list[Problem]] = field(default_factory=dict)
     live: dict[int, ReasoningTree] = field(default_factory=dict)
     stops: dict[int, threading.Event] = field(default_factory=dict)
@@ -154,7 +156,7 @@ class Explorer:
         try:
             return SearchConfig(
                 algorithm=algorithm,
-                budget=v.integer(budget, "budget", 1, SearchConfig.max_budget),
+                budget=v.integer(budget, "budget", 1, self.max_budget),
                 seed=v.integer(seed, "seed", 0, 2**31 - 1),
                 candidates=v.integer(candidates, "candidates", 1, 64),
                 temperatures=(v.number(temperature, "temperature", 0.0, 5.0),),
@@ -164,6 +166,7 @@ class Explorer:
                 aggregation=aggregation,
                 parallel_leaves=v.integer(parallel_leaves, "parallel leaves", 1, 64),
                 factors=tuple(factors) if factors else None,
+                max_budget=self.max_budget,
             )
         except ValueError as exc:
             raise v.UserError(str(exc)) from None
@@ -252,7 +255,8 @@ class Explorer:
         v.need(tree.is_live(nid), f"node {nid} is pruned; undo the prune before searching from it")
         info = self.session_info(sid)
         base = dict(info.config or {})
-        base["budget"] = v.integer(budget, "budget", 1, SearchConfig.max_budget)
+        base["budget"] = v.integer(budget, "budget", 1, self.max_budget)
+        base["max_budget"] = self.max_budget
         try:
             config = SearchConfig(**{k: val for k, val in base.items() if k in SearchConfig.__dataclass_fields__})
         except (TypeError, ValueError) as exc:
@@ -536,11 +540,11 @@ class Explorer:
 
     def _context(self, tree: ReasoningTree, info, budget: int) -> SearchContext:
         base = {k: val for k, val in (info.config or {}).items() if k in SearchConfig.__dataclass_fields__}
-        base.update(budget=budget, factors=None)
+        base.update(budget=budget, factors=None, max_budget=self.max_budget)
         try:
             config = SearchConfig(**base)
         except (TypeError, ValueError):
-            config = SearchConfig(budget=budget)
+            config = SearchConfig(budget=budget, max_budget=self.max_budget)
         generator, scorer = self.models((info.provenance or {}).get("generator_dir"),
                                         (info.provenance or {}).get("prm_dir"))
         return SearchContext(tree, generator, scorer, self._domain(tree.problem), self.catalog, config)

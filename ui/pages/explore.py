@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from reasoning.search import ALGORITHMS, HELP, SearchConfig
+from reasoning.search import ALGORITHMS, HELP
 
 from ..figure import FigureOptions, empty_figure, tree_figure
 from ..service import AGGREGATIONS, Explorer
@@ -45,7 +45,7 @@ def _controls(engine: Explorer) -> dict:
         c["stop"] = gr.Button("Stop", variant="stop", elem_id="stop-search")
     with gr.Accordion("Search", open=True):
         c["algorithm"] = gr.Dropdown(list(ALGORITHMS), value="mcts", label="algorithm", info=HELP["algorithm"])
-        c["budget"] = gr.Slider(1, min(SearchConfig.max_budget, 2048), value=40, step=1, label="budget",
+        c["budget"] = gr.Slider(1, min(engine.max_budget, 2048), value=40, step=1, label="budget",
                                 info=HELP["budget"], elem_id="budget")
     with gr.Accordion("More search parameters", open=False):
         with gr.Row():
