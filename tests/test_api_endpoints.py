@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 from gradio_client import Client
 
+from reasoning.backends import load_generator, load_scorer
 from storage import Store
-from tests.fakes import FakeGenerator, FakeScorer
+from tiny_models import build_all
 from ui.testing import serve
 
 PROBLEM = "Natalia sold clips to 48 of her friends in April, and then half as many in May. How many in all?"
@@ -13,9 +14,12 @@ PROBLEM = "Natalia sold clips to 48 of her friends in April, and then half as ma
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
+    tiny = build_all(tmp_path_factory.getbasetemp() / "tiny-models")
     db = tmp_path_factory.mktemp("api") / "explorer.db"
     store = Store(f"sqlite:///{db}")
-    with serve(generator=FakeGenerator(answer_depth=3), scorer=FakeScorer(), store=store) as url:
+    generator = load_generator(tiny.gpt2_tags, max_step_tokens=8)
+    scorer = load_scorer(tiny.token_classification)
+    with serve(generator=generator, scorer=scorer, store=store) as url:
         yield Client(url, verbose=False), store
     store.close()
 
@@ -136,3 +140,14 @@ def test_export(api, session):
     rejected(client, "preview must be an integer between 0 and 50", "trl", "human", "drop", False, False, None, 500,
              api_name="/export")
     rejected(client, "no session 777", "trl", "human", "drop", False, False, [777], api_name="/export")
+
+
+def test_rate_retries_are_idempotent_and_stale_versions_conflict(api, session):
+    client, store = api
+    first = client.predict(session, "0.1", 1, False, "", "carol", "retry-1", None, api_name="/rate")
+    again = client.predict(session, "0.1", -1, False, "", "carol", "retry-1", None, api_name="/rate")
+    assert again == first  # the same action id twice has one effect
+    mine = [a for a in store.annotations(session, "0.1") if a.annotator == "carol"]
+    assert len(mine) == 1 and mine[0].rating == 1
+    rejected(client, "(?i)conflict|version", session, "0.1", -1, False, "", "carol", "", 0, api_name="/rate")
+    rejected(client, "action_id must be", session, "0.1", 1, False, "", "carol", "bad id!", None, api_name="/rate")

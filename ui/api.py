@@ -40,9 +40,14 @@ def register(engine: Explorer) -> None:
         return [dict(zip(TRACE_HEADERS, row, strict=True)) for row in engine.inspect(session_id, node_id).trace]
 
     def rate(session_id: int, node_id: str, rating: int, unsure: bool = False, note: str = "",
-             annotator: str = "", request: gr.Request = None) -> dict:
-        """Rate a step -1 / 0 / +1 (PRM800K) with an optional unsure flag and note."""
-        ann = engine.rate(session_id, node_id, rating, annotator=who(annotator, request), unsure=unsure, note=note)
+             annotator: str = "", action_id: str = "", expected_version: int | None = None,
+             request: gr.Request = None) -> dict:
+        """Rate a step -1 / 0 / +1 (PRM800K) with an optional unsure flag and note.
+
+        `action_id` makes a retry idempotent; `expected_version` (the version of your own rating you last saw,
+        0 for none) turns a concurrent change into an explicit conflict error instead of an overwrite."""
+        ann = engine.rate(session_id, node_id, rating, annotator=who(annotator, request), unsure=unsure, note=note,
+                          action_id=action_id, expected_version=expected_version)
         return ann.to_json()
 
     def rate_children(session_id: int, node_id: str, ratings: dict[str, int], annotator: str = "",
@@ -74,9 +79,11 @@ def register(engine: Explorer) -> None:
         return {"session_id": last.session_id, "nodes": len(last.tree), "answer": r.answer if r else None,
                 "status": last.status}
 
-    def prune(session_id: int, node_id: str, annotator: str = "", request: gr.Request = None) -> dict:
-        """Prune a node's subtree (recorded, undoable)."""
-        st = engine.prune(session_id, node_id, annotator=who(annotator, request))
+    def prune(session_id: int, node_id: str, annotator: str = "", action_id: str = "",
+              expected_version: int | None = None, request: gr.Request = None) -> dict:
+        """Prune a node's subtree (recorded, undoable); `action_id` and `expected_version` as in `rate`."""
+        st = engine.prune(session_id, node_id, annotator=who(annotator, request), action_id=action_id,
+                          expected_version=expected_version)
         return {"session_id": st.session_id, "node_id": st.node_id, "pruned": st.pruned, "version": st.version}
 
     def undo(session_id: int, annotator: str = "", request: gr.Request = None) -> dict:

@@ -344,7 +344,7 @@ class Explorer:
 
     # -- labelling actions -----------------------------------------------------------------------
     def rate(self, session_id: Any, node_id: Any, rating: Any, *, annotator: Any = None, unsure: Any = False,
-             note: Any = "", seconds: Any = None, expected_version: int | None = None):
+             note: Any = "", seconds: Any = None, expected_version: Any = None, action_id: Any = None):
         sid = v.session_id(session_id)
         tree = self.tree(sid)
         nid = self._node(tree, node_id)
@@ -353,7 +353,7 @@ class Explorer:
         return self.store.rate(
             sid, nid, v.annotator(annotator), v.rating(rating), unsure=v.flag(unsure, "unsure"),
             note=v.text(note or "", "note", limit=v.MAX_NOTE, allow_empty=True), seconds=secs,
-            action_id=_action_id(), expected_version=expected_version,
+            action_id=v.action_id(action_id) or _action_id(), expected_version=v.version(expected_version),
         )
 
     def rate_children(self, session_id: Any, node_id: Any, rows: Any, *, annotator: Any = None) -> int:
@@ -426,14 +426,17 @@ class Explorer:
         self.store.add_nodes(sid, tree, new, kind="expand", annotator=v.annotator(annotator), action_id=_action_id())
         return new
 
-    def prune(self, session_id: Any, node_id: Any, *, annotator: Any = None):
+    def prune(self, session_id: Any, node_id: Any, *, annotator: Any = None, expected_version: Any = None,
+              action_id: Any = None):
         sid = v.session_id(session_id)
         self._not_running(sid)
         tree = self.tree(sid)
         nid = self._node(tree, node_id)
         v.need(nid != ROOT, "the root cannot be pruned")
-        v.need(not tree.node(nid)["pruned"], f"node {nid} is already pruned")
-        return self.store.prune(sid, nid, annotator=v.annotator(annotator), action_id=_action_id())
+        action = v.action_id(action_id)
+        v.need(action is not None or not tree.node(nid)["pruned"], f"node {nid} is already pruned")
+        return self.store.prune(sid, nid, annotator=v.annotator(annotator), action_id=action or _action_id(),
+                                expected_version=v.version(expected_version))
 
     def undo(self, session_id: Any, *, annotator: Any = None):
         sid = v.session_id(session_id)

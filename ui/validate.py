@@ -96,3 +96,22 @@ def choice(value: Any, name: str, options: tuple[str, ...] | list[str]) -> str:
 def flag(value: Any, name: str) -> bool:
     need(isinstance(value, bool), f"{name} must be true or false, got {value!r}")
     return value
+
+
+_ACTION_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+def action_id(value: Any) -> str | None:
+    """A client-chosen action id (for idempotent retries), or None to let the server pick one."""
+    if value is None or value == "":
+        return None
+    need(isinstance(value, str) and bool(_ACTION_ID.match(value)),
+         "action_id must be 1-64 characters of letters, digits, '_', '-', '.' or ':'")
+    return value
+
+
+def version(value: Any, name: str = "expected_version") -> int | None:
+    """An optimistic-concurrency version the client last saw, or None to skip the check."""
+    if value is None or value == "":
+        return None
+    return integer(value, name, 0, 2**31 - 1)

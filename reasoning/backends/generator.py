@@ -80,7 +80,7 @@ class TransformersGenerator:
 
     def provenance(self) -> dict[str, Any]:
         return {
-            "name": self.name, "path": str(self.path), "model_type": self.model.config.model_type,
+            "name": self.name, "model_dir": str(self.path), "model_type": self.model.config.model_type,
             "weights_sha256": self._weights_sha256, "dtype": str(self.model.dtype).removeprefix("torch."),
             "device": str(self.device), "max_step_tokens": self.max_step_tokens, "top_p": self.top_p,
             "prompt_mode": self.format.mode, "kv_reuse": self.kv_reuse,

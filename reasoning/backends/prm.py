@@ -135,7 +135,7 @@ class PRMAdapter:
 
     def provenance(self) -> dict[str, Any]:
         return {
-            "name": self.name, "path": str(self.path), "adapter": self.adapter,
+            "name": self.name, "model_dir": str(self.path), "adapter": self.adapter,
             "model_type": self.model.config.model_type, "weights_sha256": self._weights_sha256,
             "dtype": str(self.dtype).removeprefix("torch."), "device": str(self.device), **self.opts,
         }
