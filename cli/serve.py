@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 from .common import Settings, add_model_arguments, load_models
 
@@ -21,6 +22,10 @@ def run_serve(args: argparse.Namespace) -> int:
 
     if not 1 <= args.port <= 65535:
         raise ValueError(f"--port must be between 1 and 65535, got {args.port}")
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.auth_file:
+        logging.getLogger(__name__).warning(
+            "serving on %s without --auth-file: anyone who can reach this port can label, prune and delete as "
+            "any annotator", args.host)
     settings = Settings.from_env()
     catalog = load_catalog()
     generator, scorer = load_models(args, catalog)

@@ -19,7 +19,7 @@ def add_train_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (problem split included)")
     parser.add_argument("--generator-out", default=str(ROOT / "models" / "demo-generator"))
     parser.add_argument("--prm-out", default=str(ROOT / "models" / "demo-prm"))
-    parser.add_argument("--generator-steps", type=int, default=None, help="optimizer steps for the generator")
+    parser.add_argument("--generator-steps", type=int, default=None, help="one cycle of N steps instead of the recipe's schedule (quick trials)")
     parser.add_argument("--prm-steps", type=int, default=None, help="optimizer steps for the PRM")
     parser.add_argument("--label-problems", type=int, default=400, help="training problems labelled by rollouts")
     parser.add_argument("--dev-problems", type=int, default=100, help="held-out problems for the PRM report")
@@ -50,6 +50,7 @@ def add_label_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--generator", default=None, help="generator directory (default: the demo generator)")
     parser.add_argument("--paths", type=int, default=2, help="generator paths per problem")
     parser.add_argument("--rollouts", type=int, default=4, help="rollouts per step")
+    parser.add_argument("--temperature", type=float, default=0.7, help="sampling temperature of the rollouts")
     parser.add_argument("--limit", type=int, default=None, help="only the first N problems")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="TRL stepwise records with soft labels (JSONL)")
@@ -82,7 +83,7 @@ def make_labels(args: argparse.Namespace) -> list[dict]:
     if any(p.domain != "countdown" for p in problems):
         raise ValueError(f"{args.problems}: rollout labels need Countdown problems (an exact checker)")
     sampler = load_sampler(args.generator or DEMO_GENERATOR_DIR)
-    records = label_paths(sampler, problems, args.paths, args.rollouts)
+    records = label_paths(sampler, problems, args.paths, args.rollouts, rollout_temperature=args.temperature)
     write_records(records, Path(args.out))
     print(f"{len(records)} labelled paths in {args.out}; rollout labels vs solver: {label_agreement(records)}")
     return records
@@ -98,10 +99,13 @@ def train_demo(args: argparse.Namespace) -> None:
     write_splits(make_splits(seed=args.seed))
     gen_dir, prm_dir = Path(args.generator_out), Path(args.prm_out)
     if not args.skip_generator:
-        recipe = replace(GeneratorRecipe(seed=args.seed), **_steps(args.generator_steps))
+        recipe = GeneratorRecipe(seed=args.seed)
+        if args.generator_steps:  # a quick trial: one cycle instead of the recipe's schedule
+            recipe = replace(recipe, cycles=((args.generator_steps, 2e-3, 0.1),))
         train_generator(gen_dir, recipe)
     WORK.mkdir(parents=True, exist_ok=True)
-    common = {"generator": str(gen_dir), "paths": args.paths, "rollouts": args.rollouts, "seed": args.seed}
+    common = {"generator": str(gen_dir), "paths": args.paths, "rollouts": args.rollouts, "seed": args.seed,
+              "temperature": 0.7}
     train_records = make_labels(argparse.Namespace(problems=str(DATA_DIR / "countdown_train.jsonl"),
                                              limit=args.label_problems, out=str(WORK / "labels_train.jsonl"), **common))
     dev_records = make_labels(argparse.Namespace(problems=str(DATA_DIR / "countdown_dev.jsonl"), limit=args.dev_problems,

@@ -1,7 +1,7 @@
 """Math-Shepherd style step labels from Monte-Carlo rollouts of the demo generator, in TRL stepwise records.
 
 For each problem the generator writes a few whole paths; from every step of a path, `rollouts` continuations are
-sampled: soft value = the share that reaches the target, hard label = any does. A terminal step is labelled by the
+sampled (the path itself is one of them): soft value = the share that reaches the target, hard label = any does. A terminal step is labelled by the
 checker directly (its answer is final). Each record also carries `exact`, the solver's verdict on the step (every
 booked operation right and the remaining numbers still able to make the target): for measuring, never for training.
 """
@@ -38,36 +38,50 @@ def prefixes(path: State) -> list[State]:
 
 
 def label_paths(sampler: Sampler, problems: list[Problem], paths_per_problem: int, rollouts: int,
-                batch: int = 256, desc: str = "labelling") -> list[dict]:
-    """TRL stepwise records (`prompt`, `completions`, `labels`) with `soft_labels`, `factors` and `exact`."""
+                batch: int = 256, desc: str = "labelling", path_temperature: float = 1.0,
+                rollout_temperature: float = 0.7) -> list[dict]:
+    """TRL stepwise records (`prompt`, `completions`, `labels`) with `soft_labels`, `factors` and `exact`.
+
+    Paths are sampled at `path_temperature` (so the PRM sees the mistakes a search meets), rollouts at
+    `rollout_temperature` (the value of a step under the policy a search samples from)."""
     records = []
     chunk = max(1, batch // (paths_per_problem * 4))
     for k in tqdm(range(0, len(problems), chunk), desc=desc, mininterval=5):
         roots = [State(p) for p in problems[k : k + chunk] for _ in range(paths_per_problem)]
+        sampler.temperature = path_temperature
         paths = sampler.complete(roots, batch=batch)
+        sampler.temperature = rollout_temperature
         records += _label_chunk(sampler, paths, rollouts, batch)
     return records
 
 
 def _label_chunk(sampler: Sampler, paths: list[State], rollouts: int, batch: int) -> list[dict]:
-    open_states = {}
+    """Label every step of `paths`; each path also counts as one rollout from each of its own prefixes."""
+    outcomes: dict[tuple, list[bool]] = {}
+    starts: dict[tuple, State] = {}
     for path in paths:
         for st in prefixes(path):
             if not st.steps[-1].terminal:
-                open_states.setdefault(_key(st), st)
-    keys = list(open_states)
-    finals = sampler.complete([open_states[key] for key in keys for _ in range(rollouts)], batch=batch)
-    share = {key: sum(solved(f) for f in finals[i * rollouts : (i + 1) * rollouts]) / rollouts
-             for i, key in enumerate(keys)}
+                outcomes.setdefault(_key(st), []).append(solved(path))
+                starts.setdefault(_key(st), st)
+    keys = list(starts)
+    extra = max(0, rollouts - 1)
+    finals = sampler.complete([starts[key] for key in keys for _ in range(extra)], batch=batch)
+    for i, key in enumerate(keys):
+        outcomes[key] += [solved(f) for f in finals[i * extra : (i + 1) * extra]]
     out = []
     for path in paths:
-        soft = [float(solved(st)) if st.steps[-1].terminal else share[_key(st)] for st in prefixes(path)]
+        soft = [float(solved(st)) if st.steps[-1].terminal else _mean(outcomes[_key(st)]) for st in prefixes(path)]
         out.append({
             "id": path.problem.id, "prompt": path.problem.text, "completions": path.step_texts,
             "labels": [v > 0 for v in soft], "soft_labels": soft, "factors": [s.factor for s in path.steps],
             "exact": [exact_label(st) for st in prefixes(path)], "numbers": path.problem.meta["numbers"],
         })
     return out
+
+
+def _mean(values: list[bool]) -> float:
+    return sum(values) / len(values)
 
 
 def _key(state: State) -> tuple:

@@ -5,7 +5,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -30,11 +30,9 @@ class GeneratorRecipe:
     n_embd: int = 256
     n_head: int = 4
     n_positions: int = 320
-    steps: int = 1400
-    restart_steps: int = 1000  # a second cosine cycle (warm restart), which kept the loss falling
-    restart_lr: float = 1e-3
+    # cosine cycles with warm restarts, each (steps, peak lr, dropout): the loss kept falling after each one
+    cycles: tuple[tuple[int, float, float], ...] = ((1400, 2e-3, 0.1), (1000, 1e-3, 0.1), (1500, 1e-3, 0.0))
     batch_size: int = 32
-    lr: float = 2e-3
     warmup: int = 60
     weight_decay: float = 0.01
 
@@ -138,10 +136,26 @@ def prepare(recipe: GeneratorRecipe, traces: TraceRecipe = TRACE_RECIPE, tok=Non
     return tok, data, info
 
 
-def restart(model, data, recipe: GeneratorRecipe, pad: int) -> list[float]:
-    """The second cosine cycle, from the weights the first one left."""
-    again = replace(recipe, steps=recipe.restart_steps, lr=recipe.restart_lr, seed=recipe.seed + 1)
-    return train_loop(model, data, again, pad, "generator (restart)") if recipe.restart_steps else []
+@dataclass(frozen=True)
+class Cycle:
+    """One cosine cycle of the schedule: what `train_loop` reads."""
+
+    steps: int
+    lr: float
+    seed: int
+    batch_size: int
+    warmup: int
+    weight_decay: float
+
+
+def run_cycle(model, data, recipe: GeneratorRecipe, index: int, pad: int) -> list[float]:
+    """Cycle `index` of the recipe, from the weights the previous one left (dropout set per cycle)."""
+    steps, lr, dropout = recipe.cycles[index]
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = dropout
+    cycle = Cycle(steps, lr, recipe.seed + index, recipe.batch_size, recipe.warmup, recipe.weight_decay)
+    return train_loop(model, data, cycle, pad, f"generator cycle {index + 1}/{len(recipe.cycles)}")
 
 
 def train_generator(out_dir: Path, recipe: GeneratorRecipe = GeneratorRecipe(), traces: TraceRecipe = TRACE_RECIPE):
@@ -157,8 +171,7 @@ def train_generator(out_dir: Path, recipe: GeneratorRecipe = GeneratorRecipe(), 
         pad_token_id=tok.pad_token_id,
     )
     model = GPT2LMHeadModel(config)
-    losses = train_loop(model, data, recipe, tok.pad_token_id, "generator")
-    losses += restart(model, data, recipe, tok.pad_token_id)
+    losses = [loss for i in range(len(recipe.cycles)) for loss in run_cycle(model, data, recipe, i, tok.pad_token_id)]
     return save_generator(out_dir, model, tok, recipe, data_info, losses, time.time() - started)
 
 
@@ -172,7 +185,7 @@ def save_generator(out_dir: Path, model, tok, recipe: GeneratorRecipe, data_info
         "config": {k: getattr(config, k) for k in ("n_layer", "n_embd", "n_head", "n_positions", "vocab_size")},
         "tokenizer": f"byte-level BPE, {len(tok)} tokens, newline one token, factor tags as special tokens",
         "data": data_info, "recipe": asdict(recipe), "seed": recipe.seed,
-        "steps": recipe.steps + recipe.restart_steps, "loss_every_50_steps": losses,
+        "steps": sum(c[0] for c in recipe.cycles), "loss_every_50_steps": losses,
         "train_seconds": round(seconds, 1), "weights_dtype": "bfloat16",
     }
     return write_manifest(out_dir, info)

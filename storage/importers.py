@@ -19,6 +19,9 @@ Record = tuple[str, Any]  # (where: "file:line", parsed JSON value)
 
 
 # -- reading files ---------------------------------------------------------------------------------
+MAX_IMPORT_DEPTH = 150  # node ids stay short enough to address and exports stay linear in practice
+
+
 def read_records(path: str | Path) -> Iterator[Record]:
     """JSONL lines (or the rows of a .parquet file), each with where it came from; bad JSON names its line."""
     path = Path(path)
@@ -118,6 +121,9 @@ class TreeBuilder:
 
     def child(self, parent: str, text: str, rating: int | None = None, meta: dict[str, Any] | None = None,
               terminal: bool = False) -> str:
+        if self.tree.node(parent)["depth"] >= MAX_IMPORT_DEPTH:
+            raise ImportFormatError(f"a trace of problem {self.problem.id!r} has more than {MAX_IMPORT_DEPTH} steps; "
+                                    "split it, or it cannot be shown, rated or exported")
         for nid in self._index.get((parent, text), []):
             node = self.tree.node(nid)
             known = self.ratings.get(nid)

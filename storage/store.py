@@ -100,14 +100,19 @@ class Store:
                 time.sleep(0.005 * (attempt + 1))
         raise AssertionError("unreachable")
 
-    def _action(self, action_id: str | None, work: Callable[[Session], Logged]) -> dict[str, Any]:
-        """A logged user action: a retry with the same `action_id` returns the first result and changes nothing."""
+    def _action(self, action_id: str | None, work: Callable[[Session], Logged],
+                scope: tuple[int | None, str | None, str, str]) -> dict[str, Any]:
+        """A logged user action: a retry with the same `action_id` returns the first result and changes nothing.
+
+        `scope` is (session id, node id or None for any, annotator, kind): an id already used for a different
+        action is a ConflictError, never a silent success that stored nothing."""
         aid = action_id or _new_action_id()
 
         def run(s: Session) -> dict[str, Any]:
-            done = s.scalar(select(ActionRow.result).where(ActionRow.action_id == aid))
+            done = s.scalar(select(ActionRow).where(ActionRow.action_id == aid))
             if done is not None:
-                return done
+                _same_action(done, scope)
+                return done.result
             result, entry = work(s)
             if entry is not None:
                 entry.action_id, entry.result = aid, result
@@ -172,7 +177,7 @@ class Store:
             return {"session_id": session_id}, _entry(session_id, None, annotator, kind,
                                                       {"before": before, "after": values})
 
-        self._action(action_id, work)
+        self._action(action_id, work, (session_id, None, annotator, kind))
         return self.session(session_id)
 
     # -- trees ---------------------------------------------------------------------------------
@@ -204,7 +209,7 @@ class Store:
             first = node_ids[0] if node_ids else None
             return {"nodes": list(node_ids)}, _entry(session_id, first, annotator, kind, {"nodes": list(node_ids)})
 
-        return self._action(action_id, work)["nodes"]
+        return self._action(action_id, work, (session_id, node_ids[0] if node_ids else None, annotator, kind))["nodes"]
 
     def prune(self, session_id: int, node_id: str, annotator: str, *, pruned: bool = True,
               action_id: str | None = None, expected_version: int | None = None) -> NodeState:
@@ -221,7 +226,8 @@ class Store:
             entry = _entry(session_id, node_id, annotator, kind, {"before": before, "after": pruned})
             return asdict(NodeState(session_id, node_id, pruned, version)), entry
 
-        return NodeState(**self._action(action_id, work))
+        scope = (session_id, node_id, annotator, "prune" if pruned else "unprune")
+        return NodeState(**self._action(action_id, work, scope))
 
     def node_version(self, session_id: int, node_id: str) -> int:
         with self.read() as s:
@@ -244,7 +250,7 @@ class Store:
             entry = _entry(session_id, node_id, annotator, "rate", {"before": before, "after": values})
             return _annotation(row).to_json(), entry
 
-        return Annotation.from_json(self._action(action_id, work))
+        return Annotation.from_json(self._action(action_id, work, (session_id, node_id, annotator, "rate")))
 
     def annotations(self, session_id: int, node_id: str | None = None) -> list[Annotation]:
         stmt = select(AnnotationRow).where(AnnotationRow.session_id == session_id)
@@ -296,7 +302,7 @@ class Store:
             undid = target.action_id
             return {"undid": undid}, _entry(session_id, target.node_id, annotator, "undo", {"undid": undid})
 
-        undid = self._action(action_id, work)["undid"]
+        undid = self._action(action_id, work, (session_id, None, annotator, "undo"))["undid"]
         if undid is None:
             return None
         with self.read() as s:
@@ -581,3 +587,11 @@ UNDO: dict[str, Callable[[Session, ActionRow], None]] = {
     **{kind: _undo_add for kind in ADD_KINDS},
     **{kind: _undo_session for kind in ("rename", "delete", "restore")},
 }
+
+
+def _same_action(row: ActionRow, scope: tuple[int | None, str | None, str, str]) -> None:
+    session_id, node_id, annotator, kind = scope
+    same = (row.session_id == session_id and row.annotator == annotator and row.kind == kind
+            and (node_id is None or row.node_id == node_id))
+    if not same:
+        raise ConflictError(f"action_id {row.action_id!r} was already used for another action; use a new id")

@@ -122,6 +122,8 @@ def test_sessions_rename_delete_restore(api, session):
     assert [s["id"] for s in client.predict("renamed", False, api_name="/sessions")] == [session]
     assert client.predict(session, "alice", api_name="/delete_session")["deleted"] is True
     assert client.predict("renamed", False, api_name="/sessions") == []
+    rejected(client, "is deleted: restore it", session, "0.0", 1, api_name="/rate")
+    rejected(client, "is deleted: restore it", session, "0.0", "alice", api_name="/prune")
     assert [s["id"] for s in client.predict("renamed", True, api_name="/sessions")] == [session]
     assert client.predict(session, "alice", api_name="/restore_session")["deleted"] is False
     rejected(client, "name is empty", session, "", api_name="/rename_session")
@@ -151,3 +153,12 @@ def test_rate_retries_are_idempotent_and_stale_versions_conflict(api, session):
     assert len(mine) == 1 and mine[0].rating == 1
     rejected(client, "(?i)conflict|version", session, "0.1", -1, False, "", "carol", "", 0, api_name="/rate")
     rejected(client, "action_id must be", session, "0.1", 1, False, "", "carol", "bad id!", None, api_name="/rate")
+
+
+def test_the_web_can_only_load_model_folders_the_server_offers(api, tmp_path):
+    from ui.app import ENGINE
+    from ui.validate import UserError
+
+    for path in ("/etc", "/nonexistent", str(tmp_path)):
+        with pytest.raises(UserError, match="is not a model folder this server offers"):
+            ENGINE.models(path, None)

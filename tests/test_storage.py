@@ -138,6 +138,17 @@ def test_rate_retry_with_the_same_action_id_has_one_effect(store):
     assert len(store.actions(sid)) == 1
 
 
+def test_an_action_id_reused_for_another_action_is_a_conflict_not_a_silent_success(store):
+    sid = store.create_session(small_tree())
+    store.rate(sid, "0.0", "alice", 1, note="private", action_id="1")
+    with pytest.raises(ConflictError, match="already used for another action"):
+        store.rate(sid, "0.1", "bob", -1, action_id="1")
+    with pytest.raises(ConflictError, match="already used for another action"):
+        store.prune(sid, "0.1", "bob", action_id="1")
+    assert [(a.annotator, a.node_id, a.rating) for a in store.annotations(sid)] == [("alice", "0.0", 1)]
+    assert store.load_tree(sid).node("0.1")["pruned"] is False
+
+
 def test_two_conflicting_edits_of_one_node_raise(store):
     sid = store.create_session(small_tree())
     seen = store.node_version(sid, "0.1")  # both annotators loaded the node at this version

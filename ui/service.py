@@ -6,6 +6,9 @@ values. Live searches keep their tree in memory (`Explorer.live`) until they fin
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -73,11 +76,13 @@ class Explorer:
     generator_dir: str = ""
     prm_dir: str = ""
     max_budget: int = DEFAULT_MAX_BUDGET
+    model_roots: tuple[str, ...] = ()  # folders whose model directories a web user may pick (besides the defaults)
     problem_sets: dict[str, list[Problem]] = field(default_factory=dict)
     live: dict[int, ReasoningTree] = field(default_factory=dict)
     stops: dict[int, threading.Event] = field(default_factory=dict)
     _models: dict[tuple[str, str], Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _export_root: Path | None = None
 
     # -- models ----------------------------------------------------------------------------------
     def models(self, generator_dir: str | None, prm_dir: str | None) -> tuple[Any, Any]:
@@ -91,9 +96,16 @@ class Explorer:
         if not path or path == default_path:
             return default
         v.need(len(path) <= 1000, f"{kind} directory path is too long")
-        v.need(Path(path).expanduser().is_dir(), f"{kind} directory {path} does not exist")
-        key = (kind, str(Path(path).expanduser().resolve()))
+        resolved = Path(path).expanduser().resolve()
+        roots = self.allowed_model_roots()
+        # one answer for every path outside the roots, so the web cannot probe the server's file system
+        v.need(any(resolved.is_relative_to(r) for r in roots) and resolved.is_dir(),
+               f"{kind} directory {path} is not a model folder this server offers (allowed under: "
+               f"{', '.join(str(r) for r in roots)}; start the app with REASONING_MODEL_ROOTS to add folders)")
+        key = (kind, str(resolved))
         with self._lock:
+            if key not in self._models and len(self._models) >= MAX_EXTRA_MODELS:
+                self._models.pop(next(iter(self._models)))  # keep memory bounded: forget the oldest extra model
             if key not in self._models:
                 from reasoning import backends  # only here: loading models needs torch
 
@@ -103,6 +115,16 @@ class Explorer:
                 except backends.ModelLoadError as exc:
                     raise v.UserError(str(exc)) from None
             return self._models[key]
+
+    def allowed_model_roots(self) -> list[Path]:
+        """The folders under which the web may load model directories: the demo models' folder, the folders
+        of the models the app started with, and REASONING_MODEL_ROOTS (os.pathsep separated)."""
+        from reasoning.backends import DEMO_GENERATOR_DIR
+
+        roots = [DEMO_GENERATOR_DIR.parent, *(Path(p).parent for p in (self.generator_dir, self.prm_dir) if p)]
+        roots += [Path(p) for p in self.model_roots]
+        roots += [Path(p) for p in os.environ.get("REASONING_MODEL_ROOTS", "").split(os.pathsep) if p.strip()]
+        return list(dict.fromkeys(r.expanduser().resolve() for r in roots))
 
     # -- problems, config, catalog ---------------------------------------------------------------
     def problem(self, text: str) -> Problem:
@@ -209,6 +231,15 @@ class Explorer:
     def _not_running(self, sid: int) -> None:
         v.need(sid not in self.live, f"a search is running on session {sid}: stop it or wait for it to finish")
 
+    def _editable(self, sid: int) -> None:
+        """Changes to a tree need a session that exists, is not deleted and has no search running."""
+        self._not_running(sid)
+        try:
+            deleted = self.store.session(sid).deleted
+        except LookupError:
+            raise v.UserError(f"session {sid} not found") from None
+        v.need(not deleted, f"session {sid} is deleted: restore it before changing it")
+
     def _node(self, tree: ReasoningTree, node_id: Any) -> str:
         nid = v.node_id(node_id)
         v.need(nid in tree, f"no node {nid} in this session's tree")
@@ -249,7 +280,7 @@ class Explorer:
     ) -> Iterator[RunUpdate]:
         """Continue a saved session's search from one node, with a new budget of nodes."""
         sid = v.session_id(session_id)
-        self._not_running(sid)
+        self._editable(sid)
         tree = self.tree(sid)
         nid = self._node(tree, node_id)
         v.need(tree.is_live(nid), f"node {nid} is pruned; undo the prune before searching from it")
@@ -346,6 +377,7 @@ class Explorer:
     def rate(self, session_id: Any, node_id: Any, rating: Any, *, annotator: Any = None, unsure: Any = False,
              note: Any = "", seconds: Any = None, expected_version: Any = None, action_id: Any = None):
         sid = v.session_id(session_id)
+        self._editable(sid)
         tree = self.tree(sid)
         nid = self._node(tree, node_id)
         v.need(nid != ROOT, "the root is the problem itself; rate a step instead")
@@ -359,6 +391,7 @@ class Explorer:
     def rate_children(self, session_id: Any, node_id: Any, rows: Any, *, annotator: Any = None) -> int:
         """Rate every child of a node at once from rows `[child id, ..., rating]`; blank ratings are skipped."""
         sid = v.session_id(session_id)
+        self._editable(sid)
         tree = self.tree(sid)
         nid = self._node(tree, node_id)
         v.need(isinstance(rows, list), "ratings must be a list of rows [child id, ..., rating]")
@@ -380,7 +413,7 @@ class Explorer:
     def edit(self, session_id: Any, node_id: Any, text: Any, *, annotator: Any = None) -> str:
         """Keep the step as is and add the edited text as a sibling (origin `edited`), scored by the PRM."""
         sid = v.session_id(session_id)
-        self._not_running(sid)
+        self._editable(sid)
         tree = self.tree(sid)
         nid = self._node(tree, node_id)
         v.need(nid != ROOT, "the root is the problem; start a new search to change it")
@@ -396,7 +429,7 @@ class Explorer:
                        annotator: Any = None) -> str:
         """A step written by a person under a node (origin `human`), scored by the PRM."""
         sid = v.session_id(session_id)
-        self._not_running(sid)
+        self._editable(sid)
         tree = self.tree(sid)
         nid = self._node(tree, node_id)
         text = v.text(text, "step text")
@@ -411,7 +444,7 @@ class Explorer:
     def expand(self, session_id: Any, node_id: Any, factor: Any, n: Any = 3, *, annotator: Any = None) -> list[str]:
         """Sample `n` new children under a node with one chosen thought factor, scored by the PRM."""
         sid = v.session_id(session_id)
-        self._not_running(sid)
+        self._editable(sid)
         tree = self.tree(sid)
         nid = self._node(tree, node_id)
         v.choice(factor, "factor", self.catalog.names)
@@ -429,7 +462,7 @@ class Explorer:
     def prune(self, session_id: Any, node_id: Any, *, annotator: Any = None, expected_version: Any = None,
               action_id: Any = None):
         sid = v.session_id(session_id)
-        self._not_running(sid)
+        self._editable(sid)
         tree = self.tree(sid)
         nid = self._node(tree, node_id)
         v.need(nid != ROOT, "the root cannot be pruned")
@@ -491,8 +524,6 @@ class Explorer:
                all_paths: Any = False, session_ids: Any = None, file_format: Any = "jsonl",
                out_dir: str | Path | None = None, preview: int = 5) -> tuple[Path, dict, list[dict]]:
         """Write an export file (and its manifest) to a fresh temporary folder: (path, manifest, first records)."""
-        import tempfile
-
         from storage.export import FORMATS, WRITERS, export_records, write_export
         from storage.labels import NEUTRAL, SOURCES, LabelOptions
 
@@ -503,10 +534,20 @@ class Explorer:
                                all_paths=v.flag(all_paths, "all paths"))
         ids = None if not session_ids else [v.session_id(s) for s in _id_list(session_ids)]
         trees = self.store.labeled_trees(ids)
-        folder = Path(out_dir or tempfile.mkdtemp(prefix="rte-export-"))
+        folder = Path(out_dir) if out_dir else self._export_folder()
         out = folder / f"export-{fmt}.{'parquet' if file_format == 'parquet' else 'jsonl'}"
         manifest = write_export(trees, fmt, out, options, file_format=file_format)
         return out, manifest, export_records(trees, fmt, options)[:preview]
+
+    def _export_folder(self) -> Path:
+        """A new folder for one export under the app's export folder; only the newest KEEP_EXPORTS are kept."""
+        with self._lock:
+            if self._export_root is None:
+                self._export_root = Path(tempfile.mkdtemp(prefix="rte-exports-"))
+            old = sorted(self._export_root.iterdir(), key=lambda p: p.stat().st_mtime)
+            for stale in old[: max(0, len(old) - KEEP_EXPORTS + 1)]:
+                shutil.rmtree(stale, ignore_errors=True)
+            return Path(tempfile.mkdtemp(dir=self._export_root))
 
     def validate_import(self, path: Any, fmt: Any) -> dict:
         """Read an import file without storing it: counts, or the first problem found (line and field)."""
@@ -569,6 +610,10 @@ def _id_list(value: Any) -> list[Any]:
         return [x for x in value.replace(",", " ").split() if x]
     v.need(isinstance(value, list | tuple), "session ids must be a list")
     return list(value)
+
+
+MAX_EXTRA_MODELS = 2
+KEEP_EXPORTS = 8
 
 
 def _action_id() -> str:
