@@ -252,6 +252,28 @@ class Store:
 
         return Annotation.from_json(self._action(action_id, work, (session_id, node_id, annotator, "rate")))
 
+    def rate_many(self, session_id: int, ratings: dict[str, int], annotator: str, *,
+                  action_id: str | None = None) -> list[Annotation]:
+        """Rate several nodes (the siblings view) in one transaction and one undoable action."""
+        for rating in ratings.values():
+            _check_rating(rating)
+        if not annotator or not annotator.strip():
+            raise ValueError("an annotator name is needed")
+
+        def work(s: Session) -> Logged:
+            changes, out = [], []
+            for nid, rating in ratings.items():
+                _node_row(s, session_id, nid)
+                values = {"rating": int(rating), "unsure": False, "note": "", "seconds": None}
+                before, row = _put_annotation(s, session_id, nid, annotator, values, None)
+                changes.append({"node_id": nid, "before": before})
+                out.append(_annotation(row).to_json())
+            first = next(iter(ratings), None)
+            return {"annotations": out}, _entry(session_id, first, annotator, "rate_many", {"changes": changes})
+
+        done = self._action(action_id, work, (session_id, None, annotator, "rate_many"))
+        return [Annotation.from_json(a) for a in done["annotations"]]
+
     def annotations(self, session_id: int, node_id: str | None = None) -> list[Annotation]:
         stmt = select(AnnotationRow).where(AnnotationRow.session_id == session_id)
         if node_id is not None:
@@ -567,6 +589,11 @@ def _undo_rate(s: Session, a: ActionRow) -> None:
     _put_annotation(s, a.session_id, a.node_id, a.annotator, a.payload["before"], None)
 
 
+def _undo_rate_many(s: Session, a: ActionRow) -> None:
+    for change in reversed(a.payload["changes"]):
+        _put_annotation(s, a.session_id, change["node_id"], a.annotator, change["before"], None)
+
+
 def _undo_prune(s: Session, a: ActionRow) -> None:
     _bump(s, NodeRow, _node_key(a.session_id, a.node_id), None, {"pruned": a.payload["before"]})
 
@@ -582,6 +609,7 @@ def _undo_session(s: Session, a: ActionRow) -> None:
 
 UNDO: dict[str, Callable[[Session, ActionRow], None]] = {
     "rate": _undo_rate,
+    "rate_many": _undo_rate_many,
     "prune": _undo_prune,
     "unprune": _undo_prune,
     **{kind: _undo_add for kind in ADD_KINDS},

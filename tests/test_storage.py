@@ -149,6 +149,18 @@ def test_an_action_id_reused_for_another_action_is_a_conflict_not_a_silent_succe
     assert store.load_tree(sid).node("0.1")["pruned"] is False
 
 
+def test_rating_siblings_at_once_is_one_transaction_and_one_undo(store):
+    sid = store.create_session(small_tree())
+    store.rate(sid, "0.0", "dana", 0)
+    with pytest.raises(NotFoundError):
+        store.rate_many(sid, {"0.0": 1, "0.99": -1}, "dana")  # one bad node: nothing of the batch is kept
+    assert [(a.node_id, a.rating) for a in store.annotations(sid)] == [("0.0", 0)]
+    saved = store.rate_many(sid, {"0.0": 1, "0.1": -1}, "dana")
+    assert sorted((a.node_id, a.rating) for a in saved) == [("0.0", 1), ("0.1", -1)]
+    store.undo(sid, "dana")
+    assert [(a.node_id, a.rating) for a in store.annotations(sid)] == [("0.0", 0)]
+
+
 def test_two_conflicting_edits_of_one_node_raise(store):
     sid = store.create_session(small_tree())
     seen = store.node_version(sid, "0.1")  # both annotators loaded the node at this version

@@ -400,15 +400,12 @@ class Explorer:
         for row in rows:
             v.need(isinstance(row, list | tuple) and len(row) >= 2, "each row needs a child id and a rating")
             child, rating = row[0], row[-1]
-            v.need(child in kids, f"{child!r} is not a child of node {nid}")
+            v.need(isinstance(child, str) and child in kids, f"{child!r} is not a child of node {nid}")
             if rating is None or (isinstance(rating, str) and not rating.strip()):
                 continue
             todo.append((child, v.rating(rating)))
         v.need(bool(todo), "no ratings to save: fill the rating column with -1, 0 or +1")
-        who = v.annotator(annotator)
-        for child, rating in todo:
-            self.store.rate(sid, child, who, rating, unsure=False, note="", seconds=None, action_id=_action_id())
-        return len(todo)
+        return len(self.store.rate_many(sid, dict(todo), v.annotator(annotator), action_id=_action_id()))
 
     def edit(self, session_id: Any, node_id: Any, text: Any, *, annotator: Any = None) -> str:
         """Keep the step as is and add the edited text as a sibling (origin `edited`), scored by the PRM."""
