@@ -3,16 +3,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 from reasoning.domains import get_domain
 from reasoning.problems import parse_problem_text, read_problems
 from reasoning.search import SearchConfig, iterate
 from reasoning.tree import ROOT, ReasoningTree
+from storage.export import atomic_write
 
 from .common import (
     Settings,
@@ -126,24 +124,16 @@ def run_solve(args: argparse.Namespace) -> int:
     catalog = load_catalog_arg(args)
     store = _open_store(args.db)
     generator, scorer = load_models(args, catalog)
-    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".part", dir=out.parent)
-    solved = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            bar = tqdm(problems, desc=f"{config.algorithm}@{config.budget}", unit="problem",
-                       disable=args.quiet, file=sys.stderr)
-            for problem in bar:
-                record, tree = solve_one(problem, generator, scorer, config, catalog)
-                solved += record["solved"]
-                bar.set_postfix(solved=f"{solved}/{bar.n + 1}")
-                fh.write(json.dumps(record) + "\n")
-                _save(store, tree, config, generator, scorer, catalog, f"solve: {problem.id}")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    records, solved = [], 0
+    bar = tqdm(problems, desc=f"{config.algorithm}@{config.budget}", unit="problem", disable=args.quiet,
+               file=sys.stderr)
+    for problem in bar:
+        record, tree = solve_one(problem, generator, scorer, config, catalog)
+        records.append(record)
+        solved += record["solved"]
+        bar.set_postfix(solved=f"{solved}/{len(records)}")
+        _save(store, tree, config, generator, scorer, catalog, f"solve: {problem.id}")
+    atomic_write(out, "".join(json.dumps(r) + "\n" for r in records).encode("utf-8"))
     print(f"solved {solved}/{len(problems)} with {config.algorithm} at budget {config.budget}; wrote {out}",
           file=sys.stderr)
     return 0

@@ -59,7 +59,7 @@ def test_solve_writes_one_contract_record_per_problem(tiny, problems, tmp_path, 
             assert isinstance(r[field], kind), (field, r)
         assert 1 <= r["nodes"] <= 6
         assert r["generated_tokens"] >= r["nodes"] and r["seconds"] > 0
-    assert not list(tmp_path.glob("*.part"))
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_solve_is_reproducible_with_a_seed_and_without_kv_reuse(tiny, problems, tmp_path, capsys):
@@ -125,7 +125,7 @@ def test_bad_input_is_one_clear_line_and_a_non_zero_exit(tiny, problems, tmp_pat
     assert len(lines) == 1 and lines[0].startswith("error: ") and message.lower() in lines[0].lower(), err
     assert "Traceback" not in err
     assert not out.exists()
-    assert not out.parent.exists() or not list(out.parent.glob("*.part"))
+    assert not out.parent.exists() or not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_a_real_process_exits_non_zero_without_a_traceback(tmp_path):
