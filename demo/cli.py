@@ -10,7 +10,6 @@ from pathlib import Path
 
 from .problemsets import DATA_DIR, make_splits, write_splits
 
-log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "data" / "demo"  # rollout labels and raw results: reproducible, so not committed
 
@@ -21,7 +20,7 @@ def add_train_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prm-out", default=str(ROOT / "models" / "demo-prm"))
     parser.add_argument("--generator-steps", type=int, default=None, help="one cycle of N steps instead of the recipe's schedule (quick trials)")
     parser.add_argument("--prm-steps", type=int, default=None, help="optimizer steps for the PRM")
-    parser.add_argument("--label-problems", type=int, default=400, help="training problems labelled by rollouts")
+    parser.add_argument("--label-problems", type=int, default=800, help="training problems labelled by rollouts")
     parser.add_argument("--dev-problems", type=int, default=100, help="held-out problems for the PRM report")
     parser.add_argument("--paths", type=int, default=2, help="generator paths per labelled problem")
     parser.add_argument("--rollouts", type=int, default=4, help="rollouts per step (Math-Shepherd style)")
@@ -106,13 +105,16 @@ def train_demo(args: argparse.Namespace) -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     common = {"generator": str(gen_dir), "paths": args.paths, "rollouts": args.rollouts, "seed": args.seed,
               "temperature": 0.7}
-    train_records = make_labels(argparse.Namespace(problems=str(DATA_DIR / "countdown_train.jsonl"),
-                                             limit=args.label_problems, out=str(WORK / "labels_train.jsonl"), **common))
-    dev_records = make_labels(argparse.Namespace(problems=str(DATA_DIR / "countdown_dev.jsonl"), limit=args.dev_problems,
-                                           out=str(WORK / "labels_dev.jsonl"), **common))
+    train_records = make_labels(argparse.Namespace(
+        problems=str(DATA_DIR / "countdown_train.jsonl"), limit=args.label_problems,
+        out=str(WORK / "labels_train.jsonl"), **common))
+    dev_records = make_labels(argparse.Namespace(
+        problems=str(DATA_DIR / "countdown_dev.jsonl"), limit=args.dev_problems, out=str(WORK / "labels_dev.jsonl"),
+        **common))
     recipe = replace(PRMRecipe(seed=args.seed), **_steps(args.prm_steps))
     data_info = {"problems": "reasoning/data/countdown_train.jsonl", "labelled_problems": args.label_problems,
-                 "paths_per_problem": args.paths, "rollouts_per_step": args.rollouts}
+                 "paths_per_problem": args.paths, "rollouts_per_step": args.rollouts, "rollout_temperature": 0.7,
+                 "path_temperature": 1.0}
     train_prm(prm_dir, gen_dir, train_records, recipe, data_info)
     report = _prm_report(prm_dir, dev_records, evaluate_prm)
     print(f"demo PRM on held-out steps: {json.dumps(report)}")

