@@ -81,11 +81,17 @@ def test_puct_selection_prefers_the_factor_with_the_higher_score():
     for nid, value in ((good, 0.9), (bad, 0.1)):
         tree.node(nid)["value"] = value
         tree.backup(nid, value)
-    ctx = SearchContext(tree, FakeGenerator(), FakeScorer(), _domain(), catalog, SearchConfig(c_puct=1.0))
-    path, factor = select(ctx, ROOT, _Tracker())
+    config = SearchConfig(c_puct=1.0, widen=0.0)
+    ctx = SearchContext(tree, FakeGenerator(), FakeScorer(), _domain(), catalog, config)
+    path, factor, n = select(ctx, ROOT, _Tracker())
     # propose: 0.9 + 0.5*sqrt(3)/2 = 1.33 > verify: 0.1 + 0.433 = 0.53; so we descend into `good`
     assert path[:2] == [ROOT, good]
-    assert factor is not None  # `good` is unexpanded, so a factor is chosen for it
+    assert factor is not None and n == 3  # `good` is unexpanded, so a factor is chosen for it
+    # with progressive widening, the well-scored factor first gets more candidates at the root:
+    # (1 + N(S,a)) ** 0.5 * 3 = sqrt(2) * 3 -> 5 children allowed, 1 there, so up to 3 more
+    config = SearchConfig(c_puct=1.0, widen=0.5)
+    ctx = SearchContext(tree, FakeGenerator(), FakeScorer(), _domain(), catalog, config)
+    assert select(ctx, ROOT, _Tracker()) == ([ROOT], "propose", 3)
 
 
 def test_puct_selection_tries_an_unexpanded_factor_with_a_strong_prior():
@@ -97,7 +103,18 @@ def test_puct_selection_tries_an_unexpanded_factor_with_a_strong_prior():
     tree.backup(weak, 0.2)
     ctx = SearchContext(tree, FakeGenerator(), FakeScorer(), _domain(), catalog, SearchConfig(c_puct=2.0))
     # verify: fpu Q(root)=0.2 + 2*0.95*sqrt(2)/1 = 2.89 beats propose: 0.2 + 2*0.05*sqrt(2)/2 = 0.27
-    assert select(ctx, ROOT, _Tracker()) == ([ROOT], "verify")
+    assert select(ctx, ROOT, _Tracker()) == ([ROOT], "verify", 3)
+
+
+def test_widening_room_grows_with_visits():
+    from reasoning.search.mcts import FactorStats, widen_room
+
+    ctx = _ctx(ReasoningTree(PROBLEM), candidates=2, widen=0.5)
+    # limit = ceil(2 * (1 + N) ** 0.5): N=0 -> 2, N=3 -> 4, N=8 -> 6; room is capped at `candidates` per batch
+    assert widen_room(ctx, FactorStats(0.5, 0, 0.0, ["a", "b"])) == 0
+    assert widen_room(ctx, FactorStats(0.5, 3, 1.0, ["a", "b"])) == 2
+    assert widen_room(ctx, FactorStats(0.5, 8, 1.0, ["a", "b", "c", "d", "e"])) == 1
+    assert widen_room(_ctx(ReasoningTree(PROBLEM), widen=0.0), FactorStats(0.5, 99, 1.0, ["a"])) == 0
 
 
 @pytest.mark.parametrize("algorithm", ALGOS)
@@ -221,3 +238,13 @@ def test_greedy_follows_the_most_likely_factor():
     tree, result = search(PROBLEM, gen, FakeScorer(), SearchConfig(algorithm="greedy", budget=10))
     assert [tree.node(n)["factor"] for n in tree.path(result.node)[1:]] == ["verify"] * 3
     assert math.isclose(sum(tree.node(ROOT)["factor_prior"].values()), 1.0)
+
+
+@pytest.mark.parametrize("candidates,widen", [(1, 0.5), (3, 0.5), (2, 1.0)])
+def test_mcts_with_progressive_widening_honours_the_budget_and_reaches_answers(candidates, widen):
+    config = SearchConfig(budget=40, candidates=candidates, widen=widen, fpu_reduction=0.3, answer_selection="vote")
+    tree, result = search(PROBLEM, FakeGenerator(answer_depth=3), FakeScorer(), config)
+    assert len(tree) - 1 == result.nodes_created == 40
+    widest = max(len(tree.children(n)) for n in tree.nodes())
+    assert widest > candidates  # some factor was widened past its first batch
+    assert result.answer is not None and tree.node(result.node)["terminal"]

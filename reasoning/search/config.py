@@ -23,6 +23,8 @@ class SearchConfig:
     temperatures: tuple[float, ...] = (1.0,)
     top_p: float = 1.0
     c_puct: float = 1.5
+    widen: float = 0.0
+    fpu_reduction: float = 0.0
     beam_width: int = 4
     max_depth: int = 12
     parallel_leaves: int = 1
@@ -50,6 +52,8 @@ class SearchConfig:
         need(all(0.0 <= t <= 5.0 for t in self.temperatures), "each temperature must be between 0 and 5")
         need(0.0 < self.top_p <= 1.0, f"top_p must be in (0, 1], got {self.top_p}")
         need(0.0 <= self.c_puct <= 100.0, f"c_puct must be between 0 and 100, got {self.c_puct}")
+        need(0.0 <= self.widen <= 1.0, f"widen must be between 0 and 1, got {self.widen}")
+        need(0.0 <= self.fpu_reduction <= 1.0, f"fpu_reduction must be between 0 and 1, got {self.fpu_reduction}")
         need(1 <= self.beam_width <= 256, f"beam_width must be between 1 and 256, got {self.beam_width}")
         need(1 <= self.max_depth <= 256, f"max_depth must be between 1 and 256, got {self.max_depth}")
         need(1 <= self.parallel_leaves <= 64, f"parallel_leaves must be between 1 and 64, got {self.parallel_leaves}")
@@ -72,6 +76,8 @@ HELP = {
     "temperatures": "sampling temperatures, cycled over candidates (the pool of sampler copies)",
     "top_p": "nucleus sampling threshold",
     "c_puct": "PUCT exploration constant",
+    "widen": "MCTS progressive widening: a factor may hold candidates * (1 + N(S,a)) ** widen children (0: one batch)",
+    "fpu_reduction": "MCTS first-play urgency: an untried factor starts at its parent's value minus this",
     "beam_width": "nodes kept per depth by beam search",
     "max_depth": "steps after which a path is cut",
     "parallel_leaves": "MCTS leaves selected per iteration under virtual loss, scored in one batch",

@@ -72,30 +72,44 @@ def exhausted(ctx: SearchContext, nid: str, memo: dict[str, bool]) -> bool:
     return memo[nid]
 
 
-def select(ctx: SearchContext, start: str, vl: _Tracker) -> tuple[list[str], str | None]:
-    """Walk down by PUCT from `start`; returns the path and the factor to expand at its end (None: re-visit a leaf)."""
+def widen_room(ctx: SearchContext, stats: FactorStats) -> int:
+    """How many more candidates progressive widening lets a tried factor sample: its children may number
+    `candidates * (1 + N(S, a)) ** widen`, so well-visited factors get new moves while weak ones do not."""
+    if ctx.config.widen <= 0:
+        return 0
+    limit = math.ceil(ctx.config.candidates * (1 + stats.visits) ** ctx.config.widen)
+    return max(0, min(ctx.config.candidates, limit - len(stats.children)))
+
+
+def select(ctx: SearchContext, start: str, vl: _Tracker) -> tuple[list[str], str | None, int]:
+    """Walk down by PUCT from `start`; returns the path, the factor to expand at its end (None: re-visit a leaf)
+    and how many candidates to sample under it."""
     path, memo, c = ctx.tree.path(start), {}, ctx.config.c_puct
     while True:
         nid = path[-1]
         if ctx.dead(nid):
-            return path, None
+            return path, None, 0
         stats = factor_stats(ctx, nid, vl)
         expanded = {ctx.tree.node(k)["factor"] for k in ctx.tree.children(nid, include_pruned=True)}
         parent_visits = sum(s.visits for s in stats.values())
-        fpu = child_q(ctx, nid, vl)  # first-play urgency: an untried factor starts at its parent's value
-        options = []
+        fpu = child_q(ctx, nid, vl) - ctx.config.fpu_reduction  # first-play urgency of an untried factor
+        options, room = [], {}
         for name, s in stats.items():
+            pending = (nid, name) in vl.pending
             if name in expanded:
-                if all(exhausted(ctx, k, memo) for k in s.children):
+                room[name] = 0 if pending else widen_room(ctx, s)
+                if not room[name] and all(exhausted(ctx, k, memo) for k in s.children):
                     continue
-            elif (nid, name) in vl.pending:
+            elif pending:
                 continue
             options.append((puct(s.q(fpu), s.prior, parent_visits, s.visits, c), name))
         if not options:
-            return path, None
+            return path, None, 0
         name = max(options)[1]
         if name not in expanded:
-            return path, name
+            return path, name, ctx.config.candidates
+        if room[name]:
+            return path, name, room[name]
         kids = [k for k in stats[name].children if not exhausted(ctx, k, memo)]
         fvisits = stats[name].visits
         path.append(max(kids, key=lambda k: puct(
@@ -108,16 +122,16 @@ def mcts(ctx: SearchContext, start: str) -> Events:
     while not ctx.done:
         ctx.iteration += 1
         vl = _Tracker()
-        leaves: list[tuple[list[str], str | None]] = []
+        leaves: list[tuple[list[str], str | None, int]] = []
         for _ in range(ctx.config.parallel_leaves):
-            path, factor = select(ctx, start, vl)
-            leaves.append((path, factor))
+            path, factor, n = select(ctx, start, vl)
+            leaves.append((path, factor, n))
             vl.add(path)
             if factor is not None:
                 vl.pending.add((path[-1], factor))
         new_by_leaf: list[list[str]] = []
-        for path, factor in leaves:
-            added = ctx.expand(path[-1], ctx.factor(factor), ctx.config.candidates) if factor else []
+        for path, factor, n in leaves:
+            added = ctx.expand(path[-1], ctx.factor(factor), n) if factor else []
             new_by_leaf.append(added)
             if added:
                 yield ctx.event("expanded", added, factor=factor)
@@ -125,12 +139,12 @@ def mcts(ctx: SearchContext, start: str) -> Events:
         if fresh:
             ctx.score(fresh)
             yield ctx.event("scored", fresh)
-        for (path, _), added in zip(leaves, new_by_leaf, strict=True):
+        for (path, _, _), added in zip(leaves, new_by_leaf, strict=True):
             if added:  # best-of-N per factor: the best candidate is visited, the others wait with their PRM value
                 best = max(added, key=lambda n: (ctx.value(n), -ctx.tree.node(n)["created"]))
                 yield ctx.event("backed_up", ctx.tree.backup(best, ctx.value(best)))
             elif ctx.dead(path[-1]):
                 yield ctx.event("backed_up", ctx.tree.backup(path[-1], ctx.value(path[-1])))
         stalls = 0 if fresh else stalls + 1
-        if (not fresh and exhausted(ctx, start, {})) or stalls > 4 * ctx.config.budget + 16:
+        if (not fresh and ctx.config.widen <= 0 and exhausted(ctx, start, {})) or stalls > 4 * ctx.config.budget + 16:
             break
