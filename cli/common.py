@@ -50,6 +50,8 @@ def add_search_arguments(p: argparse.ArgumentParser, *, budget_required: bool = 
     g.add_argument("--temperatures", default=None, help=HELP["temperatures"] + " (comma separated)")
     g.add_argument("--top-p", type=float, default=1.0, help=HELP["top_p"])
     g.add_argument("--c-puct", type=float, default=SearchConfig.c_puct, help=HELP["c_puct"])
+    g.add_argument("--widen", type=float, default=SearchConfig.widen, help=HELP["widen"])
+    g.add_argument("--fpu-reduction", type=float, default=SearchConfig.fpu_reduction, help=HELP["fpu_reduction"])
     g.add_argument("--beam-width", type=int, default=SearchConfig.beam_width, help=HELP["beam_width"])
     g.add_argument("--max-depth", type=int, default=SearchConfig.max_depth, help=HELP["max_depth"])
     g.add_argument("--parallel-leaves", type=int, default=1, help=HELP["parallel_leaves"])
@@ -73,17 +75,24 @@ def search_config(args: argparse.Namespace, settings: Settings) -> SearchConfig:
     return SearchConfig(
         algorithm=args.algorithm, budget=args.budget, seed=args.seed, aggregation=args.aggregation,
         candidates=args.candidates, temperatures=temps, top_p=args.top_p, c_puct=args.c_puct,
+        widen=args.widen, fpu_reduction=args.fpu_reduction,
         beam_width=args.beam_width, max_depth=args.max_depth, parallel_leaves=args.parallel_leaves,
         answer_selection=args.answer_selection, factors=factors, max_budget=settings.max_budget,
     )
 
 
 def load_catalog_arg(args: argparse.Namespace):
+    """The catalog the arguments name, with `--factors` enabled; on the demo generator, the factors it was
+    trained on (a tag-trained model gives untrained factors no sensible steps)."""
     from reasoning.factors import load_catalog
 
-    catalog = load_catalog(args.catalog)
-    if args.factors:
-        catalog.with_enabled([f.strip() for f in args.factors.split(",") if f.strip()])  # validates the names
+    catalog = load_catalog(getattr(args, "catalog", None))
+    if getattr(args, "factors", None):
+        return catalog.with_enabled([f.strip() for f in args.factors.split(",") if f.strip()])
+    if not getattr(args, "generator", None):
+        from demo.traces import DEMO_FACTORS
+
+        return catalog.with_enabled(set(DEMO_FACTORS) & set(catalog.names))
     return catalog
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from .common import Settings, add_model_arguments, load_models
+from .common import Settings, add_model_arguments, load_catalog_arg, load_models
 
 
 def add_serve_arguments(p: argparse.ArgumentParser) -> None:
@@ -17,7 +17,6 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     import ui
-    from reasoning.factors import load_catalog
     from storage import Store
 
     if not 1 <= args.port <= 65535:
@@ -27,7 +26,7 @@ def run_serve(args: argparse.Namespace) -> int:
             "serving on %s without --auth-file: anyone who can reach this port can label, prune and delete as "
             "any annotator", args.host)
     settings = Settings.from_env()
-    catalog = load_catalog()
+    catalog = load_catalog_arg(args)
     generator, scorer = load_models(args, catalog)
     store = Store(args.db or settings.database_url)
     ui.launch(generator=generator, scorer=scorer, store=store, catalog=catalog, host=args.host, port=args.port,
