@@ -15,6 +15,16 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
 
 
+def demo_defaults(args: argparse.Namespace) -> dict:
+    """On the demo models, the search settings of the scaling report (MCTS's own included) start the UI."""
+    if args.generator or args.prm:
+        return {}
+    from demo.scaling import ALGORITHM_SETTINGS, DEMO_SEARCH
+
+    keep = ("aggregation", "c_puct", "answer_selection", "beam_width", "max_depth")
+    return {**{k: getattr(DEMO_SEARCH, k) for k in keep}, **ALGORITHM_SETTINGS["mcts"]}
+
+
 def run_serve(args: argparse.Namespace) -> int:
     import ui
     from storage import Store
@@ -30,5 +40,5 @@ def run_serve(args: argparse.Namespace) -> int:
     generator, scorer = load_models(args, catalog)
     store = Store(args.db or settings.database_url)
     ui.launch(generator=generator, scorer=scorer, store=store, catalog=catalog, host=args.host, port=args.port,
-              auth_file=args.auth_file, max_budget=settings.max_budget)
+              auth_file=args.auth_file, max_budget=settings.max_budget, search_defaults=demo_defaults(args))
     return 0

@@ -21,7 +21,7 @@ from reasoning.domains import get_domain
 from reasoning.factors import Catalog, ThoughtFactor, load_catalog
 from reasoning.problems import ProblemFormatError, parse_problem_text, read_problems
 from reasoning.search import ALGORITHMS, SearchConfig, iterate
-from reasoning.search.config import DEFAULT_MAX_BUDGET
+from reasoning.search.config import ANSWER_SELECTIONS, DEFAULT_MAX_BUDGET
 from reasoning.search.context import SearchContext
 from reasoning.tree import ROOT, ReasoningTree
 from reasoning.types import Problem, Step
@@ -76,6 +76,7 @@ class Explorer:
     generator_dir: str = ""
     prm_dir: str = ""
     max_budget: int = DEFAULT_MAX_BUDGET
+    search_defaults: dict[str, Any] = field(default_factory=dict)  # initial values of the search controls
     model_roots: tuple[str, ...] = ()  # folders whose model directories a web user may pick (besides the defaults)
     problem_sets: dict[str, list[Problem]] = field(default_factory=dict)
     live: dict[int, ReasoningTree] = field(default_factory=dict)
@@ -171,10 +172,14 @@ class Explorer:
         aggregation: str = "min",
         parallel_leaves: Any = 1,
         factors: list[str] | None = None,
+        widen: Any = 0.0,
+        fpu_reduction: Any = 0.0,
+        answer_selection: str = "value",
     ) -> SearchConfig:
         """A validated SearchConfig from loosely typed UI or API values."""
         v.choice(algorithm, "algorithm", ALGORITHMS)
         v.choice(aggregation, "aggregation", AGGREGATIONS)
+        v.choice(answer_selection, "answer selection", ANSWER_SELECTIONS)
         try:
             return SearchConfig(
                 algorithm=algorithm,
@@ -188,6 +193,9 @@ class Explorer:
                 aggregation=aggregation,
                 parallel_leaves=v.integer(parallel_leaves, "parallel leaves", 1, 64),
                 factors=tuple(factors) if factors else None,
+                widen=v.number(widen, "widen", 0.0, 1.0),
+                fpu_reduction=v.number(fpu_reduction, "fpu reduction", 0.0, 1.0),
+                answer_selection=answer_selection,
                 max_budget=self.max_budget,
             )
         except ValueError as exc:

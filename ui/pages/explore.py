@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from reasoning.search import ALGORITHMS, HELP
+from reasoning.search import ALGORITHMS, HELP, SearchConfig
+from reasoning.search.config import ANSWER_SELECTIONS
 
 from ..figure import FigureOptions, empty_figure, tree_figure
 from ..service import AGGREGATIONS, Explorer
@@ -47,19 +48,28 @@ def _controls(engine: Explorer) -> dict:
         c["algorithm"] = gr.Dropdown(list(ALGORITHMS), value="mcts", label="algorithm", info=HELP["algorithm"])
         c["budget"] = gr.Slider(1, min(engine.max_budget, 2048), value=40, step=1, label="budget",
                                 info=HELP["budget"], elem_id="budget")
+    d = {**SearchConfig().to_dict(), **engine.search_defaults}
     with gr.Accordion("More search parameters", open=False):
         with gr.Row():
-            c["candidates"] = gr.Number(3, label="candidates", precision=0, minimum=1, maximum=64)
-            c["beam_width"] = gr.Number(4, label="beam width", precision=0, minimum=1, maximum=256)
+            c["candidates"] = gr.Number(d["candidates"], label="candidates", precision=0, minimum=1, maximum=64,
+                                        info=HELP["candidates"])
+            c["beam_width"] = gr.Number(d["beam_width"], label="beam width", precision=0, minimum=1, maximum=256)
         with gr.Row():
-            c["c_puct"] = gr.Number(1.5, label="c_puct", minimum=0, maximum=100)
-            c["temperature"] = gr.Number(1.0, label="temperature", minimum=0, maximum=5)
+            c["c_puct"] = gr.Number(d["c_puct"], label="c_puct", minimum=0, maximum=100)
+            c["temperature"] = gr.Number(d["temperatures"][0], label="temperature", minimum=0, maximum=5)
         with gr.Row():
-            c["max_depth"] = gr.Number(12, label="max depth", precision=0, minimum=1, maximum=256)
-            c["parallel"] = gr.Number(1, label="parallel leaves", precision=0, minimum=1, maximum=64)
+            c["widen"] = gr.Number(d["widen"], label="widen (MCTS)", minimum=0, maximum=1, info=HELP["widen"])
+            c["fpu"] = gr.Number(d["fpu_reduction"], label="FPU reduction (MCTS)", minimum=0, maximum=1,
+                                 info=HELP["fpu_reduction"])
         with gr.Row():
-            c["aggregation"] = gr.Dropdown(list(AGGREGATIONS), value="min", label="aggregation")
-            c["seed"] = gr.Number(0, label="seed", precision=0, minimum=0)
+            c["max_depth"] = gr.Number(d["max_depth"], label="max depth", precision=0, minimum=1, maximum=256)
+            c["parallel"] = gr.Number(d["parallel_leaves"], label="parallel leaves", precision=0, minimum=1,
+                                      maximum=64)
+        with gr.Row():
+            c["aggregation"] = gr.Dropdown(list(AGGREGATIONS), value=d["aggregation"], label="aggregation")
+            c["answer_selection"] = gr.Dropdown(list(ANSWER_SELECTIONS), value=d["answer_selection"],
+                                                label="answer selection", info=HELP["answer_selection"])
+        c["seed"] = gr.Number(0, label="seed", precision=0, minimum=0)
     with gr.Accordion("Thought factors", open=False):
         c["catalog"] = gr.Dataframe(
             engine.catalog_rows(), headers=["factor", "enabled", "cue", "description"],
@@ -75,11 +85,12 @@ def _controls(engine: Explorer) -> dict:
 def _wire_search(engine: Explorer, shared: Shared, c: dict, status: gr.Textbox) -> None:
     @guarded
     def run(problem, gen_dir, prm_dir, catalog_rows, algorithm, budget, candidates, beam_width, c_puct, temperature,
-            max_depth, parallel, aggregation, seed, color_by, annotator, request: gr.Request):
+            max_depth, parallel, aggregation, seed, widen, fpu, answer_selection, color_by, annotator,
+            request: gr.Request):
         rows = catalog_rows.values.tolist() if hasattr(catalog_rows, "values") else catalog_rows
         catalog = engine.catalog_from_rows(rows)
         config = engine.config(algorithm, budget, seed, candidates, temperature, c_puct, beam_width, max_depth,
-                               aggregation, parallel, [f.name for f in catalog.enabled])
+                               aggregation, parallel, [f.name for f in catalog.enabled], widen, fpu, answer_selection)
         updates = engine.run_search(problem, config, catalog, annotator=who(annotator, request),
                                     generator_dir=gen_dir, prm_dir=prm_dir)
         for up in updates:
@@ -88,7 +99,7 @@ def _wire_search(engine: Explorer, shared: Shared, c: dict, status: gr.Textbox) 
 
     inputs = [c["problem"], c["gen_dir"], c["prm_dir"], c["catalog"], c["algorithm"], c["budget"], c["candidates"],
               c["beam_width"], c["c_puct"], c["temperature"], c["max_depth"], c["parallel"], c["aggregation"],
-              c["seed"], shared.color_by, shared.annotator]
+              c["seed"], c["widen"], c["fpu"], c["answer_selection"], shared.color_by, shared.annotator]
     c["run"].click(run, inputs, [shared.session, shared.node, shared.plot, status], api_visibility="undocumented",
                    concurrency_id="model", concurrency_limit=1)
 
