@@ -218,3 +218,36 @@ def test_markup_in_step_text_renders_as_text(app, page):
     page.wait_for_function("() => document.querySelector('#sessions-table').innerText.includes('<b>xss</b>')")
     assert page.evaluate("() => window.__xss") is None
     assert page.dialogs == []
+
+
+def test_replay_slider_shows_the_tree_as_it_was_at_an_iteration(app, page):
+    url, store = app
+    tree = ReasoningTree(Problem("replay", "Use 2 3 4 6 to make 24.", domain="countdown"))
+    a = tree.add_child("0", Step("6*4=24 (left: 2 3 24)", "compute"), score=0.6, value=0.6, iteration=1)
+    tree.add_child("0", Step("3-2=1 (left: 1 4 6)", "compute"), score=0.4, value=0.4, iteration=1)
+    b = tree.add_child(a, Step("3-2=1 (left: 1 24)", "compute"), score=0.7, value=0.7, iteration=2)
+    tree.add_child(b, Step("24*1=24 (left: 24)", "compute"), score=0.9, value=0.9, iteration=3)
+    tree.add_child(b, Step("24/1=24 (left: 24)", "compute"), score=0.8, value=0.8, iteration=3)
+    sid = store.create_session(tree, name="replay", config={}, provenance={}, catalog=None)
+    page.goto(url)
+    page.get_by_role("tab", name="Sessions").click()
+    page.locator("#session-pick input").fill(str(sid))
+    page.click("#session-open")
+    page.wait_for_function(
+        "() => { const gd = document.querySelector('#tree-plot .js-plotly-plot');"
+        " const t = gd && gd.data && gd.data.find((d) => d.name === 'nodes'); return t && t.x.length === 6; }",
+        timeout=30_000)
+    page.get_by_role("tab", name="Analytics").click()
+    page.click("#analytics-refresh")
+    count = ("(n) => { const gd = document.querySelector('#replay-plot .js-plotly-plot');"
+             " const t = gd && gd.data && gd.data.find((d) => d.name === 'nodes'); return t && t.x.length === n; }")
+    page.wait_for_function(count, arg=6, timeout=30_000)  # refresh shows the whole tree, slider at the last iteration
+    slider = page.locator("#replay-slider input[type=number]")
+    assert slider.input_value() == "3"
+    for iteration, visible in ((1, 3), (2, 4), (0, 1), (3, 6)):
+        slider.fill(str(iteration))
+        slider.press("Enter")
+        slider.blur()
+        page.wait_for_function(count, arg=visible, timeout=15_000)
+    shot(page, "08-replay")
+    assert page.dialogs == []
