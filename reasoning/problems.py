@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,24 +62,29 @@ def problem_from_record(rec: Any, where: str = "record") -> Problem:
     return Problem(pid, text.strip(), None if answer is None else str(answer))
 
 
-def read_problems(path: str | Path) -> list[Problem]:
-    """All problems of a JSONL file, or a ProblemFormatError naming the first bad line."""
+def jsonl_records(path: str | Path, error: type[ValueError] | None = None, what: str = "") -> Iterator[tuple[str, Any]]:
+    """The JSON value of every non-blank line of a UTF-8 file, with where it came from ("file:line"); an unreadable
+    file or a line of bad JSON raises `error` (ProblemFormatError by default) naming the file and the line."""
+    error = error or ProblemFormatError
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
-        raise ProblemFormatError(f"cannot read problems file {path}: {exc.strerror}") from None
+        raise error(f"cannot read {what}{path}: {exc.strerror}") from None
     except UnicodeDecodeError:
-        raise ProblemFormatError(f"problems file {path} is not UTF-8 text") from None
-    problems = []
+        raise error(f"{what}{path} is not UTF-8 text") from None
     for i, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            rec = json.loads(line)
+            yield f"{path}:{i}", json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ProblemFormatError(f"{path}:{i}: invalid JSON ({exc.msg})") from None
-        problems.append(problem_from_record(rec, f"{path}:{i}"))
+            raise error(f"{path}:{i}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+
+
+def read_problems(path: str | Path) -> list[Problem]:
+    """All problems of a JSONL file, or a ProblemFormatError naming the first bad line."""
+    problems = [problem_from_record(rec, where) for where, rec in jsonl_records(path, what="problems file ")]
     if not problems:
         raise ProblemFormatError(f"problems file {path} holds no problems")
     ids = [p.id for p in problems]

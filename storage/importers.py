@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reasoning.problems import ProblemFormatError, problem_from_record
+from reasoning.problems import ProblemFormatError, jsonl_records, problem_from_record
 from reasoning.tree import ROOT, ReasoningTree
 from reasoning.types import Problem, Step
 
@@ -28,19 +28,7 @@ def read_records(path: str | Path) -> Iterator[Record]:
     if path.suffix == ".parquet":
         yield from _parquet_records(path)
         return
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise ImportFormatError(f"cannot read {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ImportFormatError(f"{path} is not UTF-8 text") from None
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            yield f"{path}:{i}", json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ImportFormatError(f"{path}:{i}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+    yield from jsonl_records(path, ImportFormatError)
 
 
 def _parquet_records(path: Path) -> Iterator[Record]:

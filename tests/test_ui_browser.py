@@ -120,6 +120,18 @@ def session_id(page: Page) -> int:
     return int(status(page).split("session ", 1)[1].split(":", 1)[0])
 
 
+def open_session(page: Page, url: str, sid: int, nodes: int) -> None:
+    """Open a stored session from the Sessions tab and wait for its tree (of `nodes` nodes) on the plot."""
+    page.goto(url)
+    page.get_by_role("tab", name="Sessions").click()
+    page.locator("#session-pick input").fill(str(sid))
+    page.click("#session-open")
+    page.wait_for_function(
+        "(n) => { const gd = document.querySelector('#tree-plot .js-plotly-plot');"
+        " const t = gd && gd.data && gd.data.find((d) => d.name === 'nodes'); return t && t.x.length === n; }",
+        arg=nodes, timeout=30_000)
+
+
 def test_search_click_rate_edit_prune_export(app, page, tmp_path):
     url, store = app
     page.goto(url)
@@ -193,14 +205,7 @@ def test_markup_in_step_text_renders_as_text(app, page):
     nid = tree.add_child("0", Step(XSS_TEXT, "propose"), score=0.5, value=0.5)
     tree.add_child(nid, Step("<script>window.__xss = 4</script>", "verify"), score=0.2, value=0.2)
     sid = store.create_session(tree, name="<b>xss</b> session", config={}, provenance={}, catalog=None)
-    page.goto(url)
-    page.get_by_role("tab", name="Sessions").click()
-    page.locator("#session-pick input").fill(str(sid))
-    page.click("#session-open")
-    page.wait_for_function(
-        "() => { const gd = document.querySelector('#tree-plot .js-plotly-plot');"
-        " const t = gd && gd.data && gd.data.find((d) => d.name === 'nodes'); return t && t.x.length === 3; }",
-        timeout=30_000)
+    open_session(page, url, sid, 3)
     node = next(n for n in plot_nodes(page) if n["id"] == nid)
     page.mouse.move(node["x"], node["y"])
     page.wait_for_selector("#tree-plot .hoverlayer .hovertext", timeout=10_000)
@@ -229,14 +234,7 @@ def test_replay_slider_shows_the_tree_as_it_was_at_an_iteration(app, page):
     tree.add_child(b, Step("24*1=24 (left: 24)", "compute"), score=0.9, value=0.9, iteration=3)
     tree.add_child(b, Step("24/1=24 (left: 24)", "compute"), score=0.8, value=0.8, iteration=3)
     sid = store.create_session(tree, name="replay", config={}, provenance={}, catalog=None)
-    page.goto(url)
-    page.get_by_role("tab", name="Sessions").click()
-    page.locator("#session-pick input").fill(str(sid))
-    page.click("#session-open")
-    page.wait_for_function(
-        "() => { const gd = document.querySelector('#tree-plot .js-plotly-plot');"
-        " const t = gd && gd.data && gd.data.find((d) => d.name === 'nodes'); return t && t.x.length === 6; }",
-        timeout=30_000)
+    open_session(page, url, sid, 6)
     page.get_by_role("tab", name="Analytics").click()
     page.click("#analytics-refresh")
     count = ("(n) => { const gd = document.querySelector('#replay-plot .js-plotly-plot');"
