@@ -20,7 +20,7 @@ def add_train_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prm-out", default=str(ROOT / "models" / "demo-prm"))
     parser.add_argument("--generator-steps", type=int, default=None, help="one cycle of N steps instead of the recipe's schedule (quick trials)")
     parser.add_argument("--prm-steps", type=int, default=None, help="optimizer steps for the PRM")
-    parser.add_argument("--label-problems", type=int, default=800, help="training problems labelled by rollouts")
+    parser.add_argument("--label-problems", type=int, default=1062, help="training problems labelled by rollouts (default: all)")
     parser.add_argument("--dev-problems", type=int, default=100, help="held-out problems for the PRM report")
     parser.add_argument("--paths", type=int, default=2, help="generator paths per labelled problem")
     parser.add_argument("--rollouts", type=int, default=4, help="rollouts per step (Math-Shepherd style)")
