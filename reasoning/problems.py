@@ -62,10 +62,10 @@ def problem_from_record(rec: Any, where: str = "record") -> Problem:
     return Problem(pid, text.strip(), None if answer is None else str(answer))
 
 
-def jsonl_records(path: str | Path, error: type[ValueError] | None = None, what: str = "") -> Iterator[tuple[str, Any]]:
+def jsonl_records(path: str | Path, error: type[ValueError] = ProblemFormatError,
+                  what: str = "") -> Iterator[tuple[str, Any]]:
     """The JSON value of every non-blank line of a UTF-8 file, with where it came from ("file:line"); an unreadable
-    file or a line of bad JSON raises `error` (ProblemFormatError by default) naming the file and the line."""
-    error = error or ProblemFormatError
+    file or a line of bad JSON raises `error` naming the file and the line."""
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
