@@ -46,17 +46,18 @@ def add_search_arguments(p: argparse.ArgumentParser, *, budget_required: bool = 
     g.add_argument("--budget", type=int, default=None if budget_required else 64, required=budget_required,
                    help=HELP["budget"])
     g.add_argument("--seed", type=int, default=0, help=HELP["seed"])
-    g.add_argument("--candidates", type=int, default=SearchConfig.candidates, help=HELP["candidates"])
+    g.add_argument("--candidates", type=int, default=None, help=HELP["candidates"] + _default("candidates"))
     g.add_argument("--temperatures", default=None, help=HELP["temperatures"] + " (comma separated)")
     g.add_argument("--top-p", type=float, default=1.0, help=HELP["top_p"])
-    g.add_argument("--c-puct", type=float, default=SearchConfig.c_puct, help=HELP["c_puct"])
-    g.add_argument("--widen", type=float, default=SearchConfig.widen, help=HELP["widen"])
-    g.add_argument("--fpu-reduction", type=float, default=SearchConfig.fpu_reduction, help=HELP["fpu_reduction"])
-    g.add_argument("--beam-width", type=int, default=SearchConfig.beam_width, help=HELP["beam_width"])
-    g.add_argument("--max-depth", type=int, default=SearchConfig.max_depth, help=HELP["max_depth"])
+    g.add_argument("--c-puct", type=float, default=None, help=HELP["c_puct"] + _default("c_puct"))
+    g.add_argument("--widen", type=float, default=None, help=HELP["widen"] + _default("widen"))
+    g.add_argument("--fpu-reduction", type=float, default=None, help=HELP["fpu_reduction"] + _default("fpu_reduction"))
+    g.add_argument("--beam-width", type=int, default=None, help=HELP["beam_width"] + _default("beam_width"))
+    g.add_argument("--max-depth", type=int, default=None, help=HELP["max_depth"] + _default("max_depth"))
     g.add_argument("--parallel-leaves", type=int, default=1, help=HELP["parallel_leaves"])
-    g.add_argument("--aggregation", default="min", help=HELP["aggregation"])
-    g.add_argument("--answer-selection", choices=ANSWER_SELECTIONS, default="value", help=HELP["answer_selection"])
+    g.add_argument("--aggregation", default=None, help=HELP["aggregation"] + _default("aggregation"))
+    g.add_argument("--answer-selection", choices=ANSWER_SELECTIONS, default=None,
+                   help=HELP["answer_selection"] + _default("answer_selection"))
     g.add_argument("--catalog", metavar="FILE", help="thought-factor catalog, JSON or YAML (default: built in)")
     g.add_argument("--factors", help="comma-separated thought factors to enable (default: the catalog's)")
 
@@ -68,16 +69,35 @@ def _floats(raw: str, name: str) -> tuple[float, ...]:
         raise ValueError(f"{name} must be comma-separated numbers, got {raw!r}") from None
 
 
+def _default(name: str) -> str:
+    return f" (default: {getattr(SearchConfig, name)}; on the demo models, the scaling report's setting)"
+
+
+TUNED_ON_DEMO = ("aggregation", "c_puct", "answer_selection", "beam_width", "max_depth")
+
+
+def demo_search_defaults(args: argparse.Namespace, algorithm: str = "mcts") -> dict:
+    """On the demo models (no --generator, no --prm), the search settings of the scaling report, the algorithm's own
+    included; on any other models, nothing (SearchConfig's defaults)."""
+    if getattr(args, "generator", None) or getattr(args, "prm", None):
+        return {}
+    from demo.scaling import ALGORITHM_SETTINGS, DEMO_SEARCH
+
+    return {**{k: getattr(DEMO_SEARCH, k) for k in TUNED_ON_DEMO}, **ALGORITHM_SETTINGS.get(algorithm, {})}
+
+
 def search_config(args: argparse.Namespace, settings: Settings) -> SearchConfig:
-    """The validated SearchConfig the arguments ask for (a ValueError names the bad one)."""
+    """The validated SearchConfig the arguments ask for (a ValueError names the bad one). A setting not given takes
+    the demo's tuned value on the demo models, else SearchConfig's default."""
     temps = _floats(args.temperatures, "--temperatures") if args.temperatures else SearchConfig.temperatures
     factors = tuple(f.strip() for f in args.factors.split(",") if f.strip()) if args.factors else None
+    tuned = demo_search_defaults(args, args.algorithm)
+    picked = {name: getattr(args, name) if getattr(args, name) is not None else tuned.get(name, getattr(SearchConfig, name))
+              for name in ("candidates", "c_puct", "widen", "fpu_reduction", "beam_width", "max_depth", "aggregation",
+                           "answer_selection")}
     return SearchConfig(
-        algorithm=args.algorithm, budget=args.budget, seed=args.seed, aggregation=args.aggregation,
-        candidates=args.candidates, temperatures=temps, top_p=args.top_p, c_puct=args.c_puct,
-        widen=args.widen, fpu_reduction=args.fpu_reduction,
-        beam_width=args.beam_width, max_depth=args.max_depth, parallel_leaves=args.parallel_leaves,
-        answer_selection=args.answer_selection, factors=factors, max_budget=settings.max_budget,
+        algorithm=args.algorithm, budget=args.budget, seed=args.seed, temperatures=temps, top_p=args.top_p,
+        parallel_leaves=args.parallel_leaves, factors=factors, max_budget=settings.max_budget, **picked,
     )
 
 

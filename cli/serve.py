@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from .common import Settings, add_model_arguments, load_catalog_arg, load_models
+from .common import Settings, add_model_arguments, demo_search_defaults, load_catalog_arg, load_models
 
 
 def add_serve_arguments(p: argparse.ArgumentParser) -> None:
@@ -13,16 +13,6 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", metavar="URL", help="database URL (default: $DATABASE_URL, else SQLite in the data folder)")
     p.add_argument("--auth-file", metavar="FILE", help="username:password lines; asks for a login when given")
     add_model_arguments(p)
-
-
-def demo_defaults(args: argparse.Namespace) -> dict:
-    """On the demo models, the search settings of the scaling report (MCTS's own included) start the UI."""
-    if args.generator or args.prm:
-        return {}
-    from demo.scaling import ALGORITHM_SETTINGS, DEMO_SEARCH
-
-    keep = ("aggregation", "c_puct", "answer_selection", "beam_width", "max_depth")
-    return {**{k: getattr(DEMO_SEARCH, k) for k in keep}, **ALGORITHM_SETTINGS["mcts"]}
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -40,5 +30,5 @@ def run_serve(args: argparse.Namespace) -> int:
     generator, scorer = load_models(args, catalog)
     store = Store(args.db or settings.database_url)
     ui.launch(generator=generator, scorer=scorer, store=store, catalog=catalog, host=args.host, port=args.port,
-              auth_file=args.auth_file, max_budget=settings.max_budget, search_defaults=demo_defaults(args))
+              auth_file=args.auth_file, max_budget=settings.max_budget, search_defaults=demo_search_defaults(args))
     return 0

@@ -144,3 +144,24 @@ def test_a_cue_prompted_generator_with_a_math_shepherd_prm_also_solves(tiny, tmp
                             "--max-step-tokens", "6"], capsys)
     assert code == 0, err
     assert len(out.read_text().splitlines()) == 3
+
+
+@pytest.mark.parametrize("algorithm", ["mcts", "best_of_n"])
+def test_unset_search_flags_take_the_demo_settings_on_the_demo_models_only(algorithm):
+    from cli.common import Settings, search_config
+    from demo.scaling import demo_config
+    from reasoning.search.config import SearchConfig
+
+    parser = app.build_parser()
+    settings = Settings.from_env()
+    on_demo = search_config(parser.parse_args(["search", "4 7 8 8", "--algorithm", algorithm]), settings)
+    report = demo_config(algorithm, 64)
+    tuned = ("candidates", "c_puct", "widen", "fpu_reduction", "aggregation", "answer_selection", "beam_width")
+    assert {k: getattr(on_demo, k) for k in tuned} == {k: getattr(report, k) for k in tuned}
+
+    mine = search_config(parser.parse_args(["search", "x", "--algorithm", algorithm, "--generator", "g"]), settings)
+    assert {k: getattr(mine, k) for k in tuned} == {k: getattr(SearchConfig, k) for k in tuned}
+
+    given = search_config(parser.parse_args(["search", "x", "--algorithm", algorithm, "--c-puct", "0.5",
+                                             "--answer-selection", "visits"]), settings)
+    assert (given.c_puct, given.answer_selection) == (0.5, "visits")
