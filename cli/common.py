@@ -74,6 +74,9 @@ def _default(name: str) -> str:
 
 
 TUNED_ON_DEMO = ("aggregation", "c_puct", "answer_selection", "beam_width", "max_depth")
+# the search flags whose argparse default is None: unset, they take the demo's tuned value or SearchConfig's default
+DEFAULTED_FLAGS = ("candidates", "c_puct", "widen", "fpu_reduction", "beam_width", "max_depth", "aggregation",
+                   "answer_selection")
 
 
 def demo_search_defaults(args: argparse.Namespace, algorithm: str = "mcts") -> dict:
@@ -91,10 +94,8 @@ def search_config(args: argparse.Namespace, settings: Settings) -> SearchConfig:
     the demo's tuned value on the demo models, else SearchConfig's default."""
     temps = _floats(args.temperatures, "--temperatures") if args.temperatures else SearchConfig.temperatures
     factors = tuple(f.strip() for f in args.factors.split(",") if f.strip()) if args.factors else None
-    tuned = demo_search_defaults(args, args.algorithm)
-    picked = {name: getattr(args, name) if getattr(args, name) is not None else tuned.get(name, getattr(SearchConfig, name))
-              for name in ("candidates", "c_puct", "widen", "fpu_reduction", "beam_width", "max_depth", "aggregation",
-                           "answer_selection")}
+    tuned = {**{name: getattr(SearchConfig, name) for name in DEFAULTED_FLAGS}, **demo_search_defaults(args, args.algorithm)}
+    picked = {name: tuned[name] if getattr(args, name) is None else getattr(args, name) for name in DEFAULTED_FLAGS}
     return SearchConfig(
         algorithm=args.algorithm, budget=args.budget, seed=args.seed, temperatures=temps, top_p=args.top_p,
         parallel_leaves=args.parallel_leaves, factors=factors, max_budget=settings.max_budget, **picked,

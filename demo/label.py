@@ -1,8 +1,8 @@
 """Math-Shepherd style step labels from Monte-Carlo rollouts of the demo generator, in TRL stepwise records.
 
 For each problem the generator writes a few whole paths; from every step of a path, `rollouts` continuations are
-sampled (the path itself is one of them): soft value = the share that reaches the target, hard label = any does. A terminal step is labelled by the
-checker directly (its answer is final). Each record also carries `exact`, the solver's verdict on the step (every
+sampled (the path itself is one of them): soft value = the share that reaches the target, hard label = any does. A
+terminal step is labelled by the checker directly (its answer is final). Each record also carries `exact`, the solver's verdict on the step (every
 booked operation right and the remaining numbers still able to make the target): for measuring, never for training.
 """
 from __future__ import annotations

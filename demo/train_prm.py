@@ -61,11 +61,11 @@ def init_prm_dir(out_dir: Path, generator_dir: Path) -> None:
 
 def encode_records(scorer, records: list[dict], label: str = "hard") -> list[tuple[list[int], list[int]]]:
     """(ids, per-token labels): -100 everywhere but at each step's reading position."""
+    if label not in ("hard", "majority"):
+        raise ValueError(f"PRM label must be 'hard' or 'majority', not {label!r}")
     data = []
     for rec in records:
         ids, positions = scorer.encode(rec["prompt"], rec["completions"])
-        if label not in ("hard", "majority"):
-            raise ValueError(f"PRM label must be 'hard' or 'majority', not {label!r}")
         values = rec["labels"] if label == "hard" else [v >= 0.5 for v in rec["soft_labels"]]
         labels = [-100] * len(ids)
         for p, v in zip(positions, values, strict=True):
