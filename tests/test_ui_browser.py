@@ -249,3 +249,31 @@ def test_replay_slider_shows_the_tree_as_it_was_at_an_iteration(app, page):
         page.wait_for_function(count, arg=visible, timeout=15_000)
     shot(page, "08-replay")
     assert page.dialogs == []
+
+
+def test_switching_algorithm_loads_its_tuned_settings_on_the_demo_models(app, browser):
+    import argparse
+
+    from cli.common import demo_search_defaults
+    from reasoning.search import ALGORITHMS
+
+    _, store = app
+    on_demo = argparse.Namespace(generator=None, prm=None)
+    defaults = {a: d for a in ALGORITHMS if (d := demo_search_defaults(on_demo, a))}
+    assert defaults["mcts"]["candidates"] != defaults["beam"].get("candidates", 3)  # else this test shows nothing
+    generator, scorer = tiny_or_demo_models(ARTIFACTS / "models")
+    with serve(generator=generator, scorer=scorer, store=store, search_defaults=defaults) as url:
+        context = browser.new_context(viewport={"width": 1500, "height": 1100})
+        page = context.new_page()
+        page.goto(url)
+        page.get_by_text("More search parameters").click()
+        candidates = page.locator("#candidates input")
+        candidates.wait_for()
+        assert candidates.input_value() == str(defaults["mcts"]["candidates"])
+        for algorithm, expected in (("beam", 3), ("mcts", defaults["mcts"]["candidates"])):
+            box = page.locator("#algorithm input")
+            box.click()
+            page.get_by_role("option", name=algorithm, exact=True).click()
+            page.wait_for_function("([sel, v]) => document.querySelector(sel).value === v",
+                                   arg=["#candidates input", str(expected)], timeout=10_000)
+        context.close()

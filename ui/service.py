@@ -76,7 +76,8 @@ class Explorer:
     generator_dir: str = ""
     prm_dir: str = ""
     max_budget: int = DEFAULT_MAX_BUDGET
-    search_defaults: dict[str, Any] = field(default_factory=dict)  # initial values of the search controls
+    # initial values of the search controls, per algorithm ({} for an algorithm: SearchConfig's defaults)
+    search_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
     model_roots: tuple[str, ...] = ()  # folders whose model directories a web user may pick (besides the defaults)
     problem_sets: dict[str, list[Problem]] = field(default_factory=dict)
     live: dict[int, ReasoningTree] = field(default_factory=dict)
@@ -85,7 +86,12 @@ class Explorer:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _export_root: Path | None = None
 
+    def control_defaults(self, algorithm: str) -> dict[str, Any]:
+        """The search settings the controls start from for `algorithm` (the demo's tuned ones on the demo models)."""
+        return {**SearchConfig().to_dict(), **self.search_defaults.get(algorithm, {})}
+
     # -- models ----------------------------------------------------------------------------------
+
     def models(self, generator_dir: str | None, prm_dir: str | None) -> tuple[Any, Any]:
         """The generator and scorer for these directories; blank or the defaults give the loaded models."""
         gen = self._model("generator", generator_dir, self.generator_dir, self.generator)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from reasoning.search import ALGORITHMS, HELP, SearchConfig
+from reasoning.search import ALGORITHMS, HELP
 from reasoning.search.config import ANSWER_SELECTIONS
 
 from ..figure import FigureOptions, empty_figure, tree_figure
@@ -45,14 +45,15 @@ def _controls(engine: Explorer) -> dict:
         c["run"] = gr.Button("Run search", variant="primary", elem_id="run-search")
         c["stop"] = gr.Button("Stop", variant="stop", elem_id="stop-search")
     with gr.Accordion("Search", open=True):
-        c["algorithm"] = gr.Dropdown(list(ALGORITHMS), value="mcts", label="algorithm", info=HELP["algorithm"])
+        c["algorithm"] = gr.Dropdown(list(ALGORITHMS), value="mcts", label="algorithm", info=HELP["algorithm"],
+                                       elem_id="algorithm")
         c["budget"] = gr.Slider(1, min(engine.max_budget, 2048), value=40, step=1, label="budget",
                                 info=HELP["budget"], elem_id="budget")
-    d = {**SearchConfig().to_dict(), **engine.search_defaults}
+    d = engine.control_defaults("mcts")
     with gr.Accordion("More search parameters", open=False):
         with gr.Row():
             c["candidates"] = gr.Number(d["candidates"], label="candidates", precision=0, minimum=1, maximum=64,
-                                        info=HELP["candidates"])
+                                        info=HELP["candidates"], elem_id="candidates")
             c["beam_width"] = gr.Number(d["beam_width"], label="beam width", precision=0, minimum=1, maximum=256)
         with gr.Row():
             c["c_puct"] = gr.Number(d["c_puct"], label="c_puct", minimum=0, maximum=100)
@@ -100,6 +101,15 @@ def _wire_search(engine: Explorer, shared: Shared, c: dict, status: gr.Textbox) 
     inputs = [c["problem"], c["gen_dir"], c["prm_dir"], c["catalog"], c["algorithm"], c["budget"], c["candidates"],
               c["beam_width"], c["c_puct"], c["temperature"], c["max_depth"], c["parallel"], c["aggregation"],
               c["seed"], c["widen"], c["fpu"], c["answer_selection"], shared.color_by, shared.annotator]
+    if engine.search_defaults:  # the demo's tuned settings differ by algorithm: switching algorithm loads its own
+        tuned = ["candidates", "widen", "fpu_reduction"]
+
+        def algorithm_defaults(algorithm):
+            d = engine.control_defaults(algorithm if algorithm in ALGORITHMS else "mcts")
+            return [d[k] for k in tuned]
+
+        c["algorithm"].change(algorithm_defaults, [c["algorithm"]], [c["candidates"], c["widen"], c["fpu"]],
+                              api_visibility="undocumented", queue=False)
     c["run"].click(run, inputs, [shared.session, shared.node, shared.plot, status], api_visibility="undocumented",
                    concurrency_id="model", concurrency_limit=1)
 
