@@ -73,7 +73,6 @@ def _default(name: str) -> str:
     return f" (default: {getattr(SearchConfig, name)}; on the demo models, the scaling report's setting)"
 
 
-TUNED_ON_DEMO = ("aggregation", "c_puct", "answer_selection", "beam_width", "max_depth")
 # the search flags whose argparse default is None: unset, they take the demo's tuned value or SearchConfig's default
 DEFAULTED_FLAGS = ("candidates", "c_puct", "widen", "fpu_reduction", "beam_width", "max_depth", "aggregation",
                    "answer_selection")
@@ -84,9 +83,10 @@ def demo_search_defaults(args: argparse.Namespace, algorithm: str = "mcts") -> d
     included; on any other models, nothing (SearchConfig's defaults)."""
     if getattr(args, "generator", None) or getattr(args, "prm", None):
         return {}
-    from demo.scaling import ALGORITHM_SETTINGS, DEMO_SEARCH
+    from demo.scaling import demo_config
 
-    return {**{k: getattr(DEMO_SEARCH, k) for k in TUNED_ON_DEMO}, **ALGORITHM_SETTINGS.get(algorithm, {})}
+    report = demo_config(algorithm, budget=1)  # the report's settings for `algorithm`; the budget is not among them
+    return {name: getattr(report, name) for name in DEFAULTED_FLAGS}
 
 
 def search_config(args: argparse.Namespace, settings: Settings) -> SearchConfig:
