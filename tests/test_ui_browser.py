@@ -101,19 +101,35 @@ def settled_nodes(page: Page) -> list[dict]:
     return before
 
 
-def click_node(page: Page, node_id: str) -> None:
-    """Click a node by its position on the plot, then wait for the inspector to show it."""
+def at_node(page: Page, node_id: str, act, shown, what: str) -> None:
+    """Do `act(x, y)` at a node's settled position until `shown()` returns; a redraw may move the plot under the
+    mouse, so the positions are read again before each of three tries."""
     for _ in range(3):
         node = next(n for n in settled_nodes(page) if n["id"] == node_id)
-        page.mouse.click(node["x"], node["y"])
+        act(node["x"], node["y"])
         try:
-            page.wait_for_function(
-                "(id) => (document.querySelector('#node-info textarea, #node-info input') || {}).value"
-                "?.startsWith('node ' + id + ' ')", arg=node_id, timeout=8_000)
+            shown()
             return
         except Exception:  # noqa: BLE001 - the plot moved under the mouse; read the positions again
             continue
-    raise AssertionError(f"clicking node {node_id} on the plot never selected it")
+    raise AssertionError(f"{what} node {node_id} on the plot never worked")
+
+
+def click_node(page: Page, node_id: str) -> None:
+    """Click a node by its position on the plot, then wait for the inspector to show it."""
+    at_node(page, node_id, page.mouse.click, lambda: page.wait_for_function(
+        "(id) => (document.querySelector('#node-info textarea, #node-info input') || {}).value"
+        "?.startsWith('node ' + id + ' ')", arg=node_id, timeout=8_000), "clicking")
+
+
+def hover_node(page: Page, node_id: str) -> None:
+    """Move the mouse onto a node (from outside the plot, so that plotly sees a fresh move) until its hover shows."""
+    def move(x, y):
+        page.mouse.move(0, 0)
+        page.mouse.move(x, y, steps=4)
+
+    at_node(page, node_id, move, lambda: page.wait_for_selector("#tree-plot .hoverlayer .hovertext", timeout=8_000),
+            "hovering over")
 
 
 def session_id(page: Page) -> int:
@@ -206,9 +222,7 @@ def test_markup_in_step_text_renders_as_text(app, page):
     tree.add_child(nid, Step("<script>window.__xss = 4</script>", "verify"), score=0.2, value=0.2)
     sid = store.create_session(tree, name="<b>xss</b> session", config={}, provenance={}, catalog=None)
     open_session(page, url, sid, 3)
-    node = next(n for n in plot_nodes(page) if n["id"] == nid)
-    page.mouse.move(node["x"], node["y"])
-    page.wait_for_selector("#tree-plot .hoverlayer .hovertext", timeout=10_000)
+    hover_node(page, nid)
     hover = page.locator("#tree-plot .hoverlayer").text_content()
     assert "<script>" in hover and "onerror" in hover  # shown as literal text
     assert page.locator("#tree-plot .hoverlayer img, #tree-plot .hoverlayer a").count() == 0
