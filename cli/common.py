@@ -58,6 +58,8 @@ def add_search_arguments(p: argparse.ArgumentParser, *, budget_required: bool = 
     g.add_argument("--aggregation", default=None, help=HELP["aggregation"] + _default("aggregation"))
     g.add_argument("--answer-selection", choices=ANSWER_SELECTIONS, default=None,
                    help=HELP["answer_selection"] + _default("answer_selection"))
+    g.add_argument("--keep-duplicates", action="store_true",
+                   help="add a sampled step identical to a sibling as a node of its own (default: " + HELP["merge_duplicates"] + ")")
     g.add_argument("--catalog", metavar="FILE", help="thought-factor catalog, JSON or YAML (default: built in)")
     g.add_argument("--factors", help="comma-separated thought factors to enable (default: the catalog's)")
 
@@ -98,7 +100,8 @@ def search_config(args: argparse.Namespace, settings: Settings) -> SearchConfig:
     picked = {name: tuned[name] if getattr(args, name) is None else getattr(args, name) for name in DEFAULTED_FLAGS}
     return SearchConfig(
         algorithm=args.algorithm, budget=args.budget, seed=args.seed, temperatures=temps, top_p=args.top_p,
-        parallel_leaves=args.parallel_leaves, factors=factors, max_budget=settings.max_budget, **picked,
+        parallel_leaves=args.parallel_leaves, factors=factors, max_budget=settings.max_budget,
+        merge_duplicates=not args.keep_duplicates, **picked,
     )
 
 

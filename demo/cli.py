@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .problemsets import DATA_DIR, make_splits, write_splits
+from .train_prm import PRMRecipe
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "data" / "demo"  # rollout labels and raw results: reproducible, so not committed
@@ -22,8 +23,8 @@ def add_train_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prm-steps", type=int, default=None, help="optimizer steps for the PRM")
     parser.add_argument("--label-problems", type=int, default=1062, help="training problems labelled by rollouts (default: all)")
     parser.add_argument("--dev-problems", type=int, default=100, help="held-out problems for the PRM report")
-    parser.add_argument("--paths", type=int, default=2, help="generator paths per labelled problem")
-    parser.add_argument("--rollouts", type=int, default=4, help="rollouts per step (Math-Shepherd style)")
+    parser.add_argument("--paths", type=int, default=PRMRecipe.paths, help="generator paths per labelled problem")
+    parser.add_argument("--rollouts", type=int, default=PRMRecipe.rollouts, help="rollouts per step (Math-Shepherd style)")
     parser.add_argument("--skip-generator", action="store_true", help="reuse the generator in --generator-out")
     parser.add_argument("--scaling", action="store_true", help="also run the scaling report at the end")
     add_scaling_arguments(parser, standalone=False)
@@ -91,7 +92,7 @@ def make_labels(args: argparse.Namespace) -> list[dict]:
 def train_demo(args: argparse.Namespace) -> None:
     """Problem sets, generator, rollout labels, PRM (and optionally the scaling report), all from `--seed`."""
     from .train_generator import GeneratorRecipe, train_generator
-    from .train_prm import PRMRecipe, evaluate_prm, train_prm
+    from .train_prm import evaluate_prm, train_prm
 
     _threads()
     started = time.time()
@@ -111,7 +112,7 @@ def train_demo(args: argparse.Namespace) -> None:
     dev_records = make_labels(argparse.Namespace(
         problems=str(DATA_DIR / "countdown_dev.jsonl"), limit=args.dev_problems, out=str(WORK / "labels_dev.jsonl"),
         **common))
-    recipe = replace(PRMRecipe(seed=args.seed), **_steps(args.prm_steps))
+    recipe = replace(PRMRecipe(seed=args.seed), paths=args.paths, rollouts=args.rollouts, **_steps(args.prm_steps))
     data_info = {"problems": "reasoning/data/countdown_train.jsonl", "labelled_problems": args.label_problems,
                  "paths_per_problem": args.paths, "rollouts_per_step": args.rollouts, "rollout_temperature": 0.7,
                  "path_temperature": 1.0}

@@ -88,6 +88,7 @@ def summarise(results: list[dict]) -> dict[tuple[str, int], dict[str, float]]:
         key: {
             "solve_rate": sum(r["solved"] for r in rows) / len(rows),
             "nodes": sum(r["nodes"] for r in rows) / len(rows),
+            "tokens": sum(r["generated_tokens"] for r in rows) / len(rows),
             "seconds": sum(r["seconds"] for r in rows) / len(rows),
             "problems": len(rows),
         }
@@ -104,7 +105,7 @@ def table(summary, algorithms=ALGORITHMS, budgets=BUDGETS) -> str:
         for b in budgets:
             s = summary.get((a, b))
             cells.append("–" if s is None else f"{100 * s['solve_rate']:.1f}% ({s['nodes']:.0f} nodes, "
-                                                  f"{s['seconds']:.2f} s)")
+                                                  f"{s['tokens']:.0f} tokens, {s['seconds']:.2f} s)")
         lines.append(f"| {a} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -138,7 +139,8 @@ def report(summary, problems_path: str, n: int, seconds: float, algorithms=ALGOR
         "# Scaling report: search on the demo models",
         "",
         f"Solve rate on {n} held-out Countdown/24 problems (`{problems_path}`), exact checker; the answer is chosen "
-        "by model-side signals only. Cells: solve rate (mean nodes created, mean seconds per problem, one CPU thread).",
+        "by model-side signals only. Cells: solve rate (mean nodes created, mean tokens generated (merged duplicate "
+        "samples included), mean seconds per problem, one CPU thread).",
         "",
         table(summary, algorithms, budgets),
         "",

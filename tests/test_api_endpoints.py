@@ -66,6 +66,8 @@ def test_search_rejects_bad_parameters(api):
         client.predict(PROBLEM, "mcts", 8, widen=2.0, api_name="/search")
     with pytest.raises(Exception, match="answer selection must be one of"):
         client.predict(PROBLEM, "mcts", 8, answer_selection="gold", api_name="/search")
+    with pytest.raises(Exception, match="merge duplicates must be true or false"):
+        client.predict(PROBLEM, "mcts", 8, merge_duplicates="yes", api_name="/search")
     widened = client.predict(PROBLEM, "mcts", 12, candidates=1, widen=0.5, fpu_reduction=0.3,
                              answer_selection="vote", api_name="/search")
     assert widened["nodes"] == 13

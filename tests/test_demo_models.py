@@ -108,3 +108,13 @@ def test_a_short_search_yields_a_valid_tree(generator, scorer):
         assert node["factor"] in DEMO_FACTORS and node["score"] is not None and 0.0 <= node["score"] <= 1.0
         assert node["parent"] in tree and node["depth"] == len(tree.path(nid)) - 1
     assert result.answer is None or tree.node(result.node)["terminal"]
+
+
+def test_scaling_table_shows_solve_rate_nodes_tokens_and_seconds():
+    from demo.scaling import summarise, table
+
+    rows = [{"algorithm": "mcts", "budget": 4, "solved": True, "nodes": 4, "generated_tokens": 30, "seconds": 0.5},
+            {"algorithm": "mcts", "budget": 4, "solved": False, "nodes": 2, "generated_tokens": 10, "seconds": 0.1}]
+    text = table(summarise(rows), algorithms=("greedy", "mcts"), budgets=(4,))
+    assert "| mcts | 50.0% (3 nodes, 20 tokens, 0.30 s) |" in text
+    assert "| greedy | – |" in text

@@ -126,3 +126,10 @@ def test_analytics_by_factor_and_depth():
     assert ("compute", 1) not in stats  # pruned steps are left out
     fig = analytics_figure(small_tree())
     assert len(fig.data) == 4
+
+
+def test_hover_says_how_often_a_merged_step_was_sampled():
+    t = small_tree()
+    t.node("0.0")["meta"] = {"samples": 3}
+    hover = dict(zip(nodes_trace(tree_figure(t)).customdata, nodes_trace(tree_figure(t)).hovertext, strict=True))
+    assert "sampled 3×" in hover["0.0"] and "sampled" not in hover["0.0.0"]

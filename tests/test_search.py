@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import math
+import random
 import threading
+from dataclasses import replace
 
 import pytest
 
@@ -109,12 +111,16 @@ def test_puct_selection_tries_an_unexpanded_factor_with_a_strong_prior():
 def test_widening_room_grows_with_visits():
     from reasoning.search.mcts import FactorStats, widen_room
 
-    ctx = _ctx(ReasoningTree(PROBLEM), candidates=2, widen=0.5)
+    tree = ReasoningTree(PROBLEM)
+    a, b, c, d, e = (tree.add_child(ROOT, Step(f"step {i}", "compute")) for i in range(5))
+    ctx = _ctx(tree, candidates=2, widen=0.5)
     # limit = ceil(2 * (1 + N) ** 0.5): N=0 -> 2, N=3 -> 4, N=8 -> 6; room is capped at `candidates` per batch
-    assert widen_room(ctx, FactorStats(0.5, 0, 0.0, ["a", "b"])) == 0
-    assert widen_room(ctx, FactorStats(0.5, 3, 1.0, ["a", "b"])) == 2
-    assert widen_room(ctx, FactorStats(0.5, 8, 1.0, ["a", "b", "c", "d", "e"])) == 1
-    assert widen_room(_ctx(ReasoningTree(PROBLEM), widen=0.0), FactorStats(0.5, 99, 1.0, ["a"])) == 0
+    assert widen_room(ctx, FactorStats(0.5, 0, 0.0, [a, b])) == 0
+    assert widen_room(ctx, FactorStats(0.5, 3, 1.0, [a, b])) == 2
+    assert widen_room(ctx, FactorStats(0.5, 8, 1.0, [a, b, c, d, e])) == 1
+    assert widen_room(_ctx(ReasoningTree(PROBLEM), widen=0.0), FactorStats(0.5, 99, 1.0, [a])) == 0
+    tree.node(a)["meta"] = {"samples": 3}  # two duplicate draws merged into `a` use up room as children would
+    assert widen_room(ctx, FactorStats(0.5, 3, 1.0, [a, b])) == 0
 
 
 @pytest.mark.parametrize("algorithm", ALGOS)
@@ -248,3 +254,78 @@ def test_mcts_with_progressive_widening_honours_the_budget_and_reaches_answers(c
     widest = max(len(tree.children(n)) for n in tree.nodes())
     assert widest > candidates  # some factor was widened past its first batch
     assert result.answer is not None and tree.node(result.node)["terminal"]
+
+
+class _FewSteps(FakeGenerator):
+    """Writes only `variety` different steps at each depth, so samples repeat."""
+
+    def __init__(self, variety: int, answer_depth: int = 3):
+        super().__init__(answer_depth=answer_depth)
+        self.variety = variety
+
+    def propose(self, state, factor, n, *, temperature=None, seed=None):
+        steps = super().propose(state, factor, n, temperature=temperature, seed=seed)
+        rng = random.Random(seed)
+        out = []
+        for s in steps:
+            label = f"{factor.name}:{len(state.steps) + 1}:{rng.randrange(self.variety)}"
+            out.append(s.with_(text=f"step {label}", answer=label if s.terminal else None))
+        return out
+
+
+def _siblings_are_distinct(tree) -> bool:
+    for n in tree.nodes():
+        kids = [(tree.node(k)["factor"], tree.node(k)["text"]) for k in tree.children(n, include_pruned=True)]
+        if len(kids) != len(set(kids)):
+            return False
+    return True
+
+
+@pytest.mark.parametrize("algorithm", ALGOS)
+def test_repeated_samples_merge_into_one_node_and_cost_no_budget(algorithm):
+    config = SearchConfig(algorithm=algorithm, budget=40, candidates=3, widen=0.5)
+    tree, result = search(PROBLEM, _FewSteps(variety=2), FakeScorer(), config)
+    assert _siblings_are_distinct(tree)
+    assert result.nodes_created == len(tree) - 1 <= 40
+    if algorithm != "greedy":  # greedy never samples the same node twice
+        assert max(tree.node(n)["meta"].get("samples", 1) for n in tree.nodes() if n != ROOT) > 1
+    kept, _ = search(PROBLEM, _FewSteps(variety=2), FakeScorer(), replace(config, merge_duplicates=False))
+    if algorithm in ("best_of_n", "mcts"):
+        assert not _siblings_are_distinct(kept)
+
+
+@pytest.mark.parametrize("algorithm", ["best_of_n", "mcts"])
+def test_search_ends_when_every_sample_repeats_a_node(algorithm):
+    """With one possible step per depth the tree is a single chain; the search stops instead of spinning."""
+    tree, result = search(PROBLEM, _FewSteps(variety=1), FakeScorer(),
+                          SearchConfig(algorithm=algorithm, budget=64, widen=0.5, factors=("compute", "conclude")))
+    assert result.nodes_created == len(tree) - 1 < 64
+    assert result.answer is not None
+
+
+def test_best_of_n_goes_on_from_a_merged_step():
+    """A solution whose first step repeats an earlier one continues under that node: the paths form a tree."""
+    tree, _ = search(PROBLEM, _FewSteps(variety=2, answer_depth=4), FakeScorer(),
+                     SearchConfig(algorithm="best_of_n", budget=20, factors=("compute",)))
+    first = tree.children(ROOT)
+    assert len(first) <= 2
+    assert sum(len(tree.children(n)) for n in first) > len(first)  # some first step was continued twice
+
+
+def test_greedy_resumed_follows_its_own_earlier_steps():
+    gen = _FewSteps(variety=1, answer_depth=6)
+    config = SearchConfig(algorithm="greedy", budget=2, factors=("compute",))
+    tree, _ = search(PROBLEM, gen, FakeScorer(), config)
+    tree, result = search(tree, gen, FakeScorer(), config)
+    assert len(tree) - 1 == 4 and max(tree.node(n)["depth"] for n in tree.nodes()) == 4
+    assert result.nodes_created == 2
+
+
+def test_vote_counts_merged_samples():
+    ctx = _ctx(ReasoningTree(PROBLEM), answer_selection="vote")
+    low = ctx.tree.add_child(ROOT, Step("x", "conclude", terminal=True, answer="41"))
+    high = ctx.tree.add_child(ROOT, Step("y", "conclude", terminal=True, answer="42"))
+    ctx.tree.node(low)["value"], ctx.tree.node(high)["value"] = 0.5, 0.8
+    assert ctx.choose_answer()[0] == high
+    ctx.tree.node(low)["meta"] = {"samples": 2}  # sampled twice: 2 * 0.5 outvotes 0.8
+    assert ctx.choose_answer()[0] == low

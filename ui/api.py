@@ -19,11 +19,12 @@ def register(engine: Explorer) -> None:
     def search(problem: str, algorithm: str = "mcts", budget: int = 32, seed: int = 0, candidates: int = 3,
                temperature: float = 1.0, c_puct: float = 1.5, beam_width: int = 4, max_depth: int = 12,
                aggregation: str = "min", annotator: str = "", widen: float = 0.0, fpu_reduction: float = 0.0,
-               answer_selection: str = "value", request: gr.Request = None) -> dict:
+               answer_selection: str = "value", merge_duplicates: bool = True,
+               request: gr.Request = None) -> dict:
         """Run a search to the end on a new session; returns the session id, node count and answer."""
         config = engine.config(algorithm, budget, seed, candidates, temperature, c_puct, beam_width, max_depth,
                                aggregation, widen=widen, fpu_reduction=fpu_reduction,
-                               answer_selection=answer_selection)
+                               answer_selection=answer_selection, merge_duplicates=merge_duplicates)
         last = _last(engine.run_search(problem, config, annotator=who(annotator, request)))
         r = last.result
         return {"session_id": last.session_id, "nodes": len(last.tree), "answer": r.answer if r else None,

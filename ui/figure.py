@@ -98,6 +98,9 @@ def _node_hover(nid: str, a: Mapping, q: float, labels: Mapping[str, str]) -> st
         head += " · pruned"
     nums = (f"PRM {_fmt(a['score'])} · value {_fmt(a['value'])} · Q {q:.3f} · visits {a['visits']}"
             f" · prior {_fmt(a['prior'])}")
+    sampled = int((a.get("meta") or {}).get("samples", 1))
+    if sampled > 1:
+        nums += f" · sampled {sampled}×"
     parts = [head, escape_hover(a["text"]), nums]
     if a["terminal"]:
         parts.append("answer: " + escape_hover(a["answer"], max_chars=80))

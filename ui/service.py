@@ -181,6 +181,7 @@ class Explorer:
         widen: Any = 0.0,
         fpu_reduction: Any = 0.0,
         answer_selection: str = "value",
+        merge_duplicates: Any = True,
     ) -> SearchConfig:
         """A validated SearchConfig from loosely typed UI or API values."""
         v.choice(algorithm, "algorithm", ALGORITHMS)
@@ -202,6 +203,7 @@ class Explorer:
                 widen=v.number(widen, "widen", 0.0, 1.0),
                 fpu_reduction=v.number(fpu_reduction, "fpu reduction", 0.0, 1.0),
                 answer_selection=answer_selection,
+                merge_duplicates=v.flag(merge_duplicates, "merge duplicates"),
                 max_budget=self.max_budget,
             )
         except ValueError as exc:

@@ -29,6 +29,7 @@ class SearchConfig:
     max_depth: int = 12
     parallel_leaves: int = 1
     answer_selection: str = "value"
+    merge_duplicates: bool = True
     factors: tuple[str, ...] | None = None
     max_budget: int = DEFAULT_MAX_BUDGET
 
@@ -59,6 +60,7 @@ class SearchConfig:
         need(1 <= self.parallel_leaves <= 64, f"parallel_leaves must be between 1 and 64, got {self.parallel_leaves}")
         need(self.answer_selection in ANSWER_SELECTIONS, f"answer_selection must be one of {ANSWER_SELECTIONS}")
         need(self.seed >= 0, "seed must be non-negative")
+        need(isinstance(self.merge_duplicates, bool), "merge_duplicates must be true or false")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -69,7 +71,7 @@ class SearchConfig:
 
 HELP = {
     "algorithm": "search algorithm: greedy, best_of_n, beam or mcts",
-    "budget": "step generations (nodes created) allowed per problem, the same unit for every algorithm",
+    "budget": "nodes created (distinct steps) allowed per problem, the same unit for every algorithm",
     "seed": "seed of the search's own random choices and of every sampling call",
     "aggregation": "how a path's step scores fold into its value: min, prod, last or mean",
     "candidates": "continuations sampled per chosen factor (MCTS), per beam node (beam)",
@@ -82,6 +84,8 @@ HELP = {
     "max_depth": "steps after which a path is cut",
     "parallel_leaves": "MCTS leaves selected per iteration under virtual loss, scored in one batch",
     "answer_selection": "final answer by the best path value, by visits, or by value-weighted vote",
+    "merge_duplicates": "a sampled step identical to a sibling is merged into it (counted in its samples, not in the "
+                        "budget) instead of becoming a second copy of the same node",
     "factors": "names of the enabled thought factors (None: the catalog's enabled ones)",
     "max_budget": "the configured cap on budget",
 }

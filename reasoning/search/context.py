@@ -37,6 +37,7 @@ class SearchContext:
         self.created = 0
         self.tokens = 0
         self.iteration = 0
+        self.merged: list[str] = []  # siblings that the last expand's duplicate samples were merged into
         self.started = time.perf_counter()
         self._provenance = {
             "generator": _safe_provenance(generator),
@@ -80,7 +81,12 @@ class SearchContext:
         raise KeyError(name)
 
     def expand(self, nid: str, factor: ThoughtFactor, n: int, temperatures: Sequence[float] | None = None) -> list[str]:
-        """Sample up to `n` steps under `factor` at `nid` (never past the budget) and add them as children."""
+        """Sample up to `n` steps under `factor` at `nid` (never past the budget) and add them as children.
+
+        Returns the new nodes. With `merge_duplicates`, a step identical to a sibling (pruned ones included) is not
+        added: it counts as one more sample of that sibling and is listed in `self.merged`; its tokens count, the
+        budget does not."""
+        self.merged = []
         n = min(n, self.remaining)
         if n <= 0:
             return []
@@ -90,12 +96,22 @@ class SearchContext:
             groups[temps[i % len(temps)]] += 1
         state = self.tree.state(nid)
         prior = self.prior(nid).get(factor.name)
+        siblings = {(a["factor"], a["text"]): k for k in self.tree.children(nid, include_pruned=True)
+                    for a in [self.tree.node(k)]} if self.config.merge_duplicates else {}
         new: list[str] = []
         for temperature, count in groups.items():
             seed = self.rng.randrange(2**31)
             steps = self.generator.propose(state, factor, count, temperature=temperature, seed=seed)
             for step in steps[:count]:
                 step = self.domain.observe(state, step.with_(factor=factor.name))
+                self.tokens += step.tokens
+                twin = siblings.get((factor.name, step.text))
+                if twin is not None:  # the same step again: one more sample of the existing node, no new node
+                    with self.tree.lock:
+                        attrs = self.tree.node(twin)
+                        attrs["meta"] = {**(attrs["meta"] or {}), "samples": samples(attrs) + 1}
+                    self.merged.append(twin)
+                    continue
                 provenance = {**self._provenance, "temperature": temperature, "seed": seed}
                 new.append(
                     self.tree.add_child(
@@ -103,7 +119,8 @@ class SearchContext:
                         meta={"temperature": temperature},
                     )
                 )
-                self.tokens += step.tokens
+                if self.config.merge_duplicates:
+                    siblings[(factor.name, step.text)] = new[-1]
         self.created += len(new)
         return new
 
@@ -150,7 +167,7 @@ class SearchContext:
         elif how == "vote":
             votes: dict[str, float] = defaultdict(float)
             for n in finals:
-                votes[str(self.tree.node(n)["answer"])] += self.value(n)
+                votes[str(self.tree.node(n)["answer"])] += self.value(n) * samples(self.tree.node(n))
             top = max(votes, key=votes.get)
             best = max((n for n in finals if str(self.tree.node(n)["answer"]) == top), key=self.value)
         else:
@@ -162,6 +179,11 @@ class SearchContext:
         ev = self.event("finished", [result.node] if result.node else [])
         ev.result = result
         return ev
+
+
+def samples(attrs: dict) -> int:
+    """How many times the generator wrote this node's step at its parent (merged duplicates included)."""
+    return int((attrs.get("meta") or {}).get("samples", 1))
 
 
 def _safe_provenance(model) -> dict:

@@ -6,7 +6,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 
-from .context import Events, SearchContext
+from .context import Events, SearchContext, samples
 
 
 def puct(q: float, prior: float, parent_visits: int, visits: int, c: float) -> float:
@@ -73,12 +73,14 @@ def exhausted(ctx: SearchContext, nid: str, memo: dict[str, bool]) -> bool:
 
 
 def widen_room(ctx: SearchContext, stats: FactorStats) -> int:
-    """How many more candidates progressive widening lets a tried factor sample: its children may number
-    `candidates * (1 + N(S, a)) ** widen`, so well-visited factors get new moves while weak ones do not."""
+    """How many more candidates progressive widening lets a tried factor sample: its samples may number
+    `candidates * (1 + N(S, a)) ** widen`, so well-visited factors get new moves while weak ones do not. Samples
+    merged into an existing child count, so a factor whose draws keep repeating one step stops being widened."""
     if ctx.config.widen <= 0:
         return 0
     limit = math.ceil(ctx.config.candidates * (1 + stats.visits) ** ctx.config.widen)
-    return max(0, min(ctx.config.candidates, limit - len(stats.children)))
+    drawn = sum(samples(ctx.tree.node(k)) for k in stats.children)
+    return max(0, min(ctx.config.candidates, limit - drawn))
 
 
 def select(ctx: SearchContext, start: str, vl: _Tracker) -> tuple[list[str], str | None, int]:

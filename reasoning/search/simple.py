@@ -13,7 +13,10 @@ def greedy(ctx: SearchContext, start: str) -> Events:
         factor = ctx.factor(max(prior, key=prior.get))
         new = ctx.expand(nid, factor, 1, temperatures=[0.0])
         if not new:
-            break
+            if not _live_twin(ctx):
+                break
+            nid = ctx.merged[0]  # resumed: this greedy step is already in the tree, go on from it
+            continue
         yield ctx.event("expanded", new, factor=factor.name)
         ctx.score(new)
         yield ctx.event("scored", new)
@@ -22,22 +25,37 @@ def greedy(ctx: SearchContext, start: str) -> Events:
 
 
 def best_of_n(ctx: SearchContext, start: str) -> Events:
-    """Sample whole solutions from `start` (factor drawn from the prior at each step) until the budget is spent."""
-    while not ctx.done:
+    """Sample whole solutions from `start` (factor drawn from the prior at each step) until the budget is spent.
+
+    A step that an earlier solution already wrote is merged into its node (see `merge_duplicates`) and the solution
+    goes on from there, so solutions share their common beginnings as a tree."""
+    stalls = 0
+    while not ctx.done and stalls <= 4 * ctx.config.budget + 16:
         ctx.iteration += 1
-        nid, chain = start, []
+        nid, chain, depth = start, [], 0
         while not ctx.done and not ctx.dead(nid):
-            new = ctx.expand(nid, ctx.sample_factor(nid), 1, temperatures=[_temperature(ctx, len(chain))])
-            if not new:
+            new = ctx.expand(nid, ctx.sample_factor(nid), 1, temperatures=[_temperature(ctx, depth)])
+            depth += 1
+            if new:
+                yield ctx.event("expanded", new)
+                nid = new[0]
+                chain.append(nid)
+            elif _live_twin(ctx):
+                nid = ctx.merged[0]
+            else:
                 break
-            yield ctx.event("expanded", new)
-            nid = new[0]
-            chain.append(nid)
-        if not chain:
+        if nid == start:
             break
-        ctx.score(chain)
-        yield ctx.event("scored", chain)
+        if chain:
+            ctx.score(chain)
+            yield ctx.event("scored", chain)
         yield ctx.event("backed_up", ctx.tree.backup(nid, ctx.value(nid)))
+        stalls = 0 if chain else stalls + 1
+
+
+def _live_twin(ctx: SearchContext) -> bool:
+    """Whether the last expand merged its sample into a sibling that is not pruned (a path may go on from it)."""
+    return bool(ctx.merged) and ctx.tree.is_live(ctx.merged[0])
 
 
 def _temperature(ctx: SearchContext, i: int) -> float:

@@ -70,7 +70,10 @@ def _controls(engine: Explorer) -> dict:
             c["aggregation"] = gr.Dropdown(list(AGGREGATIONS), value=d["aggregation"], label="aggregation")
             c["answer_selection"] = gr.Dropdown(list(ANSWER_SELECTIONS), value=d["answer_selection"],
                                                 label="answer selection", info=HELP["answer_selection"])
-        c["seed"] = gr.Number(0, label="seed", precision=0, minimum=0)
+        with gr.Row():
+            c["seed"] = gr.Number(0, label="seed", precision=0, minimum=0)
+            c["merge"] = gr.Checkbox(True, label="merge repeated samples", info=HELP["merge_duplicates"],
+                                     elem_id="merge-duplicates")
     with gr.Accordion("Thought factors", open=False):
         c["catalog"] = gr.Dataframe(
             engine.catalog_rows(), headers=["factor", "enabled", "cue", "description"],
@@ -86,12 +89,13 @@ def _controls(engine: Explorer) -> dict:
 def _wire_search(engine: Explorer, shared: Shared, c: dict, status: gr.Textbox) -> None:
     @guarded
     def run(problem, gen_dir, prm_dir, catalog_rows, algorithm, budget, candidates, beam_width, c_puct, temperature,
-            max_depth, parallel, aggregation, seed, widen, fpu, answer_selection, color_by, annotator,
+            max_depth, parallel, aggregation, seed, widen, fpu, answer_selection, merge, color_by, annotator,
             request: gr.Request):
         rows = catalog_rows.values.tolist() if hasattr(catalog_rows, "values") else catalog_rows
         catalog = engine.catalog_from_rows(rows)
         config = engine.config(algorithm, budget, seed, candidates, temperature, c_puct, beam_width, max_depth,
-                               aggregation, parallel, [f.name for f in catalog.enabled], widen, fpu, answer_selection)
+                               aggregation, parallel, [f.name for f in catalog.enabled], widen, fpu, answer_selection,
+                               merge)
         updates = engine.run_search(problem, config, catalog, annotator=who(annotator, request),
                                     generator_dir=gen_dir, prm_dir=prm_dir)
         for up in updates:
@@ -100,7 +104,7 @@ def _wire_search(engine: Explorer, shared: Shared, c: dict, status: gr.Textbox) 
 
     inputs = [c["problem"], c["gen_dir"], c["prm_dir"], c["catalog"], c["algorithm"], c["budget"], c["candidates"],
               c["beam_width"], c["c_puct"], c["temperature"], c["max_depth"], c["parallel"], c["aggregation"],
-              c["seed"], c["widen"], c["fpu"], c["answer_selection"], shared.color_by, shared.annotator]
+              c["seed"], c["widen"], c["fpu"], c["answer_selection"], c["merge"], shared.color_by, shared.annotator]
     if engine.search_defaults:  # the demo's tuned settings differ by algorithm: switching algorithm loads its own
         tuned = ["candidates", "widen", "fpu_reduction"]
 
