@@ -329,3 +329,12 @@ def test_vote_counts_merged_samples():
     assert ctx.choose_answer()[0] == high
     ctx.tree.node(low)["meta"] = {"samples": 2}  # sampled twice: 2 * 0.5 outvotes 0.8
     assert ctx.choose_answer()[0] == low
+
+
+def test_best_of_n_samples_on_when_a_first_step_repeats_a_pruned_one():
+    gen = _FewSteps(variety=2, answer_depth=2)
+    config = SearchConfig(algorithm="best_of_n", budget=4, factors=("compute",))
+    tree, _ = search(PROBLEM, gen, FakeScorer(), replace(config, budget=1))
+    tree.set_pruned(tree.children(ROOT)[0])
+    tree, result = search(tree, gen, FakeScorer(), config)
+    assert tree.children(ROOT) and result.nodes_created >= 2  # the other first step was found and continued

@@ -44,12 +44,13 @@ def best_of_n(ctx: SearchContext, start: str) -> Events:
                 nid = ctx.merged[0]
             else:
                 break
-        if nid == start:
-            break
+        if nid == start and not ctx.merged:
+            break  # the generator wrote nothing at the start
         if chain:
             ctx.score(chain)
             yield ctx.event("scored", chain)
-        yield ctx.event("backed_up", ctx.tree.backup(nid, ctx.value(nid)))
+        if nid != start:  # (a first step merged into a pruned sibling goes nowhere)
+            yield ctx.event("backed_up", ctx.tree.backup(nid, ctx.value(nid)))
         stalls = 0 if chain else stalls + 1
 
 
