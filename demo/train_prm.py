@@ -40,8 +40,9 @@ class PRMRecipe:
     # "majority": soft value >= 0.5 (measured better on held-out steps: 83.6% vs 81.8% agreement);
     # "hard": any rollout reached the target
     label: str = "majority"
-    # the label data: generator paths per training problem (2 gave 83.7% held-out agreement with the 4-cycle
-    # generator; the first step's remaining triple, the hard part, is seen once per path) and rollouts per step
+    # the label data: generator paths per training problem and rollouts per step. With the 4-cycle generator, on the
+    # same 1490 held-out steps, 2 paths gave 85.2% agreement (83.2% of operation steps) and 3 paths 88.4% (87.2%):
+    # each path shows the PRM one more remaining triple per problem, and triples are the hard part
     paths: int = 3
     rollouts: int = 4
 
