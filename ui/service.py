@@ -455,7 +455,8 @@ class Explorer:
         return new
 
     def expand(self, session_id: Any, node_id: Any, factor: Any, n: Any = 3, *, annotator: Any = None) -> list[str]:
-        """Sample `n` new children under a node with one chosen thought factor, scored by the PRM."""
+        """Sample `n` children under a node with one chosen thought factor, scored by the PRM; returns the new ones
+        (with the session's `merge_duplicates`, a sample identical to an existing child is not added again)."""
         sid = v.session_id(session_id)
         self._editable(sid)
         tree = self.tree(sid)

@@ -118,7 +118,9 @@ def build_page(engine: Explorer, shared: Shared, status: gr.Textbox) -> None:
 
     def do_expand(sid, nid, user, fac, n):
         new = engine.expand(sid, nid, fac, n, annotator=user)
-        return nid, f"expanded {nid} with {fac}: {', '.join(new) or 'no new nodes'}"
+        repeats = int(n) - len(new)  # samples identical to an existing child are merged into it, not added
+        note = f" ({repeats} sample{'s' * (repeats != 1)} repeated an existing child)" if repeats > 0 else ""
+        return nid, f"expanded {nid} with {fac}: {', '.join(new) or 'no new nodes'}{note}"
 
     def do_prune(sid, nid, user):
         engine.prune(sid, nid, annotator=user)
