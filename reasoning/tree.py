@@ -38,6 +38,12 @@ NODE_DEFAULTS: dict[str, Any] = {
 }
 
 
+def samples(attrs: dict[str, Any]) -> int:
+    """How many times the generator wrote a node's step at its parent: 1, plus the identical samples a search merged
+    into it (`meta["samples"]`)."""
+    return int((attrs.get("meta") or {}).get("samples", 1))
+
+
 class ReasoningTree:
     """A tree of reasoning steps for one problem. Not shared between concurrent searches."""
 

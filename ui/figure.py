@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import plotly.graph_objects as go
 
-from reasoning.tree import ROOT, ReasoningTree
+from reasoning.tree import ROOT, ReasoningTree, samples
 
 from .layout import children_by_creation, tidy_layout
 
@@ -98,7 +98,7 @@ def _node_hover(nid: str, a: Mapping, q: float, labels: Mapping[str, str]) -> st
         head += " · pruned"
     nums = (f"PRM {_fmt(a['score'])} · value {_fmt(a['value'])} · Q {q:.3f} · visits {a['visits']}"
             f" · prior {_fmt(a['prior'])}")
-    sampled = int((a.get("meta") or {}).get("samples", 1))
+    sampled = samples(a)
     if sampled > 1:
         nums += f" · sampled {sampled}×"
     parts = [head, escape_hover(a["text"]), nums]

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from ..aggregation import aggregate
 from ..factors import Catalog, ThoughtFactor
 from ..protocols import Domain, Generator, Scorer
-from ..tree import ReasoningTree
+from ..tree import ReasoningTree, samples
 from .config import SearchConfig, SearchEvent, SearchResult
 
 
@@ -179,11 +179,6 @@ class SearchContext:
         ev = self.event("finished", [result.node] if result.node else [])
         ev.result = result
         return ev
-
-
-def samples(attrs: dict) -> int:
-    """How many times the generator wrote this node's step at its parent (merged duplicates included)."""
-    return int((attrs.get("meta") or {}).get("samples", 1))
 
 
 def _safe_provenance(model) -> dict:

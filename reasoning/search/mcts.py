@@ -6,7 +6,8 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 
-from .context import Events, SearchContext, samples
+from ..tree import samples
+from .context import Events, SearchContext
 
 
 def puct(q: float, prior: float, parent_visits: int, visits: int, c: float) -> float:
