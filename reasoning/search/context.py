@@ -51,6 +51,11 @@ class SearchContext:
         return self.config.budget - self.created
 
     @property
+    def stall_limit(self) -> int:
+        """Iterations in a row without a new node after which a search gives up (every sample repeated a node)."""
+        return 4 * self.config.budget + 16
+
+    @property
     def done(self) -> bool:
         return self.remaining <= 0 or self.stop.is_set()
 
@@ -96,8 +101,10 @@ class SearchContext:
             groups[temps[i % len(temps)]] += 1
         state = self.tree.state(nid)
         prior = self.prior(nid).get(factor.name)
-        siblings = {(a["factor"], a["text"]): k for k in self.tree.children(nid, include_pruned=True)
-                    for a in [self.tree.node(k)]} if self.config.merge_duplicates else {}
+        siblings: dict[tuple[str, str], str] = {}
+        if self.config.merge_duplicates:
+            for k in self.tree.children(nid, include_pruned=True):
+                siblings[(self.tree.node(k)["factor"], self.tree.node(k)["text"])] = k
         new: list[str] = []
         for temperature, count in groups.items():
             seed = self.rng.randrange(2**31)

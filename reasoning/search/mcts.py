@@ -149,5 +149,5 @@ def mcts(ctx: SearchContext, start: str) -> Events:
             elif ctx.dead(path[-1]):
                 yield ctx.event("backed_up", ctx.tree.backup(path[-1], ctx.value(path[-1])))
         stalls = 0 if fresh else stalls + 1
-        if (not fresh and ctx.config.widen <= 0 and exhausted(ctx, start, {})) or stalls > 4 * ctx.config.budget + 16:
+        if (not fresh and ctx.config.widen <= 0 and exhausted(ctx, start, {})) or stalls > ctx.stall_limit:
             break

@@ -30,7 +30,7 @@ def best_of_n(ctx: SearchContext, start: str) -> Events:
     A step that an earlier solution already wrote is merged into its node (see `merge_duplicates`) and the solution
     goes on from there, so solutions share their common beginnings as a tree."""
     stalls = 0
-    while not ctx.done and stalls <= 4 * ctx.config.budget + 16:
+    while not ctx.done and stalls <= ctx.stall_limit:
         ctx.iteration += 1
         nid, chain, depth = start, [], 0
         while not ctx.done and not ctx.dead(nid):
