@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..factors import Catalog, load_catalog
-from .generator import TransformersGenerator, top_p_filter
+from .generator import DEFAULT_KV_CACHE_MB, TransformersGenerator, top_p_filter
 from .loading import (
     ModelLoadError,
     check_causal_lm,
@@ -46,8 +46,13 @@ def load_generator(
     max_step_tokens: int = 64,
     top_p: float = 1.0,
     prompt_mode: str | None = None,
+    kv_cache_mb: float = DEFAULT_KV_CACHE_MB,
+    prior_from_decode: bool = True,
 ) -> TransformersGenerator:
-    """A Generator over any local causal-LM directory (safetensors only; remote code only when trusted)."""
+    """A Generator over any local causal-LM directory (safetensors only; remote code only when trusted).
+
+    `kv_cache_mb` bounds the LRU cache of node prefixes' KV (0: none); `prior_from_decode` reads a new child's
+    factor prior from the decode that wrote its step instead of a separate pass."""
     from transformers import AutoModelForCausalLM
 
     path, cfg = read_config(path)
@@ -60,7 +65,8 @@ def load_generator(
     catalog = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
     generator = TransformersGenerator(
         model, tokenizer, path=path, catalog=catalog, weights=weights, kv_reuse=kv_reuse,
-        max_step_tokens=max_step_tokens, top_p=top_p, prompt_mode=prompt_mode,
+        max_step_tokens=max_step_tokens, top_p=top_p, prompt_mode=prompt_mode, kv_cache_mb=kv_cache_mb,
+        prior_from_decode=prior_from_decode,
     )
     log.info("generator %s loaded on %s (%s), prompt mode %s", path, dev, dt, generator.format.mode)
     return generator
