@@ -18,7 +18,7 @@ from .loading import (
     read_config,
     weight_files,
 )
-from .prm import ADAPTERS, PRMAdapter
+from .prm import ADAPTERS, DEFAULT_BATCH_TOKENS, PRMAdapter
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +73,11 @@ def load_generator(
 
 
 def load_scorer(
-    path: str | Path, *, adapter: str | None = None, device=None, dtype=None, trust_remote_code: bool = False
+    path: str | Path, *, adapter: str | None = None, device=None, dtype=None, trust_remote_code: bool = False,
+    batch_tokens: int = DEFAULT_BATCH_TOKENS,
 ) -> PRMAdapter:
-    """A Scorer over a local PRM directory; `adapter=None` reads prm_config.json or infers it from config.json."""
+    """A Scorer over a local PRM directory; `adapter=None` reads prm_config.json or infers it from config.json.
+    `batch_tokens` caps the padded tokens of one PRM forward pass."""
     path, cfg = read_config(path)
     options = read_prm_config(path)
     named = options.pop("adapter", None)
@@ -85,7 +87,8 @@ def load_scorer(
     name = adapter or named or infer_adapter(path, cfg)
     if name not in ADAPTERS:
         raise ModelLoadError(f"unknown PRM adapter {name!r} for {path}; choose one of {sorted(ADAPTERS)}")
-    scorer = ADAPTERS[name](path, device=device, dtype=dtype, trust_remote_code=trust_remote_code, **options)
+    scorer = ADAPTERS[name](path, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
+                            batch_tokens=batch_tokens, **options)
     log.info("PRM %s loaded with adapter %s on %s", path, name, scorer.device)
     return scorer
 
