@@ -52,14 +52,15 @@ def test_the_prefix_is_prefilled_once_then_rows_decode_one_token_each(tiny, mode
     factor = CATALOG.get("compute")
     steps = gen.propose(STATES["root"], factor, 4, temperature=1.0, seed=9)
     context, start = gen.context_ids(STATES["root"]), gen.start_ids(factor)
-    assert shapes[0] == (1, len(context))  # the node's prefix, once
-    assert shapes[1] == (4, len(start))  # the factor's start for the four rows on top of its KV
-    assert all(width == 1 and 1 <= rows <= 4 for rows, width in shapes[2:])
-    assert len(shapes) - 2 >= max(s.tokens for s in steps) - 1
+    assert shapes[0] == (1, len(context) + len(start))  # the node's prefix, once, for all four siblings
+    # a finished row feeds its last token and what closes its step (close tag, newline) in one pass
+    tail = 1 + len(gen._encode(gen.format.render_step("", factor), special=False))
+    assert all(1 <= rows <= 4 and width <= tail for rows, width in shapes[1:])
+    assert len(shapes) - 1 >= max(s.tokens for s in steps) - 1
     shapes.clear()
     gen.propose(STATES["root"], factor, 4, temperature=1.0, seed=10)
-    assert shapes[0] == (4, len(start))  # expanded again: the prefix's KV comes from the node cache
-    assert all(width <= len(start) for _, width in shapes)
+    assert shapes[0] == (1, len(start))  # expanded again: the prefix's KV comes from the node cache
+    assert all(width <= max(len(start), tail) for _, width in shapes)
 
 
 def _requests(seed: int | None = None, n: int = 2, temperature: float = 0.0) -> list[ExpansionRequest]:

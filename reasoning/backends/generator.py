@@ -213,8 +213,7 @@ class TransformersGenerator:
         if all(len(s) == 1 for s in starts):
             return torch.log_softmax(entry.logits, dim=-1)[[s[0] for s in starts]]
         width = max(len(s) for s in starts) + 1
-        rows = [(entry, context + s, 1) for s in starts]
-        logits, _, _, _ = self._forward_from(rows, width)
+        logits, _, _, _, _ = self._forward_from([(entry, context + s) for s in starts], width)
         logp = torch.log_softmax(logits, dim=-1)
         out = []
         for i, s in enumerate(starts):
@@ -289,28 +288,30 @@ class TransformersGenerator:
             got[k] = entry
         return got
 
-    def _forward_from(self, rows: list[tuple[Entry, list[int], int]], width: int):
+    def _forward_from(self, rows: list[tuple[Entry | None, list[int]]], width: int):
         """One batched pass feeding each row the last `width` of its ids on top of its entry's KV of the ids before
-        them (`copies` rows each). Ragged prefixes: the KV is left-padded with masked zeros, positions are each
-        row's own. Returns logits [rows, width, vocab], the batch's cache, its attention mask and last positions."""
-        parts, inputs, masks, positions = [], [], [], []
-        used = [max(0, len(ids) - width) for _, ids, _ in rows]
+        them (a row without an entry is fed all its ids: `width` must cover them). Ragged prefixes: the KV is
+        left-padded with masked zeros, positions are each row's own. Returns logits [rows, width, vocab], the
+        batch's cache, its attention mask, each row's last position and the input column of each row's first id."""
+        parts, inputs, masks, positions, firsts = [], [], [], [], []
+        used = [max(0, len(ids) - width) for _, ids in rows]
         past = max(used)
-        for (entry, ids, copies), u in zip(rows, used, strict=True):
-            if u > entry.length:
+        for (entry, ids), u in zip(rows, used, strict=True):
+            if u > (entry.length if entry is not None else 0):
                 raise ValueError("a cached prefix is shorter than the ids it should precede")
             fed = ids[u:]
             pad = width - len(fed)
-            parts.append((entry, u, copies))
-            for _ in range(copies):
-                masks.append([0] * (past - u) + [1] * u + [0] * pad + [1] * len(fed))
-                inputs.append([self.pad_id] * pad + fed)
-                positions.append([0] * pad + list(range(u, u + len(fed))))
+            if past:
+                parts.append((entry, u, 1))
+            masks.append([0] * (past - u) + [1] * u + [0] * pad + [1] * len(fed))
+            inputs.append([self.pad_id] * pad + fed)
+            positions.append([0] * pad + list(range(u, u + len(fed))))
+            firsts.append(pad - u)  # the input column of ids[0] (negative when it lies in the cache)
         cache = batched_cache(self.model.config, parts, past) if past else DynamicCache(config=self.model.config)
         tensor = lambda rows_: torch.tensor(rows_, dtype=torch.long, device=self.device)  # noqa: E731
         mask, pos = tensor(masks), tensor(positions)
         out = self.model(input_ids=tensor(inputs), attention_mask=mask, position_ids=pos, cache=cache, use_cache=True)
-        return out.logits.float(), cache, mask, pos[:, -1]
+        return out.logits.float(), cache, mask, pos[:, -1], firsts
 
     def kv_stats(self) -> dict[str, int]:
         """Node cache hits, misses and size, and the tokens prefilled so far (for benchmarks and logs)."""
@@ -393,16 +394,28 @@ class TransformersGenerator:
     def _decode_batch(self, plans: list[_Plan]) -> None:
         """All rows of all plans in one decode loop: one batched pass per token, finished rows leave the batch.
 
-        A row's logprob is the model's own log-probability of its tokens (before temperature and top-p)."""
-        entries = self._entries([p.context for p in plans])
-        width = max(1, max(len(p.start) for p in plans))
-        logits, cache, mask, last = self._forward_from(
-            [(e, p.context + p.start, len(p.rows)) for p, e in zip(plans, entries, strict=True)], width)
-        logits = logits[:, -1]
+        The first pass feeds each plan its factor's start on top of its node's cached KV, and prefills the nodes
+        that missed the cache in the same pass (their KV is kept for next time); its cache is then repeated to one
+        row per sibling. A row's logprob is the model's own log-probability of its tokens (before temperature and
+        top-p)."""
+        entries = [self.kv_cache.get(tuple(p.context)) for p in plans]
+        width = max(1, *(len(p.start) for p in plans),
+                    *(len(p.context) + len(p.start) for p, e in zip(plans, entries, strict=True) if e is None))
+        logits, cache, mask, last, firsts = self._forward_from(
+            [(e, p.context + p.start) for p, e in zip(plans, entries, strict=True)], width)
+        for i, (plan, entry) in enumerate(zip(plans, entries, strict=True)):
+            if entry is None:
+                self._keep_prefill(plan.context, cache, i, mask[i], logits[i, firsts[i] + len(plan.context) - 1])
+        repeat = [i for i, p in enumerate(plans) for _ in p.rows]
+        if len(repeat) != len(plans):
+            index = torch.tensor(repeat, device=self.device)
+            cache.batch_select_indices(index)
+            mask, last = mask[index], last[index]
+        logits = logits[repeat, -1]
         active = [(p, row) for p in plans for row in p.rows]
         while active:
             feed = self._next_tokens(active, logits, cache, mask)
-            keep = [j for j, tok in enumerate(feed) if tok is not None]
+            keep = [j for j, tokens in enumerate(feed) if tokens]
             if not keep:
                 break
             if len(keep) < len(active):
@@ -410,23 +423,31 @@ class TransformersGenerator:
                 cache.batch_select_indices(index)
                 mask, last = mask[index], last[index]
             active = [active[j] for j in keep]
-            mask = torch.cat([mask, mask.new_ones((len(keep), 1))], dim=1)
-            last = last + 1
-            tokens = torch.tensor([[feed[j]] for j in keep], device=self.device)
-            out = self.model(input_ids=tokens, attention_mask=mask, position_ids=last[:, None], cache=cache,
-                             use_cache=True)
+            width = max(len(feed[j]) for j in keep)
+            ids = [[self.pad_id] * (width - len(feed[j])) + feed[j] for j in keep]
+            fresh = torch.tensor([[0] * (width - len(feed[j])) + [1] * len(feed[j]) for j in keep], device=self.device)
+            counts = fresh.sum(dim=1)
+            positions = (last[:, None] + fresh.cumsum(dim=1)) * fresh
+            mask, last = torch.cat([mask, fresh.to(mask.dtype)], dim=1), last + counts
+            out = self.model(input_ids=torch.tensor(ids, device=self.device), attention_mask=mask,
+                             position_ids=positions, cache=cache, use_cache=True)
             logits = out.logits[:, -1].float()
 
-    def _next_tokens(self, active, logits: torch.Tensor, cache, mask: torch.Tensor) -> list[int | None]:
-        """The token each row feeds next (None: the row is done and leaves the batch): a sampled one, or the next
-        token of the tail that closes a finished step; a row whose tail is all fed reads its child's prior here."""
-        feed: list[int | None] = [None] * len(active)
+    def _keep_prefill(self, context: list[int], cache, row: int, mask: torch.Tensor, logits: torch.Tensor) -> None:
+        """Keep a node prefilled inside a batch in the node cache (its first columns in that row)."""
+        if self.kv_cache.max_bytes:
+            columns = mask.nonzero()[: len(context), 0]
+            self.kv_cache.put(tuple(context), row_entry(cache, row, columns, logits))
+        self.prefilled_tokens += len(context)
+
+    def _next_tokens(self, active, logits: torch.Tensor, cache, mask: torch.Tensor) -> list[list[int]]:
+        """The tokens each row feeds next (none: the row is done and leaves the batch): a sampled one, or the whole
+        tail that closes a finished step; a row whose tail was fed reads its child's prior here."""
+        feed: list[list[int]] = [[] for _ in active]
         by_plan: dict[int, list[int]] = {}
         for j, (plan, row) in enumerate(active):
             if row.tail is None:
                 by_plan.setdefault(id(plan), []).append(j)
-            elif row.tail:
-                feed[j] = row.tail.pop(0)
             else:
                 self._child_done(plan, row, cache, j, mask[j], logits[j])
         for js in by_plan.values():
@@ -438,13 +459,12 @@ class TransformersGenerator:
                 row = active[j][1]
                 going = self._advance(row, tok, lp, plan.stops)
                 if going and len(row.ids) < plan.limit:
-                    feed[j] = tok
+                    feed[j] = [tok]
                     continue
                 if going:
                     row.text = self._text(row.ids)
                 row.tail = self._tail(plan, row)
-                if row.tail:
-                    feed[j] = row.tail.pop(0)
+                feed[j] = row.tail or []
         return feed
 
     def _tail(self, plan: _Plan, row: _Row) -> list[int] | None:
@@ -470,6 +490,7 @@ class TransformersGenerator:
 
     def _child_done(self, plan: _Plan, row: _Row, cache, j: int, mask: torch.Tensor, logits: torch.Tensor) -> None:
         """A row's tail is fed: keep the child's KV (node cache) and read its prior from these logits."""
+        row.tail = []
         columns = mask.nonzero()[:, 0]
         if row.child is None or len(columns) != len(row.child):
             row.child = None
