@@ -41,7 +41,8 @@ class NodeAttrs(TypedDict):
     next_child: int  # the next child's index: ids are never reused, even after pruning
 
 
-# Every node carries these attributes (NodeAttrs, less next_child); storage and export rely on the names.
+# Every node carries these attributes (NodeAttrs, less next_child; ARCHITECTURE.md, "Contracts", node attributes);
+# storage and export rely on the names.
 NODE_DEFAULTS: dict[str, Any] = {
     "parent": None,
     "depth": 0,

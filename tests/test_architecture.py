@@ -63,12 +63,8 @@ RULES = [
 ]
 
 # Known violations waiting for their fix, as (importer, target). The test fails when one is fixed but still listed,
-# so this list only shrinks. cli/common.py reads the demo's tuned search settings and factors until the model
-# manifest carries "recommended search settings" (issue 12, "One declaration", the integrator's part).
-KNOWN = {
-    ("cli.common", "demo.scaling"),
-    ("cli.common", "demo.traces"),
-}
+# so this list only shrinks. (Empty since the model manifest carries the recommended search settings.)
+KNOWN: set[tuple[str, str]] = set()
 
 
 def under(module: str, packages: tuple[str, ...]) -> bool:
