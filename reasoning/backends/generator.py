@@ -211,7 +211,7 @@ class TransformersGenerator:
         """Prefill once, repeat the KV cache to one row per sibling, then feed one token per row per step."""
         out = self.model(input_ids=torch.tensor([prefix], device=self.device), use_cache=True)
         cache = getattr(out, "past_key_values", None)
-        if not hasattr(cache, "batch_repeat_interleave"):  # remote code with a legacy (tuple) cache or none
+        if cache is None or not hasattr(cache, "batch_repeat_interleave"):  # remote code: a legacy (tuple) cache, or none
             log.warning("%s returns no transformers Cache; decoding without KV reuse", self.name)
             return (yield from self._uncached_steps(prefix, rows))
         cache.batch_repeat_interleave(len(rows))

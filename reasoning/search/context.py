@@ -101,7 +101,7 @@ class SearchContext:
             groups[temps[i % len(temps)]] += 1
         state = self.tree.state(nid)
         prior = self.prior(nid).get(factor.name)
-        siblings: dict[tuple[str, str], str] = {}
+        siblings: dict[tuple[str | None, str], str] = {}
         if self.config.merge_duplicates:
             for k in self.tree.children(nid, include_pruned=True):
                 siblings[(self.tree.node(k)["factor"], self.tree.node(k)["text"])] = k
@@ -140,9 +140,9 @@ class SearchContext:
         with self.tree.lock:
             for nid, path_scores in zip(nids, scores, strict=True):
                 attrs = self.tree.node(nid)
-                attrs["score"] = float(path_scores[-1])
-                prefix = self.tree.path_scores(self.tree.parent(nid)) if self.tree.parent(nid) else []
-                attrs["value"] = aggregate([*prefix, attrs["score"]], self.config.aggregation)
+                attrs["score"] = score = float(path_scores[-1])
+                prefix = self.tree.path_scores(parent) if (parent := self.tree.parent(nid)) else []
+                attrs["value"] = aggregate([*prefix, score], self.config.aggregation)
 
     def value(self, nid: str) -> float:
         v = self.tree.node(nid)["value"]
@@ -175,7 +175,7 @@ class SearchContext:
             votes: dict[str, float] = defaultdict(float)
             for n in finals:
                 votes[str(self.tree.node(n)["answer"])] += self.value(n) * samples(self.tree.node(n))
-            top = max(votes, key=votes.get)
+            top = max(votes, key=votes.__getitem__)
             best = max((n for n in finals if str(self.tree.node(n)["answer"]) == top), key=self.value)
         else:
             best = max(finals, key=lambda n: (self.value(n), self.tree.node(n)["visits"]))

@@ -87,7 +87,8 @@ def widen_room(ctx: SearchContext, stats: FactorStats) -> int:
 def select(ctx: SearchContext, start: str, vl: _Tracker) -> tuple[list[str], str | None, int]:
     """Walk down by PUCT from `start`; returns the path, the factor to expand at its end (None: re-visit a leaf)
     and how many candidates to sample under it."""
-    path, memo, c = ctx.tree.path(start), {}, ctx.config.c_puct
+    path, c = ctx.tree.path(start), ctx.config.c_puct
+    memo: dict[str, bool] = {}
     while True:
         nid = path[-1]
         if ctx.dead(nid):

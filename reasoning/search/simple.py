@@ -10,7 +10,7 @@ def greedy(ctx: SearchContext, start: str) -> Events:
     while not ctx.done and not ctx.dead(nid):
         ctx.iteration += 1
         prior = ctx.prior(nid)
-        factor = ctx.factor(max(prior, key=prior.get))
+        factor = ctx.factor(max(prior, key=prior.__getitem__))
         new = ctx.expand(nid, factor, 1, temperatures=[0.0])
         if not new:
             if not _live_twin(ctx):
