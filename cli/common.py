@@ -31,8 +31,11 @@ class Settings:
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("models")
-    g.add_argument("--generator", metavar="DIR", help="local causal-LM directory (default: the demo generator)")
-    g.add_argument("--prm", metavar="DIR", help="local PRM directory (default: the demo PRM)")
+    g.add_argument("--generator", metavar="DIR|URL",
+                   help="local causal-LM directory, or the URL(s) of OpenAI-compatible servers (comma separated, "
+                        "e.g. http://127.0.0.1:8000/v1 from `engine serve`) (default: the demo generator)")
+    g.add_argument("--prm", metavar="DIR|URL",
+                   help="local PRM directory, or the URL of a vLLM pooling server (default: the demo PRM)")
     g.add_argument("--prm-adapter", help="PRM adapter (default: read prm_config.json or the model config)")
     g.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available)")
     g.add_argument("--max-step-tokens", type=int, default=64, help="tokens per generated step at most")
@@ -83,7 +86,7 @@ DEFAULTED_FLAGS = ("candidates", "c_puct", "widen", "fpu_reduction", "beam_width
 def demo_search_defaults(args: argparse.Namespace, algorithm: str = "mcts") -> dict:
     """On the demo models (no --generator, no --prm), the search settings of the scaling report, the algorithm's own
     included; on any other models, nothing (SearchConfig's defaults)."""
-    if getattr(args, "generator", None) or getattr(args, "prm", None):
+    if not uses_demo_models(args):
         return {}
     from demo.scaling import demo_config
 
@@ -113,7 +116,7 @@ def load_catalog_arg(args: argparse.Namespace):
     catalog = load_catalog(getattr(args, "catalog", None))
     if getattr(args, "factors", None):
         return catalog.with_enabled([f.strip() for f in args.factors.split(",") if f.strip()])
-    if not getattr(args, "generator", None):
+    if uses_demo_generator(args):
         from demo.traces import DEMO_FACTORS
 
         return catalog.with_enabled(set(DEMO_FACTORS) & set(catalog.names))
@@ -125,15 +128,44 @@ def load_models(args: argparse.Namespace, catalog=None):
     from reasoning.backends import DEMO_GENERATOR_DIR, DEMO_PRM_DIR, load_generator, load_scorer
 
     generator = load_generator(
-        Path(args.generator) if args.generator else DEMO_GENERATOR_DIR, catalog=catalog, device=args.device,
+        _model_arg(args.generator) if args.generator else DEMO_GENERATOR_DIR, catalog=catalog, device=args.device,
         trust_remote_code=args.trust_remote_code, kv_reuse=not args.no_kv_reuse,
         max_step_tokens=args.max_step_tokens, top_p=getattr(args, "top_p", 1.0),
     )
     scorer = load_scorer(
-        Path(args.prm) if args.prm else DEMO_PRM_DIR, adapter=args.prm_adapter, device=args.device,
+        _model_arg(args.prm) if args.prm else DEMO_PRM_DIR, adapter=args.prm_adapter, device=args.device,
         trust_remote_code=args.trust_remote_code,
     )
     return generator, scorer
+
+
+def uses_demo_generator(args: argparse.Namespace) -> bool:
+    """No --generator, or servers that serve the demo generator (`engine serve --model models/demo-generator`)."""
+    from reasoning.backends import DEMO_GENERATOR_DIR
+
+    return _is_demo(getattr(args, "generator", None), DEMO_GENERATOR_DIR.name)
+
+
+def uses_demo_models(args: argparse.Namespace) -> bool:
+    """The demo generator and the demo PRM, local or served."""
+    from reasoning.backends import DEMO_PRM_DIR
+
+    return uses_demo_generator(args) and _is_demo(getattr(args, "prm", None), DEMO_PRM_DIR.name)
+
+
+def _is_demo(value: str | None, demo_name: str) -> bool:
+    from reasoning.backends.http import is_url, served_model_names
+
+    if not value:
+        return True
+    return is_url(value) and served_model_names(value) == {demo_name}
+
+
+def _model_arg(value: str) -> str | Path:
+    """A server URL stays a string; anything else is a local directory."""
+    from reasoning.backends.http import is_url
+
+    return value if is_url(value) else Path(value)
 
 
 def check_output_path(path: str) -> Path:

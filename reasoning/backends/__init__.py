@@ -4,10 +4,11 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..factors import Catalog, load_catalog
 from .generator import TransformersGenerator, top_p_filter
+from .http import ServerError, is_url
 from .loading import (
     ModelLoadError,
     check_causal_lm,
@@ -20,6 +21,9 @@ from .loading import (
 )
 from .prm import ADAPTERS, PRMAdapter
 
+if TYPE_CHECKING:
+    from .openai_server import ServerGenerator, ServerPRM
+
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +35,8 @@ ARCHITECTURE_ADAPTERS = {"ForTokenClassification": "token-classification", "ForP
 
 __all__ = [
     "ADAPTERS", "ARCHITECTURE_ADAPTERS", "DEMO_GENERATOR_DIR", "DEMO_PRM_DIR", "REPO_ROOT", "ModelLoadError",
-    "PRMAdapter", "TransformersGenerator", "device_and_dtype", "load_generator", "load_scorer", "top_p_filter",
+    "PRMAdapter", "ServerError", "TransformersGenerator", "device_and_dtype", "is_url", "load_generator", "load_scorer",
+    "top_p_filter",
 ]
 
 
@@ -46,8 +51,16 @@ def load_generator(
     max_step_tokens: int = 64,
     top_p: float = 1.0,
     prompt_mode: str | None = None,
-) -> TransformersGenerator:
-    """A Generator over any local causal-LM directory (safetensors only; remote code only when trusted)."""
+) -> TransformersGenerator | ServerGenerator:
+    """A Generator over any local causal-LM directory (safetensors only; remote code only when trusted), or over
+    an OpenAI-compatible server when `path` is a URL (`http://127.0.0.1:8000/v1`; several, comma-separated,
+    share the work)."""
+    if is_url(path):
+        from .openai_server import ServerGenerator
+
+        catalog = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
+        return ServerGenerator(str(path), catalog=catalog, max_step_tokens=max_step_tokens, top_p=top_p,
+                               prompt_mode=prompt_mode)
     from transformers import AutoModelForCausalLM
 
     path, cfg = read_config(path)
@@ -68,8 +81,13 @@ def load_generator(
 
 def load_scorer(
     path: str | Path, *, adapter: str | None = None, device=None, dtype=None, trust_remote_code: bool = False
-) -> PRMAdapter:
-    """A Scorer over a local PRM directory; `adapter=None` reads prm_config.json or infers it from config.json."""
+) -> PRMAdapter | ServerPRM:
+    """A Scorer over a local PRM directory; `adapter=None` reads prm_config.json or infers it from config.json.
+    A URL (`http://127.0.0.1:8001/v1`) scores on a vLLM pooling server instead."""
+    if is_url(path):
+        from .openai_server import ServerPRM
+
+        return ServerPRM(str(path), adapter=adapter)
     path, cfg = read_config(path)
     options = read_prm_config(path)
     named = options.pop("adapter", None)
