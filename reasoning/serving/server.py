@@ -101,7 +101,7 @@ def pooling_model_dir(model: Path, cache: Path | None = None) -> Path:
     files = sorted(model.glob("*.safetensors"))
     if not files:
         raise EngineServerError(f"{model} has no safetensors weights")
-    if not any(k.startswith("classifier.") for f in files for k in safe_open(str(f), "pt")):
+    if not any(k.startswith("classifier.") for f in files for k in safe_open(str(f), "pt").keys()):  # noqa: SIM118 (safe_open is not iterable)
         return model
     target = (cache or engine_home() / "served-models") / f"{model.name}-{weights_digest(model)[:16]}"
     if (target / ".complete").is_file():
@@ -111,7 +111,7 @@ def pooling_model_dir(model: Path, cache: Path | None = None) -> Path:
     tmp.mkdir(parents=True)
     for f in files:
         with safe_open(str(f), "pt") as src:
-            tensors = {_head_name(k): src.get_tensor(k).contiguous() for k in src}
+            tensors = {_head_name(k): src.get_tensor(k).contiguous() for k in src.keys()}  # noqa: SIM118
             metadata = src.metadata() or {"format": "pt"}
         save_file(tensors, str(tmp / f.name), metadata=metadata)
     for name in MODEL_SIDE_FILES:
