@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..factors import Catalog, load_catalog
-from .generator import TransformersGenerator, top_p_filter
+from .generator import DEFAULT_KV_CACHE_MB, TransformersGenerator, top_p_filter
 from .http import ServerError, is_url
 from .loading import (
     ModelLoadError,
@@ -19,7 +19,7 @@ from .loading import (
     read_config,
     weight_files,
 )
-from .prm import ADAPTERS, PRMAdapter
+from .prm import ADAPTERS, DEFAULT_BATCH_TOKENS, PRMAdapter
 
 if TYPE_CHECKING:
     from .openai_server import ServerGenerator, ServerPRM
@@ -51,10 +51,15 @@ def load_generator(
     max_step_tokens: int = 64,
     top_p: float = 1.0,
     prompt_mode: str | None = None,
+    kv_cache_mb: float = DEFAULT_KV_CACHE_MB,
+    prior_from_decode: bool = True,
 ) -> TransformersGenerator | ServerGenerator:
     """A Generator over any local causal-LM directory (safetensors only; remote code only when trusted), or over
     an OpenAI-compatible server when `path` is a URL (`http://127.0.0.1:8000/v1`; several, comma-separated,
-    share the work)."""
+    share the work; the server keeps its own KV cache, so the cache options do not apply).
+
+    `kv_cache_mb` bounds the LRU cache of node prefixes' KV (0: none); `prior_from_decode` reads a new child's
+    factor prior from the decode that wrote its step instead of a separate pass."""
     if is_url(path):
         from .openai_server import ServerGenerator
 
@@ -73,21 +78,24 @@ def load_generator(
     catalog = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
     generator = TransformersGenerator(
         model, tokenizer, path=path, catalog=catalog, weights=weights, kv_reuse=kv_reuse,
-        max_step_tokens=max_step_tokens, top_p=top_p, prompt_mode=prompt_mode,
+        max_step_tokens=max_step_tokens, top_p=top_p, prompt_mode=prompt_mode, kv_cache_mb=kv_cache_mb,
+        prior_from_decode=prior_from_decode,
     )
     log.info("generator %s loaded on %s (%s), prompt mode %s", path, dev, dt, generator.format.mode)
     return generator
 
 
 def load_scorer(
-    path: str | Path, *, adapter: str | None = None, device=None, dtype=None, trust_remote_code: bool = False
+    path: str | Path, *, adapter: str | None = None, device=None, dtype=None, trust_remote_code: bool = False,
+    batch_tokens: int = DEFAULT_BATCH_TOKENS,
 ) -> PRMAdapter | ServerPRM:
     """A Scorer over a local PRM directory; `adapter=None` reads prm_config.json or infers it from config.json.
-    A URL (`http://127.0.0.1:8001/v1`) scores on a vLLM pooling server instead."""
+    `batch_tokens` caps the padded tokens of one PRM forward pass. A URL (`http://127.0.0.1:8001/v1`) scores on a
+    vLLM pooling server instead (batched by the same token cap per request)."""
     if is_url(path):
         from .openai_server import ServerPRM
 
-        return ServerPRM(str(path), adapter=adapter)
+        return ServerPRM(str(path), adapter=adapter, batch_tokens=batch_tokens)
     path, cfg = read_config(path)
     options = read_prm_config(path)
     named = options.pop("adapter", None)
@@ -97,7 +105,8 @@ def load_scorer(
     name = adapter or named or infer_adapter(path, cfg)
     if name not in ADAPTERS:
         raise ModelLoadError(f"unknown PRM adapter {name!r} for {path}; choose one of {sorted(ADAPTERS)}")
-    scorer = ADAPTERS[name](path, device=device, dtype=dtype, trust_remote_code=trust_remote_code, **options)
+    scorer = ADAPTERS[name](path, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
+                            batch_tokens=batch_tokens, **options)
     log.info("PRM %s loaded with adapter %s on %s", path, name, scorer.device)
     return scorer
 

@@ -82,7 +82,8 @@ HELP = {
     "fpu_reduction": "MCTS first-play urgency: an untried factor starts at its parent's value minus this",
     "beam_width": "nodes kept per depth by beam search",
     "max_depth": "steps after which a path is cut",
-    "parallel_leaves": "MCTS leaves selected per iteration under virtual loss, scored in one batch",
+    "parallel_leaves": "in flight per model call: MCTS leaves selected per round under virtual loss (expanded in one "
+                       "generator call, scored in one PRM call), best-of-N solutions sampled side by side",
     "answer_selection": "final answer by the best path value, by visits, or by value-weighted vote",
     "merge_duplicates": "a sampled step identical to a sibling is merged into it (counted in its samples, not in the "
                         "budget) instead of becoming a second copy of the same node",

@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ..tree import samples
-from .context import Events, SearchContext
+from .context import Events, Job, SearchContext
 
 
 def puct(q: float, prior: float, parent_visits: int, visits: int, c: float) -> float:
@@ -132,10 +132,11 @@ def mcts(ctx: SearchContext, start: str) -> Events:
             vl.add(path)
             if factor is not None:
                 vl.pending.add((path[-1], factor))
-        new_by_leaf: list[list[str]] = []
-        for path, factor, n in leaves:
-            added = ctx.expand(path[-1], ctx.factor(factor), n) if factor else []
-            new_by_leaf.append(added)
+        # every leaf's candidates in ONE generator call, then every new node in ONE PRM call
+        jobs = [Job(path[-1], ctx.factor(factor), n) for path, factor, n in leaves if factor]
+        done = iter(ctx.expand_many(jobs))
+        new_by_leaf: list[list[str]] = [next(done).new if factor else [] for _, factor, _ in leaves]
+        for (_, factor, _), added in zip(leaves, new_by_leaf, strict=True):
             if added:
                 yield ctx.event("expanded", added, factor=factor)
         fresh = [n for added in new_by_leaf for n in added]
