@@ -113,27 +113,30 @@ def test_served_prm_scores_match_the_transformers_prm(local, served):
 
 def test_greedy_steps_and_priors_match_token_for_token(local, served, catalog):
     factors = list(catalog.enabled)
-    checked = 0
+    checked = with_prior = 0
     for problem in _problems(3):
         state = State(problem)
         for _ in range(3):  # walk three greedy compute steps deep
             assert served[0].factor_prior(state, factors) == pytest.approx(local[0].factor_prior(state, factors),
                                                                            abs=1e-3)
             compute = catalog.get("compute")
-            want = local[0].propose(state, compute, 1, temperature=0.0, seed=1)[0]
-            got = served[0].propose_batch([ExpansionRequest(state, compute, 1, temperature=0.0, seed=1,
-                                                            prior_over=tuple(factors))])[0][0]
+            assert served[0].context_ids(state, factors) == local[0].context_ids(state, factors)
+            request = ExpansionRequest(state, compute, 1, temperature=0.0, seed=1, prior_over=tuple(factors))
+            want = local[0].propose_batch([request])[0][0]
+            got = served[0].propose_batch([request])[0][0]
             assert got.meta["token_ids"] == want.meta["token_ids"]
             assert (got.text, got.factor, got.tokens, got.meta["stop"]) == (want.text, want.factor, want.tokens,
                                                                             want.meta["stop"])
             assert got.logprob == pytest.approx(want.logprob, abs=1e-3)
-            prior = got.meta["next_prior"]
-            assert len(prior) == len(factors) and sum(prior) == pytest.approx(1.0)
+            assert ("next_prior" in got.meta) == ("next_prior" in want.meta)
+            if "next_prior" in want.meta:
+                assert got.meta["next_prior"] == pytest.approx(want.meta["next_prior"], abs=1e-3)
+                with_prior += 1
             checked += 1
             state = state.extend(get_domain(problem.domain).observe(state, want))
             if want.terminal:
                 break
-    assert checked >= 3
+    assert checked >= 3 and with_prior >= 3
 
 
 def _tree_signature(tree):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -32,24 +33,40 @@ PRM_BATCH_TOKENS = 8192  # tokens per /pooling request at most
 
 
 class _Tokenizer:
-    """Text -> ids through the server's /tokenize, remembered (LRU) so a context is tokenized once."""
+    """Text <-> ids through the server's /tokenize and /detokenize, remembered (LRU, shared by the threads of a
+    batch) so a context or a step is converted once."""
 
     def __init__(self, pool: ServerPool):
         self.pool = pool
-        self._cache: OrderedDict[tuple[str, bool], list[int]] = OrderedDict()
+        self._memo: OrderedDict[tuple[str, str, bool], Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _remembered(self, key: tuple[str, str, bool], compute):
+        with self._lock:
+            hit = self._memo.get(key)
+            if hit is not None:
+                self._memo.move_to_end(key)
+                return hit
+        value = compute()  # outside the lock: two threads may ask the server for the same text, both get it right
+        with self._lock:
+            self._memo[key] = value
+            if len(self._memo) > TOKENIZE_CACHE:
+                self._memo.popitem(last=False)
+        return value
 
     def encode(self, text: str, special: bool) -> list[int]:
-        key = (text, special)
-        hit = self._cache.get(key)
-        if hit is not None:
-            self._cache.move_to_end(key)
-            return hit
-        data = self.pool.post("/tokenize", {"prompt": text, "add_special_tokens": special}, key=text)
-        ids = [int(t) for t in data.get("tokens", [])]
-        self._cache[key] = ids
-        if len(self._cache) > TOKENIZE_CACHE:
-            self._cache.popitem(last=False)
-        return ids
+        def ask() -> list[int]:
+            data = self.pool.post("/tokenize", {"prompt": text, "add_special_tokens": special}, key=text)
+            return [int(t) for t in data.get("tokens", [])]
+
+        return list(self._remembered(("encode", text, special), ask))
+
+    def decode(self, ids: list[int]) -> str:
+        """Ids -> text with special tokens kept (vLLM's /detokenize)."""
+        def ask() -> str:
+            return str(self.pool.post("/detokenize", {"tokens": ids}).get("prompt", ""))
+
+        return self._remembered(("decode", json.dumps(ids), False), ask)
 
     def chat(self, messages: list[dict[str, str]]) -> list[int]:
         data = self.pool.post("/tokenize", {"messages": messages, "add_generation_prompt": False,
@@ -131,7 +148,24 @@ class ServerGenerator:
         return {**{f.name: f for f in self.catalog}, **{f.name: f for f in factors}}
 
     def context_ids(self, state: State, factors: Sequence[ThoughtFactor] = ()) -> list[int]:
-        return self.tokenizer.encode(self.format.prefix(state, self._by_name(factors)), special=True)
+        """The question's ids, then each step's own ids, as `TransformersGenerator.context_ids` builds them."""
+        by_name = self._by_name(factors)
+        ids = self.tokenizer.encode(self.format.question(state.problem), special=True)
+        for step in state.steps:
+            ids += self.step_ids(step, by_name.get(step.factor or ""))
+        return ids
+
+    def step_ids(self, step: Step, factor: ThoughtFactor | None) -> list[int]:
+        """The ids the model wrote after the step's start plus the tokens the rendering adds after them, when those
+        ids spell the rendered step; else the rendered text's own tokens (the transformers backend's rule)."""
+        rendered = self.format.render_step(step.text, factor)
+        written = step.meta.get("token_ids") if step.meta else None
+        if written:
+            head = (self.start_ids(factor) if factor else []) + [int(i) for i in written]
+            spelled = self.tokenizer.decode(head)
+            if spelled and rendered.startswith(spelled):
+                return head + self.tokenizer.encode(rendered[len(spelled):], special=False)
+        return self.tokenizer.encode(rendered, special=False)
 
     def start_ids(self, factor: ThoughtFactor) -> list[int]:
         return self.tokenizer.encode(self.format.step_start(factor), special=False)
@@ -269,23 +303,33 @@ class ServerGenerator:
                     terminal=stop == "context", meta={"stop": stop, "token_ids": list(ids)})
 
     def _add_next_priors(self, request: ExpansionRequest, prefix: list[int], steps: list[Step], key: str) -> None:
-        """meta["next_prior"]: the prior after each step as the next step would read it (the step rendered, then
-        the next start), from one 1-token completion per step over its own written ids."""
-        factors = list(request.prior_over or ())
-        contexts = [self._after(prefix, step, request.factor) for step in steps]
-        priors = self._priors(contexts, factors, key=key)
-        for i, prior in enumerate(priors):
+        """meta["next_prior"]: the prior over `prior_over` at the child's prefix (its step rendered up to where the
+        next step starts), from one 1-token completion per child sharing the server's cached prefix. As in the
+        transformers backend, no prior is read after EOS, when the written ids do not spell the rendered step, or
+        at the end of the context: the search asks `factor_prior` for such a child."""
+        children = [(i, self._child_ids(prefix, step, request.factor)) for i, step in enumerate(steps)]
+        children = [(i, ids) for i, ids in children if ids is not None]
+        if not children:
+            return
+        priors = self._priors([ids for _, ids in children], list(request.prior_over or ()), key=key)
+        for (i, _), prior in zip(children, priors, strict=True):
             steps[i] = steps[i].with_(meta={**steps[i].meta, "next_prior": prior})
 
-    def _after(self, prefix: list[int], step: Step, factor: ThoughtFactor) -> list[int]:
-        """The ids of the state after `step`: the prefix, the step's own ids up to its stop, and the step's end."""
-        ids = list(step.meta.get("token_ids") or [])
-        if ids and step.meta.get("stop") in ("stop", "eos"):
-            ids = ids[:-1]
-        end = self.format.render_step("", factor)  # tags: "<open></close>\n" -> we need "</close>\n" only
-        if self.format.mode == "tags" and factor.tags:
-            end = end[len(factor.open_tag or ""):]
-        return prefix + ids + self.tokenizer.encode(end, special=False)
+    def _child_ids(self, prefix: list[int], step: Step, factor: ThoughtFactor) -> list[int] | None:
+        """The child's prefix ids: the parent's prefix and start, the step's written ids, then the rest of its
+        rendering (the newline after a close tag)."""
+        ids = [int(i) for i in step.meta.get("token_ids") or []]
+        if step.meta.get("stop") in ("eos", "context") or not ids:
+            return None
+        rendered = self.format.render_step(step.text, factor)
+        start = self.start_ids(factor)
+        spelled = self.tokenizer.decode(start + ids)
+        if not rendered.startswith(spelled):
+            return None
+        child = prefix + ids + self.tokenizer.encode(rendered[len(spelled):], special=False)
+        if self.max_positions is not None and len(child) >= self.max_positions:
+            return None
+        return child
 
 
 TOP_LOGPROBS_REQUEST = TOP_LOGPROBS
