@@ -204,3 +204,23 @@ def test_command_line_says_one_line_when_the_server_is_down():
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: generator server: cannot connect"), proc.stderr
+
+
+def test_the_web_can_pick_only_the_model_servers_the_app_offers(server, monkeypatch):
+    """The UI's model picker takes a server URL only from the operator's list (else the app would send requests
+    wherever a web user says); an offered server that is down is one line, an offered one that is up loads (this
+    test server's tokenizer splits the tags, so the generator reads it in cues mode)."""
+    from ui.service import Explorer
+    from ui.validate import UserError
+
+    url, _ = server("demo-generator")
+    down = f"http://127.0.0.1:{free_port()}/v1"
+    explorer = Explorer(generator=None, scorer=None, store=None)
+    with pytest.raises(UserError, match=r"is not one this app offers \(offered: none"):
+        explorer.models("http://169.254.169.254/v1", None)
+    monkeypatch.setenv("REASONING_MODEL_URLS", f"{down} {url}")
+    with pytest.raises(UserError, match="PRM server: cannot connect"):
+        explorer.models(None, down)
+    generator, _ = explorer.models(url, None)
+    assert generator.name == "demo-generator" and generator.provenance()["server"] == [url]
+    assert explorer.models(url, None)[0] is generator  # loaded once, then shared

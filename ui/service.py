@@ -103,6 +103,10 @@ class Explorer:
         if not path or path == default_path:
             return default
         v.need(len(path) <= 1000, f"{kind} directory path is too long")
+        from reasoning.backends.http import is_url
+
+        if is_url(path):
+            return self._served_model(kind, path)
         resolved = Path(path).expanduser().resolve()
         roots = self.allowed_model_roots()
         # one answer for every path outside the roots, so the web cannot probe the server's file system
@@ -123,12 +127,43 @@ class Explorer:
                     raise v.UserError(str(exc)) from None
             return self._models[key]
 
+    def _served_model(self, kind: str, url: str) -> Any:
+        """A generator or PRM on a model server the operator offers (never any URL the web names: the app would
+        send requests wherever it is told)."""
+        offered = self.allowed_model_urls()
+        v.need(url in offered, f"{kind} server {url} is not one this app offers (offered: "
+                               f"{', '.join(offered) or 'none'}; start the app with REASONING_MODEL_URLS to add some)")
+        key = (kind, url)
+        with self._lock:
+            if key not in self._models and len(self._models) >= MAX_EXTRA_MODELS:
+                self._models.pop(next(iter(self._models)))
+            if key not in self._models:
+                from reasoning import backends
+
+                try:
+                    self._models[key] = (backends.load_generator(url, catalog=self.catalog) if kind == "generator"
+                                         else backends.load_scorer(url))
+                except backends.ServerError as exc:
+                    raise v.UserError(str(exc)) from None
+            return self._models[key]
+
+    def allowed_model_urls(self) -> list[str]:
+        """The model servers the web may pick: those the app started with and REASONING_MODEL_URLS (whitespace
+        separated; one entry may list several servers of one model, comma separated)."""
+        from reasoning.backends.http import is_url
+
+        urls = [u for u in (self.generator_dir, self.prm_dir) if is_url(u)]
+        urls += os.environ.get("REASONING_MODEL_URLS", "").split()
+        return list(dict.fromkeys(u.strip() for u in urls if u.strip()))
+
     def allowed_model_roots(self) -> list[Path]:
         """The folders under which the web may load model directories: the demo models' folder, the folders
         of the models the app started with, and REASONING_MODEL_ROOTS (os.pathsep separated)."""
         from reasoning.backends import DEMO_GENERATOR_DIR
+        from reasoning.backends.http import is_url
 
-        roots = [DEMO_GENERATOR_DIR.parent, *(Path(p).parent for p in (self.generator_dir, self.prm_dir) if p)]
+        roots = [DEMO_GENERATOR_DIR.parent,
+                 *(Path(p).parent for p in (self.generator_dir, self.prm_dir) if p and not is_url(p))]
         roots += [Path(p) for p in self.model_roots]
         roots += [Path(p) for p in os.environ.get("REASONING_MODEL_ROOTS", "").split(os.pathsep) if p.strip()]
         return list(dict.fromkeys(r.expanduser().resolve() for r in roots))

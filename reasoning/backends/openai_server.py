@@ -117,6 +117,7 @@ class ServerGenerator:
         if not 0.0 < top_p <= 1.0:
             raise ValueError(f"top_p must be in (0, 1], got {top_p}")
         self.pool = ServerPool(urls, role="generator", options=options)
+        self.path = urls  # what the app was given: the UI offers it as the model's location
         self.name = self.pool.model_name
         self.catalog = catalog or load_catalog()
         self.max_step_tokens, self.top_p = max_step_tokens, top_p
@@ -359,6 +360,7 @@ class ServerPRM:
     def __init__(self, urls: str, *, adapter: str | None = None, options: ServerOptions | None = None,
                  separator: str | None = None, batch_tokens: int = PRM_BATCH_TOKENS):
         self.pool = ServerPool(urls, role="PRM", options=options)
+        self.path = urls
         self.name = self.pool.model_name
         self.tokenizer = _Tokenizer(self.pool)
         local = self._local_config()
