@@ -33,13 +33,17 @@ PRM_BATCH_TOKENS = 8192  # tokens per /pooling request at most
 
 
 class _Tokenizer:
-    """Text <-> ids through the server's /tokenize and /detokenize, remembered (LRU, shared by the threads of a
-    batch) so a context or a step is converted once."""
+    """Text <-> ids, remembered (LRU, shared by the threads of a batch) so a context or a step is converted once.
+
+    When the server runs on this machine (vLLM reports the model's directory as `root`), the same tokenizer files
+    are read here and no request is spent on conversions; otherwise the server's /tokenize and /detokenize do it.
+    """
 
     def __init__(self, pool: ServerPool):
         self.pool = pool
         self._memo: OrderedDict[tuple[str, str, bool], Any] = OrderedDict()
         self._lock = threading.Lock()
+        self.local = _local_tokenizer(pool.root)
 
     def _remembered(self, key: tuple[str, str, bool], compute):
         with self._lock:
@@ -56,6 +60,9 @@ class _Tokenizer:
 
     def encode(self, text: str, special: bool) -> list[int]:
         def ask() -> list[int]:
+            if self.local is not None:
+                with self._lock:
+                    return list(self.local.encode(text, add_special_tokens=special))
             data = self.pool.post("/tokenize", {"prompt": text, "add_special_tokens": special}, key=text)
             return [int(t) for t in data.get("tokens", [])]
 
@@ -64,11 +71,18 @@ class _Tokenizer:
     def decode(self, ids: list[int]) -> str:
         """Ids -> text with special tokens kept (vLLM's /detokenize)."""
         def ask() -> str:
+            if self.local is not None:
+                with self._lock:
+                    return self.local.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
             return str(self.pool.post("/detokenize", {"tokens": ids}).get("prompt", ""))
 
         return self._remembered(("decode", json.dumps(ids), False), ask)
 
     def chat(self, messages: list[dict[str, str]]) -> list[int]:
+        if self.local is not None and getattr(self.local, "chat_template", None):
+            with self._lock:
+                text = self.local.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
+            return self.encode(text, special=False)
         data = self.pool.post("/tokenize", {"messages": messages, "add_generation_prompt": False,
                                             "add_special_tokens": False})
         return [int(t) for t in data.get("tokens", [])]
@@ -76,6 +90,20 @@ class _Tokenizer:
     def single(self, text: str) -> int | None:
         ids = self.encode(text, special=False)
         return ids[0] if len(ids) == 1 else None
+
+
+def _local_tokenizer(root: str | None):
+    """The served model's own tokenizer when its directory is on this machine (safetensors-era files only, no
+    remote code), else None."""
+    if not root or not (Path(root) / "tokenizer_config.json").is_file():
+        return None
+    try:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(root, local_files_only=True, trust_remote_code=False)
+    except Exception as exc:  # an unusual tokenizer: the server converts instead
+        log.info("tokenizer of %s not loaded here (%s); converting on the server", root, exc)
+        return None
 
 
 def _route(state: State) -> str:
@@ -230,28 +258,45 @@ class ServerGenerator:
         return self.propose_batch([ExpansionRequest(state, factor, n, temperature=temperature, seed=seed)])[0]
 
     def propose_batch(self, requests: Sequence[ExpansionRequest]) -> list[list[Step]]:
-        """All requests in flight at once (bounded per server); each request's siblings in one `n` request."""
+        """All requests in flight at once (bounded per server), each request's siblings in one `n` request; then
+        the new children's priors in one greedy 1-token request per server (a prompt list)."""
         futures = [self._executor.submit(self._expand, r) for r in requests]
-        return [f.result() for f in futures]
+        written = [f.result() for f in futures]
+        groups: dict[tuple[str, tuple[str, ...]], list[tuple[int, int, list[int]]]] = {}
+        for i, (request, (prefix, steps)) in enumerate(zip(requests, written, strict=True)):
+            if not request.prior_over:
+                continue
+            key = _route(request.state)
+            group = (key if len(self.pool.servers) > 1 else "", tuple(f.name for f in request.prior_over))
+            for j, step in enumerate(steps):
+                child = self._child_ids(prefix, step, request.factor)
+                if child is not None:
+                    groups.setdefault(group, []).append((i, j, child))
+        by_name = {f.name: f for r in requests for f in (r.prior_over or ())}
+        jobs = {group: self._executor.submit(self._priors, [c for _, _, c in members],
+                                             [by_name[n] for n in group[1]], group[0])
+                for group, members in groups.items()}
+        out = [list(steps) for _, steps in written]
+        for group, job in jobs.items():
+            for (i, j, _), prior in zip(groups[group], job.result(), strict=True):
+                out[i][j] = out[i][j].with_(meta={**out[i][j].meta, "next_prior": prior})
+        return out
 
-    def _expand(self, request: ExpansionRequest) -> list[Step]:
+    def _expand(self, request: ExpansionRequest) -> tuple[list[int], list[Step]]:
         if request.n < 1:
-            return []
+            return [], []
         factor, key = request.factor, _route(request.state)
-        prefix = self.context_ids(request.state, [factor]) + self.start_ids(factor)
+        prefix = self.context_ids(request.state, [request.factor, *(request.prior_over or ())])
+        prefix = prefix + self.start_ids(factor)
         room = self.max_step_tokens if self.max_positions is None else self.max_positions - len(prefix)
         limit = min(self.max_step_tokens, room)
         if limit <= 0:
             log.warning("%s: the prompt (%d tokens) fills the model's context; no room for a step", self.name,
                         len(prefix))
-            steps = [self._step(factor, [], 0.0, "context", "") for _ in range(request.n)]
-        else:
-            data = self.pool.post("/v1/completions", self._sampling(request, prefix, limit), key=key)
-            choices = sorted(data["choices"], key=lambda c: c["index"])
-            steps = [self._read_choice(c, factor, limit) for c in choices]
-        if request.prior_over:
-            self._add_next_priors(request, prefix, steps, key)
-        return steps
+            return prefix, [self._step(factor, [], 0.0, "context", "") for _ in range(request.n)]
+        data = self.pool.post("/v1/completions", self._sampling(request, prefix, limit), key=key)
+        choices = sorted(data["choices"], key=lambda c: c["index"])
+        return prefix, [self._read_choice(c, factor, limit) for c in choices]
 
     def _sampling(self, request: ExpansionRequest, prefix: list[int], limit: int) -> dict[str, Any]:
         temperature = 1.0 if request.temperature is None else float(request.temperature)
@@ -302,19 +347,6 @@ class ServerGenerator:
         cue = "" if self.format.mode == "tags" and factor.tags else factor.cue
         return Step(text=cue + text, factor=factor.name, tokens=len(ids), logprob=logprob,
                     terminal=stop == "context", meta={"stop": stop, "token_ids": list(ids)})
-
-    def _add_next_priors(self, request: ExpansionRequest, prefix: list[int], steps: list[Step], key: str) -> None:
-        """meta["next_prior"]: the prior over `prior_over` at the child's prefix (its step rendered up to where the
-        next step starts), from one 1-token completion per child sharing the server's cached prefix. As in the
-        transformers backend, no prior is read after EOS, when the written ids do not spell the rendered step, or
-        at the end of the context: the search asks `factor_prior` for such a child."""
-        children = [(i, self._child_ids(prefix, step, request.factor)) for i, step in enumerate(steps)]
-        children = [(i, ids) for i, ids in children if ids is not None]
-        if not children:
-            return
-        priors = self._priors([ids for _, ids in children], list(request.prior_over or ()), key=key)
-        for (i, _), prior in zip(children, priors, strict=True):
-            steps[i] = steps[i].with_(meta={**steps[i].meta, "next_prior": prior})
 
     def _child_ids(self, prefix: list[int], step: Step, factor: ThoughtFactor) -> list[int] | None:
         """The child's prefix ids: the parent's prefix and start, the step's written ids, then the rest of its
