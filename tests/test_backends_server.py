@@ -210,17 +210,18 @@ def test_the_web_can_pick_only_the_model_servers_the_app_offers(server, monkeypa
     """The UI's model picker takes a server URL only from the operator's list (else the app would send requests
     wherever a web user says); an offered server that is down is one line, an offered one that is up loads (this
     test server's tokenizer splits the tags, so the generator reads it in cues mode)."""
-    from ui.service import Explorer
+    from reasoning.factors import load_catalog
+    from ui.services.models import ModelRegistry
     from ui.validate import UserError
 
     url, _ = server("demo-generator")
     down = f"http://127.0.0.1:{free_port()}/v1"
-    explorer = Explorer(generator=None, scorer=None, store=None)
+    registry = ModelRegistry(generator=None, scorer=None, catalog=load_catalog())
     with pytest.raises(UserError, match=r"is not one this app offers \(offered: none"):
-        explorer.models("http://169.254.169.254/v1", None)
+        registry.pair("http://169.254.169.254/v1", None)
     monkeypatch.setenv("REASONING_MODEL_URLS", f"{down} {url}")
     with pytest.raises(UserError, match="PRM server: cannot connect"):
-        explorer.models(None, down)
-    generator, _ = explorer.models(url, None)
+        registry.pair(None, down)
+    generator, _ = registry.pair(url, None)
     assert generator.name == "demo-generator" and generator.provenance()["server"] == [url]
-    assert explorer.models(url, None)[0] is generator  # loaded once, then shared
+    assert registry.pair(url, None)[0] is generator  # loaded once, then shared

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..factors import Catalog, load_catalog
+from ..manifest import DEMO_GENERATOR_DIR, DEMO_PRM_DIR, REPO_ROOT
 from .generator import DEFAULT_KV_CACHE_MB, TransformersGenerator, top_p_filter
 from .http import ServerError, is_url
 from .loading import (
@@ -26,9 +27,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEMO_GENERATOR_DIR = REPO_ROOT / "models" / "demo-generator"
-DEMO_PRM_DIR = REPO_ROOT / "models" / "demo-prm"
 PRM_CONFIG = "prm_config.json"
 # How an architecture name (its suffix) tells which adapter reads a PRM without a prm_config.json.
 ARCHITECTURE_ADAPTERS = {"ForTokenClassification": "token-classification", "ForProcessRewardModel": "qwen-prm"}

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -61,21 +62,19 @@ def split_urls(spec: str) -> tuple[list[str], str | None]:
 
 
 @functools.lru_cache(maxsize=32)
-def served_model_names(spec: str) -> frozenset[str]:
-    """The model ids the servers in `spec` list (empty when one cannot be asked: the backend reports that later)."""
+def served_model_root(spec: str) -> str | None:
+    """The local directory the (first) server loaded its model from, when it reports one that exists here."""
     try:
         urls, wanted = split_urls(spec)
-    except ServerError:
-        return frozenset()
-    names: set[str] = set()
-    with httpx.Client(timeout=5.0, trust_env=False) as client:
-        for url in urls:
-            try:
-                data = client.get(url + "/models").json()
-                names.update(str(m.get("id")) for m in data.get("data", []))
-            except (httpx.HTTPError, ValueError, AttributeError):
-                return frozenset()
-    return frozenset({wanted} & names if wanted else names)
+        with httpx.Client(timeout=5.0, trust_env=False) as client:
+            models = client.get(urls[0] + "/models").json().get("data", [])
+    except (ServerError, httpx.HTTPError, ValueError, AttributeError):
+        return None
+    for m in models:
+        root = m.get("root") if isinstance(m, dict) else None
+        if root and (wanted is None or m.get("id") == wanted) and Path(str(root)).is_dir():
+            return str(root)
+    return None
 
 
 class Server:

@@ -7,6 +7,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..aggregation import aggregate
 from ..factors import Catalog, ThoughtFactor
@@ -161,7 +162,7 @@ class SearchContext:
         """Observe each returned step and add it under the job's node, or merge it into an identical sibling."""
         nid, factor, state = job.nid, job.factor, request.state
         prior = self.prior(nid).get(factor.name)
-        siblings: dict[tuple[str, str], str] = {}
+        siblings: dict[tuple[str | None, str], str] = {}
         if self.config.merge_duplicates:
             for k in self.tree.children(nid, include_pruned=True):
                 siblings[(self.tree.node(k)["factor"], self.tree.node(k)["text"])] = k
@@ -176,7 +177,7 @@ class SearchContext:
                 job.merged.append(twin)
                 continue
             provenance = {**self._provenance, "temperature": request.temperature, "seed": request.seed}
-            meta = {"temperature": request.temperature}
+            meta: dict[str, Any] = {"temperature": request.temperature}
             if raw.meta.get("token_ids") is not None:
                 meta["token_ids"] = list(raw.meta["token_ids"])
             child = self.tree.add_child(
@@ -199,9 +200,9 @@ class SearchContext:
         with self.tree.lock:
             for nid, last in zip(nids, scores, strict=True):
                 attrs = self.tree.node(nid)
-                attrs["score"] = float(last)
-                prefix = self.tree.path_scores(self.tree.parent(nid)) if self.tree.parent(nid) else []
-                attrs["value"] = aggregate([*prefix, attrs["score"]], self.config.aggregation)
+                attrs["score"] = score = float(last)
+                prefix = self.tree.path_scores(parent) if (parent := self.tree.parent(nid)) else []
+                attrs["value"] = aggregate([*prefix, score], self.config.aggregation)
 
     def value(self, nid: str) -> float:
         v = self.tree.node(nid)["value"]
@@ -234,7 +235,7 @@ class SearchContext:
             votes: dict[str, float] = defaultdict(float)
             for n in finals:
                 votes[str(self.tree.node(n)["answer"])] += self.value(n) * samples(self.tree.node(n))
-            top = max(votes, key=votes.get)
+            top = max(votes, key=votes.__getitem__)
             best = max((n for n in finals if str(self.tree.node(n)["answer"]) == top), key=self.value)
         else:
             best = max(finals, key=lambda n: (self.value(n), self.tree.node(n)["visits"]))
