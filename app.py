@@ -33,6 +33,8 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "bench": ("scaling report: solve rate against budget for every algorithm", "demo", "add_scaling_arguments",
               "run_scaling"),
     "label": ("label steps by Monte-Carlo rollouts", "demo", "add_label_arguments", "label"),
+    "engine": ("the vLLM engine: install its environment, serve a local model", "cli.engine",
+               "add_engine_arguments", "run_engine"),
 }
 
 
