@@ -30,7 +30,8 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
                    "train_demo"),
     "bench": ("scaling report: solve rate against budget for every algorithm", "demo", "add_scaling_arguments",
               "run_scaling"),
-    "label": ("label steps by Monte-Carlo rollouts", "demo", "add_label_arguments", "label"),
+    "label": ("label the steps of stored trees by Monte-Carlo rollouts (and first-error search)", "cli.label",
+              "add_label_arguments", "run_label"),
 }
 
 

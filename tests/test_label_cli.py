@@ -1,0 +1,119 @@
+"""`python app.py label`: rollout labels for stored trees with the real demo models; interrupted and rerun, it
+labels nothing twice; labels land in the export as soft labels."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import app
+import storage.autolabel as autolabel
+from demo.scaling import demo_config
+from reasoning.backends import DEMO_GENERATOR_DIR, DEMO_PRM_DIR, load_generator, load_scorer
+from reasoning.factors import load_catalog
+from reasoning.problems import countdown_problem
+from reasoning.search import search
+from storage import Store
+
+DEMO_FACTORS = ("compute", "verify", "correct", "conclude")
+
+
+@pytest.fixture(scope="module")
+def demo_models():
+    import torch
+
+    torch.set_num_threads(1)
+    catalog = load_catalog().with_enabled(set(DEMO_FACTORS))
+    return load_generator(DEMO_GENERATOR_DIR, catalog=catalog, device="cpu"), load_scorer(DEMO_PRM_DIR, device="cpu")
+
+
+@pytest.fixture()
+def db(tmp_path, demo_models):
+    url = f"sqlite:///{tmp_path / 'label.db'}"
+    generator, scorer = demo_models
+    with Store(url) as store:
+        ids = []
+        for k, numbers in enumerate([[4, 7, 8, 8], [1, 2, 3, 4]]):
+            tree, _ = search(countdown_problem(numbers, pid=f"cd-{k}"), generator, scorer, demo_config("mcts", 6))
+            ids.append(store.create_session(tree, name=f"t{k}"))
+    return url, ids
+
+
+def _live(store: Store, sid: int) -> set[str]:
+    return set(autolabel.live_steps(store.load_tree(sid)))
+
+
+def test_label_interrupted_then_rerun_labels_every_node_once(db, monkeypatch, capsys):
+    url, ids = db
+    real, calls = autolabel.estimate, []
+
+    def interrupted(generator, states, config, **kw):
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C in the middle of the third chunk
+        calls.append(len(states))
+        return real(generator, states, config, **kw)
+
+    monkeypatch.setattr(autolabel, "estimate", interrupted)
+    args = ["label", "--session", *map(str, ids), "--rollouts", "3", "--chunk", "2", "--db", url, "--quiet"]
+    assert app.main(args) == 130
+    with Store(url) as store:
+        first = {(sid, a.node_id) for sid in ids for a in store.auto_labels(sid)}
+    assert len(first) == 4  # two stored chunks of two nodes; the interrupted chunk stored nothing
+
+    rolled = []
+
+    def counting(generator, states, config, **kw):
+        rolled.extend(states)
+        return real(generator, states, config, **kw)
+
+    monkeypatch.setattr(autolabel, "estimate", counting)
+    capsys.readouterr()
+    assert app.main(args) == 0
+    err = capsys.readouterr().err
+    with Store(url) as store:
+        labels = [(sid, a) for sid in ids for a in store.auto_labels(sid)]
+        wanted = {(sid, n) for sid in ids for n in _live(store, sid)}
+    assert sorted((sid, a.node_id) for sid, a in labels) == sorted(wanted)  # every live step, once
+    assert len(rolled) == len(wanted) - len(first)  # the rerun rolled out only what the first run had not stored
+    assert "skipped 4 already labelled" in err
+    for _, a in labels:
+        assert a.method == "rollout" and 0 <= a.successes <= a.rollouts and a.rollouts in (1, 3)
+        assert a.provenance["generator"]["name"] == "demo-generator" and a.provenance["rollouts"]["n"] == 3
+
+    capsys.readouterr()
+    assert app.main(args) == 0 and f"skipped {len(wanted)} already labelled" in capsys.readouterr().err
+
+
+def test_labels_reach_the_export_as_soft_labels(db, tmp_path):
+    url, ids = db
+    assert app.main(["label", "--session", str(ids[0]), "--rollouts", "2", "--db", url, "--quiet"]) == 0
+    out = tmp_path / "trl.jsonl"
+    assert app.main(["export", "--format", "trl", "--labels", "auto", "--soft", "--out", str(out), "--db", url]) == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert records and all(len(r["soft_labels"]) == len(r["completions"]) == len(r["labels"]) for r in records)
+    with Store(url) as store:
+        values = {round(a.soft_value, 6) for a in store.auto_labels(ids[0])}
+    assert {round(v, 6) for r in records for v in r["soft_labels"]} <= values
+    assert all(lab == (soft > 0) for r in records for lab, soft in zip(r["labels"], r["soft_labels"], strict=True))
+
+
+def test_first_error_labels_every_step_of_each_path(db, capsys):
+    url, ids = db
+    assert app.main(["label", "--session", str(ids[0]), "--rollouts", "2", "--first-error", "--db", url,
+                     "--quiet"]) == 0
+    with Store(url) as store:
+        tree = store.load_tree(ids[0])
+        got = {a.node_id: a for a in store.auto_labels(ids[0]) if a.method == "first_error"}
+    from storage.labels import leaf_paths
+
+    for path in leaf_paths(tree):
+        assert set(path) <= set(got)
+        verdicts = [got[n].hard_label for n in path]
+        assert verdicts == sorted(verdicts, reverse=True)  # right steps, then wrong ones from the first error on
+
+
+def test_unknown_session_is_one_line_and_loads_nothing(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    code = app.main(["label", "--session", "99", "--db", url])
+    err = capsys.readouterr().err
+    assert code == 2 and err.strip().splitlines() == ["error: no session 99"]
