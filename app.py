@@ -32,6 +32,8 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
               "run_scaling"),
     "label": ("label the steps of stored trees by Monte-Carlo rollouts (and first-error search)", "cli.label",
               "add_label_arguments", "run_label"),
+    "train-prm": ("train a token-classification PRM from a TRL stepwise export", "cli.train_prm",
+                  "add_train_prm_arguments", "run_train_prm"),
 }
 
 

@@ -117,3 +117,24 @@ def test_unknown_session_is_one_line_and_loads_nothing(tmp_path, capsys):
     code = app.main(["label", "--session", "99", "--db", url])
     err = capsys.readouterr().err
     assert code == 2 and err.strip().splitlines() == ["error: no session 99"]
+
+
+def test_round_trip_label_export_train_and_the_trained_prm_drives_solve(db, tmp_path, capsys):
+    url, ids = db
+    assert app.main(["label", "--all", "--rollouts", "2", "--db", url, "--quiet"]) == 0
+    data = tmp_path / "trl.jsonl"
+    assert app.main(["export", "--format", "trl", "--labels", "auto", "--soft", "--out", str(data), "--db", url]) == 0
+    prm = tmp_path / "prm"
+    assert app.main(["train-prm", "--data", str(data), "--base", str(DEMO_GENERATOR_DIR), "--out", str(prm),
+                     "--steps", "4", "--batch-size", "4", "--eval-share", "0", "--device", "cpu", "--quiet"]) == 0
+    manifest = json.loads((prm / "manifest.json").read_text())
+    assert manifest["architecture"] == "GPT2ForTokenClassification" and manifest["data"]["soft_steps"] > 0
+    problems = tmp_path / "p.jsonl"
+    problems.write_text(json.dumps({"id": "cd", "domain": "countdown", "numbers": [3, 3, 8, 8], "target": 24}) + "\n")
+    out = tmp_path / "solved.jsonl"
+    capsys.readouterr()
+    assert app.main(["solve", "--problems", str(problems), "--out", str(out), "--budget", "8", "--generator",
+                     str(DEMO_GENERATOR_DIR), "--prm", str(prm), "--factors", ",".join(DEMO_FACTORS), "--quiet",
+                     "--device", "cpu"]) == 0, capsys.readouterr().err
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert record["id"] == "cd" and 1 <= record["nodes"] <= 8
