@@ -19,6 +19,7 @@ from .common import (
     check_output_path,
     load_catalog_arg,
     load_models,
+    load_orm_arg,
     search_config,
 )
 
@@ -79,9 +80,10 @@ def run_search(args: argparse.Namespace) -> int:
     problem = parse_problem_text(args.problem)
     catalog = load_catalog_arg(args)
     generator, scorer = load_models(args, catalog)
+    orm = load_orm_arg(args, config)
     tree = ReasoningTree(problem)
     result = None
-    for event in iterate(tree, generator, scorer, config, catalog=catalog):
+    for event in iterate(tree, generator, scorer, config, catalog=catalog, orm=orm):
         result = event.result or result
     if args.json:
         print(json.dumps(tree.to_dict(), default=str))
@@ -97,11 +99,11 @@ def run_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def solve_one(problem, generator, scorer, config, catalog) -> tuple[dict, ReasoningTree]:
+def solve_one(problem, generator, scorer, config, catalog, orm=None) -> tuple[dict, ReasoningTree]:
     start = time.perf_counter()
     tree = ReasoningTree(problem)
     result = None
-    for event in iterate(tree, generator, scorer, config, catalog=catalog):
+    for event in iterate(tree, generator, scorer, config, catalog=catalog, orm=orm):
         result = event.result or result
     record = {
         "id": problem.id,
@@ -124,11 +126,12 @@ def run_solve(args: argparse.Namespace) -> int:
     catalog = load_catalog_arg(args)
     store = _open_store(args.db)
     generator, scorer = load_models(args, catalog)
+    orm = load_orm_arg(args, config)
     records, solved = [], 0
     bar = tqdm(problems, desc=f"{config.algorithm}@{config.budget}", unit="problem", disable=args.quiet,
                file=sys.stderr)
     for problem in bar:
-        record, tree = solve_one(problem, generator, scorer, config, catalog)
+        record, tree = solve_one(problem, generator, scorer, config, catalog, orm)
         records.append(record)
         solved += record["solved"]
         bar.set_postfix(solved=f"{solved}/{len(records)}")

@@ -230,3 +230,13 @@ def build_all(root: Path) -> TinyModels:
             build(root / name)
         marker.write_text("ok", encoding="utf-8")
     return TinyModels(**{name: root / name for name in BUILDERS})
+
+
+def build_sequence_classification_orm(path: Path, *, num_labels: int = 1, seed: int = 6) -> Path:
+    """A GPT2ForSequenceClassification outcome reward model (one score per whole solution)."""
+    from transformers import GPT2ForSequenceClassification
+
+    tokenizer = build_tokenizer(path)
+    torch.manual_seed(seed)
+    return _save(GPT2ForSequenceClassification(_gpt2_config(tokenizer, SMALL["positions"], num_labels=num_labels)),
+                 path)

@@ -7,7 +7,7 @@ from typing import Any
 from ..aggregation import AGGREGATIONS
 
 ALGORITHMS = ("greedy", "best_of_n", "beam", "mcts")
-ANSWER_SELECTIONS = ("value", "visits", "vote")
+ANSWER_SELECTIONS = ("value", "visits", "vote", "orm")  # "orm": an outcome reward model reads each final path
 DEFAULT_MAX_BUDGET = 4096
 
 
@@ -83,7 +83,8 @@ HELP = {
     "beam_width": "nodes kept per depth by beam search",
     "max_depth": "steps after which a path is cut",
     "parallel_leaves": "MCTS leaves selected per iteration under virtual loss, scored in one batch",
-    "answer_selection": "final answer by the best path value, by visits, or by value-weighted vote",
+    "answer_selection": "final answer by the best path value, by visits, by value-weighted vote, or by an outcome "
+                        "reward model's score of each finished path (orm: needs --orm DIR)",
     "merge_duplicates": "a sampled step identical to a sibling is merged into it (counted in its samples, not in the "
                         "budget) instead of becoming a second copy of the same node",
     "factors": "names of the enabled thought factors (None: the catalog's enabled ones)",

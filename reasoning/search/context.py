@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 
 from ..aggregation import aggregate
 from ..factors import Catalog, ThoughtFactor
-from ..protocols import Domain, Generator, Scorer
+from ..protocols import Domain, Generator, OutcomeScorer, Scorer
 from ..tree import ReasoningTree, samples
 from .config import SearchConfig, SearchEvent, SearchResult
 
@@ -26,8 +26,12 @@ class SearchContext:
         catalog: Catalog,
         config: SearchConfig,
         stop: threading.Event | None = None,
+        orm: OutcomeScorer | None = None,
     ):
         self.tree, self.generator, self.scorer, self.domain, self.config = tree, generator, scorer, domain, config
+        if config.answer_selection == "orm" and orm is None:
+            raise ValueError("answer_selection 'orm' needs an outcome reward model (--orm DIR)")
+        self.orm = orm
         factors = catalog.enabled if config.factors is None else tuple(catalog.get(n) for n in config.factors)
         if not factors:
             raise ValueError("no thought factor is enabled")
@@ -169,7 +173,9 @@ class SearchContext:
         if not finals:
             return None, None
         how = self.config.answer_selection
-        if how == "visits":
+        if how == "orm":
+            best = max(finals, key=lambda n: (self.outcome_score(n), self.value(n)))
+        elif how == "visits":
             best = max(finals, key=lambda n: (self.tree.node(n)["visits"], self.value(n)))
         elif how == "vote":
             votes: dict[str, float] = defaultdict(float)
@@ -180,6 +186,16 @@ class SearchContext:
         else:
             best = max(finals, key=lambda n: (self.value(n), self.tree.node(n)["visits"]))
         return best, self.value(best)
+
+    def outcome_score(self, nid: str) -> float:
+        """The ORM's score of the whole root-to-`nid` path, computed once and kept in the node's meta."""
+        attrs = self.tree.node(nid)
+        meta = attrs["meta"] or {}
+        if "orm_score" not in meta:
+            (got,) = self.orm.score_outcomes(self.tree.problem, [self.tree.state(nid).step_texts])
+            with self.tree.lock:
+                attrs["meta"] = {**meta, "orm_score": float(got)}
+        return float(attrs["meta"]["orm_score"])
 
     def finish(self) -> SearchEvent:
         result = self.result()
