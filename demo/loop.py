@@ -85,7 +85,7 @@ def _split(name: str):
     return read_problems(DATA_DIR / f"countdown_{name}.jsonl")
 
 
-def _sampler_records(problems, out: Path, seed: int) -> Path:
+def _sampler_records(problems, out: Path, seed: int, rollouts: int = 4) -> Path:
     """Rollout-labelled generator paths (the demo's fast batched sampler), as TRL stepwise records with `exact`."""
     import torch
 
@@ -97,7 +97,7 @@ def _sampler_records(problems, out: Path, seed: int) -> Path:
     if out.exists():
         return out
     torch.manual_seed(seed)
-    records = label_paths(load_sampler(DEMO_GENERATOR_DIR), problems, paths_per_problem=2, rollouts=4)
+    records = label_paths(load_sampler(DEMO_GENERATOR_DIR), problems, paths_per_problem=2, rollouts=rollouts)
     write_records(records, out)
     return out
 
@@ -157,11 +157,15 @@ def _trees(args: argparse.Namespace, db: str, weak: Path) -> None:
 def _label(args: argparse.Namespace, db: str) -> dict:
     from tqdm import tqdm
 
+    from reasoning.backends import DEMO_GENERATOR_DIR
     from reasoning.labeling import RolloutConfig
     from storage import Store
     from storage.autolabel import label_rollouts
 
-    generator, catalog = _generator()
+    from .rollouts import SamplerGenerator, load_sampler
+
+    generator = SamplerGenerator(load_sampler(DEMO_GENERATOR_DIR), DEMO_GENERATOR_DIR)  # batched propose_batch
+    _, catalog = _generator()
     config = RolloutConfig(catalog.enabled, n=args.rollouts, temperature=0.7, max_steps=8, seed=args.seed)
     totals = {"nodes": 0, "rollouts": 0, "skipped": 0}
     with Store(db) as store:
@@ -218,7 +222,7 @@ def _export(db: str, out: Path, weak_data: Path, combined: Path) -> Path:
 
 def _dev_records(args: argparse.Namespace, out: Path) -> list[dict]:
     problems = _split("dev")[: args.dev_problems]
-    path = _sampler_records(problems, out, args.seed + 1)
+    path = _sampler_records(problems, out, args.seed + 1, rollouts=1)  # only the exact verdicts are used
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
