@@ -8,6 +8,7 @@ from typing import Any
 
 from ..factors import Catalog, load_catalog
 from .generator import TransformersGenerator, top_p_filter
+from .genprm import GenerativePRM
 from .loading import (
     ModelLoadError,
     check_causal_lm,
@@ -19,6 +20,8 @@ from .loading import (
     weight_files,
 )
 from .prm import ADAPTERS, PRMAdapter
+
+ADAPTERS.setdefault(GenerativePRM.adapter, GenerativePRM)  # a causal LM that critiques, then gives a verdict
 
 log = logging.getLogger(__name__)
 

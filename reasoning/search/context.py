@@ -141,10 +141,14 @@ class SearchContext:
             return
         paths = [self.tree.state(n).step_texts for n in nids]
         scores = self.scorer.score(self.tree.problem, paths)
+        critiques = getattr(self.scorer, "critiques", None)  # a generative PRM's judgement behind each score
         with self.tree.lock:
-            for nid, path_scores in zip(nids, scores, strict=True):
+            for nid, path, path_scores in zip(nids, paths, scores, strict=True):
                 attrs = self.tree.node(nid)
                 attrs["score"] = float(path_scores[-1])
+                if callable(critiques):
+                    last = critiques(self.tree.problem, path)[-1]
+                    attrs["meta"] = {**(attrs["meta"] or {}), "critique": last.critique, "verdict": last.verdict}
                 prefix = self.tree.path_scores(self.tree.parent(nid)) if self.tree.parent(nid) else []
                 attrs["value"] = aggregate([*prefix, attrs["score"]], self.config.aggregation)
 
