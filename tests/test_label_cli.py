@@ -138,3 +138,30 @@ def test_round_trip_label_export_train_and_the_trained_prm_drives_solve(db, tmp_
                      "--device", "cpu"]) == 0, capsys.readouterr().err
     (record,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert record["id"] == "cd" and 1 <= record["nodes"] <= 8
+
+
+def test_label_problems_searches_each_once_then_labels(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    problems = tmp_path / "p.jsonl"
+    problems.write_text("".join(json.dumps({"id": f"cd-{k}", "domain": "countdown", "numbers": n, "target": 24}) + "\n"
+                                for k, n in enumerate([[4, 7, 8, 8], [2, 3, 4, 6]])))
+    args = ["label", "--problems", str(problems), "--budget", "4", "--rollouts", "2", "--db", url, "--quiet"]
+    assert app.main(args) == 0
+    with Store(url) as store:
+        sessions = {s.name: s.id for s in store.list_sessions()}
+        assert set(sessions) == {"label: cd-0", "label: cd-1"}
+        first = {sid: _live(store, sid) for sid in sessions.values()}
+        assert all({a.node_id for a in store.auto_labels(sid)} == nodes for sid, nodes in first.items())
+    capsys.readouterr()
+    assert app.main(args) == 0  # a rerun neither searches again nor relabels
+    assert f"skipped {sum(map(len, first.values()))} already labelled" in capsys.readouterr().err
+    with Store(url) as store:
+        assert len(store.list_sessions()) == 2
+
+
+def test_label_problems_without_a_gold_answer_is_one_line(tmp_path, capsys):
+    problems = tmp_path / "p.jsonl"
+    problems.write_text(json.dumps({"id": "m", "problem": "What is 2 + 2?"}) + "\n")
+    code = app.main(["label", "--problems", str(problems), "--db", f"sqlite:///{tmp_path / 'x.db'}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == [f"error: {problems}: problem 'm' has no gold answer; rollout labels need one"]
