@@ -152,11 +152,12 @@ class SamplerGenerator:
 
     def _carry_priors(self, requests, answers: list[list[Step]]) -> None:
         """meta["next_prior"] on each new step of a request that asks for it, from one batched pass."""
-        todo = [(k, j) for k, r in enumerate(requests) if r.prior_over for j in range(len(answers[k]))]
-        if not todo:
-            return
-        states = [requests[k].state.extend(DOMAIN.observe(requests[k].state, answers[k][j])) for k, j in todo]
-        priors = self._priors(states, requests[todo[0][0]].prior_over)
-        for (k, j), prior in zip(todo, priors, strict=True):
-            step = answers[k][j]
-            answers[k][j] = step.with_(meta={**step.meta, "next_prior": prior})
+        groups: dict[tuple, list[tuple[int, int]]] = {}
+        for k, r in enumerate(requests):
+            if r.prior_over:
+                groups.setdefault(tuple(r.prior_over), []).extend((k, j) for j in range(len(answers[k])))
+        for factors, todo in groups.items():
+            states = [requests[k].state.extend(DOMAIN.observe(requests[k].state, answers[k][j])) for k, j in todo]
+            for (k, j), prior in zip(todo, self._priors(states, factors), strict=True):
+                step = answers[k][j]
+                answers[k][j] = step.with_(meta={**step.meta, "next_prior": prior})
