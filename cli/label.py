@@ -40,7 +40,7 @@ def run_label(args: argparse.Namespace) -> int:
 
     catalog = load_catalog_arg(args)
     config = RolloutConfig(catalog.enabled, n=args.rollouts, temperature=args.rollout_temperature,
-                           max_steps=args.max_steps, seed=args.seed)
+                           max_steps=args.max_steps, seed=0 if args.seed is None else args.seed)
     search = search_config(args, Settings.from_env()) if args.problems else None
     problems = _read_gold_problems(args.problems) if args.problems else None
     with Store(args.db) as store:
@@ -80,14 +80,15 @@ def _models(args: argparse.Namespace, catalog, need_prm: bool):
 
     from reasoning.backends import DEMO_GENERATOR_DIR, load_generator
 
-    from .common import load_models
+    from .common import DEFAULT_KV_CACHE_MB, load_models
 
     if need_prm:
         return load_models(args, catalog)
     generator = load_generator(
         Path(args.generator) if args.generator else DEMO_GENERATOR_DIR, catalog=catalog, device=args.device,
         trust_remote_code=args.trust_remote_code, kv_reuse=not args.no_kv_reuse,
-        max_step_tokens=args.max_step_tokens, top_p=args.top_p,
+        max_step_tokens=args.max_step_tokens, top_p=getattr(args, "top_p", None) or 1.0,
+        kv_cache_mb=getattr(args, "kv_cache_mb", DEFAULT_KV_CACHE_MB),
     )
     return generator, None
 

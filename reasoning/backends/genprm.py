@@ -71,6 +71,9 @@ class GenerativePRM(PRMAdapter):
     def score(self, problem: Problem, paths: Sequence[Sequence[str]]) -> list[list[float]]:
         return [[c.p_correct for c in self.critiques(problem, p)] for p in paths]
 
+    def score_last(self, problem: Problem, paths: Sequence[Sequence[str]]) -> list[float]:
+        return [self.critiques(problem, p)[-1].p_correct if p else 0.5 for p in paths]
+
     def critiques(self, problem: Problem, path: Sequence[str]) -> list[Critique]:
         """The critique, verdict and P(correct) of every step of `path` (cached: a search asks again for the
         same path when it stores the node)."""
