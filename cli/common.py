@@ -41,6 +41,8 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--prm", metavar="DIR|URL",
                    help="local PRM directory, or the URL of a vLLM pooling server (default: the demo PRM)")
     g.add_argument("--prm-adapter", help="PRM adapter (default: read prm_config.json or the model config)")
+    g.add_argument("--orm", metavar="DIR", help="outcome reward model (sequence classification) for "
+                   "--answer-selection orm")
     g.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available)")
     g.add_argument("--max-step-tokens", type=int, default=64, help="tokens per generated step at most")
     g.add_argument("--no-kv-reuse", action="store_true", help="recompute the prefix for every token (no shared cache)")
@@ -151,6 +153,16 @@ def _model_arg(value: str) -> str | Path:
     from reasoning.backends.http import is_url
 
     return value if is_url(value) else Path(value)
+def load_orm_arg(args: argparse.Namespace, config: SearchConfig):
+    """The ORM `--orm` names (None without one); `--answer-selection orm` without `--orm` is refused before loading."""
+    path = getattr(args, "orm", None)
+    if config.answer_selection == "orm" and not path:
+        raise ValueError("--answer-selection orm needs --orm DIR (a sequence-classification reward model)")
+    if not path:
+        return None
+    from reasoning.backends.orm import load_orm
+
+    return load_orm(Path(path), device=args.device, trust_remote_code=args.trust_remote_code)
 
 
 def check_output_path(path: str) -> Path:

@@ -19,6 +19,7 @@ from .common import (
     check_output_path,
     load_catalog_arg,
     load_models,
+    load_orm_arg,
     search_config,
 )
 
@@ -82,9 +83,10 @@ def run_search(args: argparse.Namespace) -> int:
     problem = parse_problem_text(args.problem)
     catalog = load_catalog_arg(args)
     generator, scorer = load_models(args, catalog)
+    orm = load_orm_arg(args, config)
     tree = ReasoningTree(problem)
     result = None
-    for event in iterate(tree, generator, scorer, config, catalog=catalog):
+    for event in iterate(tree, generator, scorer, config, catalog=catalog, orm=orm):
         result = event.result or result
     if args.json:
         print(json.dumps(tree.to_dict(), default=str))
@@ -100,11 +102,11 @@ def run_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def solve_one(problem, generator, scorer, config, catalog) -> tuple[dict, ReasoningTree]:
+def solve_one(problem, generator, scorer, config, catalog, orm=None) -> tuple[dict, ReasoningTree]:
     start = time.perf_counter()
     tree = ReasoningTree(problem)
     result = None
-    for event in iterate(tree, generator, scorer, config, catalog=catalog):
+    for event in iterate(tree, generator, scorer, config, catalog=catalog, orm=orm):
         result = event.result or result
     record = {
         "id": problem.id,
@@ -129,11 +131,12 @@ def run_solve(args: argparse.Namespace) -> int:
     catalog = load_catalog_arg(args)
     store = _open_store(args.db)
     generator, scorer = load_models(args, catalog)
+    orm = load_orm_arg(args, config)
     records, solved = [], 0
     bar = tqdm(total=len(problems), desc=f"{config.algorithm}@{config.budget}", unit="problem", disable=args.quiet,
                file=sys.stderr)
     for problem, (record, tree) in zip(problems, solve_many(problems, generator, scorer, config, catalog,
-                                                            args.workers), strict=True):
+                                                            args.workers, orm), strict=True):
         records.append(record)
         solved += record["solved"]
         bar.update(1)
@@ -146,7 +149,7 @@ def run_solve(args: argparse.Namespace) -> int:
     return 0
 
 
-def solve_many(problems, generator, scorer, config, catalog, workers: int = 1):
+def solve_many(problems, generator, scorer, config, catalog, workers: int = 1, orm=None):
     """(record, tree) per problem, in the problems' order, with up to `workers` problems searched at once.
 
     Each search draws only from its own seeded generators, so a problem's tree does not depend on what runs beside
@@ -154,7 +157,7 @@ def solve_many(problems, generator, scorer, config, catalog, workers: int = 1):
     """
     if workers <= 1:
         for problem in problems:
-            yield solve_one(problem, generator, scorer, config, catalog)
+            yield solve_one(problem, generator, scorer, config, catalog, orm)
         return
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
@@ -163,12 +166,12 @@ def solve_many(problems, generator, scorer, config, catalog, workers: int = 1):
         pending: deque = deque()
         todo = iter(problems)
         for problem in todo:
-            pending.append(pool.submit(solve_one, problem, generator, scorer, config, catalog))
+            pending.append(pool.submit(solve_one, problem, generator, scorer, config, catalog, orm))
             if len(pending) >= workers:
                 break
         while pending:
             result = pending.popleft().result()
             nxt = next(todo, None)
             if nxt is not None:
-                pending.append(pool.submit(solve_one, nxt, generator, scorer, config, catalog))
+                pending.append(pool.submit(solve_one, nxt, generator, scorer, config, catalog, orm))
             yield result

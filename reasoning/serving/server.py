@@ -21,6 +21,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .env import engine_home, engine_python, ensure_engine_env
 
@@ -160,7 +161,7 @@ class EngineServer:
     def __init__(self, spec: ServerSpec, log_file: Path | None = None):
         self.spec, self.log_file = spec, log_file
         self.proc: subprocess.Popen | None = None
-        self._log = None
+        self._log: Any = None  # the server log file (or DEVNULL) while running
 
     @property
     def url(self) -> str:
