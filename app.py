@@ -39,9 +39,11 @@ class CommandError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="app.py", description=__doc__.splitlines()[0])
+    from cli.parser import OneLineArgumentParser  # argparse errors in one line, for every subcommand too
+
+    parser = OneLineArgumentParser(prog="app.py", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineArgumentParser)
     for name, (help_text, module, add, run) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         try:

@@ -5,10 +5,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..aggregation import AGGREGATIONS
+from ..limits import MAX_BUDGET, MAX_CANDIDATES, MAX_DB_INT, MAX_DEPTH
 
 ALGORITHMS = ("greedy", "best_of_n", "beam", "mcts")
 ANSWER_SELECTIONS = ("value", "visits", "vote")
-DEFAULT_MAX_BUDGET = 4096
+DEFAULT_MAX_BUDGET = MAX_BUDGET
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,8 @@ class SearchConfig:
         need(isinstance(self.budget, int) and not isinstance(self.budget, bool), "budget must be an integer")
         need(1 <= self.budget <= self.max_budget, f"budget must be between 1 and {self.max_budget}, got {self.budget}")
         need(self.aggregation in AGGREGATIONS, f"aggregation must be one of {sorted(AGGREGATIONS)}")
-        need(1 <= self.candidates <= 64, f"candidates must be between 1 and 64, got {self.candidates}")
+        need(1 <= self.candidates <= MAX_CANDIDATES,
+             f"candidates must be between 1 and {MAX_CANDIDATES}, got {self.candidates}")
         need(len(self.temperatures) >= 1, "temperatures needs at least one value")
         need(all(0.0 <= t <= 5.0 for t in self.temperatures), "each temperature must be between 0 and 5")
         need(0.0 < self.top_p <= 1.0, f"top_p must be in (0, 1], got {self.top_p}")
@@ -56,10 +58,10 @@ class SearchConfig:
         need(0.0 <= self.widen <= 1.0, f"widen must be between 0 and 1, got {self.widen}")
         need(0.0 <= self.fpu_reduction <= 1.0, f"fpu_reduction must be between 0 and 1, got {self.fpu_reduction}")
         need(1 <= self.beam_width <= 256, f"beam_width must be between 1 and 256, got {self.beam_width}")
-        need(1 <= self.max_depth <= 256, f"max_depth must be between 1 and 256, got {self.max_depth}")
+        need(1 <= self.max_depth <= MAX_DEPTH, f"max_depth must be between 1 and {MAX_DEPTH}, got {self.max_depth}")
         need(1 <= self.parallel_leaves <= 64, f"parallel_leaves must be between 1 and 64, got {self.parallel_leaves}")
         need(self.answer_selection in ANSWER_SELECTIONS, f"answer_selection must be one of {ANSWER_SELECTIONS}")
-        need(self.seed >= 0, "seed must be non-negative")
+        need(0 <= self.seed <= MAX_DB_INT, f"seed must be between 0 and {MAX_DB_INT}, got {self.seed}")
         need(isinstance(self.merge_duplicates, bool), "merge_duplicates must be true or false")
 
     def to_dict(self) -> dict[str, Any]:
