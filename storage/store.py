@@ -303,6 +303,7 @@ class Store:
         return [Annotation.from_json(a) for a in done["annotations"]]
 
     def annotations(self, session_id: int, node_id: str | None = None) -> list[Annotation]:
+        _sid(session_id)
         stmt = select(AnnotationRow).where(AnnotationRow.session_id == session_id)
         if node_id is not None:
             stmt = stmt.where(AnnotationRow.node_id == node_id)
@@ -322,6 +323,7 @@ class Store:
         return self._transact(work)
 
     def auto_labels(self, session_id: int) -> list[AutoLabel]:
+        _sid(session_id)
         with self.read() as s:
             stmt = select(AutoLabelRow).where(AutoLabelRow.session_id == session_id)
             rows = s.scalars(stmt.order_by(AutoLabelRow.id))
@@ -329,6 +331,7 @@ class Store:
 
     # -- the action log ------------------------------------------------------------------------
     def actions(self, session_id: int, annotator: str | None = None) -> list[Action]:
+        _sid(session_id)
         stmt = select(ActionRow).where(ActionRow.session_id == session_id)
         if annotator is not None:
             stmt = stmt.where(ActionRow.annotator == annotator)
@@ -493,7 +496,7 @@ def _node_key(session_id: int, node_id: str) -> list[Any]:
 
 
 def _node_row(s: Session, session_id: int, node_id: str) -> NodeRow:
-    row = s.get(NodeRow, (session_id, node_id))
+    row = s.get(NodeRow, (_sid(session_id), node_id))
     if row is None:
         raise NotFoundError(f"no node {node_id!r} in session {session_id}")
     return row
