@@ -262,9 +262,11 @@ class Store:
     # -- annotations ---------------------------------------------------------------------------
     def rate(self, session_id: int, node_id: str, annotator: str, rating: int, *, unsure: bool = False,
              note: str = "", seconds: float | None = None, action_id: str | None = None,
-             expected_version: int | None = None) -> Annotation:
+             expected_version: int | None = None, live_session: bool = False) -> Annotation:
         """Set `annotator`'s rating of a node. `expected_version` is the version of that annotator's rating the
-        caller saw (0: none yet); a stale one raises ConflictError."""
+        caller saw (0: none yet); a stale one raises ConflictError. `live_session` also refuses a deleted session,
+        inside the same transaction: the web's rate touches the session row, the node, the annotation and the log,
+        never the whole tree."""
         _check_rating(rating)
         if not annotator or not annotator.strip():
             raise ValueError("an annotator name is needed")
@@ -273,6 +275,8 @@ class Store:
                   "seconds": seconds}
 
         def work(s: Session) -> Logged:
+            if live_session:
+                _live_session(s, session_id)
             _node_row(s, session_id, node_id)
             before, row = _put_annotation(s, session_id, node_id, annotator, values, expected_version)
             entry = _entry(session_id, node_id, annotator, "rate", {"before": before, "after": values})
@@ -482,6 +486,15 @@ def _must_exist(url: str) -> None:
         path = Path(parsed.database).expanduser()
         if not path.is_file():
             raise NotFoundError(f"no database at {path} (check --db; a command that only reads does not create one)")
+
+
+def _live_session(s: Session, session_id: int) -> None:
+    """The session exists and is not deleted (one indexed read of one column)."""
+    deleted = s.scalar(select(SessionRow.deleted).where(SessionRow.id == _sid(session_id)))
+    if deleted is None:
+        raise NotFoundError(f"no session {session_id}")
+    if deleted:
+        raise StorageError(f"session {session_id} is deleted: restore it before changing it")
 
 
 def _session_row(s: Session, session_id: int) -> SessionRow:

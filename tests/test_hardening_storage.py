@@ -171,3 +171,24 @@ def test_a_failed_export_keeps_the_previous_pair(tmp_path):
     with pytest.raises(OSError):
         write_export([], "sft", out)
     assert out.read_bytes() == before[0]
+
+
+# -- annotators at speed: a rating touches the rows it needs ---------------------------------------------
+def test_a_rating_reads_no_node_but_the_rated_one(store):
+    t = tree()
+    for i in range(40):
+        t.add_child("0", Step(f"step {i}", factor="compute"))
+    sid = store.create_session(t)
+    statements = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(store.engine, "before_cursor_execute", listener)
+    try:
+        store.rate(sid, "0.3", "alice", 1, live_session=True)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", listener)
+    node_reads = [q for q in statements if "FROM nodes" in q]
+    assert len(node_reads) == 1 and "nodes.node_id =" in node_reads[0], node_reads
+    assert len(statements) <= 8, statements
+    store.delete_session(sid, "alice")
+    with pytest.raises(StorageError, match="is deleted"):
+        store.rate(sid, "0.4", "alice", 1, live_session=True)
