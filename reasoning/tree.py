@@ -14,7 +14,7 @@ from .types import Problem, State, Step
 ROOT = "0"
 ORIGINS = ("root", "generated", "edited", "human", "imported")
 
-# Every node carries these attributes (DESIGN.md section 2); storage and export rely on the names.
+# Every node carries these attributes (ARCHITECTURE.md, "Contracts", node attributes); storage and export rely on the names.
 NODE_DEFAULTS: dict[str, Any] = {
     "parent": None,
     "depth": 0,

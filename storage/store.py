@@ -238,13 +238,19 @@ class Store:
         return self._action(action_id, work, (session_id, node_ids[0] if node_ids else None, annotator, kind))["nodes"]
 
     def prune(self, session_id: int, node_id: str, annotator: str, *, pruned: bool = True,
-              action_id: str | None = None, expected_version: int | None = None) -> NodeState:
-        """Prune (or, with pruned=False, unprune) a node; ConflictError when `expected_version` is stale."""
+              action_id: str | None = None, expected_version: int | None = None, live_session: bool = False,
+              if_unpruned: bool = False) -> NodeState:
+        """Prune (or, with pruned=False, unprune) a node; ConflictError when `expected_version` is stale.
+        `live_session` refuses a deleted session and `if_unpruned` a node already pruned, in the same transaction."""
         if node_id == ROOT:
             raise ValueError("the root cannot be pruned")
 
         def work(s: Session) -> Logged:
+            if live_session:
+                _live_session(s, session_id)
             row = _node_row(s, session_id, node_id)
+            if if_unpruned and pruned and row.pruned:
+                raise StorageError(f"node {node_id} is already pruned")
             before = row.pruned
             key = _node_key(session_id, node_id)
             version = _bump(s, NodeRow, key, expected_version, {"pruned": pruned}, row.version)

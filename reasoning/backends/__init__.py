@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..factors import Catalog, load_catalog
+from ..manifest import DEMO_GENERATOR_DIR, DEMO_PRM_DIR, REPO_ROOT
 from .generator import TransformersGenerator, top_p_filter
 from .loading import (
     ModelLoadError,
@@ -22,9 +23,6 @@ from .prm import ADAPTERS, PRMAdapter
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEMO_GENERATOR_DIR = REPO_ROOT / "models" / "demo-generator"
-DEMO_PRM_DIR = REPO_ROOT / "models" / "demo-prm"
 PRM_CONFIG = "prm_config.json"
 # How an architecture name (its suffix) tells which adapter reads a PRM without a prm_config.json.
 ARCHITECTURE_ADAPTERS = {"ForTokenClassification": "token-classification", "ForProcessRewardModel": "qwen-prm"}
