@@ -117,3 +117,20 @@ def test_repeated_wrong_passwords_lock_the_user_and_the_address_out(login_app):
     assert locked.status_code == 429 and "too many failed logins" in locked.json()["detail"]
     assert int(locked.headers["retry-after"]) > 0
     assert login(login_app, "bob", "bob-pw").status_code == 429  # the guessing address is locked out too
+
+
+# -- served paths: Gradio's file routes give nothing outside what the app serves -----------------------------
+def test_file_routes_serve_neither_the_database_nor_models_nor_system_files(api, tmp_path):
+    from reasoning.backends import DEMO_GENERATOR_DIR
+
+    client, store, _ = api
+    secret = tmp_path / "auth.txt"
+    secret.write_text("alice:secret\n")
+    targets = [store.url.split("sqlite:///", 1)[1], str(secret), "/etc/passwd",
+               str(DEMO_GENERATOR_DIR / "model.safetensors"), str(DEMO_GENERATOR_DIR / "config.json")]
+    base = client.src.rstrip("/")
+    for target in targets:
+        for route in (f"/gradio_api/file={target}", f"/file={target}", f"/gradio_api/file={target.lstrip('/')}"):
+            r = httpx.get(base + route, timeout=30)
+            assert r.status_code in (400, 403, 404), (route, r.status_code)
+            assert b"alice:secret" not in r.content and b"root:" not in r.content
