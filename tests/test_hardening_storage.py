@@ -192,3 +192,34 @@ def test_a_rating_reads_no_node_but_the_rated_one(store):
     store.delete_session(sid, "alice")
     with pytest.raises(StorageError, match="is deleted"):
         store.rate(sid, "0.4", "alice", 1, live_session=True)
+
+
+def test_the_web_rate_and_prune_read_only_the_node_they_change(store):
+    from ui.service import Explorer
+    from ui.validate import UserError
+
+    engine = Explorer(None, None, store)  # rating and pruning use no model
+    t = tree()
+    for i in range(40):
+        t.add_child("0", Step(f"step {i}", factor="compute"))
+    sid = store.create_session(t)
+    statements = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(store.engine, "before_cursor_execute", listener)
+    try:
+        engine.rate(sid, "0.3", 1, annotator="alice")
+        engine.prune(sid, "0.4", annotator="alice")
+    finally:
+        event.remove(store.engine, "before_cursor_execute", listener)
+    node_reads = [q for q in statements if "FROM nodes" in q]
+    assert node_reads and all("nodes.node_id =" in q for q in node_reads), node_reads  # no whole-tree load
+    assert [a.node_id for a in store.annotations(sid)] == ["0.3"] and store.load_tree(sid).node("0.4")["pruned"]
+    with pytest.raises(UserError, match="no node 0.99 in this session's tree"):
+        engine.rate(sid, "0.99", 1, annotator="alice")
+    with pytest.raises(UserError, match="session 999 not found"):
+        engine.rate(999, "0.1", 1, annotator="alice")
+    with pytest.raises(StorageError, match="node 0.4 is already pruned"):
+        engine.prune(sid, "0.4", annotator="alice")
+    engine.delete(sid, annotator="alice")
+    with pytest.raises(StorageError, match="is deleted"):
+        engine.rate(sid, "0.5", 1, annotator="alice")
