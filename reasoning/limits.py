@@ -62,6 +62,15 @@ def check_encodable(value: str, what: str) -> str:
     return value
 
 
+def model_text(text: str) -> str:
+    """Model output under the same rule, repaired instead of refused: a NUL or a lone surrogate becomes U+FFFD.
+    A byte-level tokenizer can decode a sampled token to a NUL byte; that must not fail the search that sampled it,
+    and what is stored is then the same on both databases."""
+    if "\x00" not in text and text.isascii():
+        return text
+    return _SURROGATE.sub("\ufffd", text.replace("\x00", "\ufffd"))
+
+
 def check_int(value: object, what: str, lo: int, hi: int) -> int:
     """An integer (not a bool) in [lo, hi], else ValueError naming `what`."""
     if isinstance(value, bool) or not isinstance(value, int):

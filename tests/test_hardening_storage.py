@@ -147,8 +147,8 @@ def test_search_depth_is_capped_where_node_ids_still_fit():
     from reasoning.search import SearchConfig
 
     SearchConfig(max_depth=MAX_DEPTH)
-    with pytest.raises(ValueError, match="max_depth"):
-        SearchConfig(max_depth=MAX_DEPTH + 1)
+    with pytest.raises(ValueError, match="max.depth"):
+        SearchConfig(max_depth=MAX_DEPTH + 1)  # "max depth must be between 1 and 150"
     assert len("0" + ".9" * MAX_DEPTH) < 400  # a path of single-digit children fits the node id column
 
 
@@ -223,3 +223,11 @@ def test_the_web_rate_and_prune_read_only_the_node_they_change(store):
     engine.delete(sid, annotator="alice")
     with pytest.raises(StorageError, match="is deleted"):
         engine.rate(sid, "0.5", 1, annotator="alice")
+
+
+def test_model_output_is_repaired_not_refused():
+    from reasoning.limits import check_encodable, model_text
+
+    assert model_text("plain") == "plain"
+    fixed = model_text("a\x00b\ud800c é")
+    assert fixed == "a\ufffdb\ufffdc é" and check_encodable(fixed, "step") == fixed

@@ -34,7 +34,7 @@ def need(ok: bool, message: str) -> None:
 def session_id(value: Any) -> int:
     """A session id: an integer from 1 to 2^31-1 (the UI sends it as text). Larger ones cannot exist in either
     database, so they are refused here rather than overflowing a database integer."""
-    bad = f"session id must be an integer between 1 and {MAX_DB_INT}, got {str(value)[:40]!r}"
+    bad = f"session id must be a positive integer (at most {MAX_DB_INT}), got {str(value)[:40]!r}"
     if isinstance(value, bool):
         raise UserError(bad)
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 
 from ..aggregation import aggregate
 from ..factors import Catalog, ThoughtFactor
+from ..limits import model_text
 from ..protocols import Domain, Generator, Scorer
 from ..tree import ReasoningTree, samples
 from .config import SearchConfig, SearchEvent, SearchResult
@@ -110,7 +111,7 @@ class SearchContext:
             seed = self.rng.randrange(2**31)
             steps = self.generator.propose(state, factor, count, temperature=temperature, seed=seed)
             for step in steps[:count]:
-                step = self.domain.observe(state, step.with_(factor=factor.name))
+                step = self.domain.observe(state, step.with_(factor=factor.name, text=model_text(step.text)))
                 self.tokens += step.tokens
                 twin = siblings.get((factor.name, step.text))
                 if twin is not None:  # the same step again: one more sample of the existing node, no new node
