@@ -48,10 +48,13 @@ class CommandError(Exception):
 
 
 def build_parser(commands: Collection[str] = COMMANDS) -> argparse.ArgumentParser:
-    """The parser of every command; only those in `commands` get their arguments, which imports their modules."""
-    parser = argparse.ArgumentParser(prog="app.py", description=__doc__.splitlines()[0])
+    """The parser of every command; only those in `commands` get their arguments, which imports their modules.
+    argparse errors come out in one line, for every subcommand too (cli/parser.py)."""
+    from cli.parser import OneLineArgumentParser
+
+    parser = OneLineArgumentParser(prog="app.py", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineArgumentParser)
     for name, (help_text, module, add, run) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name not in commands:

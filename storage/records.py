@@ -22,6 +22,10 @@ class NotFoundError(StorageError, LookupError):
     """No such session, node or action."""
 
 
+class TextRuleError(StorageError, ValueError):
+    """Text the databases cannot store alike (a NUL, a lone surrogate): refused on SQLite and PostgreSQL both."""
+
+
 class ImportFormatError(StorageError, ValueError):
     """An import record that cannot be read; the message names the file, the line and the field."""
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from ..aggregation import aggregate
 from ..factors import Catalog, ThoughtFactor
+from ..limits import model_text
 from ..protocols import Domain, Generator, OutcomeScorer, Scorer, propose_batch, score_last
 from ..tree import ReasoningTree, samples
 from ..types import ExpansionRequest, State, Step
@@ -171,7 +172,7 @@ class SearchContext:
             for k in self.tree.children(nid, include_pruned=True):
                 siblings[(self.tree.node(k)["factor"], self.tree.node(k)["text"])] = k
         for raw in steps[: request.n]:
-            step = self.domain.observe(state, raw.with_(factor=factor.name))
+            step = self.domain.observe(state, raw.with_(factor=factor.name, text=model_text(raw.text)))
             self.tokens += step.tokens
             twin = siblings.get((factor.name, step.text))
             if twin is not None:  # the same step again: one more sample of the existing node, no new node
