@@ -7,8 +7,9 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+from reasoning.limits import MAX_DEPTH, MAX_PROBLEM_CHARS, MAX_STEP_CHARS, TextError, check_text
 from reasoning.problems import ProblemFormatError, jsonl_records, problem_from_record
 from reasoning.tree import ROOT, ReasoningTree
 from reasoning.types import Problem, Step
@@ -19,7 +20,7 @@ Record = tuple[str, Any]  # (where: "file:line", parsed JSON value)
 
 
 # -- reading files ---------------------------------------------------------------------------------
-MAX_IMPORT_DEPTH = 150  # node ids stay short enough to address and exports stay linear in practice
+MAX_IMPORT_DEPTH = MAX_DEPTH  # node ids stay short enough to address and exports stay linear in practice
 
 
 def read_records(path: str | Path) -> Iterator[Record]:
@@ -45,8 +46,12 @@ def _parquet_records(path: Path) -> Iterator[Record]:
 # -- checking fields ---------------------------------------------------------------------------------
 def _need(ok: bool, where: str, name: str, what: str, got: Any = ...) -> None:
     if not ok:
-        tail = "" if got is ... else f", got {json.dumps(got)[:60]}"
-        raise ImportFormatError(f"{where}: field '{name}' {what}{tail}")
+        _fail(where, name, what, got)
+
+
+def _fail(where: str, name: str, what: str, got: Any = ...) -> NoReturn:
+    tail = "" if got is ... else f", got {json.dumps(got)[:60]}"
+    raise ImportFormatError(f"{where}: field '{name}' {what}{tail}")
 
 
 def _obj(rec: Any, where: str, name: str = "record") -> dict[str, Any]:
@@ -78,7 +83,16 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
 def _strings(value: list[Any], where: str, name: str) -> list[str]:
     for i, s in enumerate(value):
         _need(isinstance(s, str), where, f"{name}[{i}]", "must be a string", s)
+        _text(s, where, f"{name}[{i}]")
     return value
+
+
+def _text(value: str, where: str, name: str, limit: int = MAX_STEP_CHARS) -> str:
+    """The shared text rule (reasoning.limits) on one imported string: the error names the line and the field."""
+    try:
+        return check_text(value, f"field '{name}'", limit, allow_empty=True)
+    except TextError as exc:
+        raise ImportFormatError(f"{where}: {exc}") from None
 
 
 def _rating(value: Any, where: str, name: str) -> int | None:
@@ -174,7 +188,7 @@ class ImportBatch:
 # -- PRM800K ---------------------------------------------------------------------------------------------
 def _prm800k_completion(b: TreeBuilder, parent: str, c: Any, where: str, name: str, human: bool) -> dict[str, Any]:
     c = _obj(c, where, name)
-    text = _get(c, "text", where, str, f"{name}.text")
+    text = _text(_get(c, "text", where, str, f"{name}.text"), where, f"{name}.text")
     rating = _rating(c.get("rating"), where, f"{name}.rating")
     extra = {k: v for k, v in c.items() if k not in ("text", "rating")}
     meta = {"source": "human"} if human else None
@@ -194,7 +208,7 @@ def _prm800k_step(b: TreeBuilder, parent: str, st: Any, where: str, name: str) -
     chosen = _get(st, "chosen_completion", where, int, f"{name}.chosen_completion", optional=True)
     _need(chosen is None or 0 <= chosen < len(entries or []), where, f"{name}.chosen_completion",
           f"must index one of the {len(entries or [])} completions", chosen)
-    nxt = entries[chosen]["node"] if chosen is not None else human_entry["node"] if human_entry else None
+    nxt = entries[chosen]["node"] if chosen is not None and entries else human_entry["node"] if human_entry else None
     return {"completions": entries, "human": human_entry, "chosen": chosen}, nxt
 
 
@@ -204,13 +218,15 @@ def read_prm800k(records: Iterable[Record]) -> ImportBatch:
     for where, rec in records:
         rec = _obj(rec, where)
         q = _obj(_get(rec, "question", where, dict), where, "question")
-        b = builders.get_for(_problem(_get(q, "problem", where, str, "question.problem"),
-                                      q.get("ground_truth_answer")), where)
+        text = _text(_get(q, "problem", where, str, "question.problem"), where, "question.problem", MAX_PROBLEM_CHARS)
+        b = builders.get_for(_problem(text, q.get("ground_truth_answer")), where)
         label = _get(rec, "label", where, dict)
         steps = _get(label, "steps", where, list, "label.steps")
-        trace, parent = [], ROOT
+        trace: list[dict[str, Any]] = []
+        parent: str | None = ROOT
         for i, st in enumerate(steps):
-            _need(parent is not None, where, f"label.steps[{i}]", "follows a step with no chosen or human completion")
+            if parent is None:
+                _fail(where, f"label.steps[{i}]", "follows a step with no chosen or human completion")
             entry, parent = _prm800k_step(b, parent, st, where, f"label.steps[{i}]")
             trace.append(entry)
         record = json.loads(json.dumps(rec))
@@ -225,7 +241,7 @@ def read_trl(records: Iterable[Record]) -> ImportBatch:
     builders = Builders()
     for where, rec in records:
         rec = _obj(rec, where)
-        prompt = _get(rec, "prompt", where, str)
+        prompt = _text(_get(rec, "prompt", where, str), where, "prompt", MAX_PROBLEM_CHARS)
         steps = _strings(_get(rec, "completions", where, list), where, "completions")
         labels = _get(rec, "labels", where, list)
         _need(len(labels) == len(steps), where, "labels", f"must have one label per completion ({len(steps)})",
@@ -241,11 +257,11 @@ def read_processbench(records: Iterable[Record]) -> ImportBatch:
     builders = Builders()
     for where, rec in records:
         rec = _obj(rec, where)
-        text = _get(rec, "problem", where, str)
+        text = _text(_get(rec, "problem", where, str), where, "problem", MAX_PROBLEM_CHARS)
         steps = _strings(_get(rec, "steps", where, list), where, "steps")
         label = _get(rec, "label", where, int)
         _need(-1 <= label < len(steps), where, "label", f"must be -1 or a step index below {len(steps)}", label)
-        ratings = [1] * len(steps) if label == -1 else [1] * label + [-1] + [None] * (len(steps) - label - 1)
+        ratings: list[int | None] = [1] * len(steps) if label == -1 else [1] * label + [-1] + [None] * (len(steps) - label - 1)
         last = {"source": "processbench", "id": rec.get("id")}
         if "final_answer_correct" in rec:
             last["correct"] = bool(rec["final_answer_correct"])
@@ -263,7 +279,8 @@ def _solution_steps(sol: dict[str, Any], where: str, name: str) -> list[str]:
     if "steps" in sol:
         steps = _strings(_get(sol, "steps", where, list, f"{name}.steps"), where, f"{name}.steps")
     else:
-        steps = split_steps(_get(sol, "text", where, str, f"{name}.text (or {name}.steps)"))
+        steps = [_text(t, where, f"{name}.text") for t in
+                 split_steps(_get(sol, "text", where, str, f"{name}.text (or {name}.steps)"))]
     _need(bool(steps), where, name, "has no steps")
     return steps
 
@@ -297,7 +314,7 @@ def read_problem_set(records: Iterable[Record]) -> ImportBatch:
     for where, rec in records:
         p = _record_problem(rec, where)
         if "question" in rec and "####" in str(rec.get("answer", "")):  # GSM8K: the gold answer follows ####
-            p = Problem(p.id, p.text, p.answer.rsplit("####", 1)[1].strip(), p.domain,
+            p = Problem(p.id, p.text, str(rec["answer"]).rsplit("####", 1)[1].strip(), p.domain,
                         {"solution": rec["answer"]})
         _need(problems.get(p.id, p) == p, where, "id", f"{p.id!r} names another problem earlier in the file")
         problems[p.id] = p

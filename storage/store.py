@@ -4,15 +4,19 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
-from typing import Any, TypeVar
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import CursorResult, func, insert, or_, select, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from reasoning.limits import MAX_DB_INT, TextError, check_encodable
 from reasoning.tree import NODE_DEFAULTS, ROOT, ReasoningTree
 from reasoning.types import Problem
 
@@ -29,6 +33,7 @@ from .records import (
     NotFoundError,
     SessionInfo,
     StorageError,
+    TextRuleError,
 )
 
 T = TypeVar("T")
@@ -40,6 +45,7 @@ STATS_FIELDS = ("prior", "visits", "value_sum", "score", "value", "terminal", "a
                 "factor_prior", "provenance", "meta")
 ADD_KINDS = ("edit", "human_step", "expand")
 ATTEMPTS = 5
+CHUNK = 2000  # ids per IN (...) lookup and rows per executemany batch in bulk imports
 
 
 class _Race(Exception):
@@ -57,8 +63,12 @@ def _jsonable(obj: Any) -> Any:
 class Store:
     """Sessions, trees, annotations, auto labels and the action log in SQLite (default) or PostgreSQL."""
 
-    def __init__(self, url: str | None = None, *, migrate: bool = True):
+    def __init__(self, url: str | None = None, *, migrate: bool = True, create: bool = True):
+        """`create=False` (commands that only read) refuses a SQLite file that does not exist instead of making an
+        empty database (and its folder) where a mistyped `--db` points."""
         self.url = normalize_url(url or default_url())
+        if not create:
+            _must_exist(self.url)
         self.engine = make_engine(self.url)
         if migrate:
             upgrade(self.engine)
@@ -112,6 +122,8 @@ class Store:
             done = s.scalar(select(ActionRow).where(ActionRow.action_id == aid))
             if done is not None:
                 _same_action(done, scope)
+                if done.result is None:
+                    raise ConflictError(f"action {aid} was logged without its result; it cannot be retried")
                 return done.result
             result, entry = work(s)
             if entry is not None:
@@ -140,6 +152,20 @@ class Store:
 
         return self._transact(work)
 
+    def create_sessions(self, sessions: list[dict[str, Any]], *, then: Callable[[], None] | None = None) -> list[int]:
+        """Store many sessions (each the keyword arguments of `create_session`) in ONE transaction; `then` runs
+        inside it after the inserts, so a failure there (writing the run's results file, say) stores none of them."""
+
+        def work(s: Session) -> list[int]:
+            ids = [_insert_session(s, kw["tree"], name=kw.get("name", ""), config=_jsonable(kw.get("config")),
+                                   provenance=kw.get("provenance"), catalog=_jsonable(kw.get("catalog")),
+                                   meta=kw.get("meta")) for kw in sessions]
+            if then is not None:
+                then()
+            return ids
+
+        return self._transact(work)
+
     def session(self, session_id: int) -> SessionInfo:
         with self.read() as s:
             return _session_info(s, _session_row(s, session_id))
@@ -150,13 +176,15 @@ class Store:
         if not include_deleted:
             stmt = stmt.where(SessionRow.deleted.is_(False))
         if query:
-            pattern = f"%{query.lower()}%"
-            stmt = stmt.where(or_(func.lower(SessionRow.name).like(pattern), func.lower(ProblemRow.text).like(pattern)))
+            pattern = f"%{_like_literal(query.lower())}%"
+            stmt = stmt.where(or_(func.lower(SessionRow.name).like(pattern, escape="\\"),
+                                  func.lower(ProblemRow.text).like(pattern, escape="\\")))
         with self.read() as s:
             return [_session_info(s, row) for row in s.scalars(stmt)]
 
     def rename_session(self, session_id: int, name: str, annotator: str, *, action_id: str | None = None,
                        expected_version: int | None = None) -> SessionInfo:
+        _clean(name, "session name")
         return self._session_change(session_id, annotator, "rename", {"name": name}, action_id, expected_version)
 
     def delete_session(self, session_id: int, annotator: str, *, action_id: str | None = None,
@@ -212,13 +240,19 @@ class Store:
         return self._action(action_id, work, (session_id, node_ids[0] if node_ids else None, annotator, kind))["nodes"]
 
     def prune(self, session_id: int, node_id: str, annotator: str, *, pruned: bool = True,
-              action_id: str | None = None, expected_version: int | None = None) -> NodeState:
-        """Prune (or, with pruned=False, unprune) a node; ConflictError when `expected_version` is stale."""
+              action_id: str | None = None, expected_version: int | None = None, live_session: bool = False,
+              if_unpruned: bool = False) -> NodeState:
+        """Prune (or, with pruned=False, unprune) a node; ConflictError when `expected_version` is stale.
+        `live_session` refuses a deleted session and `if_unpruned` a node already pruned, in the same transaction."""
         if node_id == ROOT:
             raise ValueError("the root cannot be pruned")
 
         def work(s: Session) -> Logged:
+            if live_session:
+                _live_session(s, session_id)
             row = _node_row(s, session_id, node_id)
+            if if_unpruned and pruned and row.pruned:
+                raise StorageError(f"node {node_id} is already pruned")
             before = row.pruned
             key = _node_key(session_id, node_id)
             version = _bump(s, NodeRow, key, expected_version, {"pruned": pruned}, row.version)
@@ -236,17 +270,24 @@ class Store:
     # -- annotations ---------------------------------------------------------------------------
     def rate(self, session_id: int, node_id: str, annotator: str, rating: int, *, unsure: bool = False,
              note: str = "", seconds: float | None = None, action_id: str | None = None,
-             expected_version: int | None = None) -> Annotation:
+             expected_version: int | None = None, live_session: bool = False) -> Annotation:
         """Set `annotator`'s rating of a node. `expected_version` is the version of that annotator's rating the
-        caller saw (0: none yet); a stale one raises ConflictError."""
+        caller saw (0: none yet); a stale one raises ConflictError. `live_session` also refuses a deleted session,
+        inside the same transaction: the web's rate touches the session row, the node, the annotation and the log,
+        never the whole tree."""
         _check_rating(rating)
         if not annotator or not annotator.strip():
             raise ValueError("an annotator name is needed")
-        values = {"rating": int(rating), "unsure": bool(unsure), "note": note or "", "seconds": seconds}
+        _clean(annotator, "annotator name")
+        values = {"rating": int(rating), "unsure": bool(unsure), "note": _clean(note or "", "note"),
+                  "seconds": seconds}
 
         def work(s: Session) -> Logged:
+            if live_session:
+                _live_session(s, session_id)
             _node_row(s, session_id, node_id)
             before, row = _put_annotation(s, session_id, node_id, annotator, values, expected_version)
+            assert row is not None  # values were given, so the annotation is stored
             entry = _entry(session_id, node_id, annotator, "rate", {"before": before, "after": values})
             return _annotation(row).to_json(), entry
 
@@ -266,6 +307,7 @@ class Store:
                 _node_row(s, session_id, nid)
                 values = {"rating": int(rating), "unsure": False, "note": "", "seconds": None}
                 before, row = _put_annotation(s, session_id, nid, annotator, values, None)
+                assert row is not None  # values were given, so the annotation is stored
                 changes.append({"node_id": nid, "before": before})
                 out.append(_annotation(row).to_json())
             first = next(iter(ratings), None)
@@ -275,6 +317,7 @@ class Store:
         return [Annotation.from_json(a) for a in done["annotations"]]
 
     def annotations(self, session_id: int, node_id: str | None = None) -> list[Annotation]:
+        _sid(session_id)
         stmt = select(AnnotationRow).where(AnnotationRow.session_id == session_id)
         if node_id is not None:
             stmt = stmt.where(AnnotationRow.node_id == node_id)
@@ -294,6 +337,7 @@ class Store:
         return self._transact(work)
 
     def auto_labels(self, session_id: int) -> list[AutoLabel]:
+        _sid(session_id)
         with self.read() as s:
             stmt = select(AutoLabelRow).where(AutoLabelRow.session_id == session_id)
             rows = s.scalars(stmt.order_by(AutoLabelRow.id))
@@ -301,6 +345,7 @@ class Store:
 
     # -- the action log ------------------------------------------------------------------------
     def actions(self, session_id: int, annotator: str | None = None) -> list[Action]:
+        _sid(session_id)
         stmt = select(ActionRow).where(ActionRow.session_id == session_id)
         if annotator is not None:
             stmt = stmt.where(ActionRow.annotator == annotator)
@@ -334,7 +379,7 @@ class Store:
     def labeled_trees(self, session_ids: Iterable[int] | None = None,
                       include_deleted: bool = False) -> list[LabeledTree]:
         """Trees with their annotations and auto labels, the input of every export."""
-        ids = list(session_ids) if session_ids is not None else None
+        ids = [_sid(i) for i in session_ids] if session_ids is not None else None
         stmt = select(SessionRow).order_by(SessionRow.id)
         if ids is not None:
             stmt = stmt.where(SessionRow.id.in_(ids))
@@ -352,8 +397,7 @@ class Store:
         """Store imported problems and labeled trees in ONE transaction: all of them or, on any error, none."""
 
         def work(s: Session) -> list[int]:
-            for p in problems:
-                _put_problem(s, p)
+            _put_problems(s, problems)  # in bulk: a few statements per thousand problems, not several per problem
             ids = [_insert_labeled(s, lt, annotator, source) for lt in trees]
             s.add(ActionRow(action_id=_new_action_id(), session_id=None, annotator=annotator, kind="import",
                             payload={"source": source, "sessions": ids, "problems": [p.id for p in problems]},
@@ -367,7 +411,7 @@ class Store:
         models = {"problems": ProblemRow, "sessions": SessionRow, "nodes": NodeRow, "annotations": AnnotationRow,
                   "auto_labels": AutoLabelRow, "actions": ActionRow}
         with self.read() as s:
-            return {name: s.scalar(select(func.count()).select_from(m)) for name, m in models.items()}
+            return {name: s.execute(select(func.count()).select_from(m)).scalar_one() for name, m in models.items()}
 
 
 # -- helpers: rows <-> values ------------------------------------------------------------------
@@ -392,20 +436,79 @@ def _problem(row: ProblemRow) -> Problem:
 
 
 def _put_problem(s: Session, p: Problem) -> None:
-    row = s.get(ProblemRow, p.id)
-    if row is None:
-        s.add(ProblemRow(id=p.id, text=p.text, answer=p.answer, domain=p.domain, meta=p.meta or {}))
-        s.flush()
-        return
-    clash = None not in (row.answer, p.answer) and row.answer != p.answer
-    if (row.text, row.domain) != (p.text, p.domain) or clash:
-        raise StorageError(f"problem id {p.id!r} is already stored with a different text, answer or domain")
-    if row.answer is None and p.answer is not None:
-        row.answer = p.answer
+    _put_problems(s, [p])
+
+
+def _put_problems(s: Session, problems: list[Problem]) -> None:
+    """Store new problems and check known ones (same text and domain; an answer may be added, never changed).
+    Looks ids up CHUNK at a time and inserts with one executemany per chunk: linear, few round trips."""
+    base = utcnow()
+    for start in range(0, len(problems), CHUNK):
+        chunk = problems[start:start + CHUNK]
+        for p in chunk:
+            for value, what in ((p.id, "problem id"), (p.text, "problem text"), (p.answer or "", "problem answer")):
+                _clean(value, what)
+        known: dict[str, Any] = {r.id: r for r in s.execute(select(ProblemRow.id, ProblemRow.text, ProblemRow.answer,
+                                                   ProblemRow.domain).where(ProblemRow.id.in_([p.id for p in chunk])))}
+        new, answers = [], []
+        for i, p in enumerate(chunk, start):
+            row = known.get(p.id)
+            if row is None:  # `created` keeps the file's order (problems() lists by it)
+                new.append({"id": p.id, "text": p.text, "answer": p.answer, "domain": p.domain, "meta": p.meta or None,
+                            "created": base + timedelta(microseconds=i)})
+                known[p.id] = p
+                continue
+            clash = None not in (row.answer, p.answer) and row.answer != p.answer
+            if (row.text, row.domain) != (p.text, p.domain) or clash:
+                raise StorageError(f"problem id {p.id!r} is already stored with a different text, answer or domain")
+            if row.answer is None and p.answer is not None:
+                answers.append({"id": p.id, "answer": p.answer})
+        if new:
+            s.execute(insert(ProblemRow), new)  # Core executemany: no ORM bookkeeping per row
+        if answers:
+            s.execute(update(ProblemRow), answers)
+
+
+def _sid(session_id: int) -> int:
+    """A session id that can exist: 1 to 2^31-1 on both databases (a larger one would overflow SQLite's or
+    PostgreSQL's integer with an opaque driver error)."""
+    if isinstance(session_id, bool) or not isinstance(session_id, int) or not 0 < session_id <= MAX_DB_INT:
+        raise NotFoundError(f"no session {str(session_id)[:40]} (session ids run from 1 to {MAX_DB_INT})")
+    return session_id
+
+
+def _like_literal(text: str) -> str:
+    """`text` as a LIKE pattern matching itself: `%`, `_` and the escape character lose their wildcard meaning."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _clean(text: str, what: str) -> str:
+    """The portability rule at the one place every write passes: no NUL, no lone surrogate (reasoning.limits)."""
+    try:
+        return check_encodable(text, what)
+    except TextError as exc:
+        raise TextRuleError(str(exc)) from None
+
+
+def _must_exist(url: str) -> None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        path = Path(parsed.database).expanduser()
+        if not path.is_file():
+            raise NotFoundError(f"no database at {path} (check --db; a command that only reads does not create one)")
+
+
+def _live_session(s: Session, session_id: int) -> None:
+    """The session exists and is not deleted (one indexed read of one column)."""
+    deleted = s.scalar(select(SessionRow.deleted).where(SessionRow.id == _sid(session_id)))
+    if deleted is None:
+        raise NotFoundError(f"no session {session_id}")
+    if deleted:
+        raise StorageError(f"session {session_id} is deleted: restore it before changing it")
 
 
 def _session_row(s: Session, session_id: int) -> SessionRow:
-    row = s.get(SessionRow, session_id)
+    row = s.get(SessionRow, _sid(session_id))
     if row is None:
         raise NotFoundError(f"no session {session_id}")
     return row
@@ -416,20 +519,26 @@ def _node_key(session_id: int, node_id: str) -> list[Any]:
 
 
 def _node_row(s: Session, session_id: int, node_id: str) -> NodeRow:
-    row = s.get(NodeRow, (session_id, node_id))
+    row = s.get(NodeRow, (_sid(session_id), node_id))
     if row is None:
         raise NotFoundError(f"no node {node_id!r} in session {session_id}")
     return row
 
 
-def _bump(s: Session, model: type, where: list[Any], expected: int | None, values: dict[str, Any],
+Versioned = type[SessionRow] | type[NodeRow] | type[AnnotationRow]
+
+
+def _bump(s: Session, model: Versioned, where: list[Any], expected: int | None, values: dict[str, Any],
           current: int | None = None) -> int:
     """Write `values` to one row and bump its version; ConflictError when the caller's `expected` version is stale."""
     if current is None:
         current = s.scalar(select(model.version).where(*where))
+        if current is None:
+            raise NotFoundError(f"the {model.__tablename__} row to change is gone")
     if expected is not None and expected != current:
         raise ConflictError(f"{model.__tablename__} row changed (version {current}, you had {expected}); reload")
-    moved = s.execute(update(model).where(*where, model.version == current).values(version=current + 1, **values))
+    update_row = update(model).where(*where, model.version == current).values(version=current + 1, **values)
+    moved = cast("CursorResult[Any]", s.execute(update_row))
     if moved.rowcount != 1:  # another transaction committed in between (PostgreSQL, read committed)
         if expected is not None:
             raise ConflictError(f"{model.__tablename__} row changed while writing; reload")
@@ -438,14 +547,17 @@ def _bump(s: Session, model: type, where: list[Any], expected: int | None, value
 
 
 def _session_info(s: Session, row: SessionRow) -> SessionInfo:
-    nodes = s.scalar(select(func.count()).select_from(NodeRow).where(NodeRow.session_id == row.id))
-    notes = s.scalar(select(func.count()).select_from(AnnotationRow).where(AnnotationRow.session_id == row.id))
+    nodes = s.execute(select(func.count()).select_from(NodeRow).where(NodeRow.session_id == row.id)).scalar_one()
+    notes = s.execute(select(func.count()).select_from(AnnotationRow).where(AnnotationRow.session_id == row.id)
+                      ).scalar_one()
     return SessionInfo(row.id, row.name, row.problem_id, row.problem.text, row.deleted, row.version, row.created,
                        row.updated, nodes, notes, row.config, row.provenance, row.catalog)
 
 
-def _node_values(session_id: int, nid: str, attrs: dict[str, Any]) -> dict[str, Any]:
+def _node_values(session_id: int, nid: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
     values = {k: attrs.get(k, NODE_DEFAULTS[k]) for k in NODE_FIELDS}
+    _clean(values["text"] or "", f"the text of step {nid}")
+    _clean(values["answer"] or "", f"the answer of step {nid}")
     return {**values, "session_id": session_id, "node_id": nid, "parent_id": attrs.get("parent"),
             "next_child": attrs.get("next_child", 0), "version": 1}
 
@@ -459,13 +571,18 @@ def _nodes_in_order(tree: ReasoningTree) -> list[str]:
     return sorted(tree.nodes(), key=lambda n: (tree.node(n)["depth"], tree.node(n)["created"]))
 
 
+def _stats(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """The search statistics of a node (the columns a later save may change), read by name."""
+    return {k: attrs[k] for k in STATS_FIELDS}
+
+
 def _upsert_nodes(s: Session, session_id: int, tree: ReasoningTree) -> int:
     _session_row(s, session_id)
     known = dict(s.execute(select(NodeRow.node_id, NodeRow.next_child).where(NodeRow.session_id == session_id)).all())
     order = _nodes_in_order(tree)
     _insert_nodes(s, session_id, tree, [n for n in order if n not in known])
     stats = [{"session_id": session_id, "node_id": n, "next_child": max(known[n], tree.node(n)["next_child"]),
-              **{k: tree.node(n)[k] for k in STATS_FIELDS}} for n in order if n in known]
+              **_stats(tree.node(n))} for n in order if n in known]
     if stats:
         s.execute(update(NodeRow), stats)
     return sum(n not in known for n in order)
@@ -483,7 +600,8 @@ def _sync_next_child(s: Session, session_id: int, tree: ReasoningTree, node_ids:
 def _insert_session(s: Session, tree: ReasoningTree, *, name: str, config: Any, provenance: Any, catalog: Any,
                     meta: dict[str, Any] | None) -> int:
     _put_problem(s, tree.problem)
-    row = SessionRow(name=name, problem_id=tree.problem.id, config=config, provenance=provenance, catalog=catalog,
+    row = SessionRow(name=_clean(name, "session name"), problem_id=tree.problem.id, config=config,
+                     provenance=provenance, catalog=catalog,
                      meta=meta or {})
     s.add(row)
     s.flush()
@@ -492,7 +610,7 @@ def _insert_session(s: Session, tree: ReasoningTree, *, name: str, config: Any, 
     return row.id
 
 
-def _tree(problem: ProblemRow, nodes: list[NodeRow]) -> ReasoningTree:
+def _tree(problem: ProblemRow, nodes: Sequence[NodeRow]) -> ReasoningTree:
     out = []
     for n in nodes:
         attrs = {k: getattr(n, k) for k in NODE_FIELDS}
@@ -536,7 +654,8 @@ def _put_annotation(s: Session, session_id: int, node_id: str, annotator: str, v
 
 
 def _auto_label(row: AutoLabelRow) -> AutoLabel:
-    return AutoLabel(row.node_id, row.method, row.rollouts, row.successes, row.soft_value, row.hard_label)
+    return AutoLabel(row.node_id, row.method, row.rollouts, row.successes, row.soft_value, row.hard_label,
+                     row.provenance, row.created)
 
 
 def _put_auto_label(s: Session, session_id: int, label: AutoLabel) -> None:
@@ -544,7 +663,7 @@ def _put_auto_label(s: Session, session_id: int, label: AutoLabel) -> None:
     row = s.scalar(select(AutoLabelRow).where(
         AutoLabelRow.session_id == session_id, AutoLabelRow.node_id == label.node_id,
         AutoLabelRow.method == label.method))
-    values = {k: v for k, v in asdict(label).items() if k not in ("node_id", "method")}
+    values = {k: v for k, v in asdict(label).items() if k not in ("node_id", "method", "created")}
     if row is None:
         s.add(AutoLabelRow(session_id=session_id, node_id=label.node_id, method=label.method, **values))
     else:
@@ -575,36 +694,56 @@ def _labeled_tree(s: Session, row: SessionRow) -> LabeledTree:
 def _insert_labeled(s: Session, lt: LabeledTree, annotator: str, source: dict[str, Any]) -> int:
     meta = {**lt.meta, "source": source}
     sid = _insert_session(s, lt.tree, name=lt.name, config=None, provenance={"import": source}, catalog=None, meta=meta)
-    for a in lt.annotations:
-        s.add(AnnotationRow(session_id=sid, node_id=a.node_id, annotator=annotator, rating=a.rating, unsure=a.unsure,
-                            note=a.note, seconds=a.seconds))
-    s.flush()
+    notes = [{"session_id": sid, "node_id": a.node_id, "annotator": annotator, "rating": a.rating,
+              "unsure": a.unsure, "note": _clean(a.note or "", "note"), "seconds": a.seconds} for a in lt.annotations]
+    if notes:
+        s.execute(insert(AnnotationRow), notes)
     for label in lt.auto_labels:
         _put_auto_label(s, sid, label)
     return sid
 
 
 # -- undo: one reverter per action kind ----------------------------------------------------------
+def _session_action(a: ActionRow) -> tuple[int, dict[str, Any]]:
+    """The session and payload of an action on a session (the log allows neither to be missing for those)."""
+    if a.session_id is None or a.payload is None:
+        raise ValueError(f"action {a.action_id} ({a.kind}) names no session to undo")
+    return a.session_id, a.payload
+
+
+def _node_action(a: ActionRow) -> tuple[int, str, dict[str, Any]]:
+    """The session, node and payload of an action on one node."""
+    session_id, payload = _session_action(a)
+    if a.node_id is None:
+        raise ValueError(f"action {a.action_id} ({a.kind}) names no node to undo")
+    return session_id, a.node_id, payload
+
+
 def _undo_rate(s: Session, a: ActionRow) -> None:
-    _put_annotation(s, a.session_id, a.node_id, a.annotator, a.payload["before"], None)
+    session_id, node_id, payload = _node_action(a)
+    _put_annotation(s, session_id, node_id, a.annotator, payload["before"], None)
 
 
 def _undo_rate_many(s: Session, a: ActionRow) -> None:
-    for change in reversed(a.payload["changes"]):
-        _put_annotation(s, a.session_id, change["node_id"], a.annotator, change["before"], None)
+    session_id, payload = _session_action(a)
+    for change in reversed(payload["changes"]):
+        _put_annotation(s, session_id, change["node_id"], a.annotator, change["before"], None)
 
 
 def _undo_prune(s: Session, a: ActionRow) -> None:
-    _bump(s, NodeRow, _node_key(a.session_id, a.node_id), None, {"pruned": a.payload["before"]})
+    session_id, node_id, payload = _node_action(a)
+    _bump(s, NodeRow, _node_key(session_id, node_id), None, {"pruned": payload["before"]})
 
 
 def _undo_add(s: Session, a: ActionRow) -> None:
-    for nid in a.payload["nodes"]:
-        _bump(s, NodeRow, _node_key(a.session_id, nid), None, {"pruned": True})
+    session_id, payload = _session_action(a)
+    for nid in payload["nodes"]:
+        _bump(s, NodeRow, _node_key(session_id, nid), None, {"pruned": True})
 
 
 def _undo_session(s: Session, a: ActionRow) -> None:
-    _bump(s, SessionRow, [SessionRow.id == a.session_id], None, a.payload["before"])
+    session_id, payload = _session_action(a)
+    _bump(s, SessionRow, [SessionRow.id == session_id], None, payload["before"])
 
 
 UNDO: dict[str, Callable[[Session, ActionRow], None]] = {

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from transformers import DynamicCache
@@ -85,23 +86,26 @@ class PrefixKVCache:
 def row_entry(cache: DynamicCache, row: int, columns: torch.Tensor, logits: torch.Tensor) -> Entry:
     """Copy one batch row's KV at `columns` (its real, unpadded positions) out of a batched cache."""
     layers = tuple(
-        (layer.keys[row : row + 1].index_select(-2, columns).clone(),
-         layer.values[row : row + 1].index_select(-2, columns).clone())
+        (_tensor(layer, "keys")[row : row + 1].index_select(-2, columns).clone(),
+         _tensor(layer, "values")[row : row + 1].index_select(-2, columns).clone())
         for layer in cache.layers
     )
     return Entry(layers, logits.detach().float().clone())
 
 
-def batched_cache(config, parts: list[tuple[Entry, int, int]], width: int) -> DynamicCache:
+def batched_cache(config, parts: list[tuple[Entry | None, int, int]], width: int) -> DynamicCache:
     """A cache of `width` positions per row from `(entry, length, copies)`: each entry's first `length` positions,
-    left-padded with zeros (masked out by the attention mask) and repeated `copies` times."""
+    left-padded with zeros (masked out by the attention mask) and repeated `copies` times. A row without an entry
+    (fed all its ids in this pass) gets `width` masked zeros."""
     cache = DynamicCache(config=config)
-    n_layers = len(parts[0][0].layers)
-    for li in range(n_layers):
+    some = next((e for e, _, _ in parts if e is not None), None)
+    if some is None:
+        raise ValueError("a batched cache needs at least one cached prefix")
+    for li in range(len(some.layers)):
         keys, values = [], []
         for entry, length, copies in parts:
-            k, v = entry.layers[li]
-            k, v = k[..., :length, :], v[..., :length, :]
+            k, v = (entry or some).layers[li]
+            k, v = k[..., :length, :], v[..., :length, :]  # length 0 for a row without an entry
             pad = width - length
             if pad:
                 k = torch.cat([k.new_zeros((*k.shape[:-2], pad, k.shape[-1])), k], dim=-2)
@@ -110,3 +114,11 @@ def batched_cache(config, parts: list[tuple[Entry, int, int]], width: int) -> Dy
             values.append(v.expand(copies, *v.shape[1:]))
         cache.update(torch.cat(keys).contiguous(), torch.cat(values).contiguous(), li)
     return cache
+
+
+def _tensor(layer: Any, name: str) -> torch.Tensor:
+    """A cache layer's `keys` or `values` (attention layers only: a model whose cache has none is refused)."""
+    t = getattr(layer, name, None)
+    if not isinstance(t, torch.Tensor):
+        raise ValueError(f"{type(layer).__name__} keeps no {name} tensor: the node KV cache needs attention layers")
+    return t

@@ -1,4 +1,4 @@
-"""Process reward model adapters: each reads step scores the way its model family was trained (DESIGN.md §3)."""
+"""Process reward model adapters: each reads step scores the way its model family was trained (ARCHITECTURE.md, "Backends")."""
 from __future__ import annotations
 
 import logging

@@ -89,7 +89,8 @@ def widen_room(ctx: SearchContext, stats: FactorStats, pending: int = 0) -> int:
 def select(ctx: SearchContext, start: str, vl: _Tracker) -> tuple[list[str], str | None, int]:
     """Walk down by PUCT from `start`; returns the path, the factor to expand at its end (None: re-visit a leaf)
     and how many candidates to sample under it."""
-    path, memo, c = ctx.tree.path(start), {}, ctx.config.c_puct
+    path, c = ctx.tree.path(start), ctx.config.c_puct
+    memo: dict[str, bool] = {}
     while True:
         nid = path[-1]
         if ctx.dead(nid):
@@ -124,14 +125,7 @@ def mcts(ctx: SearchContext, start: str) -> Events:
     stalls = 0
     while not ctx.done:
         ctx.iteration += 1
-        vl = _Tracker()
-        leaves: list[tuple[list[str], str | None, int]] = []
-        for _ in range(ctx.config.parallel_leaves):
-            path, factor, n = select(ctx, start, vl)
-            leaves.append((path, factor, n))
-            vl.add(path)
-            if factor is not None:
-                vl.pending[(path[-1], factor)] += n
+        leaves = _select_leaves(ctx, start)
         # every leaf's candidates in ONE generator call, then every new node in ONE PRM call
         jobs = [Job(path[-1], ctx.factor(factor), n) for path, factor, n in leaves if factor]
         done = iter(ctx.expand_many(jobs))
@@ -143,12 +137,30 @@ def mcts(ctx: SearchContext, start: str) -> Events:
         if fresh:
             ctx.score(fresh)
             yield ctx.event("scored", fresh)
-        for (path, _, _), added in zip(leaves, new_by_leaf, strict=True):
-            if added:  # best-of-N per factor: the best candidate is visited, the others wait with their PRM value
-                best = max(added, key=lambda n: (ctx.value(n), -ctx.tree.node(n)["created"]))
-                yield ctx.event("backed_up", ctx.tree.backup(best, ctx.value(best)))
-            elif ctx.dead(path[-1]):
-                yield ctx.event("backed_up", ctx.tree.backup(path[-1], ctx.value(path[-1])))
+        yield from _back_up(ctx, leaves, new_by_leaf)
         stalls = 0 if fresh else stalls + 1
         if (not fresh and ctx.config.widen <= 0 and exhausted(ctx, start, {})) or stalls > ctx.stall_limit:
             break
+
+
+def _select_leaves(ctx: SearchContext, start: str) -> list[tuple[list[str], str | None, int]]:
+    """`parallel_leaves` selections from `start`, each under the virtual loss of the ones before it."""
+    vl = _Tracker()
+    leaves: list[tuple[list[str], str | None, int]] = []
+    for _ in range(ctx.config.parallel_leaves):
+        path, factor, n = select(ctx, start, vl)
+        leaves.append((path, factor, n))
+        vl.add(path)
+        if factor is not None:
+            vl.pending[(path[-1], factor)] += n
+    return leaves
+
+
+def _back_up(ctx: SearchContext, leaves: list[tuple[list[str], str | None, int]],
+             new_by_leaf: list[list[str]]) -> Events:
+    for (path, _, _), added in zip(leaves, new_by_leaf, strict=True):
+        if added:  # best-of-N per factor: the best candidate is visited, the others wait with their PRM value
+            best = max(added, key=lambda n: (ctx.value(n), -ctx.tree.node(n)["created"]))
+            yield ctx.event("backed_up", ctx.tree.backup(best, ctx.value(best)))
+        elif ctx.dead(path[-1]):
+            yield ctx.event("backed_up", ctx.tree.backup(path[-1], ctx.value(path[-1])))

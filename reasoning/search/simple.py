@@ -12,7 +12,7 @@ def greedy(ctx: SearchContext, start: str) -> Events:
     while not ctx.done and not ctx.dead(nid):
         ctx.iteration += 1
         prior = ctx.prior(nid)
-        factor = ctx.factor(max(prior, key=prior.get))
+        factor = ctx.factor(max(prior, key=prior.__getitem__))
         new = ctx.expand(nid, factor, 1, temperatures=[0.0])
         if not new:
             if not _live_twin(ctx):
@@ -45,7 +45,7 @@ def best_of_n(ctx: SearchContext, start: str) -> Events:
     one of them in one call. A step that an earlier solution already wrote is merged into its node (see
     `merge_duplicates`) and the solution goes on from there, so solutions share their common beginnings as a tree.
     With one solution in flight this is the plain sequential best-of-N."""
-    stalls, chains = 0, []
+    stalls, chains = 0, list[_Chain]()
     while True:
         while len(chains) < ctx.config.parallel_leaves and not ctx.done and stalls <= ctx.stall_limit:
             ctx.iteration += 1
@@ -53,13 +53,7 @@ def best_of_n(ctx: SearchContext, start: str) -> Events:
         if not chains:
             break
         stepping = [c for c in chains if not ctx.done and not ctx.dead(c.nid)]
-        jobs = []
-        for c in stepping:
-            ctx.iteration, latest = c.iteration, ctx.iteration
-            job = Job(c.nid, ctx.sample_factor(c.nid), 1, [_temperature(ctx, c.depth)], iteration=c.iteration)
-            jobs.append(ctx.plan(job))
-            ctx.iteration = latest
-        for c, job in zip(stepping, ctx.run(jobs), strict=True):
+        for c, job in zip(stepping, ctx.run(_plan_steps(ctx, stepping)), strict=True):
             yield from _advance_chain(ctx, c, job)
         for c in chains:
             c.ended = c.ended or c not in stepping
@@ -68,14 +62,30 @@ def best_of_n(ctx: SearchContext, start: str) -> Events:
         for c in finished:
             if c.nid == start and not c.merged_first:
                 return  # the generator wrote nothing at the start
-            ctx.iteration, latest = c.iteration, ctx.iteration
-            if c.chain:
-                ctx.score(c.chain)
-                yield ctx.event("scored", c.chain)
-            if c.nid != start:  # (a first step merged into a pruned sibling goes nowhere)
-                yield ctx.event("backed_up", ctx.tree.backup(c.nid, ctx.value(c.nid)))
-            ctx.iteration = latest
+            yield from _close_chain(ctx, c, start)
             stalls = 0 if c.chain else stalls + 1
+
+
+def _plan_steps(ctx: SearchContext, stepping: list[_Chain]) -> list[Job]:
+    """The next step of each solution in flight, as one job each (factor drawn from the prior)."""
+    jobs = []
+    for c in stepping:
+        ctx.iteration, latest = c.iteration, ctx.iteration
+        job = Job(c.nid, ctx.sample_factor(c.nid), 1, [_temperature(ctx, c.depth)], iteration=c.iteration)
+        jobs.append(ctx.plan(job))
+        ctx.iteration = latest
+    return jobs
+
+
+def _close_chain(ctx: SearchContext, c: _Chain, start: str) -> Events:
+    """Score a finished solution's new steps and back its value up."""
+    ctx.iteration, latest = c.iteration, ctx.iteration
+    if c.chain:
+        ctx.score(c.chain)
+        yield ctx.event("scored", c.chain)
+    if c.nid != start:  # (a first step merged into a pruned sibling goes nowhere)
+        yield ctx.event("backed_up", ctx.tree.backup(c.nid, ctx.value(c.nid)))
+    ctx.iteration = latest
 
 
 def _advance_chain(ctx: SearchContext, c: _Chain, job: Job) -> Events:
