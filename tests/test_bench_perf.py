@@ -11,6 +11,7 @@ def test_bench_perf_writes_its_table_and_json_under_the_documented_keys(tmp_path
     out, md = tmp_path / "perf.json", tmp_path / "BENCHMARKS.md"
     md.write_text("# Benchmarks\n\nkept text\n\n<!-- perf:begin -->\nold\n<!-- perf:end -->\n\nafter\n")
     assert app_main(["bench", "--perf", "--limit", "1", "--budget", "4", "--side-problems", "1",
+                     "--sections", "leaves", "kv_cache", "prior", "prm_batch",  # (the vLLM section starts servers)
                      "--json", str(out), "--benchmarks", str(md)]) == 0
     figures = json.loads(out.read_text())
     assert set(figures) >= {"nodes_per_s", "solve_rate", "kv_cache_ratio", "prior_ratio", "prm_batch_ratio"}
