@@ -50,6 +50,7 @@ class PRMAdapter:
             raise ModelLoadError(f"{self.path}: PRM adapter {self.adapter!r} has no option(s) {sorted(unknown)}")
         self.opts = {**self.options, **options}
         self._encode_lock = threading.Lock()  # fast tokenizers may complain when two threads encode at once
+        self._token_memo: dict[tuple[str, bool], tuple[int, ...]] = {}
         self.name = self.path.name
         self._weights = weight_files(self.path)
         self.check_code(cfg, trust_remote_code)
@@ -89,8 +90,16 @@ class PRMAdapter:
         return tid
 
     def tokens(self, text: str, special: bool = False) -> list[int]:
+        """The ids of `text`, memoised: a search scores the same question and steps again on every path that
+        passes through them, and tokenising them each time was a large share of a small PRM's call."""
+        key = (text, special)
         with self._encode_lock:
-            return self.tokenizer.encode(text, add_special_tokens=special)
+            ids = self._token_memo.get(key)
+            if ids is None:
+                if len(self._token_memo) >= 100_000:
+                    self._token_memo.clear()
+                ids = self._token_memo[key] = tuple(self.tokenizer.encode(text, add_special_tokens=special))
+        return list(ids)
 
     def score(self, problem: Problem, paths: Sequence[Sequence[str]]) -> list[list[float]]:
         """One score in [0, 1] per step per path, in right-padded batches of at most `batch_tokens` tokens."""
@@ -148,8 +157,9 @@ class PRMAdapter:
     @staticmethod
     def at(values: torch.Tensor, positions: list[int]) -> list[float]:
         """`values[p]` for each position, NEUTRAL where the position was cut off."""
-        got = values.float().tolist()
-        return [min(1.0, max(0.0, got[p])) if p >= 0 else NEUTRAL for p in positions]
+        kept = [p for p in positions if p >= 0]  # only the positions read leave the tensor (not the whole row)
+        got = iter(values[kept].float().tolist() if kept else [])
+        return [min(1.0, max(0.0, next(got))) if p >= 0 else NEUTRAL for p in positions]
 
     @cached_property
     def _weights_sha256(self) -> dict[str, str]:
