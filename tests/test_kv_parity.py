@@ -201,13 +201,15 @@ def test_in_a_mixed_batch_only_the_missing_nodes_are_prefilled(tiny):
 def test_without_the_node_cache_no_pass_feeds_only_closing_tokens(tiny):
     """Cache off: a finished row's closing tokens ride along while other rows still sample (its prior comes from
     that pass); once nothing samples, no pass is made for them (the prior is read when the child is expanded)."""
+    short = load_generator(tiny.gpt2_tags, max_step_tokens=3, kv_cache_mb=0)
+    shapes = _record_shapes(short)
+    over = tuple(CATALOG.enabled)
+    step = short.propose_batch([ExpansionRequest(STATES["root"], CATALOG.get("compute"), 1, temperature=1.0,
+                                                 seed=1, prior_over=over)])[0][0]
+    assert step.meta["stop"] == "length"  # a step with closing tokens to feed (not one ended by EOS)
+    assert len(shapes) == step.tokens and "next_prior" not in step.meta  # the first pass, then one per token
     gen = load_generator(tiny.gpt2_tags, max_step_tokens=12, kv_cache_mb=0)
     plain = load_generator(tiny.gpt2_tags, max_step_tokens=12, kv_reuse=False)
-    shapes = _record_shapes(gen)
-    over = tuple(CATALOG.enabled)
-    step = gen.propose_batch([ExpansionRequest(STATES["root"], CATALOG.get("compute"), 1, temperature=0.0,
-                                               prior_over=over)])[0][0]
-    assert len(shapes) == step.tokens and "next_prior" not in step.meta  # the first pass, then one per token
     requests = _requests(seed=5, n=4, temperature=1.0)  # (a seed where a row ends its step while others sample)
     got = 0
     for request, steps in zip(requests, gen.propose_batch(requests), strict=True):
