@@ -3,11 +3,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from reasoning.limits import MAX_STEP_TOKENS
 from reasoning.search import SearchConfig
 from reasoning.search.config import ALGORITHMS, BY_NAME, DEFAULT_MAX_BUDGET, SETTINGS, Setting
+
+from .parser import bounded_int
 
 # plain numbers (not imported from reasoning.backends, which loads torch): a test checks they match the backends'
 DEFAULT_KV_CACHE_MB = 256
@@ -41,8 +45,11 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--prm", metavar="DIR|URL",
                    help="local PRM directory, or the URL of a vLLM pooling server (default: the demo PRM)")
     g.add_argument("--prm-adapter", help="PRM adapter (default: read prm_config.json or the model config)")
+    g.add_argument("--orm", metavar="DIR", help="outcome reward model (sequence classification) for "
+                   "--answer-selection orm")
     g.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available)")
-    g.add_argument("--max-step-tokens", type=int, default=64, help="tokens per generated step at most")
+    g.add_argument("--max-step-tokens", type=bounded_int(1, MAX_STEP_TOKENS), default=64,
+                   help=f"tokens per generated step at most (1-{MAX_STEP_TOKENS})")
     g.add_argument("--no-kv-reuse", action="store_true", help="recompute the prefix for every token (no shared cache)")
     g.add_argument("--kv-cache-mb", type=float, default=DEFAULT_KV_CACHE_MB,
                    help="memory for the LRU cache of tree nodes' prefix KV, so a node expanded again skips its "
@@ -151,13 +158,31 @@ def _model_arg(value: str) -> str | Path:
     from reasoning.backends.http import is_url
 
     return value if is_url(value) else Path(value)
+def load_orm_arg(args: argparse.Namespace, config: SearchConfig):
+    """The ORM `--orm` names (None without one); `--answer-selection orm` without `--orm` is refused before loading."""
+    path = getattr(args, "orm", None)
+    if config.answer_selection == "orm" and not path:
+        raise ValueError("--answer-selection orm needs --orm DIR (a sequence-classification reward model)")
+    if not path:
+        return None
+    from reasoning.backends.orm import load_orm
+
+    return load_orm(Path(path), device=args.device, trust_remote_code=args.trust_remote_code)
 
 
 def check_output_path(path: str) -> Path:
-    """Fail before any work when the output file's folder is missing or the path is a folder."""
+    """Fail before any work when the output file's folder is missing, is not writable, or the path is a folder:
+    a run must not spend hours and then fail on its last write."""
     out = Path(path)
     if out.is_dir():
         raise ValueError(f"--out {out} is a directory, not a file")
-    if not out.parent.exists():
+    if not out.parent.is_dir():
         raise ValueError(f"--out folder {out.parent} does not exist")
+    try:  # the same kind of write the result will need: a temporary file beside it
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.", suffix=".probe"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"--out folder {out.parent} is not writable ({exc.strerror})") from None
+    if out.exists() and not os.access(out, os.W_OK):
+        raise ValueError(f"--out {out} exists and is not writable")
     return out

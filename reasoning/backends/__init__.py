@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ..factors import Catalog, load_catalog
 from ..manifest import DEMO_GENERATOR_DIR, DEMO_PRM_DIR, REPO_ROOT
 from .generator import DEFAULT_KV_CACHE_MB, TransformersGenerator, top_p_filter
+from .genprm import GenerativePRM
 from .http import ServerError, is_url
 from .loading import (
     ModelLoadError,
@@ -24,6 +25,8 @@ from .prm import ADAPTERS, DEFAULT_BATCH_TOKENS, PRMAdapter
 
 if TYPE_CHECKING:
     from .openai_server import ServerGenerator, ServerPRM
+
+ADAPTERS.setdefault(GenerativePRM.adapter, GenerativePRM)  # a causal LM that critiques, then gives a verdict
 
 log = logging.getLogger(__name__)
 
