@@ -14,7 +14,7 @@ from playwright.sync_api import Page, sync_playwright  # noqa: E402
 from reasoning.tree import ReasoningTree  # noqa: E402
 from reasoning.types import Problem, Step  # noqa: E402
 from storage import Store  # noqa: E402
-from ui.testing import serve, tiny_or_demo_models  # noqa: E402
+from ui.testing import demo_models, serve  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = "/usr/bin/chromium"
@@ -31,7 +31,7 @@ if not Path(CHROMIUM).exists():
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ui-browser")
-    generator, scorer = tiny_or_demo_models(tmp / "models")
+    generator, scorer = demo_models()
     store = Store(f"sqlite:///{tmp / 'explorer.db'}")
     with serve(generator=generator, scorer=scorer, store=store) as url:
         yield url, store
@@ -271,7 +271,7 @@ def test_switching_algorithm_loads_its_tuned_settings_on_the_demo_models(app, br
     _, store = app
     defaults = recommended_by_algorithm(DEMO_GENERATOR_DIR)  # the demo generator's manifest recommends them
     assert defaults["mcts"]["candidates"] != defaults["beam"].get("candidates", 3)  # else this test shows nothing
-    generator, scorer = tiny_or_demo_models(ARTIFACTS / "models")
+    generator, scorer = demo_models()
     with serve(generator=generator, scorer=scorer, store=store) as url:
         context = browser.new_context(viewport={"width": 1500, "height": 1100})
         page = context.new_page()

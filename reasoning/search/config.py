@@ -56,17 +56,9 @@ class Setting:
                 raise ValueError(f"{self.label} must be true or false, got {_show(value)}")
             return value
         if self.kind == "floats":
-            items = _items(value, self.label)
-            if not items:
-                raise ValueError(f"{self.label} needs at least one value")
-            return tuple(_number(x, self.label, self.lo, hi) for x in items)
+            return _numbers(value, self.label, self.lo, hi)
         if self.kind == "names":
-            if value is None:
-                return None
-            items = _items(value, self.label)
-            if not all(isinstance(x, str) and x.strip() for x in items):
-                raise ValueError(f"{self.label} must be names, got {_show(value)}")
-            return tuple(x.strip() for x in items) or None
+            return _names(value, self.label)
         raise AssertionError(f"unknown setting kind {self.kind}")
 
 
@@ -109,8 +101,10 @@ class SearchConfig:
     beam_width: int = setting(4, "nodes kept per depth by beam search", kind="int", lo=1, hi=256,
                               algorithms=("beam",))
     max_depth: int = setting(12, "steps after which a path is cut", kind="int", lo=1, hi=MAX_DEPTH)
-    parallel_leaves: int = setting(1, "MCTS leaves selected per iteration under virtual loss, scored in one batch",
-                                   kind="int", lo=1, hi=64, algorithms=("mcts",))
+    parallel_leaves: int = setting(
+        1, "in flight per model call: MCTS leaves selected per round under virtual loss (expanded in one generator "
+           "call, scored in one PRM call), best-of-N solutions sampled side by side", kind="int", lo=1, hi=64,
+        algorithms=("mcts", "best_of_n"))
     aggregation: str = setting("min", "how a path's step scores fold into its value: min, prod, last or mean",
                                kind="choice", choices=AGGREGATION_NAMES)
     answer_selection: str = setting("value", "final answer by the best path value, by visits, or by value-weighted "
@@ -235,6 +229,22 @@ def _bounded(value: Any, name: str, lo: float | None, hi: float | None) -> Any:
         hi_s = "" if hi is None else f"{hi:g}"
         raise ValueError(f"{name} must be between {lo_s} and {hi_s}, got {value}")
     return value
+
+
+def _numbers(value: Any, name: str, lo: float | None, hi: float | None) -> tuple[float, ...]:
+    items = _items(value, name)
+    if not items:
+        raise ValueError(f"{name} needs at least one value")
+    return tuple(_number(x, name, lo, hi) for x in items)
+
+
+def _names(value: Any, name: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    items = _items(value, name)
+    if not all(isinstance(x, str) and x.strip() for x in items):
+        raise ValueError(f"{name} must be names, got {_show(value)}")
+    return tuple(x.strip() for x in items) or None
 
 
 def _items(value: Any, name: str) -> list[Any]:
