@@ -39,9 +39,14 @@ class Settings:
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("models")
-    g.add_argument("--generator", metavar="DIR", help="local causal-LM directory (default: the demo generator)")
-    g.add_argument("--prm", metavar="DIR", help="local PRM directory (default: the demo PRM)")
+    g.add_argument("--generator", metavar="DIR|URL",
+                   help="local causal-LM directory, or the URL(s) of OpenAI-compatible servers (comma separated, "
+                        "e.g. http://127.0.0.1:8000/v1 from `engine serve`) (default: the demo generator)")
+    g.add_argument("--prm", metavar="DIR|URL",
+                   help="local PRM directory, or the URL of a vLLM pooling server (default: the demo PRM)")
     g.add_argument("--prm-adapter", help="PRM adapter (default: read prm_config.json or the model config)")
+    g.add_argument("--orm", metavar="DIR", help="outcome reward model (sequence classification) for "
+                   "--answer-selection orm")
     g.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available)")
     g.add_argument("--max-step-tokens", type=bounded_int(1, MAX_STEP_TOKENS), default=64,
                    help=f"tokens per generated step at most (1-{MAX_STEP_TOKENS})")
@@ -89,7 +94,17 @@ def recommended_settings(args: argparse.Namespace, algorithm: str) -> dict:
     scaling report's); {} for a model without a manifest block."""
     from reasoning.manifest import DEMO_GENERATOR_DIR, recommended_search
 
-    return recommended_search(getattr(args, "generator", None) or DEMO_GENERATOR_DIR, algorithm)
+    return recommended_search(_manifest_dir(getattr(args, "generator", None)) or DEMO_GENERATOR_DIR, algorithm)
+
+
+def _manifest_dir(generator: str | None) -> str | None:
+    """Where the generator's manifest lies: its directory, or for a server URL the directory the server loaded
+    the model from when that is on this machine (vLLM reports it), so a served demo generator keeps its settings."""
+    from reasoning.backends.http import is_url, served_model_root
+
+    if generator and is_url(generator):
+        return served_model_root(generator) or generator
+    return generator
 
 
 def recommended_by_algorithm(args: argparse.Namespace) -> dict[str, dict]:
@@ -126,16 +141,33 @@ def load_models(args: argparse.Namespace, catalog=None):
     from reasoning.backends import DEMO_GENERATOR_DIR, DEMO_PRM_DIR, load_generator, load_scorer
 
     generator = load_generator(
-        Path(args.generator) if args.generator else DEMO_GENERATOR_DIR, catalog=catalog, device=args.device,
+        _model_arg(args.generator) if args.generator else DEMO_GENERATOR_DIR, catalog=catalog, device=args.device,
         trust_remote_code=args.trust_remote_code, kv_reuse=not args.no_kv_reuse,
         max_step_tokens=args.max_step_tokens, top_p=getattr(args, "top_p", None) or 1.0,
         kv_cache_mb=getattr(args, "kv_cache_mb", DEFAULT_KV_CACHE_MB),
     )
     scorer = load_scorer(
-        Path(args.prm) if args.prm else DEMO_PRM_DIR, adapter=args.prm_adapter, device=args.device,
+        _model_arg(args.prm) if args.prm else DEMO_PRM_DIR, adapter=args.prm_adapter, device=args.device,
         trust_remote_code=args.trust_remote_code, batch_tokens=getattr(args, "prm_batch_tokens", DEFAULT_BATCH_TOKENS),
     )
     return generator, scorer
+
+
+def _model_arg(value: str) -> str | Path:
+    """A server URL stays a string; anything else is a local directory."""
+    from reasoning.backends.http import is_url
+
+    return value if is_url(value) else Path(value)
+def load_orm_arg(args: argparse.Namespace, config: SearchConfig):
+    """The ORM `--orm` names (None without one); `--answer-selection orm` without `--orm` is refused before loading."""
+    path = getattr(args, "orm", None)
+    if config.answer_selection == "orm" and not path:
+        raise ValueError("--answer-selection orm needs --orm DIR (a sequence-classification reward model)")
+    if not path:
+        return None
+    from reasoning.backends.orm import load_orm
+
+    return load_orm(Path(path), device=args.device, trust_remote_code=args.trust_remote_code)
 
 
 def check_output_path(path: str) -> Path:

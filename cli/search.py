@@ -20,6 +20,7 @@ from .common import (
     check_output_path,
     load_catalog_arg,
     load_models,
+    load_orm_arg,
     search_config,
 )
 
@@ -39,6 +40,9 @@ def add_solve_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
     p.add_argument("--db", metavar="URL", help="also save every tree to this database")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--workers", type=int, default=1,
+                   help="problems in flight at once (threads sharing the models or servers; results are the same "
+                        "as with 1)")
 
 
 def outline(tree: ReasoningTree, nid: str = ROOT, indent: int = 0) -> list[str]:
@@ -85,9 +89,10 @@ def run_search(args: argparse.Namespace) -> int:
     catalog = load_catalog_arg(args)
     store = _open_store(args.db)  # before the search: a bad --db fails before any work
     generator, scorer = load_models(args, catalog)
+    orm = load_orm_arg(args, config)
     tree = ReasoningTree(problem)
     result = None
-    for event in iterate(tree, generator, scorer, config, catalog=catalog):
+    for event in iterate(tree, generator, scorer, config, catalog=catalog, orm=orm):
         result = event.result or result
     if args.json:
         print(json.dumps(tree.to_dict(), default=str))
@@ -103,11 +108,11 @@ def run_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def solve_one(problem, generator, scorer, config, catalog) -> tuple[dict, ReasoningTree]:
+def solve_one(problem, generator, scorer, config, catalog, orm=None) -> tuple[dict, ReasoningTree]:
     start = time.perf_counter()
     tree = ReasoningTree(problem)
     result = None
-    for event in iterate(tree, generator, scorer, config, catalog=catalog):
+    for event in iterate(tree, generator, scorer, config, catalog=catalog, orm=orm):
         result = event.result or result
     record = {
         "id": problem.id,
@@ -125,21 +130,26 @@ def run_solve(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     config = search_config(args, settings)  # validate everything before loading models
+    if not 1 <= args.workers <= 64:
+        raise ValueError(f"--workers must be between 1 and 64, got {args.workers}")
     out = check_output_path(args.out)
     problems = read_problems(args.problems)  # the whole file, every text under the shared rule, before any work
     catalog = load_catalog_arg(args)
     store = _open_store(args.db)
     generator, scorer = load_models(args, catalog)
+    orm = load_orm_arg(args, config)
     records, sessions, solved = [], [], 0
-    bar = tqdm(problems, desc=f"{config.algorithm}@{config.budget}", unit="problem", disable=args.quiet,
+    bar = tqdm(total=len(problems), desc=f"{config.algorithm}@{config.budget}", unit="problem", disable=args.quiet,
                file=sys.stderr)
-    for problem in bar:
-        record, tree = solve_one(problem, generator, scorer, config, catalog)
+    for problem, (record, tree) in zip(problems, solve_many(problems, generator, scorer, config, catalog,
+                                                            args.workers, orm), strict=True):
         records.append(record)
         solved += record["solved"]
+        bar.update(1)
         bar.set_postfix(solved=f"{solved}/{len(records)}")
         if store is not None:
             sessions.append(_session(tree, config, generator, scorer, catalog, f"solve: {problem.id}"))
+    bar.close()
     data = "".join(json.dumps(r) + "\n" for r in records).encode("utf-8")
     if store is None:
         atomic_write(out, data)
@@ -149,3 +159,31 @@ def run_solve(args: argparse.Namespace) -> int:
     print(f"solved {solved}/{len(problems)} with {config.algorithm} at budget {config.budget}; wrote {out}{saved}",
           file=sys.stderr)
     return 0
+
+
+def solve_many(problems, generator, scorer, config, catalog, workers: int = 1, orm=None):
+    """(record, tree) per problem, in the problems' order, with up to `workers` problems searched at once.
+
+    Each search draws only from its own seeded generators, so a problem's tree does not depend on what runs beside
+    it; with a server backend the threads' requests overlap in the engine's batches.
+    """
+    if workers <= 1:
+        for problem in problems:
+            yield solve_one(problem, generator, scorer, config, catalog, orm)
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="solve") as pool:
+        pending: deque = deque()
+        todo = iter(problems)
+        for problem in todo:
+            pending.append(pool.submit(solve_one, problem, generator, scorer, config, catalog, orm))
+            if len(pending) >= workers:
+                break
+        while pending:
+            result = pending.popleft().result()
+            nxt = next(todo, None)
+            if nxt is not None:
+                pending.append(pool.submit(solve_one, nxt, generator, scorer, config, catalog, orm))
+            yield result

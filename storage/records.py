@@ -67,6 +67,8 @@ class AutoLabel:
     successes: int = 0
     soft_value: float | None = None
     hard_label: bool | None = None
+    provenance: dict[str, Any] | None = field(default=None, compare=False)  # generator and rollout settings
+    created: datetime | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -657,7 +657,8 @@ def _put_annotation(s: Session, session_id: int, node_id: str, annotator: str, v
 
 
 def _auto_label(row: AutoLabelRow) -> AutoLabel:
-    return AutoLabel(row.node_id, row.method, row.rollouts, row.successes, row.soft_value, row.hard_label)
+    return AutoLabel(row.node_id, row.method, row.rollouts, row.successes, row.soft_value, row.hard_label,
+                     row.provenance, row.created)
 
 
 def _put_auto_label(s: Session, session_id: int, label: AutoLabel) -> None:
@@ -665,7 +666,7 @@ def _put_auto_label(s: Session, session_id: int, label: AutoLabel) -> None:
     row = s.scalar(select(AutoLabelRow).where(
         AutoLabelRow.session_id == session_id, AutoLabelRow.node_id == label.node_id,
         AutoLabelRow.method == label.method))
-    values = {k: v for k, v in asdict(label).items() if k not in ("node_id", "method")}
+    values = {k: v for k, v in asdict(label).items() if k not in ("node_id", "method", "created")}
     if row is None:
         s.add(AutoLabelRow(session_id=session_id, node_id=label.node_id, method=label.method, **values))
     else:

@@ -16,7 +16,7 @@ from ..aggregation import AGGREGATIONS
 from ..limits import MAX_BUDGET, MAX_CANDIDATES, MAX_DB_INT, MAX_DEPTH
 
 ALGORITHMS = ("greedy", "best_of_n", "beam", "mcts")
-ANSWER_SELECTIONS = ("value", "visits", "vote")
+ANSWER_SELECTIONS = ("value", "visits", "vote", "orm")  # "orm": an outcome reward model reads each final path
 AGGREGATION_NAMES = tuple(AGGREGATIONS)
 DEFAULT_MAX_BUDGET = MAX_BUDGET  # the shared limits live in reasoning/limits.py
 MAX_SEED = MAX_DB_INT
@@ -107,8 +107,9 @@ class SearchConfig:
         algorithms=("mcts", "best_of_n"))
     aggregation: str = setting("min", "how a path's step scores fold into its value: min, prod, last or mean",
                                kind="choice", choices=AGGREGATION_NAMES)
-    answer_selection: str = setting("value", "final answer by the best path value, by visits, or by value-weighted "
-                                    "vote", kind="choice", choices=ANSWER_SELECTIONS)
+    answer_selection: str = setting("value", "final answer by the best path value, by visits, by value-weighted "
+                                    "vote, or by an outcome reward model's score of each finished path (orm: needs "
+                                    "--orm DIR)", kind="choice", choices=ANSWER_SELECTIONS)
     merge_duplicates: bool = setting(
         True, "a sampled step identical to a sibling is merged into it (counted in its samples, not in the budget) "
               "instead of becoming a second copy of the same node", kind="bool", flag="--keep-duplicates",
