@@ -121,18 +121,25 @@ def select(ctx: SearchContext, start: str, vl: _Tracker) -> tuple[list[str], str
             ctx.tree.node(k)["visits"] + vl.visits[k], c)))
 
 
+def select_leaves(ctx: SearchContext, start: str) -> list[tuple[list[str], str | None, int]]:
+    """`parallel_leaves` selections under virtual loss: each walk counts the paths and factors already chosen in
+    this iteration, so the leaves in flight spread over the tree instead of piling onto one."""
+    vl = _Tracker()
+    leaves: list[tuple[list[str], str | None, int]] = []
+    for _ in range(ctx.config.parallel_leaves):
+        path, factor, n = select(ctx, start, vl)
+        leaves.append((path, factor, n))
+        vl.add(path)
+        if factor is not None:
+            vl.pending.add((path[-1], factor))
+    return leaves
+
+
 def mcts(ctx: SearchContext, start: str) -> Events:
     stalls = 0
     while not ctx.done:
         ctx.iteration += 1
-        vl = _Tracker()
-        leaves: list[tuple[list[str], str | None, int]] = []
-        for _ in range(ctx.config.parallel_leaves):
-            path, factor, n = select(ctx, start, vl)
-            leaves.append((path, factor, n))
-            vl.add(path)
-            if factor is not None:
-                vl.pending.add((path[-1], factor))
+        leaves = select_leaves(ctx, start)
         new_by_leaf: list[list[str]] = []
         for path, factor, n in leaves:
             added = ctx.expand(path[-1], ctx.factor(factor), n) if factor else []
