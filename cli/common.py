@@ -9,6 +9,10 @@ from pathlib import Path
 from reasoning.search import SearchConfig
 from reasoning.search.config import ALGORITHMS, BY_NAME, DEFAULT_MAX_BUDGET, SETTINGS, Setting
 
+# plain numbers (not imported from reasoning.backends, which loads torch): a test checks they match the backends'
+DEFAULT_KV_CACHE_MB = 256
+DEFAULT_BATCH_TOKENS = 16384
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -37,6 +41,11 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available)")
     g.add_argument("--max-step-tokens", type=int, default=64, help="tokens per generated step at most")
     g.add_argument("--no-kv-reuse", action="store_true", help="recompute the prefix for every token (no shared cache)")
+    g.add_argument("--kv-cache-mb", type=float, default=DEFAULT_KV_CACHE_MB,
+                   help="memory for the LRU cache of tree nodes' prefix KV, so a node expanded again skips its "
+                        f"prefill (0: none; default {DEFAULT_KV_CACHE_MB})")
+    g.add_argument("--prm-batch-tokens", type=int, default=DEFAULT_BATCH_TOKENS,
+                   help=f"padded tokens per PRM forward pass at most (default {DEFAULT_BATCH_TOKENS})")
     g.add_argument("--trust-remote-code", action="store_true", help="allow model code shipped with the model")
 
 
@@ -115,10 +124,11 @@ def load_models(args: argparse.Namespace, catalog=None):
         Path(args.generator) if args.generator else DEMO_GENERATOR_DIR, catalog=catalog, device=args.device,
         trust_remote_code=args.trust_remote_code, kv_reuse=not args.no_kv_reuse,
         max_step_tokens=args.max_step_tokens, top_p=getattr(args, "top_p", None) or 1.0,
+        kv_cache_mb=getattr(args, "kv_cache_mb", DEFAULT_KV_CACHE_MB),
     )
     scorer = load_scorer(
         Path(args.prm) if args.prm else DEMO_PRM_DIR, adapter=args.prm_adapter, device=args.device,
-        trust_remote_code=args.trust_remote_code,
+        trust_remote_code=args.trust_remote_code, batch_tokens=getattr(args, "prm_batch_tokens", DEFAULT_BATCH_TOKENS),
     )
     return generator, scorer
 

@@ -111,8 +111,12 @@ class ReasoningTree:
         return out[::-1]
 
     def step(self, nid: str) -> Step:
+        """The node as a Step; the generator's token ids ride along (when it wrote them) so that a backend can
+        rebuild the prefix from the ids it wrote instead of re-tokenising the text."""
         a = self.node(nid)
-        return Step(a["text"], a["factor"], a["tokens"], None, a["terminal"], a["answer"])
+        ids = (a["meta"] or {}).get("token_ids")
+        meta = {"token_ids": list(ids)} if ids is not None else {}
+        return Step(a["text"], a["factor"], a["tokens"], None, a["terminal"], a["answer"], meta)
 
     def state(self, nid: str) -> State:
         return State(self.problem, tuple(self.step(n) for n in self.path(nid)[1:]))

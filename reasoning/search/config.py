@@ -100,8 +100,10 @@ class SearchConfig:
     beam_width: int = setting(4, "nodes kept per depth by beam search", kind="int", lo=1, hi=256,
                               algorithms=("beam",))
     max_depth: int = setting(12, "steps after which a path is cut", kind="int", lo=1, hi=256)
-    parallel_leaves: int = setting(1, "MCTS leaves selected per iteration under virtual loss, scored in one batch",
-                                   kind="int", lo=1, hi=64, algorithms=("mcts",))
+    parallel_leaves: int = setting(
+        1, "in flight per model call: MCTS leaves selected per round under virtual loss (expanded in one generator "
+           "call, scored in one PRM call), best-of-N solutions sampled side by side", kind="int", lo=1, hi=64,
+        algorithms=("mcts", "best_of_n"))
     aggregation: str = setting("min", "how a path's step scores fold into its value: min, prod, last or mean",
                                kind="choice", choices=AGGREGATION_NAMES)
     answer_selection: str = setting("value", "final answer by the best path value, by visits, or by value-weighted "

@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ..tree import samples
-from .context import Events, SearchContext
+from .context import Events, Job, SearchContext
 
 
 def puct(q: float, prior: float, parent_visits: int, visits: int, c: float) -> float:
@@ -121,9 +121,30 @@ def select(ctx: SearchContext, start: str, vl: _Tracker) -> tuple[list[str], str
             ctx.tree.node(k)["visits"] + vl.visits[k], c)))
 
 
-def select_leaves(ctx: SearchContext, start: str) -> list[tuple[list[str], str | None, int]]:
-    """`parallel_leaves` selections under virtual loss: each walk counts the paths and factors already chosen in
-    this iteration, so the leaves in flight spread over the tree instead of piling onto one."""
+def mcts(ctx: SearchContext, start: str) -> Events:
+    stalls = 0
+    while not ctx.done:
+        ctx.iteration += 1
+        leaves = _select_leaves(ctx, start)
+        # every leaf's candidates in ONE generator call, then every new node in ONE PRM call
+        jobs = [Job(path[-1], ctx.factor(factor), n) for path, factor, n in leaves if factor]
+        done = iter(ctx.expand_many(jobs))
+        new_by_leaf: list[list[str]] = [next(done).new if factor else [] for _, factor, _ in leaves]
+        for (_, factor, _), added in zip(leaves, new_by_leaf, strict=True):
+            if added:
+                yield ctx.event("expanded", added, factor=factor)
+        fresh = [n for added in new_by_leaf for n in added]
+        if fresh:
+            ctx.score(fresh)
+            yield ctx.event("scored", fresh)
+        yield from _back_up(ctx, leaves, new_by_leaf)
+        stalls = 0 if fresh else stalls + 1
+        if (not fresh and ctx.config.widen <= 0 and exhausted(ctx, start, {})) or stalls > ctx.stall_limit:
+            break
+
+
+def _select_leaves(ctx: SearchContext, start: str) -> list[tuple[list[str], str | None, int]]:
+    """`parallel_leaves` selections from `start`, each under the virtual loss of the ones before it."""
     vl = _Tracker()
     leaves: list[tuple[list[str], str | None, int]] = []
     for _ in range(ctx.config.parallel_leaves):
@@ -135,27 +156,11 @@ def select_leaves(ctx: SearchContext, start: str) -> list[tuple[list[str], str |
     return leaves
 
 
-def mcts(ctx: SearchContext, start: str) -> Events:
-    stalls = 0
-    while not ctx.done:
-        ctx.iteration += 1
-        leaves = select_leaves(ctx, start)
-        new_by_leaf: list[list[str]] = []
-        for path, factor, n in leaves:
-            added = ctx.expand(path[-1], ctx.factor(factor), n) if factor else []
-            new_by_leaf.append(added)
-            if added:
-                yield ctx.event("expanded", added, factor=factor)
-        fresh = [n for added in new_by_leaf for n in added]
-        if fresh:
-            ctx.score(fresh)
-            yield ctx.event("scored", fresh)
-        for (path, _, _), added in zip(leaves, new_by_leaf, strict=True):
-            if added:  # best-of-N per factor: the best candidate is visited, the others wait with their PRM value
-                best = max(added, key=lambda n: (ctx.value(n), -ctx.tree.node(n)["created"]))
-                yield ctx.event("backed_up", ctx.tree.backup(best, ctx.value(best)))
-            elif ctx.dead(path[-1]):
-                yield ctx.event("backed_up", ctx.tree.backup(path[-1], ctx.value(path[-1])))
-        stalls = 0 if fresh else stalls + 1
-        if (not fresh and ctx.config.widen <= 0 and exhausted(ctx, start, {})) or stalls > ctx.stall_limit:
-            break
+def _back_up(ctx: SearchContext, leaves: list[tuple[list[str], str | None, int]],
+             new_by_leaf: list[list[str]]) -> Events:
+    for (path, _, _), added in zip(leaves, new_by_leaf, strict=True):
+        if added:  # best-of-N per factor: the best candidate is visited, the others wait with their PRM value
+            best = max(added, key=lambda n: (ctx.value(n), -ctx.tree.node(n)["created"]))
+            yield ctx.event("backed_up", ctx.tree.backup(best, ctx.value(best)))
+        elif ctx.dead(path[-1]):
+            yield ctx.event("backed_up", ctx.tree.backup(path[-1], ctx.value(path[-1])))
