@@ -9,7 +9,7 @@ dependency. The layers (see README.md, "Layout"):
     storage/  the database: may import reasoning; not ui, cli, demo
     reasoning/ the core: imports none of the above
     demo/     training of the demo models and the scaling report (training code: may use torch)
-    bench/    benchmarks; tests/ the test suite
+    bench/    benchmarks (may use torch, to pin threads); tests/ the test suite
 
 Production code (everything outside tests/) never imports tests/, and only the model backends and training code
 import torch or transformers, so that the core, the storage, the UI and `python app.py --help` start without them.
@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SKIP_DIRS = {".venv", "__pycache__", "node_modules", "test-artifacts", "data"}
 TEST_MODULES = ("tests", *sorted(p.stem for p in (ROOT / "tests").glob("*.py")))  # tests/ is on pytest's path too
 HEAVY = ("torch", "transformers", "safetensors.torch", "trl", "peft", "accelerate")
-# The packages allowed to import HEAVY: the model backends and the training code (the project's PRM trainer,
-# the demo models' training).
-HEAVY_ALLOWED = ("reasoning.backends", "reasoning.training", "demo", "tests")
+# The packages allowed to import HEAVY: the model backends, the training code (the project's PRM trainer, the demo
+# models' training), and the benchmarks of the backends (they pin torch's threads and report its version).
+HEAVY_ALLOWED = ("reasoning.backends", "reasoning.training", "demo", "bench", "tests")
 
 
 @dataclass(frozen=True)
