@@ -27,10 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SKIP_DIRS = {".venv", "__pycache__", "node_modules", "test-artifacts", "data"}
 TEST_MODULES = ("tests", *sorted(p.stem for p in (ROOT / "tests").glob("*.py")))  # tests/ is on pytest's path too
 HEAVY = ("torch", "transformers", "safetensors.torch", "trl", "peft", "accelerate")
-# The packages allowed to import HEAVY: the model backends, the model server's launcher (it rewrites a PRM's bf16
-# safetensors head for vLLM, which numpy cannot hold), the training code (the project's PRM trainer, the demo models'
-# training), and the benchmarks of the backends (they pin torch's threads and report its version).
-HEAVY_ALLOWED = ("reasoning.backends", "reasoning.serving", "reasoning.training", "demo", "bench", "tests")
+# The packages allowed to import HEAVY: the model backends and the training code (the project's PRM trainer,
+# the demo models' training, and the benchmarks, which measure the backends and set their thread counts).
+HEAVY_ALLOWED = ("reasoning.backends", "reasoning.training", "demo", "tests", "bench")
 
 
 @dataclass(frozen=True)
