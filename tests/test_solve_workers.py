@@ -14,6 +14,7 @@ from reasoning.backends import DEMO_GENERATOR_DIR, DEMO_PRM_DIR, load_generator,
 from reasoning.factors import load_catalog
 from reasoning.problems import read_problems
 
+pytestmark = pytest.mark.model
 EVAL = Path(__file__).resolve().parents[1] / "reasoning" / "data" / "countdown_eval.jsonl"
 
 
