@@ -141,12 +141,14 @@ class Tally:
 
 def run_side_by_side(run: PerfRun, settings: dict[str, tuple[Generator, Scorer, SearchConfig]],
                      problems: list[Problem], keep_trees: bool = False) -> dict[str, Tally]:
-    """Each problem searched under every setting in turn (interleaved), timing the whole search and the model calls."""
+    """Each problem searched under every setting in turn (interleaved, the order reversed on every other problem so
+    that a load that drifts during a problem falls on both sides alike), timing the whole search and the model calls."""
     from reasoning.domains import get_domain
 
     tallies = {name: Tally() for name in settings}
-    for problem in problems:
-        for name, (generator, scorer, config) in settings.items():
+    for index, problem in enumerate(problems):
+        order = list(settings.items())
+        for name, (generator, scorer, config) in (order if index % 2 == 0 else order[::-1]):
             gen, prm = Timed(generator), Timed(scorer)
             started = time.perf_counter()
             tree, result = search(problem, gen, prm, config)
@@ -270,10 +272,13 @@ def discover_sections() -> None:
 
 
 def machine() -> str:
+    import os
+
     import torch
 
-    return (f"{platform.processor() or platform.machine()}, {_cores()} cores visible, torch {torch.__version__} "
-            f"({torch.get_num_threads()} thread), Python {platform.python_version()}")
+    load = f", load average {os.getloadavg()[0]:.1f} when written" if hasattr(os, "getloadavg") else ""
+    return (f"{platform.processor() or platform.machine()}, {_cores()} cores visible{load}, torch "
+            f"{torch.__version__} ({torch.get_num_threads()} thread), Python {platform.python_version()}")
 
 
 def _cores() -> int:
