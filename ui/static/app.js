@@ -24,6 +24,46 @@
   setInterval(hook, 300);
   new MutationObserver(hook).observe(document.body, {childList: true, subtree: true});
 
+  // Typing into a selected (not yet edited) cell of the children table: Gradio's Dataframe opens its editor on
+  // the first key but drops that key ("-1" became "1", a +1 on the child), and drops every key typed before the
+  // editor has focus. So those keys are kept here, the editor is opened with Enter, and the kept keys become its
+  // text the moment it takes focus, as a spreadsheet does.
+  let pending = "", pendingCell = null, commit = null;
+  document.addEventListener("keydown", (ev) => {
+    const cell = ev.target;  // the cell itself, not its editor (which sits inside the cell)
+    if (!ev.isTrusted || !cell.matches || !cell.matches("#children-table [role=gridcell]") || ev.ctrlKey ||
+        ev.metaKey || ev.altKey) {
+      return;
+    }
+    if (pending && (ev.key === "Enter" || ev.key === "Tab")) {  // typed before the editor opened: commit after
+      commit = ev.key;
+      ev.preventDefault();
+      ev.stopImmediatePropagation();
+      return;
+    }
+    if (ev.key.length !== 1) return;
+    ev.preventDefault();
+    ev.stopImmediatePropagation();
+    if (pendingCell !== cell) { pending = ""; commit = null; }
+    const first = pending === "";
+    pending += ev.key;
+    pendingCell = cell;
+    if (first) cell.dispatchEvent(new KeyboardEvent("keydown", {key: "Enter", bubbles: true}));
+  }, true);
+  document.addEventListener("focusin", (ev) => {
+    const box = ev.target;
+    if (!box.matches || !pending) return;
+    if (box.matches("#children-table textarea")) {
+      box.value = pending;
+      box.dispatchEvent(new Event("input", {bubbles: true}));  // Gradio keeps the text it saw in input events
+      const key = commit;
+      pending = ""; pendingCell = null; commit = null;
+      if (key) box.dispatchEvent(new KeyboardEvent("keydown", {key, bubbles: true}));
+    } else if (box !== pendingCell) {
+      pending = ""; pendingCell = null; commit = null;  // the user moved on: the kept keys were for another cell
+    }
+  }, true);
+
   // Keyboard shortcuts for rating the selected node: g/+ good, n/0 neutral, b/- bad, u toggles unsure.
   const KEYS = {"g": "rate-good", "+": "rate-good", "n": "rate-neutral", "0": "rate-neutral",
                 "b": "rate-bad", "-": "rate-bad"};
@@ -31,6 +71,9 @@
     const t = ev.target;
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
     if (t && (t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName))) return;
+    // Keys typed in a table (a Dataframe cell takes typing before it shows an input) belong to that table: they
+    // must never rate the selected node (the children table's "-1" once rated the parent).
+    if (t && t.closest && t.closest("[role=grid], table, .table-wrap, .gradio-dataframe")) return;
     if (ev.key === "u") {
       const box = document.querySelector("#unsure input[type=checkbox]");
       if (box) { box.click(); ev.preventDefault(); }

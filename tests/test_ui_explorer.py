@@ -1,0 +1,84 @@
+"""Browser tests of the explorer as a researcher uses it day to day (issue 13): labels land on the node they are
+typed for, an error leaves the page as it was, opening a session replaces the old one, and so on. Each test drives
+the same path a user takes in headless Chromium; screenshots go to test-artifacts/."""
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("playwright")
+
+import test_ui_browser as ub  # noqa: E402
+
+from reasoning.tree import ReasoningTree  # noqa: E402
+from reasoning.types import Problem, Step  # noqa: E402
+from storage import Store  # noqa: E402
+from ui.testing import serve, tiny_or_demo_models  # noqa: E402
+
+browser, page = ub.browser, ub.page  # the same Chromium fixtures as the main browser test
+click_node, open_session, shot, status, wait_status = ub.click_node, ub.open_session, ub.shot, ub.status, ub.wait_status
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+RATING_COL = 6  # the children table's columns: node, factor, step, PRM, value, visits, rating
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ui-explorer")
+    generator, scorer = tiny_or_demo_models(tmp / "models")
+    store = Store(f"sqlite:///{tmp / 'explorer.db'}")
+    with serve(generator=generator, scorer=scorer, store=store) as url:
+        yield url, store
+    store.close()
+
+
+def small_tree(store: Store, name: str = "small") -> tuple[int, ReasoningTree]:
+    """A stored session: root, two first steps, and three children under the first one."""
+    tree = ReasoningTree(Problem(name, "Use 4 7 8 8 to make 24.", domain="countdown"))
+    a = tree.add_child("0", Step("8+7=15 (left: 4 8 15)", "compute"), score=0.5, value=0.5)
+    tree.add_child("0", Step("8-4=4 (left: 4 7 8)", "compute"), score=0.3, value=0.3)
+    for text in ("15-8=7 (left: 4 7)", "8/4=2 (left: 2 15)", "15+8=23 (left: 4 23)"):
+        tree.add_child(a, Step(text, "compute"), score=0.4, value=0.4)
+    return store.create_session(tree, name=name, config={}, provenance={}, catalog=None), tree
+
+
+def children_cells(page) -> list[list[str]]:
+    """The rows of the children table as the user sees them."""
+    return page.evaluate("""() => {
+        const rows = {};
+        for (const c of document.querySelectorAll('#children-table [role=gridcell][data-row]')) {
+            (rows[c.dataset.row] ||= [])[Number(c.dataset.col)] = c.innerText.split('\\n')[0].trim();
+        }
+        return Object.keys(rows).sort((a, b) => a - b).map((k) => rows[k]);
+    }""")
+
+
+def type_rating(page, row: int, value: str, delay: float = 0) -> None:
+    """Click the rating cell of a child once and type, as a user does (no double click), fast or slowly."""
+    page.locator(f"#children-table [data-testid='cell-{row}-{RATING_COL}']").click()
+    page.keyboard.type(value, delay=delay)
+    page.keyboard.press("Enter")
+
+
+def test_children_table_ratings_rate_the_children_not_the_parent(app, page):
+    url, store = app
+    sid, tree = small_tree(store, "children")
+    parent = "0.0"
+    kids = tree.children(parent)
+    store.rate(sid, kids[2], "anonymous", 0)  # a rating the child already has is shown in the table
+    open_session(page, url, sid, len(tree))
+    click_node(page, parent)
+    page.get_by_text("Children of the selected node").click()
+    page.wait_for_function("() => document.querySelectorAll('#children-table [data-testid^=cell-2-]').length > 0")
+    rows = children_cells(page)
+    assert rows[2][-1] in ("0", "+0"), rows  # the existing neutral rating of the third child
+    type_rating(page, 0, "-1")
+    type_rating(page, 1, "good", delay=150)
+    assert store.annotations(sid, parent) == []  # typing in the table never rates the selected parent
+    page.click("#save-children")
+    wait_status(page, f"of the children of {parent}")
+    assert store.annotations(sid, parent) == []
+    got = {a.node_id: a.rating for a in store.annotations(sid) if a.node_id != kids[2]}
+    assert got == {kids[0]: -1, kids[1]: 1}
+    rows = children_cells(page)  # the table keeps what was saved
+    assert [r[-1] for r in rows[:2]] == ["-1", "+1"], rows
+    shot(page, "11-children-rated")
