@@ -82,3 +82,54 @@ def test_children_table_ratings_rate_the_children_not_the_parent(app, page):
     rows = children_cells(page)  # the table keeps what was saved
     assert [r[-1] for r in rows[:2]] == ["-1", "+1"], rows
     shot(page, "11-children-rated")
+
+
+ERROR_BADGES = ", ".join(f"#{c} .error" for c in ("tree-plot", "status", "node-info", "trace-table", "node-text",
+                                                  "children-table"))
+
+
+def info_text(page) -> str:
+    return page.locator("#node-info textarea, #node-info input").first.input_value()
+
+
+def test_a_mistake_leaves_the_page_as_it_was_and_says_what_is_wrong(app, page):
+    url, store = app
+    sid, tree = small_tree(store, "mistake")
+    open_session(page, url, sid, len(tree))
+    click_node(page, "0.0")
+    before = info_text(page)
+    page.get_by_text("Children of the selected node").click()
+    page.click("#save-children")  # nothing typed in the table
+    wait_status(page, "no new ratings to save")
+    page.wait_for_timeout(4000)  # the toast has gone; Gradio's error badges would be up by now
+    assert page.locator(ERROR_BADGES).count() == 0
+    assert info_text(page) == before
+    assert len(ub.plot_nodes(page)) == len(tree)
+    ub.click_node(page, "0.1")  # the plot still takes clicks
+    shot(page, "12-mistake-reported")
+    assert store.annotations(sid) == []
+
+
+def test_opening_another_session_replaces_the_old_one(app, page):
+    url, store = app
+    sid_a, tree_a = small_tree(store, "first")
+    other = ReasoningTree(Problem("second", "Use 1 3 4 6 to make 24.", domain="countdown"))
+    other.add_child("0", Step("6/3=2 (left: 1 2 4)", "compute"), score=0.5, value=0.5)
+    sid_b = store.create_session(other, name="second", config={}, provenance={}, catalog=None)
+    open_session(page, url, sid_a, len(tree_a))
+    click_node(page, "0.0")
+    page.get_by_role("tab", name="Sessions").click()
+    page.locator("#session-pick input").fill(str(sid_b))
+    page.click("#session-open")
+    page.wait_for_function("(n) => { const gd = document.querySelector('#tree-plot .js-plotly-plot');"
+                           " const t = gd && gd.data && gd.data.find((d) => d.name === 'nodes');"
+                           " return t && t.x.length === n; }", arg=len(other), timeout=30_000)
+    wait_status(page, f"session {sid_b}: second")
+    assert page.locator("#problem textarea").input_value() == "Use 1 3 4 6 to make 24."
+    assert info_text(page) == ""
+    assert page.locator("#node-text textarea").input_value() == ""
+    assert "8+7=15" not in page.locator("#trace-table").inner_text()
+    page.locator("body").press("b")  # nothing is selected in the new session, and the page says so
+    wait_status(page, "no node is selected")
+    assert store.annotations(sid_a) == [] and store.annotations(sid_b) == []
+    shot(page, "13-session-switched")

@@ -6,9 +6,10 @@ import gradio as gr
 from reasoning.search import ALGORITHMS, HELP
 from reasoning.search.config import ANSWER_SELECTIONS
 
+from ..feedback import reported
 from ..figure import FigureOptions, empty_figure, tree_figure
 from ..service import AGGREGATIONS, Explorer
-from ..wiring import Shared, guarded, who
+from ..wiring import Shared, who
 from . import inspector
 
 EXAMPLE_PROBLEM = "Use 4 7 8 8 to make 24."
@@ -31,8 +32,33 @@ def build_page(engine: Explorer, shared: Shared) -> None:
         with gr.Column(scale=3):
             shared.plot = gr.Plot(plot_for(engine, None), elem_id="tree-plot", show_label=False)
             status = gr.Textbox(label="search status", elem_id="status", interactive=False, lines=1)
-    inspector.build_page(engine, shared, status)
+    ins = inspector.build_page(engine, shared, status)
     _wire_search(engine, shared, controls, status)
+    _wire_session_switch(engine, shared, controls, ins, status)
+
+
+def session_line(engine: Explorer, session_id) -> str:
+    """The status line of a session just opened: its name, size and labels."""
+    info = engine.session_info(session_id)
+    return f"session {info.id}: {info.name} · {info.nodes} nodes · {info.annotations} labels"
+
+
+def _wire_session_switch(engine: Explorer, shared: Shared, c: dict, ins: inspector.Inspector,
+                         status: gr.Textbox) -> None:
+    """Opening another session (or starting a run) replaces everything of the previous one: the problem box,
+    the selection, the inspector, the summary and the status all belong to the session now open."""
+    outputs = [c["problem"], status, ins.info, ins.trace, ins.text, ins.kids, ins.summary]
+
+    @reported(len(outputs), 1)
+    def switched(session_id):
+        if not session_id:
+            return (gr.skip(),) * len(outputs)
+        if engine.running(session_id):  # the run's own status lines follow
+            return gr.skip(), gr.skip(), "", [], "", [], ""
+        info = engine.session_info(session_id)
+        return info.problem_text, session_line(engine, session_id), "", [], "", [], ""
+
+    shared.session.change(switched, [shared.session], outputs, api_visibility="undocumented")
 
 
 def _controls(engine: Explorer) -> dict:
@@ -87,7 +113,7 @@ def _controls(engine: Explorer) -> dict:
 
 
 def _wire_search(engine: Explorer, shared: Shared, c: dict, status: gr.Textbox) -> None:
-    @guarded
+    @reported(4, 3)
     def run(problem, gen_dir, prm_dir, catalog_rows, algorithm, budget, candidates, beam_width, c_puct, temperature,
             max_depth, parallel, aggregation, seed, widen, fpu, answer_selection, merge, color_by, annotator,
             request: gr.Request):
@@ -117,7 +143,7 @@ def _wire_search(engine: Explorer, shared: Shared, c: dict, status: gr.Textbox) 
     c["run"].click(run, inputs, [shared.session, shared.node, shared.plot, status], api_visibility="undocumented",
                    concurrency_id="model", concurrency_limit=1)
 
-    @guarded
+    @reported(1, 0)
     def stop(session_id):
         if not session_id:
             return "no search to stop"
@@ -127,7 +153,7 @@ def _wire_search(engine: Explorer, shared: Shared, c: dict, status: gr.Textbox) 
     c["pick"].change(lambda p: p or gr.skip(), [c["pick"]], [c["problem"]], api_visibility="undocumented",
                      queue=False)
 
-    @guarded
+    @reported(1)
     def recolor(session_id, node_id, color_by):
         return plot_for(engine, session_id, color_by, node_id)
 
