@@ -9,6 +9,7 @@ import importlib
 import logging
 import os
 import sys
+from collections.abc import Collection
 
 # Nothing here may reach a model hub, and model loading should not draw progress bars over one-line errors.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -16,7 +17,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-# name -> (help, module, function adding the arguments, function running the command)
+# name -> (help, module, function adding the arguments, function running the command). `--help` lists the commands
+# from this table alone; a command's module (and what it imports: torch, gradio) is imported only when it runs.
 COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "serve": ("start the web UI", "cli.serve", "add_serve_arguments", "run_serve"),
     "search": ("run one search and print the tree as an outline", "cli.search",
@@ -38,12 +40,15 @@ class CommandError(Exception):
     """A one-line error for the user."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Collection[str] = COMMANDS) -> argparse.ArgumentParser:
+    """The parser of every command; only those in `commands` get their arguments, which imports their modules."""
     parser = argparse.ArgumentParser(prog="app.py", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help_text, module, add, run) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
+        if name not in commands:
+            continue
         try:
             mod = importlib.import_module(module)
         except ImportError as exc:  # a part not installed must not break the other commands
@@ -61,16 +66,22 @@ def _unavailable(name: str, exc: ImportError):
     return run
 
 
+def _command_in(argv: list[str]) -> str | None:
+    """The command `argv` names: its first word that is not an option (`--debug` is the only global one)."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    return first if first in COMMANDS else None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    _quiet_transformers("--debug" in argv)
+    command = _command_in(argv)
+    args = build_parser([command] if command else []).parse_args(argv)
     if args.command is None:  # no subcommand: start the UI
-        args = parser.parse_args([*argv, "serve"])
+        args = build_parser(["serve"]).parse_args([*argv, "serve"])
     level = logging.DEBUG if args.debug else logging.INFO if args.command == "serve" else logging.WARNING
     logging.basicConfig(level=level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    _quiet_transformers(args.debug)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -84,13 +95,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _quiet_transformers(debug: bool) -> None:
-    try:
-        from transformers.utils import logging as hf_logging
-    except ImportError:
-        return
-    if not debug:
-        hf_logging.disable_progress_bar()
-        hf_logging.set_verbosity_error()
+    """transformers reads its log level from the environment when a command first imports it (app.py never does:
+    see tests/test_architecture.py); progress bars are off by HF_HUB_DISABLE_PROGRESS_BARS above."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "warning" if debug else "error")
 
 
 def _one_line(exc: BaseException) -> str:

@@ -36,6 +36,7 @@ case "${1:-app}" in
     browser
     shift || true
     .venv/bin/ruff check .
+    .venv/bin/mypy  # reasoning/ and storage/, see [tool.mypy] in pyproject.toml
     export TRL_EXPERIMENTAL_SILENCE=1
     exec .venv/bin/python -m pytest "$@"
     ;;

@@ -75,13 +75,13 @@ def time_first_page_load() -> float | None:
     except ImportError:
         return None
     from storage import Store
-    from tests.fakes import FakeGenerator, FakeScorer
-    from ui.testing import serve
+    from ui.testing import demo_models, serve
 
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
         store = Store(f"sqlite:///{tmp}/bench.db")
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        with serve(generator=FakeGenerator(), scorer=FakeScorer(), store=store) as url:
+        generator, scorer = demo_models()  # the page load runs no search, but the app is served as users get it
+        with serve(generator=generator, scorer=scorer, store=store) as url:
             page = browser.new_page()
             page.goto(url)  # warm-up: the server compiles and caches its assets on the first request
             page = browser.new_page()

@@ -6,8 +6,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from reasoning.search import HELP, SearchConfig
-from reasoning.search.config import ALGORITHMS, ANSWER_SELECTIONS, DEFAULT_MAX_BUDGET
+from reasoning.search import SearchConfig
+from reasoning.search.config import ALGORITHMS, BY_NAME, DEFAULT_MAX_BUDGET, SETTINGS, Setting
+
+# plain numbers (not imported from reasoning.backends, which loads torch): a test checks they match the backends'
+DEFAULT_KV_CACHE_MB = 256
+DEFAULT_BATCH_TOKENS = 16384
 
 
 @dataclass(frozen=True)
@@ -37,86 +41,78 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available)")
     g.add_argument("--max-step-tokens", type=int, default=64, help="tokens per generated step at most")
     g.add_argument("--no-kv-reuse", action="store_true", help="recompute the prefix for every token (no shared cache)")
+    g.add_argument("--kv-cache-mb", type=float, default=DEFAULT_KV_CACHE_MB,
+                   help="memory for the LRU cache of tree nodes' prefix KV, so a node expanded again skips its "
+                        f"prefill (0: none; default {DEFAULT_KV_CACHE_MB})")
+    g.add_argument("--prm-batch-tokens", type=int, default=DEFAULT_BATCH_TOKENS,
+                   help=f"padded tokens per PRM forward pass at most (default {DEFAULT_BATCH_TOKENS})")
     g.add_argument("--trust-remote-code", action="store_true", help="allow model code shipped with the model")
 
 
 def add_search_arguments(p: argparse.ArgumentParser, *, budget_required: bool = False) -> None:
+    """One flag per declared search setting (`reasoning.search.config.SETTINGS`). Every flag defaults to None:
+    unset, a setting takes the model's recommended value (its manifest's `recommended_search`), else the
+    declaration's default."""
     g = p.add_argument_group("search")
-    g.add_argument("--algorithm", choices=ALGORITHMS, default="mcts", help=HELP["algorithm"])
-    g.add_argument("--budget", type=int, default=None if budget_required else 64, required=budget_required,
-                   help=HELP["budget"])
-    g.add_argument("--seed", type=int, default=0, help=HELP["seed"])
-    g.add_argument("--candidates", type=int, default=None, help=HELP["candidates"] + _default("candidates"))
-    g.add_argument("--temperatures", default=None, help=HELP["temperatures"] + " (comma separated)")
-    g.add_argument("--top-p", type=float, default=1.0, help=HELP["top_p"])
-    g.add_argument("--c-puct", type=float, default=None, help=HELP["c_puct"] + _default("c_puct"))
-    g.add_argument("--widen", type=float, default=None, help=HELP["widen"] + _default("widen"))
-    g.add_argument("--fpu-reduction", type=float, default=None, help=HELP["fpu_reduction"] + _default("fpu_reduction"))
-    g.add_argument("--beam-width", type=int, default=None, help=HELP["beam_width"] + _default("beam_width"))
-    g.add_argument("--max-depth", type=int, default=None, help=HELP["max_depth"] + _default("max_depth"))
-    g.add_argument("--parallel-leaves", type=int, default=1, help=HELP["parallel_leaves"])
-    g.add_argument("--aggregation", default=None, help=HELP["aggregation"] + _default("aggregation"))
-    g.add_argument("--answer-selection", choices=ANSWER_SELECTIONS, default=None,
-                   help=HELP["answer_selection"] + _default("answer_selection"))
-    g.add_argument("--keep-duplicates", action="store_true",
-                   help="add a sampled step identical to a sibling as a node of its own (default: " + HELP["merge_duplicates"] + ")")
+    for s in SETTINGS:
+        if not s.flag:
+            continue
+        if s.negated_flag:
+            g.add_argument(s.flag, dest=s.name, action="store_const", const=False, default=None,
+                           help=f"turn off: {s.help}")
+            continue
+        kwargs: dict = {"dest": s.name, "default": None, "help": s.help + _default(s)}
+        if s.kind == "choice":
+            kwargs["choices"] = s.choices
+        elif s.kind == "int":
+            kwargs["type"] = int
+        elif s.kind == "float":
+            kwargs["type"] = float
+        if s.name == "budget" and budget_required:
+            kwargs["required"] = True
+        g.add_argument(s.flag, **kwargs)
     g.add_argument("--catalog", metavar="FILE", help="thought-factor catalog, JSON or YAML (default: built in)")
-    g.add_argument("--factors", help="comma-separated thought factors to enable (default: the catalog's)")
 
 
-def _floats(raw: str, name: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(x) for x in raw.split(",") if x.strip())
-    except ValueError:
-        raise ValueError(f"{name} must be comma-separated numbers, got {raw!r}") from None
+def _default(s: Setting) -> str:
+    shown = ",".join(str(x) for x in s.default) if isinstance(s.default, tuple) else s.default
+    return f" (default: {shown}, or the model's recommended setting)"
 
 
-def _default(name: str) -> str:
-    return f" (default: {getattr(SearchConfig, name)}; on the demo models, the scaling report's setting)"
+def recommended_settings(args: argparse.Namespace, algorithm: str) -> dict:
+    """The search settings the generator's manifest recommends for `algorithm` (the demo generator's are the
+    scaling report's); {} for a model without a manifest block."""
+    from reasoning.manifest import DEMO_GENERATOR_DIR, recommended_search
+
+    return recommended_search(getattr(args, "generator", None) or DEMO_GENERATOR_DIR, algorithm)
 
 
-# the search flags whose argparse default is None: unset, they take the demo's tuned value or SearchConfig's default
-DEFAULTED_FLAGS = ("candidates", "c_puct", "widen", "fpu_reduction", "beam_width", "max_depth", "aggregation",
-                   "answer_selection")
-
-
-def demo_search_defaults(args: argparse.Namespace, algorithm: str = "mcts") -> dict:
-    """On the demo models (no --generator, no --prm), the search settings of the scaling report, the algorithm's own
-    included; on any other models, nothing (SearchConfig's defaults)."""
-    if getattr(args, "generator", None) or getattr(args, "prm", None):
-        return {}
-    from demo.scaling import demo_config
-
-    report = demo_config(algorithm, budget=1)  # the report's settings for `algorithm`; the budget is not among them
-    return {name: getattr(report, name) for name in DEFAULTED_FLAGS}
+def recommended_by_algorithm(args: argparse.Namespace) -> dict[str, dict]:
+    return {a: d for a in ALGORITHMS if (d := recommended_settings(args, a))}
 
 
 def search_config(args: argparse.Namespace, settings: Settings) -> SearchConfig:
-    """The validated SearchConfig the arguments ask for (a ValueError names the bad one). A setting not given takes
-    the demo's tuned value on the demo models, else SearchConfig's default."""
-    temps = _floats(args.temperatures, "--temperatures") if args.temperatures else SearchConfig.temperatures
-    factors = tuple(f.strip() for f in args.factors.split(",") if f.strip()) if args.factors else None
-    tuned = {**{name: getattr(SearchConfig, name) for name in DEFAULTED_FLAGS}, **demo_search_defaults(args, args.algorithm)}
-    picked = {name: tuned[name] if getattr(args, name) is None else getattr(args, name) for name in DEFAULTED_FLAGS}
-    return SearchConfig(
-        algorithm=args.algorithm, budget=args.budget, seed=args.seed, temperatures=temps, top_p=args.top_p,
-        parallel_leaves=args.parallel_leaves, factors=factors, max_budget=settings.max_budget,
-        merge_duplicates=not args.keep_duplicates, **picked,
-    )
+    """The validated SearchConfig the arguments ask for (a ValueError names the bad one, in the flag's words).
+    A setting not given takes the model's recommended value, else the declaration's default."""
+    given = {s.name: getattr(args, s.name) for s in SETTINGS if s.flag and getattr(args, s.name, None) is not None}
+    algorithm = given.get("algorithm", BY_NAME["algorithm"].default)
+    return SearchConfig.from_values(given, defaults=recommended_settings(args, algorithm),
+                                    max_budget=settings.max_budget)
 
 
 def load_catalog_arg(args: argparse.Namespace):
-    """The catalog the arguments name, with `--factors` enabled; on the demo generator, the factors it was
-    trained on (a tag-trained model gives untrained factors no sensible steps)."""
+    """The catalog the arguments name, with `--factors` enabled; else the factors the generator's manifest
+    recommends (the demo generator was trained on four: an untrained factor gives no sensible steps)."""
     from reasoning.factors import load_catalog
 
     catalog = load_catalog(getattr(args, "catalog", None))
-    if getattr(args, "factors", None):
-        return catalog.with_enabled([f.strip() for f in args.factors.split(",") if f.strip()])
-    if not getattr(args, "generator", None):
-        from demo.traces import DEMO_FACTORS
-
-        return catalog.with_enabled(set(DEMO_FACTORS) & set(catalog.names))
+    chosen = getattr(args, "factors", None)
+    if chosen:
+        names = [f.strip() for f in chosen.split(",") if f.strip()] if isinstance(chosen, str) else list(chosen)
+        return catalog.with_enabled(names)
+    factors = recommended_settings(args, getattr(args, "algorithm", None) or "mcts").get("factors")
+    if factors:
+        return catalog.with_enabled(set(factors) & set(catalog.names))
     return catalog
 
 
@@ -127,11 +123,12 @@ def load_models(args: argparse.Namespace, catalog=None):
     generator = load_generator(
         Path(args.generator) if args.generator else DEMO_GENERATOR_DIR, catalog=catalog, device=args.device,
         trust_remote_code=args.trust_remote_code, kv_reuse=not args.no_kv_reuse,
-        max_step_tokens=args.max_step_tokens, top_p=getattr(args, "top_p", 1.0),
+        max_step_tokens=args.max_step_tokens, top_p=getattr(args, "top_p", None) or 1.0,
+        kv_cache_mb=getattr(args, "kv_cache_mb", DEFAULT_KV_CACHE_MB),
     )
     scorer = load_scorer(
         Path(args.prm) if args.prm else DEMO_PRM_DIR, adapter=args.prm_adapter, device=args.device,
-        trust_remote_code=args.trust_remote_code,
+        trust_remote_code=args.trust_remote_code, batch_tokens=getattr(args, "prm_batch_tokens", DEFAULT_BATCH_TOKENS),
     )
     return generator, scorer
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from reasoning.search import ALGORITHMS
-
-from .common import Settings, add_model_arguments, demo_search_defaults, load_catalog_arg, load_models
+from .common import Settings, add_model_arguments, load_catalog_arg, load_models
 
 
 def add_serve_arguments(p: argparse.ArgumentParser) -> None:
@@ -32,6 +30,5 @@ def run_serve(args: argparse.Namespace) -> int:
     generator, scorer = load_models(args, catalog)
     store = Store(args.db or settings.database_url)
     ui.launch(generator=generator, scorer=scorer, store=store, catalog=catalog, host=args.host, port=args.port,
-              auth_file=args.auth_file, max_budget=settings.max_budget,
-              search_defaults={a: d for a in ALGORITHMS if (d := demo_search_defaults(args, a))})
+              auth_file=args.auth_file, max_budget=settings.max_budget)
     return 0

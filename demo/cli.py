@@ -32,7 +32,7 @@ def add_train_demo_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_scaling_arguments(parser: argparse.ArgumentParser, standalone: bool = True) -> None:
     if standalone:
-        parser.add_argument("--scaling", action="store_true", help="the scaling report (the only benchmark here)")
+        parser.add_argument("--scaling", action="store_true", help="the scaling report (the default)")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--generator", default=None, help="generator directory (default: the demo generator)")
         parser.add_argument("--prm", default=None, help="PRM directory (default: the demo PRM)")
@@ -43,6 +43,10 @@ def add_scaling_arguments(parser: argparse.ArgumentParser, standalone: bool = Tr
     parser.add_argument("--workers", type=int, default=2, help="processes (one thread each)")
     parser.add_argument("--docs", default=str(ROOT / "docs"), help="where scaling.md and scaling.png go")
     parser.add_argument("--results", default=str(WORK / "scaling_results.jsonl"), help="per-problem results")
+    if standalone:
+        from bench.perf import add_perf_arguments
+
+        add_perf_arguments(parser)
 
 
 def add_label_arguments(parser: argparse.ArgumentParser) -> None:
@@ -145,7 +149,13 @@ def _prm_report(prm_dir: Path, dev_records: list[dict], evaluate_prm) -> dict:
 
 
 def run_scaling(args: argparse.Namespace) -> None:
-    """Solve rate for every algorithm and budget on the held-out problems; writes docs/scaling.md and .png."""
+    """Solve rate for every algorithm and budget on the held-out problems; writes docs/scaling.md and .png.
+    With `--perf`, the engine's speed benchmark instead (bench/perf.py)."""
+    if getattr(args, "perf", False):
+        from bench.perf import run_perf
+
+        run_perf(args)
+        return
     from reasoning.problems import read_problems
 
     from .label import write_records

@@ -34,7 +34,7 @@ def make_splits(
 
 
 def records(split: str, multisets: list[tuple[int, ...]], target: int = 24) -> list[dict]:
-    """Problem records in the project's JSONL format (DESIGN.md section 5)."""
+    """Problem records in the project's JSONL format (ARCHITECTURE.md, "Contracts")."""
     return [
         {"id": f"countdown-{split}-{i:04d}", "domain": "countdown", "numbers": list(m), "target": target}
         for i, m in enumerate(multisets)

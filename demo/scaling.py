@@ -47,6 +47,17 @@ ALGORITHM_SETTINGS = {"mcts": {"candidates": 1, "widen": 0.85, "fpu_reduction": 
 _WORKER: dict = {}
 
 
+def recommended_block() -> dict:
+    """The `recommended_search` block of the demo generator's manifest: the report's settings, which the command
+    line, the UI and the API start from on the demo models (reasoning/manifest.py reads it)."""
+    keys = ("factors", "aggregation", "candidates", "temperatures", "c_puct", "beam_width", "max_depth",
+            "answer_selection")
+    settings = {k: v for k, v in DEMO_SEARCH.to_dict().items() if k in keys}
+    return {"settings": settings, "per_algorithm": ALGORITHM_SETTINGS,
+            "why": "the scaling report's settings (demo/scaling.py DEMO_SEARCH and ALGORITHM_SETTINGS), tuned on the "
+                   "dev problems"}
+
+
 def demo_config(algorithm: str, budget: int, seed: int = 0) -> SearchConfig:
     return replace(DEMO_SEARCH, algorithm=algorithm, budget=budget, seed=seed, **ALGORITHM_SETTINGS.get(algorithm, {}))
 

@@ -192,4 +192,7 @@ def save_generator(out_dir: Path, model, tok, recipe: GeneratorRecipe, data_info
         "steps": sum(c[0] for c in recipe.cycles), "loss_every_50_steps": losses,
         "train_seconds": round(seconds, 1), "weights_dtype": "bfloat16",
     }
+    from .scaling import recommended_block  # the search settings the model recommends travel with it
+
+    info["recommended_search"] = recommended_block()
     return write_manifest(out_dir, info)

@@ -42,10 +42,10 @@ class PromptFormat:
     def step_start(self, factor: ThoughtFactor) -> str:
         """What is written before the model's own tokens of a new step under `factor`."""
         if self.mode == "tags" and factor.tags:
-            return factor.open_tag
+            return factor.tags[0]  # the open tag
         return factor.cue
 
     def stop_string(self, factor: ThoughtFactor) -> str:
         if self.mode == "tags" and factor.tags:
-            return factor.close_tag
+            return factor.tags[1]  # the close tag
         return self.step_delimiter

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from .factors import ThoughtFactor
-from .types import Problem, State, Step
+from .types import ExpansionRequest, Problem, State, Step
 
 
 @runtime_checkable
@@ -30,6 +30,15 @@ class Generator(Protocol):
         """`n` continuations of `state` under `factor`; temperature 0 means greedy decoding."""
         ...
 
+    def propose_batch(self, requests: Sequence[ExpansionRequest]) -> list[list[Step]]:
+        """Every request answered in one call (one list per request, in order, each as `propose` returns it).
+
+        A request with `prior_over` gets `meta["next_prior"]` on each of its steps: the normalised P(S', a) over
+        those factors after that step, read from the pass that wrote the step where the backend can. Optional for
+        a backend: call it through `reasoning.protocols.propose_batch`, which loops `propose` when it is missing.
+        """
+        ...
+
     def provenance(self) -> dict[str, Any]:
         """Model id, weights sha256 and sampling parameters, for storage."""
         ...
@@ -44,8 +53,43 @@ class Scorer(Protocol):
     def score(self, problem: Problem, paths: Sequence[Sequence[str]]) -> list[list[float]]:
         ...
 
+    def score_last(self, problem: Problem, paths: Sequence[Sequence[str]]) -> list[float]:
+        """The last step's score of each (non-empty) path: what a search needs for its new nodes, so a backend
+        may skip reading the earlier steps. Optional: call it through `reasoning.protocols.score_last`."""
+        ...
+
     def provenance(self) -> dict[str, Any]:
         ...
+
+
+def propose_batch(generator: Generator, requests: Sequence[ExpansionRequest]) -> list[list[Step]]:
+    """`generator.propose_batch(requests)` where the generator has it, else one `propose` call per request.
+
+    The fallback adds no `meta["next_prior"]`: a search asks `factor_prior` for such a child when it needs it.
+    """
+    batched = getattr(generator, "propose_batch", None)
+    if callable(batched):
+        out = batched(list(requests))
+        if len(out) != len(requests):
+            raise ValueError(f"{generator.name}: propose_batch answered {len(out)} of {len(requests)} requests")
+        return [list(steps) for steps in out]
+    return [
+        list(generator.propose(r.state, r.factor, r.n, temperature=r.temperature, seed=r.seed)) for r in requests
+    ]
+
+
+def score_last(scorer: Scorer, problem: Problem, paths: Sequence[Sequence[str]]) -> list[float]:
+    """`scorer.score_last(problem, paths)` where the scorer has it, else the last entry of `scorer.score`."""
+    if any(not p for p in paths):
+        raise ValueError("score_last needs a non-empty path (at least one step) for every entry")
+    last = getattr(scorer, "score_last", None)
+    if callable(last):
+        out = [float(x) for x in last(problem, paths)]
+    else:
+        out = [float(s[-1]) for s in scorer.score(problem, paths)]
+    if len(out) != len(paths):
+        raise ValueError(f"{scorer.name}: scored {len(out)} of {len(paths)} paths")
+    return out
 
 
 @runtime_checkable

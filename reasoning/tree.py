@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, TypedDict
 
 import networkx as nx
 
@@ -14,7 +14,35 @@ from .types import Problem, State, Step
 ROOT = "0"
 ORIGINS = ("root", "generated", "edited", "human", "imported")
 
-# Every node carries these attributes (DESIGN.md section 2); storage and export rely on the names.
+
+class NodeAttrs(TypedDict):
+    """A node's attributes, as `ReasoningTree.node()` returns them: a misspelt key is a type error (mypy), not a
+    silent None. The dict is the graph's own (networkx keeps attributes in a plain dict), so writes go to the tree."""
+
+    parent: str | None
+    depth: int
+    factor: str | None
+    text: str
+    origin: str  # one of ORIGINS
+    prior: float | None  # P(S, a) of this node's factor at its parent
+    visits: int
+    value_sum: float
+    score: float | None  # PRM score of this step (read on the root-to-node path)
+    value: float | None  # aggregated PRM value of the root-to-node path
+    terminal: bool
+    answer: str | None
+    pruned: bool
+    tokens: int
+    created: int  # creation order within the tree
+    iteration: int  # search iteration that created it
+    factor_prior: dict[str, float] | None  # {factor: P(S, a)} computed when this node was expanded
+    provenance: dict[str, Any] | None  # model ids, sampling params, seed
+    meta: dict[str, Any] | None
+    next_child: int  # the next child's index: ids are never reused, even after pruning
+
+
+# Every node carries these attributes (NodeAttrs, less next_child; ARCHITECTURE.md, "Contracts", node attributes);
+# storage and export rely on the names.
 NODE_DEFAULTS: dict[str, Any] = {
     "parent": None,
     "depth": 0,
@@ -38,7 +66,7 @@ NODE_DEFAULTS: dict[str, Any] = {
 }
 
 
-def samples(attrs: dict[str, Any]) -> int:
+def samples(attrs: Mapping[str, Any]) -> int:
     """How many times the generator wrote a node's step at its parent: 1, plus the identical samples a search merged
     into it (`meta["samples"]`)."""
     return int((attrs.get("meta") or {}).get("samples", 1))
@@ -62,7 +90,7 @@ class ReasoningTree:
     def __len__(self) -> int:
         return self.graph.number_of_nodes()
 
-    def node(self, nid: str) -> dict[str, Any]:
+    def node(self, nid: str) -> NodeAttrs:
         try:
             return self.graph.nodes[nid]
         except KeyError:
@@ -83,8 +111,12 @@ class ReasoningTree:
         return out[::-1]
 
     def step(self, nid: str) -> Step:
+        """The node as a Step; the generator's token ids ride along (when it wrote them) so that a backend can
+        rebuild the prefix from the ids it wrote instead of re-tokenising the text."""
         a = self.node(nid)
-        return Step(a["text"], a["factor"], a["tokens"], None, a["terminal"], a["answer"])
+        ids = (a["meta"] or {}).get("token_ids")
+        meta = {"token_ids": list(ids)} if ids is not None else {}
+        return Step(a["text"], a["factor"], a["tokens"], None, a["terminal"], a["answer"], meta)
 
     def state(self, nid: str) -> State:
         return State(self.problem, tuple(self.step(n) for n in self.path(nid)[1:]))
@@ -94,7 +126,7 @@ class ReasoningTree:
         return a["value_sum"] / a["visits"] if a["visits"] else 0.0
 
     def path_scores(self, nid: str) -> list[float]:
-        return [self.node(n)["score"] for n in self.path(nid)[1:] if self.node(n)["score"] is not None]
+        return [s for n in self.path(nid)[1:] if (s := self.node(n)["score"]) is not None]
 
     def subtree(self, nid: str) -> list[str]:
         return [nid, *nx.descendants(self.graph, nid)]

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # factors.py has no reason to import types.py, but keep this module import-free of it anyway
+    from .factors import ThoughtFactor
 
 
 @dataclass(frozen=True)
@@ -50,3 +53,21 @@ class State:
     @property
     def step_texts(self) -> list[str]:
         return [s.text for s in self.steps]
+
+
+@dataclass(frozen=True)
+class ExpansionRequest:
+    """One expansion asked of a generator inside a batch: `n` continuations of `state` under `factor`.
+
+    `temperature` None means the backend's default, 0 greedy; `seed` makes the draw reproducible (the search derives
+    one per request). With `prior_over`, each returned step carries `meta["next_prior"]`: the normalised P(S', a)
+    over those factors at the state after that step, read from the same forward pass that wrote it where the backend
+    can, so the search never spends a separate pass on a new child's factor prior.
+    """
+
+    state: State
+    factor: ThoughtFactor
+    n: int
+    temperature: float | None = None
+    seed: int | None = None
+    prior_over: tuple[ThoughtFactor, ...] | None = None

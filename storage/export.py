@@ -156,7 +156,7 @@ def prm800k_records(view: LabelView) -> list[dict[str, Any]]:
 
 
 def _trace_nodes(traces: list[dict[str, Any]]) -> set[str]:
-    out = set()
+    out: set[str] = set()
     for t in traces:
         for st in t["steps"]:
             out.update(c["node"] for c in st["completions"] or [])
@@ -171,9 +171,9 @@ def pair_records(view: LabelView) -> list[dict[str, Any]]:
     for parent in view.tree.nodes(include_pruned=False):
         if not view.tree.is_live(parent):
             continue
-        kids = [c for c in view.tree.children(parent) if view.value(c) is not None]
-        for a, b in itertools.permutations(kids, 2):
-            if view.value(a) > view.value(b):
+        values = {c: v for c in view.tree.children(parent) if (v := view.value(c)) is not None}
+        for a, b in itertools.permutations(values, 2):
+            if values[a] > values[b]:
                 out.append({"prompt": _context(view, parent), "chosen": view.tree.node(a)["text"],
                             "rejected": view.tree.node(b)["text"]})
     return out

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from reasoning.problems import ProblemFormatError, jsonl_records, problem_from_record
 from reasoning.tree import ROOT, ReasoningTree
@@ -45,8 +45,12 @@ def _parquet_records(path: Path) -> Iterator[Record]:
 # -- checking fields ---------------------------------------------------------------------------------
 def _need(ok: bool, where: str, name: str, what: str, got: Any = ...) -> None:
     if not ok:
-        tail = "" if got is ... else f", got {json.dumps(got)[:60]}"
-        raise ImportFormatError(f"{where}: field '{name}' {what}{tail}")
+        _fail(where, name, what, got)
+
+
+def _fail(where: str, name: str, what: str, got: Any = ...) -> NoReturn:
+    tail = "" if got is ... else f", got {json.dumps(got)[:60]}"
+    raise ImportFormatError(f"{where}: field '{name}' {what}{tail}")
 
 
 def _obj(rec: Any, where: str, name: str = "record") -> dict[str, Any]:
@@ -194,7 +198,7 @@ def _prm800k_step(b: TreeBuilder, parent: str, st: Any, where: str, name: str) -
     chosen = _get(st, "chosen_completion", where, int, f"{name}.chosen_completion", optional=True)
     _need(chosen is None or 0 <= chosen < len(entries or []), where, f"{name}.chosen_completion",
           f"must index one of the {len(entries or [])} completions", chosen)
-    nxt = entries[chosen]["node"] if chosen is not None else human_entry["node"] if human_entry else None
+    nxt = entries[chosen]["node"] if chosen is not None and entries else human_entry["node"] if human_entry else None
     return {"completions": entries, "human": human_entry, "chosen": chosen}, nxt
 
 
@@ -208,9 +212,11 @@ def read_prm800k(records: Iterable[Record]) -> ImportBatch:
                                       q.get("ground_truth_answer")), where)
         label = _get(rec, "label", where, dict)
         steps = _get(label, "steps", where, list, "label.steps")
-        trace, parent = [], ROOT
+        trace: list[dict[str, Any]] = []
+        parent: str | None = ROOT
         for i, st in enumerate(steps):
-            _need(parent is not None, where, f"label.steps[{i}]", "follows a step with no chosen or human completion")
+            if parent is None:
+                _fail(where, f"label.steps[{i}]", "follows a step with no chosen or human completion")
             entry, parent = _prm800k_step(b, parent, st, where, f"label.steps[{i}]")
             trace.append(entry)
         record = json.loads(json.dumps(rec))
@@ -245,7 +251,7 @@ def read_processbench(records: Iterable[Record]) -> ImportBatch:
         steps = _strings(_get(rec, "steps", where, list), where, "steps")
         label = _get(rec, "label", where, int)
         _need(-1 <= label < len(steps), where, "label", f"must be -1 or a step index below {len(steps)}", label)
-        ratings = [1] * len(steps) if label == -1 else [1] * label + [-1] + [None] * (len(steps) - label - 1)
+        ratings: list[int | None] = [1] * len(steps) if label == -1 else [1] * label + [-1] + [None] * (len(steps) - label - 1)
         last = {"source": "processbench", "id": rec.get("id")}
         if "final_answer_correct" in rec:
             last["correct"] = bool(rec["final_answer_correct"])
@@ -297,7 +303,7 @@ def read_problem_set(records: Iterable[Record]) -> ImportBatch:
     for where, rec in records:
         p = _record_problem(rec, where)
         if "question" in rec and "####" in str(rec.get("answer", "")):  # GSM8K: the gold answer follows ####
-            p = Problem(p.id, p.text, p.answer.rsplit("####", 1)[1].strip(), p.domain,
+            p = Problem(p.id, p.text, str(rec["answer"]).rsplit("####", 1)[1].strip(), p.domain,
                         {"solution": rec["answer"]})
         _need(problems.get(p.id, p) == p, where, "id", f"{p.id!r} names another problem earlier in the file")
         problems[p.id] = p

@@ -74,8 +74,8 @@ class LabelView:
         for a in lt.annotations:
             by_node.setdefault(a.node_id, []).append(a)
         autos: dict[str, list[AutoLabel]] = {}
-        for a in lt.auto_labels:
-            autos.setdefault(a.node_id, []).append(a)
+        for auto in lt.auto_labels:
+            autos.setdefault(auto.node_id, []).append(auto)
         resolved = {n: self._resolve(by_node.get(n, []), autos.get(n, [])) for n in self.tree.nodes()}
         self.labels = {n: lab for n, lab in resolved.items() if lab is not None}
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import CursorResult, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -112,6 +112,8 @@ class Store:
             done = s.scalar(select(ActionRow).where(ActionRow.action_id == aid))
             if done is not None:
                 _same_action(done, scope)
+                if done.result is None:
+                    raise ConflictError(f"action {aid} was logged without its result; it cannot be retried")
                 return done.result
             result, entry = work(s)
             if entry is not None:
@@ -247,6 +249,7 @@ class Store:
         def work(s: Session) -> Logged:
             _node_row(s, session_id, node_id)
             before, row = _put_annotation(s, session_id, node_id, annotator, values, expected_version)
+            assert row is not None  # values were given, so the annotation is stored
             entry = _entry(session_id, node_id, annotator, "rate", {"before": before, "after": values})
             return _annotation(row).to_json(), entry
 
@@ -266,6 +269,7 @@ class Store:
                 _node_row(s, session_id, nid)
                 values = {"rating": int(rating), "unsure": False, "note": "", "seconds": None}
                 before, row = _put_annotation(s, session_id, nid, annotator, values, None)
+                assert row is not None  # values were given, so the annotation is stored
                 changes.append({"node_id": nid, "before": before})
                 out.append(_annotation(row).to_json())
             first = next(iter(ratings), None)
@@ -367,7 +371,7 @@ class Store:
         models = {"problems": ProblemRow, "sessions": SessionRow, "nodes": NodeRow, "annotations": AnnotationRow,
                   "auto_labels": AutoLabelRow, "actions": ActionRow}
         with self.read() as s:
-            return {name: s.scalar(select(func.count()).select_from(m)) for name, m in models.items()}
+            return {name: s.execute(select(func.count()).select_from(m)).scalar_one() for name, m in models.items()}
 
 
 # -- helpers: rows <-> values ------------------------------------------------------------------
@@ -422,14 +426,20 @@ def _node_row(s: Session, session_id: int, node_id: str) -> NodeRow:
     return row
 
 
-def _bump(s: Session, model: type, where: list[Any], expected: int | None, values: dict[str, Any],
+Versioned = type[SessionRow] | type[NodeRow] | type[AnnotationRow]
+
+
+def _bump(s: Session, model: Versioned, where: list[Any], expected: int | None, values: dict[str, Any],
           current: int | None = None) -> int:
     """Write `values` to one row and bump its version; ConflictError when the caller's `expected` version is stale."""
     if current is None:
         current = s.scalar(select(model.version).where(*where))
+        if current is None:
+            raise NotFoundError(f"the {model.__tablename__} row to change is gone")
     if expected is not None and expected != current:
         raise ConflictError(f"{model.__tablename__} row changed (version {current}, you had {expected}); reload")
-    moved = s.execute(update(model).where(*where, model.version == current).values(version=current + 1, **values))
+    update_row = update(model).where(*where, model.version == current).values(version=current + 1, **values)
+    moved = cast("CursorResult[Any]", s.execute(update_row))
     if moved.rowcount != 1:  # another transaction committed in between (PostgreSQL, read committed)
         if expected is not None:
             raise ConflictError(f"{model.__tablename__} row changed while writing; reload")
@@ -438,13 +448,14 @@ def _bump(s: Session, model: type, where: list[Any], expected: int | None, value
 
 
 def _session_info(s: Session, row: SessionRow) -> SessionInfo:
-    nodes = s.scalar(select(func.count()).select_from(NodeRow).where(NodeRow.session_id == row.id))
-    notes = s.scalar(select(func.count()).select_from(AnnotationRow).where(AnnotationRow.session_id == row.id))
+    nodes = s.execute(select(func.count()).select_from(NodeRow).where(NodeRow.session_id == row.id)).scalar_one()
+    notes = s.execute(select(func.count()).select_from(AnnotationRow).where(AnnotationRow.session_id == row.id)
+                      ).scalar_one()
     return SessionInfo(row.id, row.name, row.problem_id, row.problem.text, row.deleted, row.version, row.created,
                        row.updated, nodes, notes, row.config, row.provenance, row.catalog)
 
 
-def _node_values(session_id: int, nid: str, attrs: dict[str, Any]) -> dict[str, Any]:
+def _node_values(session_id: int, nid: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
     values = {k: attrs.get(k, NODE_DEFAULTS[k]) for k in NODE_FIELDS}
     return {**values, "session_id": session_id, "node_id": nid, "parent_id": attrs.get("parent"),
             "next_child": attrs.get("next_child", 0), "version": 1}
@@ -459,13 +470,18 @@ def _nodes_in_order(tree: ReasoningTree) -> list[str]:
     return sorted(tree.nodes(), key=lambda n: (tree.node(n)["depth"], tree.node(n)["created"]))
 
 
+def _stats(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """The search statistics of a node (the columns a later save may change), read by name."""
+    return {k: attrs[k] for k in STATS_FIELDS}
+
+
 def _upsert_nodes(s: Session, session_id: int, tree: ReasoningTree) -> int:
     _session_row(s, session_id)
     known = dict(s.execute(select(NodeRow.node_id, NodeRow.next_child).where(NodeRow.session_id == session_id)).all())
     order = _nodes_in_order(tree)
     _insert_nodes(s, session_id, tree, [n for n in order if n not in known])
     stats = [{"session_id": session_id, "node_id": n, "next_child": max(known[n], tree.node(n)["next_child"]),
-              **{k: tree.node(n)[k] for k in STATS_FIELDS}} for n in order if n in known]
+              **_stats(tree.node(n))} for n in order if n in known]
     if stats:
         s.execute(update(NodeRow), stats)
     return sum(n not in known for n in order)
@@ -492,7 +508,7 @@ def _insert_session(s: Session, tree: ReasoningTree, *, name: str, config: Any, 
     return row.id
 
 
-def _tree(problem: ProblemRow, nodes: list[NodeRow]) -> ReasoningTree:
+def _tree(problem: ProblemRow, nodes: Sequence[NodeRow]) -> ReasoningTree:
     out = []
     for n in nodes:
         attrs = {k: getattr(n, k) for k in NODE_FIELDS}
@@ -585,26 +601,46 @@ def _insert_labeled(s: Session, lt: LabeledTree, annotator: str, source: dict[st
 
 
 # -- undo: one reverter per action kind ----------------------------------------------------------
+def _session_action(a: ActionRow) -> tuple[int, dict[str, Any]]:
+    """The session and payload of an action on a session (the log allows neither to be missing for those)."""
+    if a.session_id is None or a.payload is None:
+        raise ValueError(f"action {a.action_id} ({a.kind}) names no session to undo")
+    return a.session_id, a.payload
+
+
+def _node_action(a: ActionRow) -> tuple[int, str, dict[str, Any]]:
+    """The session, node and payload of an action on one node."""
+    session_id, payload = _session_action(a)
+    if a.node_id is None:
+        raise ValueError(f"action {a.action_id} ({a.kind}) names no node to undo")
+    return session_id, a.node_id, payload
+
+
 def _undo_rate(s: Session, a: ActionRow) -> None:
-    _put_annotation(s, a.session_id, a.node_id, a.annotator, a.payload["before"], None)
+    session_id, node_id, payload = _node_action(a)
+    _put_annotation(s, session_id, node_id, a.annotator, payload["before"], None)
 
 
 def _undo_rate_many(s: Session, a: ActionRow) -> None:
-    for change in reversed(a.payload["changes"]):
-        _put_annotation(s, a.session_id, change["node_id"], a.annotator, change["before"], None)
+    session_id, payload = _session_action(a)
+    for change in reversed(payload["changes"]):
+        _put_annotation(s, session_id, change["node_id"], a.annotator, change["before"], None)
 
 
 def _undo_prune(s: Session, a: ActionRow) -> None:
-    _bump(s, NodeRow, _node_key(a.session_id, a.node_id), None, {"pruned": a.payload["before"]})
+    session_id, node_id, payload = _node_action(a)
+    _bump(s, NodeRow, _node_key(session_id, node_id), None, {"pruned": payload["before"]})
 
 
 def _undo_add(s: Session, a: ActionRow) -> None:
-    for nid in a.payload["nodes"]:
-        _bump(s, NodeRow, _node_key(a.session_id, nid), None, {"pruned": True})
+    session_id, payload = _session_action(a)
+    for nid in payload["nodes"]:
+        _bump(s, NodeRow, _node_key(session_id, nid), None, {"pruned": True})
 
 
 def _undo_session(s: Session, a: ActionRow) -> None:
-    _bump(s, SessionRow, [SessionRow.id == a.session_id], None, a.payload["before"])
+    session_id, payload = _session_action(a)
+    _bump(s, SessionRow, [SessionRow.id == session_id], None, payload["before"])
 
 
 UNDO: dict[str, Callable[[Session, ActionRow], None]] = {

@@ -232,3 +232,23 @@ def test_two_searches_share_the_models_from_two_threads(generators, scorers):
         assert_valid_tree(tree, result, budget=6)
     alone = search(PROBLEM, generators["qwen2"], scorers["math-shepherd"], _config("mcts", 1))[0]
     assert [alone.node(n)["text"] for n in alone.nodes()] == [results[1][0].node(n)["text"] for n in alone.nodes()]
+
+
+@pytest.mark.parametrize("adapter", ["token-classification", "math-shepherd", "qwen-prm", "value-head"])
+def test_score_last_is_the_last_step_of_score_in_token_capped_batches(tiny, scorers, adapter):
+    paths = [*PATHS, ["one step only"], [f"step {i}" for i in range(6)]]
+    full = scorers[adapter].score(PROBLEM, paths)
+    assert scorers[adapter].score_last(PROBLEM, paths) == pytest.approx([s[-1] for s in full], abs=1e-5)
+    small = load_scorer(tiny.prms[adapter], trust_remote_code=adapter == "qwen-prm", batch_tokens=1)
+    calls = []
+    small.model.register_forward_pre_hook(lambda _m, _a: calls.append(1))
+    assert small.score_last(PROBLEM, paths) == pytest.approx([s[-1] for s in full], abs=1e-5)
+    assert len(calls) == len(paths)  # a cap below any path: one path per pass
+
+
+def test_the_cli_defaults_of_the_engine_settings_are_the_backends():
+    from cli import common
+    from reasoning.backends import generator, prm
+
+    assert common.DEFAULT_KV_CACHE_MB == generator.DEFAULT_KV_CACHE_MB
+    assert common.DEFAULT_BATCH_TOKENS == prm.DEFAULT_BATCH_TOKENS

@@ -14,7 +14,7 @@ from playwright.sync_api import Page, sync_playwright  # noqa: E402
 from reasoning.tree import ReasoningTree  # noqa: E402
 from reasoning.types import Problem, Step  # noqa: E402
 from storage import Store  # noqa: E402
-from ui.testing import serve, tiny_or_demo_models  # noqa: E402
+from ui.testing import demo_models, serve  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = "/usr/bin/chromium"
@@ -31,7 +31,7 @@ if not Path(CHROMIUM).exists():
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ui-browser")
-    generator, scorer = tiny_or_demo_models(tmp / "models")
+    generator, scorer = demo_models()
     store = Store(f"sqlite:///{tmp / 'explorer.db'}")
     with serve(generator=generator, scorer=scorer, store=store) as url:
         yield url, store
@@ -266,17 +266,13 @@ def test_replay_slider_shows_the_tree_as_it_was_at_an_iteration(app, page):
 
 
 def test_switching_algorithm_loads_its_tuned_settings_on_the_demo_models(app, browser):
-    import argparse
-
-    from cli.common import demo_search_defaults
-    from reasoning.search import ALGORITHMS
+    from reasoning.manifest import DEMO_GENERATOR_DIR, recommended_by_algorithm
 
     _, store = app
-    on_demo = argparse.Namespace(generator=None, prm=None)
-    defaults = {a: d for a in ALGORITHMS if (d := demo_search_defaults(on_demo, a))}
+    defaults = recommended_by_algorithm(DEMO_GENERATOR_DIR)  # the demo generator's manifest recommends them
     assert defaults["mcts"]["candidates"] != defaults["beam"].get("candidates", 3)  # else this test shows nothing
-    generator, scorer = tiny_or_demo_models(ARTIFACTS / "models")
-    with serve(generator=generator, scorer=scorer, store=store, search_defaults=defaults) as url:
+    generator, scorer = demo_models()
+    with serve(generator=generator, scorer=scorer, store=store) as url:
         context = browser.new_context(viewport={"width": 1500, "height": 1100})
         page = context.new_page()
         page.goto(url)
@@ -291,3 +287,37 @@ def test_switching_algorithm_loads_its_tuned_settings_on_the_demo_models(app, br
             page.wait_for_function("([sel, v]) => document.querySelector(sel).value === v",
                                    arg=["#candidates input", str(expected)], timeout=10_000)
         context.close()
+
+
+def test_api_ui_and_command_line_store_the_same_search_settings(app, page, tmp_path):
+    """One declaration: `/search` given only problem, algorithm and budget, the UI's Run with untouched controls,
+    and `app.py solve` with only --budget store the same search settings for the same (demo) model."""
+    from gradio_client import Client
+
+    import app as app_module
+
+    url, store = app
+    problem = "Use 2 3 4 6 to make 24."
+    via_api = Client(url, verbose=False).predict(problem, "mcts", 64, api_name="/search")["session_id"]
+
+    page.goto(url)
+    page.locator("#problem textarea").fill(problem)
+    before = {s.id for s in store.list_sessions(None)}
+    page.locator("#run-search").click()
+    page.wait_for_function("() => { const s = document.querySelector('#status textarea, #status input');"
+                           " return s && /finished|stopped/.test(s.value); }", timeout=300_000)
+    via_ui = max({s.id for s in store.list_sessions(None)} - before)
+
+    problems = tmp_path / "p.jsonl"
+    problems.write_text(json.dumps({"id": "p", "domain": "countdown", "numbers": [2, 3, 4, 6], "target": 24}) + "\n")
+    db = f"sqlite:///{tmp_path / 'solve.db'}"
+    code = app_module.main(["solve", "--problems", str(problems), "--out", str(tmp_path / "out.jsonl"),
+                            "--budget", "64", "--db", db, "--quiet"])
+    assert code == 0
+    solve_store = Store(db)
+    via_cli = solve_store.session(solve_store.list_sessions(None)[0].id).config
+    solve_store.close()
+
+    api_config, ui_config = store.session(via_api).config, store.session(via_ui).config
+    assert api_config == ui_config == via_cli
+    assert api_config["candidates"] == 1 and api_config["widen"] == 0.85  # the demo manifest's MCTS settings

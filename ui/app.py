@@ -14,6 +14,7 @@ from . import api
 from .figure import COLOR_BY
 from .pages import analytics, data, explore, sessions
 from .service import Explorer
+from .services.models import ModelLoader, load_with_backends
 from .wiring import Shared
 
 log = logging.getLogger(__name__)
@@ -53,14 +54,14 @@ def build_app(
     prm_dir: str | Path | None = None,
     auth: list[tuple[str, str]] | None = None,
     max_budget: int | None = None,
-    search_defaults: dict[str, Any] | None = None,
+    loader: ModelLoader | None = None,
 ) -> tuple[gr.Blocks, dict[str, Any]]:
     """The Blocks and the keyword arguments its `launch()` needs (css, js, auth)."""
     global ENGINE
     ENGINE = engine = Explorer(
         generator, scorer, store, catalog or load_catalog(),
         generator_dir=str(generator_dir or _model_path(generator)), prm_dir=str(prm_dir or _model_path(scorer)),
-        max_budget=max_budget or DEFAULT_MAX_BUDGET, search_defaults=dict(search_defaults or {}),
+        max_budget=max_budget or DEFAULT_MAX_BUDGET, loader=loader or load_with_backends,
     )
     with gr.Blocks(title=TITLE) as demo:
         api.register(engine)  # first, so the public names win over the page events' (undocumented) ones
@@ -112,14 +113,14 @@ def launch(
     max_budget: int | None = None,
     generator_dir: str | Path | None = None,
     prm_dir: str | Path | None = None,
-    search_defaults: dict[str, Any] | None = None,
+    loader: ModelLoader | None = None,
     **extra: Any,
 ) -> None:
     """Build the app and serve it until interrupted (blocks)."""
     auth = load_auth_file(auth_file) if auth_file else None
     demo, kwargs = build_app(generator=generator, scorer=scorer, store=store, catalog=catalog, auth=auth,
                              max_budget=max_budget, generator_dir=generator_dir, prm_dir=prm_dir,
-                             search_defaults=search_defaults)
+                             loader=loader)
     demo.queue(default_concurrency_limit=4)
     demo.launch(server_name=host, server_port=port, **kwargs, **extra)
 

@@ -1,54 +1,35 @@
 """The explorer's actions as plain functions over ids: no Gradio here, so scripts and tests call them directly.
 
-Each action validates its arguments (`ui.validate`), opens at most one storage unit of work, and returns plain
-values. Live searches keep their tree in memory (`Explorer.live`) until they finish and are saved.
+`Explorer` is a thin facade over the services in `ui/services/` (one module per job: the model registry, sessions,
+live runs, labelling commands, views, import/export). Each action validates its arguments (`ui.validate`), opens at
+most one storage unit of work, and returns plain values. ARCHITECTURE.md, "The explorer", draws the picture.
 """
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
-import threading
-import time
-import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reasoning.domains import get_domain
-from reasoning.factors import Catalog, ThoughtFactor, load_catalog
+from reasoning.factors import Catalog, load_catalog
 from reasoning.problems import ProblemFormatError, parse_problem_text, read_problems
-from reasoning.search import ALGORITHMS, SearchConfig, iterate
-from reasoning.search.config import ANSWER_SELECTIONS, DEFAULT_MAX_BUDGET
-from reasoning.search.context import SearchContext
-from reasoning.tree import ROOT, ReasoningTree
-from reasoning.types import Problem, Step
+from reasoning.protocols import Generator, Scorer
+from reasoning.search.config import DEFAULT_MAX_BUDGET, SearchConfig
+from reasoning.types import Problem
 
 from . import validate as v
+from .services import views
+from .services.labelling import MAX_EXPAND, Labelling
+from .services.models import ModelLoader, ModelRegistry, load_with_backends
+from .services.runs import LiveRuns, RunUpdate
+from .services.sessions import Sessions
+from .services.transfer import Transfer
+from .services.views import SESSION_HEADERS, SIBLING_HEADERS, TRACE_HEADERS
 
 log = logging.getLogger(__name__)
 
-AGGREGATIONS = ("min", "prod", "last", "mean")
-REDRAW_SECONDS = 0.3  # at most ~3 redraws a second while a search runs
-SAVE_SECONDS = 3.0  # a running search is saved this often, so a crash loses little
-MAX_EXPAND = 16
-SUMMARY_FACTOR = ThoughtFactor("summarize", "Summarize the reasoning so far", cue="In short, ")
-TRACE_HEADERS = ["#", "node", "factor", "origin", "step", "PRM", "value", "Q", "visits", "prior", "human"]
-SIBLING_HEADERS = ["node", "factor", "step", "PRM", "value", "visits", "rating"]
-SESSION_HEADERS = ["id", "name", "problem", "nodes", "labels", "updated", "deleted"]
-
-
-@dataclass
-class RunUpdate:
-    """What a running search reports to the page: the session, its live tree, a status line, and done."""
-
-    session_id: int
-    tree: ReasoningTree
-    status: str
-    done: bool = False
-    result: Any = None
+__all__ = ["MAX_EXPAND", "SESSION_HEADERS", "SIBLING_HEADERS", "TRACE_HEADERS", "Explorer", "NodeView", "RunUpdate"]
 
 
 @dataclass
@@ -67,73 +48,47 @@ class NodeView:
 
 @dataclass
 class Explorer:
-    """The app's engine: models, storage and live searches, shared by every browser session (module level)."""
+    """Models, storage and live searches, shared by every browser session of the running app."""
 
-    generator: Any
-    scorer: Any
-    store: Any
+    generator: Generator
+    scorer: Scorer
+    store: Any  # storage.Store
     catalog: Catalog = field(default_factory=load_catalog)
     generator_dir: str = ""
     prm_dir: str = ""
     max_budget: int = DEFAULT_MAX_BUDGET
-    # initial values of the search controls, per algorithm ({} for an algorithm: SearchConfig's defaults)
-    search_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
-    model_roots: tuple[str, ...] = ()  # folders whose model directories a web user may pick (besides the defaults)
+    model_roots: tuple[str, ...] = ()
+    loader: ModelLoader = load_with_backends
     problem_sets: dict[str, list[Problem]] = field(default_factory=dict)
-    live: dict[int, ReasoningTree] = field(default_factory=dict)
-    stops: dict[int, threading.Event] = field(default_factory=dict)
-    _models: dict[tuple[str, str], Any] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _export_root: Path | None = None
 
-    def control_defaults(self, algorithm: str) -> dict[str, Any]:
-        """The search settings the controls start from for `algorithm` (the demo's tuned ones on the demo models)."""
-        return {**SearchConfig().to_dict(), **self.search_defaults.get(algorithm, {})}
+    def __post_init__(self) -> None:
+        self.registry = ModelRegistry(self.generator, self.scorer, self.catalog, self.generator_dir, self.prm_dir,
+                                      loader=self.loader, model_roots=self.model_roots)
+        self.sessions_ = Sessions(self.store)
+        self.runs = LiveRuns(self.sessions_, self.registry, self.max_budget)
+        self.labelling = Labelling(self.sessions_, self.registry, self.catalog, self.max_budget)
+        self.transfer = Transfer(self.store)
 
-    # -- models ----------------------------------------------------------------------------------
+    # -- models and settings -------------------------------------------------------------------------
+    def models(self, generator_dir: str | None, prm_dir: str | None) -> tuple[Generator, Scorer]:
+        return self.registry.pair(generator_dir, prm_dir)
 
-    def models(self, generator_dir: str | None, prm_dir: str | None) -> tuple[Any, Any]:
-        """The generator and scorer for these directories; blank or the defaults give the loaded models."""
-        gen = self._model("generator", generator_dir, self.generator_dir, self.generator)
-        prm = self._model("prm", prm_dir, self.prm_dir, self.scorer)
-        return gen, prm
+    def control_defaults(self, algorithm: str, generator_dir: str | None = None) -> dict[str, Any]:
+        """The search settings the controls start from for `algorithm`: the model's recommended ones."""
+        return self.registry.control_defaults(algorithm, generator_dir)
 
-    def _model(self, kind: str, path: str | None, default_path: str, default: Any) -> Any:
-        path = (path or "").strip()
-        if not path or path == default_path:
-            return default
-        v.need(len(path) <= 1000, f"{kind} directory path is too long")
-        resolved = Path(path).expanduser().resolve()
-        roots = self.allowed_model_roots()
-        # one answer for every path outside the roots, so the web cannot probe the server's file system
-        v.need(any(resolved.is_relative_to(r) for r in roots) and resolved.is_dir(),
-               f"{kind} directory {path} is not a model folder this server offers (allowed under: "
-               f"{', '.join(str(r) for r in roots)}; start the app with REASONING_MODEL_ROOTS to add folders)")
-        key = (kind, str(resolved))
-        with self._lock:
-            if key not in self._models and len(self._models) >= MAX_EXTRA_MODELS:
-                self._models.pop(next(iter(self._models)))  # keep memory bounded: forget the oldest extra model
-            if key not in self._models:
-                from reasoning import backends  # only here: loading models needs torch
+    def config(self, values: Mapping[str, Any], *, generator_dir: str | None = None) -> SearchConfig:
+        """A validated SearchConfig from loosely typed UI or API values; a setting left out (or None) takes the
+        model's recommended value, then the declaration's default."""
+        v.need(isinstance(values, Mapping), "search settings must be an object of setting names and values")
+        algorithm = values.get("algorithm") or "mcts"
+        try:
+            defaults = self.registry.recommended(str(algorithm), generator_dir)
+            return SearchConfig.from_values(values, defaults=defaults, max_budget=self.max_budget)
+        except ValueError as exc:
+            raise v.UserError(str(exc)) from None
 
-                loader = backends.load_generator if kind == "generator" else backends.load_scorer
-                try:
-                    self._models[key] = loader(key[1], catalog=self.catalog) if kind == "generator" else loader(key[1])
-                except backends.ModelLoadError as exc:
-                    raise v.UserError(str(exc)) from None
-            return self._models[key]
-
-    def allowed_model_roots(self) -> list[Path]:
-        """The folders under which the web may load model directories: the demo models' folder, the folders
-        of the models the app started with, and REASONING_MODEL_ROOTS (os.pathsep separated)."""
-        from reasoning.backends import DEMO_GENERATOR_DIR
-
-        roots = [DEMO_GENERATOR_DIR.parent, *(Path(p).parent for p in (self.generator_dir, self.prm_dir) if p)]
-        roots += [Path(p) for p in self.model_roots]
-        roots += [Path(p) for p in os.environ.get("REASONING_MODEL_ROOTS", "").split(os.pathsep) if p.strip()]
-        return list(dict.fromkeys(r.expanduser().resolve() for r in roots))
-
-    # -- problems, config, catalog ---------------------------------------------------------------
+    # -- problems and catalog ------------------------------------------------------------------------
     def problem(self, text: str) -> Problem:
         text = v.text(text, "problem", limit=v.MAX_TEXT)
         for problems in self.problem_sets.values():
@@ -165,52 +120,14 @@ class Explorer:
             log.exception("cannot list stored problems")
         return list(dict.fromkeys(texts))[:2000]
 
-    def config(
-        self,
-        algorithm: str = "mcts",
-        budget: Any = 64,
-        seed: Any = 0,
-        candidates: Any = 3,
-        temperature: Any = 1.0,
-        c_puct: Any = 1.5,
-        beam_width: Any = 4,
-        max_depth: Any = 12,
-        aggregation: str = "min",
-        parallel_leaves: Any = 1,
-        factors: list[str] | None = None,
-        widen: Any = 0.0,
-        fpu_reduction: Any = 0.0,
-        answer_selection: str = "value",
-        merge_duplicates: Any = True,
-    ) -> SearchConfig:
-        """A validated SearchConfig from loosely typed UI or API values."""
-        v.choice(algorithm, "algorithm", ALGORITHMS)
-        v.choice(aggregation, "aggregation", AGGREGATIONS)
-        v.choice(answer_selection, "answer selection", ANSWER_SELECTIONS)
-        try:
-            return SearchConfig(
-                algorithm=algorithm,
-                budget=v.integer(budget, "budget", 1, self.max_budget),
-                seed=v.integer(seed, "seed", 0, 2**31 - 1),
-                candidates=v.integer(candidates, "candidates", 1, 64),
-                temperatures=(v.number(temperature, "temperature", 0.0, 5.0),),
-                c_puct=v.number(c_puct, "c_puct", 0.0, 100.0),
-                beam_width=v.integer(beam_width, "beam width", 1, 256),
-                max_depth=v.integer(max_depth, "max depth", 1, 256),
-                aggregation=aggregation,
-                parallel_leaves=v.integer(parallel_leaves, "parallel leaves", 1, 64),
-                factors=tuple(factors) if factors else None,
-                widen=v.number(widen, "widen", 0.0, 1.0),
-                fpu_reduction=v.number(fpu_reduction, "fpu reduction", 0.0, 1.0),
-                answer_selection=answer_selection,
-                merge_duplicates=v.flag(merge_duplicates, "merge duplicates"),
-                max_budget=self.max_budget,
-            )
-        except ValueError as exc:
-            raise v.UserError(str(exc)) from None
-
     def catalog_rows(self, catalog: Catalog | None = None) -> list[list[Any]]:
-        return [[f.name, f.enabled, f.cue, f.description] for f in (catalog or self.catalog)]
+        """The thought-factor table; with no catalog given, the factors the model recommends are the enabled ones."""
+        if catalog is None:
+            catalog = self.catalog
+            recommended = self.control_defaults("mcts").get("factors")
+            if recommended:
+                catalog = catalog.with_enabled(set(recommended) & set(catalog.names))
+        return [[f.name, f.enabled, f.cue, f.description] for f in catalog]
 
     def catalog_from_rows(self, rows: Any) -> Catalog:
         """The base catalog with the enabled flags and cues of the UI table applied (names cannot change)."""
@@ -230,364 +147,97 @@ class Explorer:
         v.need(bool(enabled), "enable at least one thought factor")
         return cat.with_enabled(enabled)
 
-    # -- trees -----------------------------------------------------------------------------------
-    def tree(self, session_id: Any) -> ReasoningTree:
-        sid = v.session_id(session_id)
-        live = self.live.get(sid)
-        if live is not None:
-            return live
-        try:
-            return self.store.load_tree(sid)
-        except LookupError:
-            raise v.UserError(f"session {sid} not found") from None
+    # -- searching -----------------------------------------------------------------------------------
+    def run_search(self, problem_text: str, config: SearchConfig, catalog: Catalog | None = None, *,
+                   annotator: str = "anonymous", generator_dir: str | None = None, prm_dir: str | None = None,
+                   name: str | None = None) -> Iterator[RunUpdate]:
+        return self.runs.start(self.problem(problem_text), config, catalog or self.catalog, annotator=annotator,
+                               generator_dir=generator_dir, prm_dir=prm_dir, name=name)
 
-    def running(self, session_id: Any) -> bool:
-        return v.session_id(session_id) in self.live
-
-    def _not_running(self, sid: int) -> None:
-        v.need(sid not in self.live, f"a search is running on session {sid}: stop it or wait for it to finish")
-
-    def _editable(self, sid: int) -> None:
-        """Changes to a tree need a session that exists, is not deleted and has no search running."""
-        self._not_running(sid)
-        try:
-            deleted = self.store.session(sid).deleted
-        except LookupError:
-            raise v.UserError(f"session {sid} not found") from None
-        v.need(not deleted, f"session {sid} is deleted: restore it before changing it")
-
-    def _node(self, tree: ReasoningTree, node_id: Any) -> str:
-        nid = v.node_id(node_id)
-        v.need(nid in tree, f"no node {nid} in this session's tree")
-        return nid
-
-    # -- searching -------------------------------------------------------------------------------
-    def run_search(
-        self,
-        problem_text: str,
-        config: SearchConfig,
-        catalog: Catalog | None = None,
-        *,
-        annotator: str = "anonymous",
-        generator_dir: str | None = None,
-        prm_dir: str | None = None,
-        name: str | None = None,
-    ) -> Iterator[RunUpdate]:
-        """Start a new session on a problem and stream its growing tree."""
-        problem = self.problem(problem_text)
-        catalog = catalog or self.catalog
-        generator, scorer = self.models(generator_dir, prm_dir)
-        self._domain(problem)
-        tree = ReasoningTree(problem)
-        provenance = {
-            "generator": _provenance(generator), "scorer": _provenance(scorer),
-            "generator_dir": generator_dir or self.generator_dir, "prm_dir": prm_dir or self.prm_dir,
-            "annotator": v.annotator(annotator),
-        }
-        sid = self.store.create_session(
-            tree, name=(name or problem.text)[:120], config=config.to_dict(), provenance=provenance,
-            catalog=catalog.to_dict(),
-        )
-        yield from self._drive(sid, tree, generator, scorer, config, catalog, ROOT)
-
-    def resume(
-        self, session_id: Any, node_id: Any, budget: Any, *, generator_dir: str | None = None,
-        prm_dir: str | None = None,
-    ) -> Iterator[RunUpdate]:
-        """Continue a saved session's search from one node, with a new budget of nodes."""
-        sid = v.session_id(session_id)
-        self._editable(sid)
-        tree = self.tree(sid)
-        nid = self._node(tree, node_id)
-        v.need(tree.is_live(nid), f"node {nid} is pruned; undo the prune before searching from it")
-        info = self.session_info(sid)
-        base = dict(info.config or {})
-        base["budget"] = v.integer(budget, "budget", 1, self.max_budget)
-        base["max_budget"] = self.max_budget
-        try:
-            config = SearchConfig(**{k: val for k, val in base.items() if k in SearchConfig.__dataclass_fields__})
-        except (TypeError, ValueError) as exc:
-            raise v.UserError(f"the session's stored search config is not usable: {exc}") from None
-        generator, scorer = self.models(generator_dir, prm_dir)
-        yield from self._drive(sid, tree, generator, scorer, config, self._session_catalog(info), nid)
-
-    def _drive(self, sid, tree, generator, scorer, config, catalog, start) -> Iterator[RunUpdate]:
-        stop = threading.Event()
-        with self._lock:
-            self._not_running(sid)
-            self.live[sid], self.stops[sid] = tree, stop
-        last_draw = last_save = time.monotonic()
-        result = None
-        try:
-            events = iterate(tree, generator, scorer, config, catalog=catalog, start=start, stop=stop)
-            yield RunUpdate(sid, tree, f"session {sid}: searching…")
-            for ev in events:
-                now = time.monotonic()
-                if ev.kind == "finished":
-                    result = ev.result
-                    break
-                if now - last_save >= SAVE_SECONDS:
-                    self.store.save_tree(sid, tree)
-                    last_save = now
-                if now - last_draw >= REDRAW_SECONDS:
-                    last_draw = now
-                    yield RunUpdate(sid, tree, f"session {sid}: iteration {ev.iteration}, "
-                                               f"{ev.created}/{ev.budget} nodes created")
-        except ValueError as exc:
-            raise v.UserError(str(exc)) from None
-        finally:
-            with self._lock:
-                self.live.pop(sid, None)
-                self.stops.pop(sid, None)
-            self.store.save_tree(sid, tree)
-        yield RunUpdate(sid, tree, _result_line(sid, tree, result), done=True, result=result)
+    def resume(self, session_id: Any, node_id: Any, budget: Any, *, generator_dir: str | None = None,
+               prm_dir: str | None = None) -> Iterator[RunUpdate]:
+        catalog = self._session_catalog(self.sessions_.info(session_id))
+        return self.runs.resume(session_id, node_id, budget, catalog, generator_dir=generator_dir, prm_dir=prm_dir)
 
     def stop(self, session_id: Any) -> bool:
-        """Ask a running search to stop after its current step; False when none is running."""
-        ev = self.stops.get(v.session_id(session_id))
-        if ev is None:
-            return False
-        ev.set()
-        return True
+        return self.runs.stop(session_id)
 
-    # -- the inspector ---------------------------------------------------------------------------
-    def inspect(self, session_id: Any, node_id: Any) -> NodeView:
-        sid = v.session_id(session_id)
-        tree = self.tree(sid)
-        nid = self._node(tree, node_id)
-        labels = self.label_summary(sid)
-        rows = []
-        for i, n in enumerate(tree.path(nid)):
-            a = tree.node(n)
-            rows.append([
-                i, n, a["factor"] or "(problem)", a["origin"], a["text"], _r(a["score"]), _r(a["value"]),
-                _r(tree.q(n)), a["visits"], _r(a["prior"]), labels.get(n, ""),
-            ])
-        a = tree.node(nid)
-        info = (f"node {nid} · depth {a['depth']} · factor {a['factor'] or '(root)'} · {a['origin']}"
-                f"{' · pruned' if not tree.is_live(nid) else ''}"
-                f"{' · answer ' + str(a['answer']) if a['terminal'] else ''}")
-        return NodeView(sid, nid, a["text"], rows, info, a.get("version"), a["factor"],
-                        len(tree.children(nid, include_pruned=True)))
+    def running(self, session_id: Any) -> bool:
+        return self.sessions_.running(session_id)
+
+    # -- reading -------------------------------------------------------------------------------------
+    def tree(self, session_id: Any):
+        return self.sessions_.tree(session_id)
+
+    def session_info(self, session_id: Any):
+        return self.sessions_.info(session_id)
 
     def label_summary(self, sid: int) -> dict[str, str]:
-        """`{node: "alice +1, bob -1?"}` from the stored human annotations (`?` marks unsure)."""
-        out: dict[str, list[str]] = {}
-        for ann in self.store.annotations(sid):
-            mark = f"{ann.annotator} {ann.rating:+d}" if ann.rating else f"{ann.annotator} 0"
-            out.setdefault(ann.node_id, []).append(mark + ("?" if ann.unsure else ""))
-        return {k: ", ".join(vs) for k, vs in out.items()}
+        return views.label_summary(self.store.annotations(sid))
+
+    def inspect(self, session_id: Any, node_id: Any) -> NodeView:
+        t = self.sessions_.target(session_id, node_id, editable=False)
+        rows = views.trace_rows(t.tree, t.nid, self.label_summary(t.sid))
+        a = t.tree.node(t.nid)
+        return NodeView(t.sid, t.nid, a["text"], rows, views.node_info(t.tree, t.nid), a.get("version"),
+                        a["factor"], len(t.tree.children(t.nid, include_pruned=True)))
 
     def siblings(self, session_id: Any, node_id: Any) -> list[list[Any]]:
-        """The children of a node with the current annotator-agnostic latest rating column left blank."""
-        sid = v.session_id(session_id)
-        tree = self.tree(sid)
-        nid = self._node(tree, node_id)
-        rows = []
-        for c in tree.children(nid, include_pruned=False):
-            a = tree.node(c)
-            rows.append([c, a["factor"], a["text"], _r(a["score"]), _r(a["value"]), a["visits"], ""])
-        return rows
+        """The live children of a node (the children table)."""
+        t = self.sessions_.target(session_id, node_id, editable=False)
+        return views.children_rows(t.tree, t.nid)
 
-    # -- labelling actions -----------------------------------------------------------------------
-    def rate(self, session_id: Any, node_id: Any, rating: Any, *, annotator: Any = None, unsure: Any = False,
-             note: Any = "", seconds: Any = None, expected_version: Any = None, action_id: Any = None):
-        sid = v.session_id(session_id)
-        self._editable(sid)
-        tree = self.tree(sid)
-        nid = self._node(tree, node_id)
-        v.need(nid != ROOT, "the root is the problem itself; rate a step instead")
-        secs = None if seconds is None else v.number(seconds, "seconds", 0.0, 86400.0)
-        return self.store.rate(
-            sid, nid, v.annotator(annotator), v.rating(rating), unsure=v.flag(unsure, "unsure"),
-            note=v.text(note or "", "note", limit=v.MAX_NOTE, allow_empty=True), seconds=secs,
-            action_id=v.action_id(action_id) or _action_id(), expected_version=v.version(expected_version),
-        )
+    # -- labelling -----------------------------------------------------------------------------------
+    def rate(self, session_id: Any, node_id: Any, rating: Any, **kwargs: Any):
+        return self.labelling.rate(session_id, node_id, rating, **kwargs)
 
     def rate_children(self, session_id: Any, node_id: Any, rows: Any, *, annotator: Any = None) -> int:
-        """Rate every child of a node at once from rows `[child id, ..., rating]`; blank ratings are skipped."""
-        sid = v.session_id(session_id)
-        self._editable(sid)
-        tree = self.tree(sid)
-        nid = self._node(tree, node_id)
-        v.need(isinstance(rows, list), "ratings must be a list of rows [child id, ..., rating]")
-        kids = set(tree.children(nid, include_pruned=True))
-        todo = []
-        for row in rows:
-            v.need(isinstance(row, list | tuple) and len(row) >= 2, "each row needs a child id and a rating")
-            child, rating = row[0], row[-1]
-            v.need(isinstance(child, str) and child in kids, f"{child!r} is not a child of node {nid}")
-            if rating is None or (isinstance(rating, str) and not rating.strip()):
-                continue
-            todo.append((child, v.rating(rating)))
-        v.need(bool(todo), "no ratings to save: fill the rating column with -1, 0 or +1")
-        return len(self.store.rate_many(sid, dict(todo), v.annotator(annotator), action_id=_action_id()))
+        return self.labelling.rate_children(session_id, node_id, rows, annotator=annotator)
 
     def edit(self, session_id: Any, node_id: Any, text: Any, *, annotator: Any = None) -> str:
-        """Keep the step as is and add the edited text as a sibling (origin `edited`), scored by the PRM."""
-        sid = v.session_id(session_id)
-        self._editable(sid)
-        tree = self.tree(sid)
-        nid = self._node(tree, node_id)
-        v.need(nid != ROOT, "the root is the problem; start a new search to change it")
-        text = v.text(text, "step text")
-        v.need(text.strip() != tree.node(nid)["text"].strip(), "the text is unchanged; edit it first")
-        parent = tree.parent(nid)
-        factor = tree.node(nid)["factor"]
-        new = self._add_step(tree, sid, parent, text, factor, "edited", meta={"edited_from": nid})
-        self.store.add_nodes(sid, tree, [new], kind="edit", annotator=v.annotator(annotator), action_id=_action_id())
-        return new
+        return self.labelling.edit(session_id, node_id, text, annotator=annotator)
 
     def add_human_step(self, session_id: Any, node_id: Any, text: Any, factor: Any = None, *,
                        annotator: Any = None) -> str:
-        """A step written by a person under a node (origin `human`), scored by the PRM."""
-        sid = v.session_id(session_id)
-        self._editable(sid)
-        tree = self.tree(sid)
-        nid = self._node(tree, node_id)
-        text = v.text(text, "step text")
-        if factor in (None, ""):
-            factor = None
-        else:
-            v.choice(factor, "factor", self.catalog.names)
-        new = self._add_step(tree, sid, nid, text, factor, "human")
-        self.store.add_nodes(sid, tree, [new], kind="human_step", annotator=v.annotator(annotator), action_id=_action_id())
-        return new
+        return self.labelling.add_human_step(session_id, node_id, text, factor, annotator=annotator)
 
     def expand(self, session_id: Any, node_id: Any, factor: Any, n: Any = 3, *, annotator: Any = None) -> list[str]:
-        """Sample `n` children under a node with one chosen thought factor, scored by the PRM; returns the new ones
-        (with the session's `merge_duplicates`, a sample identical to an existing child is not added again)."""
-        sid = v.session_id(session_id)
-        self._editable(sid)
-        tree = self.tree(sid)
-        nid = self._node(tree, node_id)
-        v.choice(factor, "factor", self.catalog.names)
-        count = v.integer(n, "number of children", 1, MAX_EXPAND)
-        v.need(tree.is_live(nid), f"node {nid} is pruned; undo the prune before expanding it")
-        v.need(not tree.node(nid)["terminal"], f"node {nid} is a final answer; expand a step before it")
-        info = self.session_info(sid)
-        ctx = self._context(tree, info, count)
-        ctx.iteration = 1 + max(a["iteration"] for _, a in tree.graph.nodes(data=True))
-        new = ctx.expand(nid, self.catalog.get(factor), count)
-        ctx.score(new)
-        self.store.add_nodes(sid, tree, new, kind="expand", annotator=v.annotator(annotator), action_id=_action_id())
-        return new
+        return self.labelling.expand(session_id, node_id, factor, n, annotator=annotator)
 
-    def prune(self, session_id: Any, node_id: Any, *, annotator: Any = None, expected_version: Any = None,
-              action_id: Any = None):
-        sid = v.session_id(session_id)
-        self._editable(sid)
-        tree = self.tree(sid)
-        nid = self._node(tree, node_id)
-        v.need(nid != ROOT, "the root cannot be pruned")
-        action = v.action_id(action_id)
-        v.need(action is not None or not tree.node(nid)["pruned"], f"node {nid} is already pruned")
-        return self.store.prune(sid, nid, annotator=v.annotator(annotator), action_id=action or _action_id(),
-                                expected_version=v.version(expected_version))
+    def prune(self, session_id: Any, node_id: Any, **kwargs: Any):
+        return self.labelling.prune(session_id, node_id, **kwargs)
 
     def undo(self, session_id: Any, *, annotator: Any = None):
-        sid = v.session_id(session_id)
-        self._not_running(sid)
-        return self.store.undo(sid, v.annotator(annotator))
+        return self.labelling.undo(session_id, annotator=annotator)
 
     def summarize(self, session_id: Any, node_id: Any) -> str:
-        """A short summary of the root-to-node trace, written by the generator under a `summarize` cue."""
-        sid = v.session_id(session_id)
-        tree = self.tree(sid)
-        nid = self._node(tree, node_id)
-        info = self.session_info(sid)
-        generator, _ = self.models((info.provenance or {}).get("generator_dir"), None)
-        steps = generator.propose(tree.state(nid), SUMMARY_FACTOR, 1, temperature=0.0, seed=0)
-        return steps[0].text if steps else ""
+        return self.labelling.summarize(session_id, node_id)
 
-    # -- sessions --------------------------------------------------------------------------------
-    def session_info(self, session_id: Any):
-        sid = v.session_id(session_id)
-        try:
-            return self.store.session(sid)
-        except LookupError:
-            raise v.UserError(f"session {sid} not found") from None
-
+    # -- sessions ------------------------------------------------------------------------------------
     def sessions(self, query: Any = "", include_deleted: Any = False) -> list[list[Any]]:
-        query = v.text(query or "", "filter", limit=200, allow_empty=True).strip().lower()
-        rows = []
-        for s in self.store.list_sessions(query or None, include_deleted=v.flag(include_deleted, "include deleted")):
-            rows.append([s.id, s.name, s.problem_text[:120], s.nodes, s.annotations,
-                         s.updated.strftime("%Y-%m-%d %H:%M") if s.updated else "", "yes" if s.deleted else ""])
-        return rows
+        return self.sessions_.rows(query, include_deleted)
 
     def rename(self, session_id: Any, name: Any, *, annotator: Any = None):
-        sid = v.session_id(session_id)
-        self.session_info(sid)
-        return self.store.rename_session(sid, v.text(name, "name", limit=v.MAX_NAME).strip(), v.annotator(annotator),
-                                         action_id=_action_id())
+        return self.sessions_.rename(session_id, name, annotator=annotator)
 
     def delete(self, session_id: Any, *, annotator: Any = None):
-        sid = v.session_id(session_id)
-        self._not_running(sid)
-        self.session_info(sid)
-        return self.store.delete_session(sid, v.annotator(annotator), action_id=_action_id())
+        return self.sessions_.delete(session_id, annotator=annotator)
 
     def restore(self, session_id: Any, *, annotator: Any = None):
-        sid = v.session_id(session_id)
-        self.session_info(sid)
-        return self.store.restore_session(sid, v.annotator(annotator), action_id=_action_id())
+        return self.sessions_.restore(session_id, annotator=annotator)
 
-    # -- export and import ----------------------------------------------------------------------
-    def export(self, fmt: Any, *, labels: Any = "human", neutral: Any = "drop", soft: Any = False,
-               all_paths: Any = False, session_ids: Any = None, file_format: Any = "jsonl",
-               out_dir: str | Path | None = None, preview: int = 5) -> tuple[Path, dict, list[dict]]:
-        """Write an export file (and its manifest) to a fresh temporary folder: (path, manifest, first records)."""
-        from storage.export import FORMATS, WRITERS, export_records, write_export
-        from storage.labels import NEUTRAL, SOURCES, LabelOptions
-
-        fmt = v.choice(fmt, "format", list(FORMATS))
-        file_format = v.choice(file_format, "file format", list(WRITERS))
-        options = LabelOptions(labels=v.choice(labels, "labels", SOURCES), soft=v.flag(soft, "soft"),
-                               neutral=v.choice(neutral, "neutral", list(NEUTRAL)),
-                               all_paths=v.flag(all_paths, "all paths"))
-        ids = None if not session_ids else [v.session_id(s) for s in _id_list(session_ids)]
-        trees = self.store.labeled_trees(ids)
-        folder = Path(out_dir) if out_dir else self._export_folder()
-        out = folder / f"export-{fmt}.{'parquet' if file_format == 'parquet' else 'jsonl'}"
-        manifest = write_export(trees, fmt, out, options, file_format=file_format)
-        return out, manifest, export_records(trees, fmt, options)[:preview]
-
-    def _export_folder(self) -> Path:
-        """A new folder for one export under the app's export folder; only the newest KEEP_EXPORTS are kept."""
-        with self._lock:
-            if self._export_root is None:
-                self._export_root = Path(tempfile.mkdtemp(prefix="rte-exports-"))
-            old = sorted(self._export_root.iterdir(), key=lambda p: p.stat().st_mtime)
-            for stale in old[: max(0, len(old) - KEEP_EXPORTS + 1)]:
-                shutil.rmtree(stale, ignore_errors=True)
-            return Path(tempfile.mkdtemp(dir=self._export_root))
+    # -- export and import ---------------------------------------------------------------------------
+    def export(self, fmt: Any, **kwargs: Any) -> tuple[Path, dict, list[dict]]:
+        return self.transfer.export(fmt, **kwargs)
 
     def validate_import(self, path: Any, fmt: Any) -> dict:
-        """Read an import file without storing it: counts, or the first problem found (line and field)."""
-        from storage.importers import IMPORTERS, read_import
-
-        fmt = v.choice(fmt, "format", list(IMPORTERS))
-        v.need(isinstance(path, str | Path) and Path(path).is_file(), "choose a file to import")
-        batch = read_import(path, fmt)
-        return {"format": fmt, "problems": len(batch.problems), "sessions": len(batch.trees),
-                "nodes": sum(len(t.tree) - 1 for t in batch.trees),
-                "labels": sum(len(t.annotations) for t in batch.trees)}
+        return self.transfer.validate_import(path, fmt)
 
     def import_file(self, path: Any, fmt: Any) -> dict:
-        from storage.importers import import_file
+        return self.transfer.import_file(path, fmt)
 
-        self.validate_import(path, fmt)
-        return import_file(self.store, path, fmt)
-
-    # -- helpers ---------------------------------------------------------------------------------
-    def _domain(self, problem: Problem):
-        try:
-            return get_domain(problem.domain)
-        except ValueError as exc:
-            raise v.UserError(str(exc)) from None
-
-    def _session_catalog(self, info) -> Catalog:
+    # -- helpers -------------------------------------------------------------------------------------
+    def _session_catalog(self, info: Any) -> Catalog:
         raw = getattr(info, "catalog", None)
         if isinstance(raw, dict):
             try:
@@ -595,61 +245,3 @@ class Explorer:
             except ValueError:
                 log.warning("session %s has an unreadable catalog; using the default", info.id)
         return self.catalog
-
-    def _context(self, tree: ReasoningTree, info, budget: int) -> SearchContext:
-        base = {k: val for k, val in (info.config or {}).items() if k in SearchConfig.__dataclass_fields__}
-        base.update(budget=budget, factors=None, max_budget=self.max_budget)
-        try:
-            config = SearchConfig(**base)
-        except (TypeError, ValueError):
-            config = SearchConfig(budget=budget, max_budget=self.max_budget)
-        generator, scorer = self.models((info.provenance or {}).get("generator_dir"),
-                                        (info.provenance or {}).get("prm_dir"))
-        return SearchContext(tree, generator, scorer, self._domain(tree.problem), self.catalog, config)
-
-    def _add_step(self, tree: ReasoningTree, sid: int, parent: str, text: str, factor: str | None, origin: str,
-                  meta: dict | None = None) -> str:
-        """Add a user-written step under `parent`: the domain books it, the session's PRM scores it."""
-        ctx = self._context(tree, self.session_info(sid), 1)
-        step = ctx.domain.observe(tree.state(parent), Step(text, factor))
-        iteration = 1 + max(a["iteration"] for _, a in tree.graph.nodes(data=True))
-        nid = tree.add_child(parent, step, origin=origin, meta=meta, iteration=iteration)
-        ctx.score([nid])
-        return nid
-
-
-def _id_list(value: Any) -> list[Any]:
-    """Session ids from a list or from text such as `3, 5 8`."""
-    if isinstance(value, str):
-        return [x for x in value.replace(",", " ").split() if x]
-    v.need(isinstance(value, list | tuple), "session ids must be a list")
-    return list(value)
-
-
-MAX_EXTRA_MODELS = 2
-KEEP_EXPORTS = 8
-
-
-def _action_id() -> str:
-    return uuid.uuid4().hex
-
-
-def _r(x: float | None, digits: int = 3) -> float | None:
-    return None if x is None else round(float(x), digits)
-
-
-def _provenance(model: Any) -> dict:
-    getter = getattr(model, "provenance", None)
-    try:
-        return dict(getter()) if callable(getter) else {"name": getattr(model, "name", type(model).__name__)}
-    except Exception:  # noqa: BLE001 - provenance is informative; never fail a search over it
-        return {"name": getattr(model, "name", type(model).__name__)}
-
-
-def _result_line(sid: int, tree: ReasoningTree, result) -> str:
-    if result is None:
-        return f"session {sid}: {len(tree)} nodes"
-    answer = "no answer" if result.answer is None else f"answer {result.answer} (value {result.value:.3f})"
-    how = "stopped" if result.stopped else "finished"
-    return (f"session {sid}: {how} · {len(tree)} nodes · {result.nodes_created} created · {answer} · "
-            f"{result.seconds:.1f} s")

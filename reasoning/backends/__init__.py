@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from ..factors import Catalog, load_catalog
-from .generator import TransformersGenerator, top_p_filter
+from ..manifest import DEMO_GENERATOR_DIR, DEMO_PRM_DIR, REPO_ROOT
+from .generator import DEFAULT_KV_CACHE_MB, TransformersGenerator, top_p_filter
 from .loading import (
     ModelLoadError,
     check_causal_lm,
@@ -18,13 +19,10 @@ from .loading import (
     read_config,
     weight_files,
 )
-from .prm import ADAPTERS, PRMAdapter
+from .prm import ADAPTERS, DEFAULT_BATCH_TOKENS, PRMAdapter
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEMO_GENERATOR_DIR = REPO_ROOT / "models" / "demo-generator"
-DEMO_PRM_DIR = REPO_ROOT / "models" / "demo-prm"
 PRM_CONFIG = "prm_config.json"
 # How an architecture name (its suffix) tells which adapter reads a PRM without a prm_config.json.
 ARCHITECTURE_ADAPTERS = {"ForTokenClassification": "token-classification", "ForProcessRewardModel": "qwen-prm"}
@@ -46,8 +44,13 @@ def load_generator(
     max_step_tokens: int = 64,
     top_p: float = 1.0,
     prompt_mode: str | None = None,
+    kv_cache_mb: float = DEFAULT_KV_CACHE_MB,
+    prior_from_decode: bool = True,
 ) -> TransformersGenerator:
-    """A Generator over any local causal-LM directory (safetensors only; remote code only when trusted)."""
+    """A Generator over any local causal-LM directory (safetensors only; remote code only when trusted).
+
+    `kv_cache_mb` bounds the LRU cache of node prefixes' KV (0: none); `prior_from_decode` reads a new child's
+    factor prior from the decode that wrote its step instead of a separate pass."""
     from transformers import AutoModelForCausalLM
 
     path, cfg = read_config(path)
@@ -60,16 +63,19 @@ def load_generator(
     catalog = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
     generator = TransformersGenerator(
         model, tokenizer, path=path, catalog=catalog, weights=weights, kv_reuse=kv_reuse,
-        max_step_tokens=max_step_tokens, top_p=top_p, prompt_mode=prompt_mode,
+        max_step_tokens=max_step_tokens, top_p=top_p, prompt_mode=prompt_mode, kv_cache_mb=kv_cache_mb,
+        prior_from_decode=prior_from_decode,
     )
     log.info("generator %s loaded on %s (%s), prompt mode %s", path, dev, dt, generator.format.mode)
     return generator
 
 
 def load_scorer(
-    path: str | Path, *, adapter: str | None = None, device=None, dtype=None, trust_remote_code: bool = False
+    path: str | Path, *, adapter: str | None = None, device=None, dtype=None, trust_remote_code: bool = False,
+    batch_tokens: int = DEFAULT_BATCH_TOKENS,
 ) -> PRMAdapter:
-    """A Scorer over a local PRM directory; `adapter=None` reads prm_config.json or infers it from config.json."""
+    """A Scorer over a local PRM directory; `adapter=None` reads prm_config.json or infers it from config.json.
+    `batch_tokens` caps the padded tokens of one PRM forward pass."""
     path, cfg = read_config(path)
     options = read_prm_config(path)
     named = options.pop("adapter", None)
@@ -79,7 +85,8 @@ def load_scorer(
     name = adapter or named or infer_adapter(path, cfg)
     if name not in ADAPTERS:
         raise ModelLoadError(f"unknown PRM adapter {name!r} for {path}; choose one of {sorted(ADAPTERS)}")
-    scorer = ADAPTERS[name](path, device=device, dtype=dtype, trust_remote_code=trust_remote_code, **options)
+    scorer = ADAPTERS[name](path, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
+                            batch_tokens=batch_tokens, **options)
     log.info("PRM %s loaded with adapter %s on %s", path, name, scorer.device)
     return scorer
 

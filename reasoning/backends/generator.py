@@ -1,4 +1,5 @@
-"""A transformers causal LM as a Generator: factor prior in one batched pass, siblings decoded from one prefill."""
+"""A transformers causal LM as a Generator: many expansions decoded in one loop, node prefixes' KV kept in an LRU
+cache, and the factor prior of a new child read from the pass that wrote its step."""
 from __future__ import annotations
 
 import logging
@@ -10,23 +11,64 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import DynamicCache
 
 from ..factors import Catalog, ThoughtFactor, load_catalog
 from ..prompting import PromptFormat
-from ..types import State, Step
+from ..types import ExpansionRequest, State, Step
+from .kvcache import Entry, PrefixKVCache, batched_cache, row_entry
 from .loading import max_positions, sha256_files, single_token_id
 
 log = logging.getLogger(__name__)
 
 
+DEFAULT_KV_CACHE_MB = 256
+DEFAULT_PREFILL_TOKENS = 8192
+
+
 @dataclass
 class _Row:
-    """One sibling being decoded (local to one `propose` call)."""
+    """One sibling being decoded (local to one `propose_batch` call).
+
+    `tail` is None while the row samples; once its step has ended, the tokens still to feed so that its KV covers
+    its child's prefix (`child`); `entry` is that KV and `prior` the child's factor prior read after it."""
 
     ids: list[int] = field(default_factory=list)
     logprob: float = 0.0
     stop: str | None = None
     text: str = ""
+    tail: list[int] | None = None
+    child: list[int] | None = None
+    entry: Entry | None = None
+    prior: list[float] | None = None
+
+
+@dataclass
+class _Plan:
+    """One request prepared for decoding: its prefix as ids, its token limit, sampler and rows."""
+
+    index: int
+    request: ExpansionRequest
+    context: list[int]
+    start: list[int]
+    limit: int
+    temperature: float
+    rng: torch.Generator
+    stops: tuple[str, ...]
+    prior_over: tuple[ThoughtFactor, ...] | None
+    prior_ids: list[int] | None
+    rows: list[_Row]
+
+
+def _token_chunks(keys: list[tuple[int, ...]], cap: int) -> list[list[tuple[int, ...]]]:
+    """Consecutive groups whose padded size (rows x longest) stays within `cap` tokens (at least one row each)."""
+    chunks: list[list[tuple[int, ...]]] = []
+    for key in keys:
+        if chunks and (len(chunks[-1]) + 1) * max(len(key), max(len(k) for k in chunks[-1])) <= cap:
+            chunks[-1].append(key)
+        else:
+            chunks.append([key])
+    return chunks
 
 
 class TransformersGenerator:
@@ -44,11 +86,18 @@ class TransformersGenerator:
         max_step_tokens: int = 64,
         top_p: float = 1.0,
         prompt_mode: str | None = None,
+        kv_cache_mb: float = DEFAULT_KV_CACHE_MB,
+        prior_from_decode: bool = True,
+        prefill_tokens: int = DEFAULT_PREFILL_TOKENS,
     ):
         if max_step_tokens < 1:
             raise ValueError(f"max_step_tokens must be at least 1, got {max_step_tokens}")
         if not 0.0 < top_p <= 1.0:
             raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        if not 0 <= kv_cache_mb <= 1_048_576:
+            raise ValueError(f"kv_cache_mb must be between 0 and 1048576, got {kv_cache_mb}")
+        if prefill_tokens < 1:
+            raise ValueError(f"prefill_tokens must be at least 1, got {prefill_tokens}")
         self.model, self.tokenizer, self.path = model, tokenizer, Path(path)
         self.name = self.path.name
         self.catalog = catalog or load_catalog()
@@ -60,6 +109,10 @@ class TransformersGenerator:
         self.pad_id = next(iter(self.eos_ids), 0) if tokenizer.pad_token_id is None else tokenizer.pad_token_id
         self._weights = list(weights)
         self._encode_lock = threading.Lock()  # fast tokenizers may complain when two threads encode at once
+        # the node cache only makes sense with KV reuse; without it every call recomputes (the parity reference)
+        self.kv_cache = PrefixKVCache(int(kv_cache_mb * 2**20) if kv_reuse else 0)
+        self.prior_from_decode, self.prefill_tokens, self.prefilled_tokens = prior_from_decode, prefill_tokens, 0
+        self._step_memo: dict[tuple, tuple[int, ...]] = {}
 
     # -- setup ---------------------------------------------------------------------------------------
     def _detect_mode(self) -> str:
@@ -83,7 +136,8 @@ class TransformersGenerator:
             "name": self.name, "model_dir": str(self.path), "model_type": self.model.config.model_type,
             "weights_sha256": self._weights_sha256, "dtype": str(self.model.dtype).removeprefix("torch."),
             "device": str(self.device), "max_step_tokens": self.max_step_tokens, "top_p": self.top_p,
-            "prompt_mode": self.format.mode, "kv_reuse": self.kv_reuse,
+            "prompt_mode": self.format.mode, "kv_reuse": self.kv_reuse, "kv_cache_mb": self.kv_cache.max_bytes / 2**20,
+            "prior_from_decode": self.prior_from_decode,
         }
 
     # -- text -> ids ---------------------------------------------------------------------------------
@@ -95,26 +149,79 @@ class TransformersGenerator:
         return {**{f.name: f for f in self.catalog}, **{f.name: f for f in factors}}
 
     def context_ids(self, state: State, factors: Sequence[ThoughtFactor] = ()) -> list[int]:
-        """The question and the steps so far, as token ids."""
-        return self._encode(self.format.prefix(state, self._by_name(factors)), special=True)
+        """The question and the steps so far, as token ids: the question's tokens, then each step's own ids.
+
+        Built step by step (never by tokenising the whole text again), so a node's ids are its parent's ids plus
+        its step's: a step keeps the ids its generator wrote, and KV computed for a node's prefix stays valid."""
+        by_name = self._by_name(factors)
+        ids = self._encode(self.format.question(state.problem), special=True)
+        for step in state.steps:
+            ids += self.step_ids(step, by_name.get(step.factor or ""))
+        return ids
+
+    def step_ids(self, step: Step, factor: ThoughtFactor | None) -> list[int]:
+        """One rendered step as ids: the ids the model wrote (`meta["token_ids"]`) after its start, plus the tokens
+        of whatever the rendering adds after them (the newline after a close tag); the text's own tokens when the
+        written ids do not spell the step's text (a step rewritten by the domain or by hand, another tokenizer)."""
+        rendered = self.format.render_step(step.text, factor)
+        written = step.meta.get("token_ids") if step.meta else None
+        if written:
+            key = (rendered, tuple(written), factor.name if factor else None)
+            cached = self._step_memo.get(key)
+            if cached is not None:
+                return list(cached)
+            head = (self.start_ids(factor) if factor else []) + list(written)
+            spelled = self._text(head)
+            if spelled and rendered.startswith(spelled):
+                ids = head + self._encode(rendered[len(spelled):], special=False)
+                if len(self._step_memo) > 100_000:
+                    self._step_memo.clear()
+                self._step_memo[key] = tuple(ids)
+                return ids
+        return self._encode(rendered, special=False)
 
     def start_ids(self, factor: ThoughtFactor) -> list[int]:
         """What opens a step under `factor`: its open tag (tags mode) or its cue (cues mode)."""
         return self._encode(self.format.step_start(factor), special=False)
 
+    def _single_starts(self, factors: Sequence[ThoughtFactor]) -> list[int] | None:
+        """Each factor's start token when every start is one token (tags mode), else None."""
+        starts = [self.start_ids(f) for f in factors]
+        return [s[0] for s in starts] if starts and all(len(s) == 1 for s in starts) else None
+
     # -- the factor prior ----------------------------------------------------------------------------
     def factor_prior(self, state: State, factors: Sequence[ThoughtFactor]) -> list[float]:
-        """P(S, a): softmax over factors of log p(step start | state), from one (batched) forward pass."""
+        """P(S, a): softmax over factors of log p(step start | state). With KV reuse it reads the node's cached KV
+        (or prefills it once and keeps it for the expansion that follows); else one full pass."""
         if not factors:
             return []
         context = self.context_ids(state, factors)
         starts = [self.start_ids(f) for f in factors]
+        room = max(len(s) for s in starts) + 1
         with torch.inference_mode():
-            if all(len(s) == 1 for s in starts):
+            if self.kv_reuse and (self.max_positions is None or len(context) + room <= self.max_positions):
+                scores = self._prior_scores(context, starts, self._entries([context])[0])
+            elif all(len(s) == 1 for s in starts):
                 scores = self._next_token_logprobs(context, [s[0] for s in starts])
             else:
                 scores = self._sequence_logprobs(context, starts)
         return torch.softmax(scores, dim=0).tolist()
+
+    def _prior_scores(self, context: list[int], starts: list[list[int]], entry: Entry) -> torch.Tensor:
+        """log p(start | context) per factor on top of the context's KV: free for one-token starts (the entry's
+        next-token logits), one small batched pass over the starts' tokens otherwise."""
+        if all(len(s) == 1 for s in starts):
+            return torch.log_softmax(entry.logits, dim=-1)[[s[0] for s in starts]]
+        width = max(len(s) for s in starts) + 1
+        logits, _, _, _, _ = self._forward_from([(entry, context + s) for s in starts], width)
+        logp = torch.log_softmax(logits, dim=-1)
+        out = []
+        for i, s in enumerate(starts):
+            full = len(context) + len(s)
+            first = width - min(width, full) + (len(context) - 1 - max(0, full - width))
+            at = torch.arange(first, first + len(s), device=self.device)
+            out.append(logp[i, at, torch.tensor(s, device=self.device)].sum())
+        return torch.stack(out)
 
     def _fit(self, context: list[int], room: int) -> list[int]:
         """Keep the context's last tokens so that `room` more tokens fit in the model's positions."""
@@ -144,28 +251,128 @@ class TransformersGenerator:
             out.append(logp[i, at, torch.tensor(s, device=self.device)].sum())
         return torch.stack(out)
 
+    # -- KV of node prefixes -------------------------------------------------------------------------
+    def _entries(self, contexts: Sequence[list[int]]) -> list[Entry]:
+        """The KV of each context: from the node cache, else prefilled (all misses in right-padded batches capped
+        by `prefill_tokens`) and kept in the cache."""
+        found: dict[tuple[int, ...], Entry] = {}
+        missing: list[tuple[int, ...]] = []
+        for context in contexts:
+            key = tuple(context)
+            if key in found or key in missing:
+                continue
+            entry = self.kv_cache.get(key)
+            if entry is None:
+                missing.append(key)
+            else:
+                found[key] = entry
+        for chunk in _token_chunks(sorted(missing, key=len), self.prefill_tokens):
+            found.update(self._prefill(chunk))
+        return [found[tuple(c)] for c in contexts]
+
+    def _prefill(self, keys: list[tuple[int, ...]]) -> dict[tuple[int, ...], Entry]:
+        width = max(len(k) for k in keys)
+        ids = torch.full((len(keys), width), self.pad_id, dtype=torch.long, device=self.device)
+        mask = torch.zeros_like(ids)
+        for i, k in enumerate(keys):
+            ids[i, : len(k)] = torch.tensor(k, device=self.device)
+            mask[i, : len(k)] = 1
+        positions = torch.arange(width, device=self.device).expand(len(keys), -1)
+        cache = DynamicCache(config=self.model.config)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True)
+        self.prefilled_tokens += sum(len(k) for k in keys)
+        got = {}
+        for i, k in enumerate(keys):
+            entry = row_entry(cache, i, torch.arange(len(k), device=self.device), out.logits[i, len(k) - 1])
+            self.kv_cache.put(k, entry)
+            got[k] = entry
+        return got
+
+    def _forward_from(self, rows: list[tuple[Entry | None, list[int]]], width: int):
+        """One batched pass feeding each row the last `width` of its ids on top of its entry's KV of the ids before
+        them (a row without an entry is fed all its ids: `width` must cover them). Ragged prefixes: the KV is
+        left-padded with masked zeros, positions are each row's own. Returns logits [rows, width, vocab], the
+        batch's cache, its attention mask, each row's last position and the input column of each row's first id."""
+        parts, inputs, masks, positions, firsts = [], [], [], [], []
+        used = [max(0, len(ids) - width) for _, ids in rows]
+        past = max(used)
+        for (entry, ids), u in zip(rows, used, strict=True):
+            if u > (entry.length if entry is not None else 0):
+                raise ValueError("a cached prefix is shorter than the ids it should precede")
+            fed = ids[u:]
+            pad = width - len(fed)
+            if past:
+                parts.append((entry, u, 1))
+            masks.append([0] * (past - u) + [1] * u + [0] * pad + [1] * len(fed))
+            inputs.append([self.pad_id] * pad + fed)
+            positions.append([0] * pad + list(range(u, u + len(fed))))
+            firsts.append(pad - u)  # the input column of ids[0] (negative when it lies in the cache)
+        cache = batched_cache(self.model.config, parts, past) if past else DynamicCache(config=self.model.config)
+        tensor = lambda rows_: torch.tensor(rows_, dtype=torch.long, device=self.device)  # noqa: E731
+        mask, pos = tensor(masks), tensor(positions)
+        out = self.model(input_ids=tensor(inputs), attention_mask=mask, position_ids=pos, cache=cache, use_cache=True)
+        return out.logits.float(), cache, mask, pos[:, -1], firsts
+
+    def kv_stats(self) -> dict[str, int]:
+        """Node cache hits, misses and size, and the tokens prefilled so far (for benchmarks and logs)."""
+        return {**self.kv_cache.stats(), "prefilled_tokens": self.prefilled_tokens}
+
     # -- proposing steps -----------------------------------------------------------------------------
     def propose(
         self, state: State, factor: ThoughtFactor, n: int, *, temperature: float | None = None, seed: int | None = None
     ) -> list[Step]:
-        """`n` continuations under `factor`: one prefill of the shared prefix, then all siblings in one batch."""
-        if n < 1:
-            return []
-        prefix = self.context_ids(state, [factor]) + self.start_ids(factor)
-        temperature = 1.0 if temperature is None else float(temperature)
-        rng = torch.Generator(device=self.device)
-        rng.manual_seed(seed) if seed is not None else rng.seed()
-        room = self.max_step_tokens if self.max_positions is None else self.max_positions - len(prefix)
-        limit = min(self.max_step_tokens, room)
-        if limit <= 0:
-            log.warning("%s: the prompt (%d tokens) fills the model's context; no room for a step", self.name,
-                        len(prefix))
-            return [self._to_step(_Row(stop="context"), factor) for _ in range(n)]
+        """`n` continuations under `factor`: one prefill of the shared prefix (or none, when cached), then all
+        siblings in one batch."""
+        return self.propose_batch([ExpansionRequest(state, factor, n, temperature=temperature, seed=seed)])[0]
+
+    def propose_batch(self, requests: Sequence[ExpansionRequest]) -> list[list[Step]]:
+        """Every request's rows decoded in ONE loop (ragged prefixes side by side); see `Generator.propose_batch`.
+
+        With `prior_over`, a row that ended its step goes on for the few tokens that close it in the rendered
+        prefix (e.g. the newline after a close tag); the logits there are the child's next-token distribution, so
+        its factor prior comes from this pass, and its KV is kept in the node cache for its own expansion."""
+        out: list[list[Step]] = [[] for _ in requests]
+        plans = []
+        for i, request in enumerate(requests):
+            if request.n < 1:
+                continue
+            plan = self._plan(i, request)
+            if plan.limit <= 0:
+                log.warning("%s: the prompt (%d tokens) fills the model's context; no room for a step", self.name,
+                            len(plan.context) + len(plan.start))
+                out[i] = [self._to_step(_Row(stop="context"), request.factor) for _ in range(request.n)]
+            else:
+                plans.append(plan)
+        if not plans:
+            return out
         with torch.inference_mode():
-            rows = self._decode(prefix, n, limit, self.stop_strings(factor), temperature, rng)
-        for row in rows:
-            row.stop = row.stop or ("context" if limit < self.max_step_tokens else "length")
-        return [self._to_step(row, factor) for row in rows]
+            if self.kv_reuse:
+                self._decode_batch(plans)
+            else:
+                for plan in plans:
+                    self._decode_reference(plan)
+            self._priors_after(plans)
+        for plan in plans:
+            for row in plan.rows:
+                row.stop = row.stop or ("context" if plan.limit < self.max_step_tokens else "length")
+            out[plan.index] = [self._to_step(row, plan.request.factor) for row in plan.rows]
+        return out
+
+    def _plan(self, index: int, request: ExpansionRequest) -> _Plan:
+        factors = [request.factor, *(request.prior_over or ())]
+        context = self.context_ids(request.state, factors)
+        start = self.start_ids(request.factor)
+        room = self.max_step_tokens if self.max_positions is None else self.max_positions - len(context) - len(start)
+        rng = torch.Generator(device=self.device)
+        rng.manual_seed(request.seed) if request.seed is not None else rng.seed()
+        temperature = 1.0 if request.temperature is None else float(request.temperature)
+        prior_over = request.prior_over if self.prior_from_decode else None
+        return _Plan(
+            index, request, context, start, min(self.max_step_tokens, room), temperature, rng,
+            self.stop_strings(request.factor), prior_over,
+            self._single_starts(prior_over) if prior_over else None,
+            [_Row() for _ in range(request.n)],
+        )
 
     def stop_strings(self, factor: ThoughtFactor) -> tuple[str, ...]:
         """The factor's stop string; in tags mode any factor tag also ends a step (tags never occur inside one)."""
@@ -176,63 +383,155 @@ class TransformersGenerator:
 
     def _to_step(self, row: _Row, factor: ThoughtFactor) -> Step:
         cue = "" if self.format.mode == "tags" and factor.tags else factor.cue
+        meta: dict[str, Any] = {"stop": row.stop, "token_ids": list(row.ids)}
+        if row.prior is not None:
+            meta["next_prior"] = row.prior
         return Step(
             text=cue + row.text, factor=factor.name, tokens=len(row.ids), logprob=row.logprob,
-            terminal=row.stop == "context", meta={"stop": row.stop, "token_ids": list(row.ids)},
+            terminal=row.stop == "context", meta=meta,
         )
 
-    def _decode(
-        self, prefix: list[int], n: int, limit: int, stops: tuple[str, ...], temperature: float, rng: torch.Generator
-    ) -> list[_Row]:
-        """Decode `n` rows from `prefix` until each stops; finished rows leave the batch.
+    def _decode_batch(self, plans: list[_Plan]) -> None:
+        """All rows of all plans in one decode loop: one batched pass per token, finished rows leave the batch.
 
-        A row's logprob is the model's own log-probability of its tokens (before temperature and top-p).
-        """
-        rows = [_Row() for _ in range(n)]
-        step = self._cached_steps(prefix, rows) if self.kv_reuse else self._uncached_steps(prefix, rows)
-        active = list(range(n))
-        logits = next(step)
-        for t in range(limit):
-            tokens = self._sample(logits, temperature, rng)
-            logps = torch.log_softmax(logits, dim=-1).gather(1, tokens[:, None])[:, 0].tolist()
-            keep = []
-            for j, (i, tok, lp) in enumerate(zip(active, tokens.tolist(), logps, strict=True)):
-                if self._advance(rows[i], tok, lp, stops):
-                    keep.append(j)
-            active = [active[j] for j in keep]
-            if not active or t == limit - 1:
+        The first pass feeds each plan its factor's start on top of its node's cached KV, and prefills the nodes
+        that missed the cache in the same pass (their KV is kept for next time); its cache is then repeated to one
+        row per sibling. A row's logprob is the model's own log-probability of its tokens (before temperature and
+        top-p)."""
+        entries = [self.kv_cache.get(tuple(p.context)) for p in plans]
+        width = max(1, *(len(p.start) for p in plans),
+                    *(len(p.context) + len(p.start) for p, e in zip(plans, entries, strict=True) if e is None))
+        logits, cache, mask, last, firsts = self._forward_from(
+            [(e, p.context + p.start) for p, e in zip(plans, entries, strict=True)], width)
+        for i, (plan, entry) in enumerate(zip(plans, entries, strict=True)):
+            if entry is None:
+                self._keep_prefill(plan.context, cache, i, mask[i], logits[i, firsts[i] + len(plan.context) - 1])
+        repeat = [i for i, p in enumerate(plans) for _ in p.rows]
+        if len(repeat) != len(plans):
+            index = torch.tensor(repeat, device=self.device)
+            cache.batch_select_indices(index)
+            mask, last = mask[index], last[index]
+        logits = logits[repeat, -1]
+        active = [(p, row) for p in plans for row in p.rows]
+        while active:
+            feed = self._next_tokens(active, logits, cache, mask)
+            keep = [j for j, tokens in enumerate(feed) if tokens]
+            if not keep:
                 break
-            logits = step.send((tokens, keep))
-        for i in active:
-            rows[i].text = self._text(rows[i].ids)
-        return rows
-
-    def _cached_steps(self, prefix: list[int], rows: list[_Row]):
-        """Prefill once, repeat the KV cache to one row per sibling, then feed one token per row per step."""
-        out = self.model(input_ids=torch.tensor([prefix], device=self.device), use_cache=True)
-        cache = getattr(out, "past_key_values", None)
-        if not hasattr(cache, "batch_repeat_interleave"):  # remote code with a legacy (tuple) cache or none
-            log.warning("%s returns no transformers Cache; decoding without KV reuse", self.name)
-            return (yield from self._uncached_steps(prefix, rows))
-        cache.batch_repeat_interleave(len(rows))
-        tokens, keep = yield out.logits[:, -1].float().expand(len(rows), -1)
-        while True:
-            if len(keep) < tokens.shape[0]:
-                cache.batch_select_indices(torch.tensor(keep, device=self.device))
-            feed = tokens[keep][:, None]
-            out = self.model(input_ids=feed, past_key_values=cache, use_cache=True)
-            tokens, keep = yield out.logits[:, -1].float()
-
-    def _uncached_steps(self, prefix: list[int], rows: list[_Row]):
-        """The same steps recomputing every row's full sequence each token (no cache): the parity reference."""
-        ids = torch.tensor([prefix], device=self.device)
-        out = self.model(input_ids=ids, use_cache=False)
-        active = list(range(len(rows)))
-        tokens, keep = yield out.logits[:, -1].float().expand(len(rows), -1)
-        while True:
+            if len(keep) < len(active):
+                index = torch.tensor(keep, device=self.device)
+                cache.batch_select_indices(index)
+                mask, last = mask[index], last[index]
             active = [active[j] for j in keep]
-            batch = torch.tensor([prefix + rows[i].ids for i in active], device=self.device)
-            tokens, keep = yield self.model(input_ids=batch, use_cache=False).logits[:, -1].float()
+            width = max(len(feed[j]) for j in keep)
+            ids = [[self.pad_id] * (width - len(feed[j])) + feed[j] for j in keep]
+            fresh = torch.tensor([[0] * (width - len(feed[j])) + [1] * len(feed[j]) for j in keep], device=self.device)
+            counts = fresh.sum(dim=1)
+            positions = (last[:, None] + fresh.cumsum(dim=1)) * fresh
+            mask, last = torch.cat([mask, fresh.to(mask.dtype)], dim=1), last + counts
+            out = self.model(input_ids=torch.tensor(ids, device=self.device), attention_mask=mask,
+                             position_ids=positions, cache=cache, use_cache=True)
+            logits = out.logits[:, -1].float()
+
+    def _keep_prefill(self, context: list[int], cache, row: int, mask: torch.Tensor, logits: torch.Tensor) -> None:
+        """Keep a node prefilled inside a batch in the node cache (its first columns in that row)."""
+        if self.kv_cache.max_bytes:
+            columns = mask.nonzero()[: len(context), 0]
+            self.kv_cache.put(tuple(context), row_entry(cache, row, columns, logits))
+        self.prefilled_tokens += len(context)
+
+    def _next_tokens(self, active, logits: torch.Tensor, cache, mask: torch.Tensor) -> list[list[int]]:
+        """The tokens each row feeds next (none: the row is done and leaves the batch): a sampled one, or the whole
+        tail that closes a finished step; a row whose tail was fed reads its child's prior here."""
+        feed: list[list[int]] = [[] for _ in active]
+        by_plan: dict[int, list[int]] = {}
+        for j, (plan, row) in enumerate(active):
+            if row.tail is None:
+                by_plan.setdefault(id(plan), []).append(j)
+            else:
+                self._child_done(plan, row, cache, j, mask[j], logits[j])
+        for js in by_plan.values():
+            plan = active[js[0]][0]
+            sub = logits[js]
+            tokens = self._sample(sub, plan.temperature, plan.rng)
+            logps = torch.log_softmax(sub, dim=-1).gather(1, tokens[:, None])[:, 0].tolist()
+            for j, tok, lp in zip(js, tokens.tolist(), logps, strict=True):
+                row = active[j][1]
+                going = self._advance(row, tok, lp, plan.stops)
+                if going and len(row.ids) < plan.limit:
+                    feed[j] = [tok]
+                    continue
+                if going:
+                    row.text = self._text(row.ids)
+                row.tail = self._tail(plan, row)
+                feed[j] = row.tail or []
+        return feed
+
+    def _tail(self, plan: _Plan, row: _Row) -> list[int] | None:
+        """The tokens still to feed after a row's step ended for its KV to cover its child's whole prefix: its last
+        token, then what the rendering adds (the newline after a close tag). None when nothing is worth it (no
+        prior wanted and no cache), after EOS, when the ids do not spell the rendered step, or at the context end."""
+        if plan.prior_over is None and self.kv_cache.max_bytes == 0:
+            return None
+        if row.stop == "eos" or not row.ids:
+            return None
+        step = self._to_step(row, plan.request.factor)
+        rendered = self.format.render_step(step.text, plan.request.factor)
+        head = plan.start + row.ids
+        spelled = self._text(head)
+        if not rendered.startswith(spelled):
+            return None
+        rest = self._encode(rendered[len(spelled):], special=False)
+        row.child = plan.context + head + rest
+        if self.max_positions is not None and len(row.child) >= self.max_positions:
+            row.child = None
+            return None
+        return [row.ids[-1], *rest]
+
+    def _child_done(self, plan: _Plan, row: _Row, cache, j: int, mask: torch.Tensor, logits: torch.Tensor) -> None:
+        """A row's tail is fed: keep the child's KV (node cache) and read its prior from these logits."""
+        row.tail = []
+        columns = mask.nonzero()[:, 0]
+        if row.child is None or len(columns) != len(row.child):
+            row.child = None
+            return
+        entry = row_entry(cache, j, columns, logits)
+        self.kv_cache.put(tuple(row.child), entry)
+        row.entry = entry
+        if plan.prior_ids is not None:
+            row.prior = torch.softmax(torch.log_softmax(logits, dim=-1)[plan.prior_ids], dim=0).tolist()
+
+    def _priors_after(self, plans: list[_Plan]) -> None:
+        """Priors of children whose factors start with several tokens (cues mode): one small pass over each
+        child's KV from this decode (no prefill again)."""
+        for plan in plans:
+            if plan.prior_over is None or plan.prior_ids is not None:
+                continue
+            starts = [self.start_ids(f) for f in plan.prior_over]
+            for row in plan.rows:
+                if row.entry is not None and row.child is not None:
+                    scores = self._prior_scores(row.child, starts, row.entry)
+                    row.prior = torch.softmax(scores, dim=0).tolist()
+
+    def _decode_reference(self, plan: _Plan) -> None:
+        """The parity reference: every row's full sequence recomputed for each token, no cache of any kind."""
+        prefix = plan.context + plan.start
+        active = list(range(len(plan.rows)))
+        logits = self.model(input_ids=torch.tensor([prefix], device=self.device), use_cache=False).logits[:, -1]
+        logits = logits.float().expand(len(active), -1)
+        for _ in range(plan.limit):
+            tokens = self._sample(logits, plan.temperature, plan.rng)
+            logps = torch.log_softmax(logits, dim=-1).gather(1, tokens[:, None])[:, 0].tolist()
+            active = [i for i, tok, lp in zip(active, tokens.tolist(), logps, strict=True)
+                      if self._advance(plan.rows[i], tok, lp, plan.stops)]
+            if not active:
+                return
+            if len(plan.rows[active[0]].ids) >= plan.limit:
+                break
+            batch = torch.tensor([prefix + plan.rows[i].ids for i in active], device=self.device)
+            logits = self.model(input_ids=batch, use_cache=False).logits[:, -1].float()
+        for i in active:
+            plan.rows[i].text = self._text(plan.rows[i].ids)
 
     def _sample(self, logits: torch.Tensor, temperature: float, rng: torch.Generator) -> torch.Tensor:
         if temperature <= 0.0:

@@ -1,4 +1,4 @@
-"""Process reward model adapters: each reads step scores the way its model family was trained (DESIGN.md §3)."""
+"""Process reward model adapters: each reads step scores the way its model family was trained (ARCHITECTURE.md, "Backends")."""
 from __future__ import annotations
 
 import logging
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 QWEN_PRM_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
 NEUTRAL = 0.5  # the score of a step whose reading position fell outside the PRM's context
+DEFAULT_BATCH_TOKENS = 16384  # padded tokens per PRM forward pass at most (rows x longest row)
 
 
 class PRMAdapter:
@@ -38,7 +39,11 @@ class PRMAdapter:
     auto_class = "AutoModelForCausalLM"
     options: dict[str, Any] = {}
 
-    def __init__(self, path, *, device=None, dtype=None, trust_remote_code: bool = False, **options: Any):
+    def __init__(self, path, *, device=None, dtype=None, trust_remote_code: bool = False,
+                 batch_tokens: int = DEFAULT_BATCH_TOKENS, **options: Any):
+        if batch_tokens < 1:
+            raise ModelLoadError(f"{path}: the PRM's batch_tokens must be at least 1, got {batch_tokens}")
+        self.batch_tokens = int(batch_tokens)
         self.path, cfg = read_config(path)
         unknown = set(options) - set(self.options)
         if unknown:
@@ -88,19 +93,36 @@ class PRMAdapter:
             return self.tokenizer.encode(text, add_special_tokens=special)
 
     def score(self, problem: Problem, paths: Sequence[Sequence[str]]) -> list[list[float]]:
-        """One score in [0, 1] per step per path; all paths in one right-padded batch."""
+        """One score in [0, 1] per step per path, in right-padded batches of at most `batch_tokens` tokens."""
+        return self._scored(problem, paths, last_only=False)
+
+    def score_last(self, problem: Problem, paths: Sequence[Sequence[str]]) -> list[float]:
+        """The last step's score of each path (what a search needs for its new nodes), batched like `score`."""
+        return [s[-1] if s else NEUTRAL for s in self._scored(problem, paths, last_only=True)]
+
+    def _scored(self, problem: Problem, paths: Sequence[Sequence[str]], *, last_only: bool) -> list[list[float]]:
         question = get_domain(problem.domain).prompt(problem)
         encoded = [self._fit(*self.encode(question, list(p))) for p in paths]
-        live = [i for i, p in enumerate(paths) if p]
         out: list[list[float]] = [[] for _ in paths]
-        if not live:
-            return out
-        ids, mask = self._batch([encoded[i][0] for i in live])
+        live = sorted((i for i, p in enumerate(paths) if p), key=lambda i: len(encoded[i][0]))
         with torch.inference_mode():
-            outputs = self.forward(ids, mask)
-            for row, i in enumerate(live):
-                out[i] = self.read(outputs, row, encoded[i][1])
+            for chunk in self._chunks(live, [len(e[0]) for e in encoded]):
+                ids, mask = self._batch([encoded[i][0] for i in chunk])
+                outputs = self.forward(ids, mask)
+                for row, i in enumerate(chunk):
+                    positions = encoded[i][1][-1:] if last_only else encoded[i][1]
+                    out[i] = self.read(outputs, row, positions)
         return out
+
+    def _chunks(self, order: list[int], lengths: list[int]) -> list[list[int]]:
+        """Consecutive rows (shortest first) whose padded size stays within `batch_tokens` (one row at least)."""
+        chunks: list[list[int]] = []
+        for i in order:
+            if chunks and (len(chunks[-1]) + 1) * lengths[i] <= self.batch_tokens:
+                chunks[-1].append(i)
+            else:
+                chunks.append([i])
+        return chunks
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor):
         return self.model(input_ids=ids, attention_mask=mask)

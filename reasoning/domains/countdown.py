@@ -161,7 +161,7 @@ def strip_bookkeeping(text: str) -> str:
 
 
 class CountdownDomain:
-    """Countdown / 24 (DESIGN.md section 4); `Problem.meta` holds `numbers` and `target`."""
+    """Countdown / 24 (ARCHITECTURE.md, "Core concepts"); `Problem.meta` holds `numbers` and `target`."""
 
     name = "countdown"
 

@@ -60,7 +60,9 @@ def iterate(
 def search(tree_or_problem, generator, scorer, config, **kwargs) -> tuple[ReasoningTree, SearchResult]:
     """Run a search to the end and return its tree and result."""
     tree = tree_or_problem if isinstance(tree_or_problem, ReasoningTree) else ReasoningTree(tree_or_problem)
-    result = None
+    result: SearchResult | None = None
     for event in iterate(tree, generator, scorer, config, **kwargs):
         result = event.result or result
+    if result is None:  # iterate() always ends with a `finished` event that carries the result
+        raise RuntimeError("the search ended without a result")
     return tree, result

@@ -6,12 +6,29 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from ..aggregation import aggregate
 from ..factors import Catalog, ThoughtFactor
-from ..protocols import Domain, Generator, Scorer
+from ..protocols import Domain, Generator, Scorer, propose_batch, score_last
 from ..tree import ReasoningTree, samples
+from ..types import ExpansionRequest, State, Step
 from .config import SearchConfig, SearchEvent, SearchResult
+
+
+@dataclass
+class Job:
+    """One node to expand inside a batch: `n` candidates under `factor`; `new`/`merged` are filled by the batch."""
+
+    nid: str
+    factor: ThoughtFactor
+    n: int
+    temperatures: Sequence[float] | None = None
+    iteration: int | None = None  # the search iteration its nodes belong to (None: the current one)
+    new: list[str] = field(default_factory=list)
+    merged: list[str] = field(default_factory=list)
+    requests: list[ExpansionRequest] = field(default_factory=list)
 
 
 class SearchContext:
@@ -37,6 +54,7 @@ class SearchContext:
         self.created = 0
         self.tokens = 0
         self.iteration = 0
+        self._reserved = 0  # budget promised to planned jobs not yet run
         self.merged: list[str] = []  # siblings that the last expand's duplicate samples were merged into
         self.started = time.perf_counter()
         self._provenance = {
@@ -91,58 +109,100 @@ class SearchContext:
         Returns the new nodes. With `merge_duplicates`, a step identical to a sibling (pruned ones included) is not
         added: it counts as one more sample of that sibling and is listed in `self.merged`; its tokens count, the
         budget does not."""
-        self.merged = []
-        n = min(n, self.remaining)
-        if n <= 0:
-            return []
-        temps = list(temperatures if temperatures is not None else self.config.temperatures)
+        done = self.expand_many([Job(nid, factor, n, temperatures)])[0]
+        self.merged = done.merged
+        return done.new
+
+    def expand_many(self, jobs: Sequence[Job]) -> list[Job]:
+        """Expand several nodes with ONE generator call (`propose_batch`), the way L leaves in flight need it.
+
+        Requests are planned in order (each draws its seed from the search's RNG, so a run is reproducible for a
+        given seed and batch size; with one job this is exactly `expand`), and the budget is reserved up front so
+        a batch never overshoots it. Results are applied in the same order; each job's `new` and `merged` are set.
+        """
+        for job in jobs:
+            self.plan(job)
+        return self.run(jobs)
+
+    def plan(self, job: Job) -> Job:
+        """Draw the job's request seeds now (in call order, for reproducibility) and reserve its share of the budget,
+        so that a batch never overshoots it; `run` then sends every planned job in one call."""
+        job.new, job.merged, job.requests = [], [], []
+        count = min(job.n, self.remaining - self._reserved)
+        if count > 0:
+            self._reserved += count
+            job.requests = self._requests(self.tree.state(job.nid), job, count)
+        return job
+
+    def run(self, jobs: Sequence[Job]) -> list[Job]:
+        """One `propose_batch` call for every planned job's requests; results are applied in job order."""
+        self._reserved = 0
+        requests = [r for job in jobs for r in job.requests]
+        if not requests:
+            return list(jobs)
+        answers = iter(propose_batch(self.generator, requests))
+        for job in jobs:
+            for request in job.requests:
+                self._add(job, request, next(answers))
+        return list(jobs)
+
+    def _requests(self, state: State, job: Job, n: int) -> list[ExpansionRequest]:
+        """One request per temperature among the job's `n` candidates (temperatures cycle over candidates)."""
+        temps = list(job.temperatures if job.temperatures is not None else self.config.temperatures)
         groups: dict[float, int] = defaultdict(int)
         for i in range(n):
             groups[temps[i % len(temps)]] += 1
-        state = self.tree.state(nid)
+        return [
+            ExpansionRequest(state, job.factor, count, temperature=t, seed=self.rng.randrange(2**31),
+                             prior_over=self.factors)
+            for t, count in groups.items()
+        ]
+
+    def _add(self, job: Job, request: ExpansionRequest, steps: Sequence[Step]) -> None:
+        """Observe each returned step and add it under the job's node, or merge it into an identical sibling."""
+        nid, factor, state = job.nid, job.factor, request.state
         prior = self.prior(nid).get(factor.name)
-        siblings: dict[tuple[str, str], str] = {}
+        siblings: dict[tuple[str | None, str], str] = {}
         if self.config.merge_duplicates:
             for k in self.tree.children(nid, include_pruned=True):
                 siblings[(self.tree.node(k)["factor"], self.tree.node(k)["text"])] = k
-        new: list[str] = []
-        for temperature, count in groups.items():
-            seed = self.rng.randrange(2**31)
-            steps = self.generator.propose(state, factor, count, temperature=temperature, seed=seed)
-            for step in steps[:count]:
-                step = self.domain.observe(state, step.with_(factor=factor.name))
-                self.tokens += step.tokens
-                twin = siblings.get((factor.name, step.text))
-                if twin is not None:  # the same step again: one more sample of the existing node, no new node
-                    with self.tree.lock:
-                        attrs = self.tree.node(twin)
-                        attrs["meta"] = {**(attrs["meta"] or {}), "samples": samples(attrs) + 1}
-                    self.merged.append(twin)
-                    continue
-                provenance = {**self._provenance, "temperature": temperature, "seed": seed}
-                new.append(
-                    self.tree.add_child(
-                        nid, step, prior=prior, iteration=self.iteration, provenance=provenance,
-                        meta={"temperature": temperature},
-                    )
-                )
-                if self.config.merge_duplicates:
-                    siblings[(factor.name, step.text)] = new[-1]
-        self.created += len(new)
-        return new
+        for raw in steps[: request.n]:
+            step = self.domain.observe(state, raw.with_(factor=factor.name))
+            self.tokens += step.tokens
+            twin = siblings.get((factor.name, step.text))
+            if twin is not None:  # the same step again: one more sample of the existing node, no new node
+                with self.tree.lock:
+                    attrs = self.tree.node(twin)
+                    attrs["meta"] = {**(attrs["meta"] or {}), "samples": samples(attrs) + 1}
+                job.merged.append(twin)
+                continue
+            provenance = {**self._provenance, "temperature": request.temperature, "seed": request.seed}
+            meta: dict[str, Any] = {"temperature": request.temperature}
+            if raw.meta.get("token_ids") is not None:
+                meta["token_ids"] = list(raw.meta["token_ids"])
+            child = self.tree.add_child(
+                nid, step, prior=prior, iteration=self.iteration if job.iteration is None else job.iteration,
+                provenance=provenance, meta=meta,
+                factor_prior=_next_prior(request, raw, step),
+            )
+            job.new.append(child)
+            self.created += 1
+            if self.config.merge_duplicates:
+                siblings[(factor.name, step.text)] = child
 
     def score(self, nids: Sequence[str]) -> None:
-        """Score the root-to-node paths of `nids` in one batched PRM call and store each node's step score."""
+        """Score the last step of each root-to-node path of `nids` in one PRM call and store each node's step score
+        (only new nodes reach here: the scores of their ancestors are already on the tree)."""
         if not nids:
             return
         paths = [self.tree.state(n).step_texts for n in nids]
-        scores = self.scorer.score(self.tree.problem, paths)
+        scores = score_last(self.scorer, self.tree.problem, paths)
         with self.tree.lock:
-            for nid, path_scores in zip(nids, scores, strict=True):
+            for nid, last in zip(nids, scores, strict=True):
                 attrs = self.tree.node(nid)
-                attrs["score"] = float(path_scores[-1])
-                prefix = self.tree.path_scores(self.tree.parent(nid)) if self.tree.parent(nid) else []
-                attrs["value"] = aggregate([*prefix, attrs["score"]], self.config.aggregation)
+                attrs["score"] = score = float(last)
+                prefix = self.tree.path_scores(parent) if (parent := self.tree.parent(nid)) else []
+                attrs["value"] = aggregate([*prefix, score], self.config.aggregation)
 
     def value(self, nid: str) -> float:
         v = self.tree.node(nid)["value"]
@@ -175,7 +235,7 @@ class SearchContext:
             votes: dict[str, float] = defaultdict(float)
             for n in finals:
                 votes[str(self.tree.node(n)["answer"])] += self.value(n) * samples(self.tree.node(n))
-            top = max(votes, key=votes.get)
+            top = max(votes, key=votes.__getitem__)
             best = max((n for n in finals if str(self.tree.node(n)["answer"]) == top), key=self.value)
         else:
             best = max(finals, key=lambda n: (self.value(n), self.tree.node(n)["visits"]))
@@ -186,6 +246,17 @@ class SearchContext:
         ev = self.event("finished", [result.node] if result.node else [])
         ev.result = result
         return ev
+
+
+def _next_prior(request: ExpansionRequest, raw: Step, observed: Step) -> dict[str, float] | None:
+    """The child's factor prior as the generator read it while writing the step, when it did and when the domain
+    left the step's text as written (a rewritten step is another state: its prior is asked for when needed)."""
+    probs = raw.meta.get("next_prior")
+    if probs is None or request.prior_over is None or observed.text != raw.text:
+        return None
+    if len(probs) != len(request.prior_over):
+        return None
+    return {f.name: float(p) for f, p in zip(request.prior_over, probs, strict=True)}
 
 
 def _safe_provenance(model) -> dict:

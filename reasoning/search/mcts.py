@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ..tree import samples
-from .context import Events, SearchContext
+from .context import Events, Job, SearchContext
 
 
 def puct(q: float, prior: float, parent_visits: int, visits: int, c: float) -> float:
@@ -87,7 +87,8 @@ def widen_room(ctx: SearchContext, stats: FactorStats) -> int:
 def select(ctx: SearchContext, start: str, vl: _Tracker) -> tuple[list[str], str | None, int]:
     """Walk down by PUCT from `start`; returns the path, the factor to expand at its end (None: re-visit a leaf)
     and how many candidates to sample under it."""
-    path, memo, c = ctx.tree.path(start), {}, ctx.config.c_puct
+    path, c = ctx.tree.path(start), ctx.config.c_puct
+    memo: dict[str, bool] = {}
     while True:
         nid = path[-1]
         if ctx.dead(nid):
@@ -124,30 +125,42 @@ def mcts(ctx: SearchContext, start: str) -> Events:
     stalls = 0
     while not ctx.done:
         ctx.iteration += 1
-        vl = _Tracker()
-        leaves: list[tuple[list[str], str | None, int]] = []
-        for _ in range(ctx.config.parallel_leaves):
-            path, factor, n = select(ctx, start, vl)
-            leaves.append((path, factor, n))
-            vl.add(path)
-            if factor is not None:
-                vl.pending.add((path[-1], factor))
-        new_by_leaf: list[list[str]] = []
-        for path, factor, n in leaves:
-            added = ctx.expand(path[-1], ctx.factor(factor), n) if factor else []
-            new_by_leaf.append(added)
+        leaves = _select_leaves(ctx, start)
+        # every leaf's candidates in ONE generator call, then every new node in ONE PRM call
+        jobs = [Job(path[-1], ctx.factor(factor), n) for path, factor, n in leaves if factor]
+        done = iter(ctx.expand_many(jobs))
+        new_by_leaf: list[list[str]] = [next(done).new if factor else [] for _, factor, _ in leaves]
+        for (_, factor, _), added in zip(leaves, new_by_leaf, strict=True):
             if added:
                 yield ctx.event("expanded", added, factor=factor)
         fresh = [n for added in new_by_leaf for n in added]
         if fresh:
             ctx.score(fresh)
             yield ctx.event("scored", fresh)
-        for (path, _, _), added in zip(leaves, new_by_leaf, strict=True):
-            if added:  # best-of-N per factor: the best candidate is visited, the others wait with their PRM value
-                best = max(added, key=lambda n: (ctx.value(n), -ctx.tree.node(n)["created"]))
-                yield ctx.event("backed_up", ctx.tree.backup(best, ctx.value(best)))
-            elif ctx.dead(path[-1]):
-                yield ctx.event("backed_up", ctx.tree.backup(path[-1], ctx.value(path[-1])))
+        yield from _back_up(ctx, leaves, new_by_leaf)
         stalls = 0 if fresh else stalls + 1
         if (not fresh and ctx.config.widen <= 0 and exhausted(ctx, start, {})) or stalls > ctx.stall_limit:
             break
+
+
+def _select_leaves(ctx: SearchContext, start: str) -> list[tuple[list[str], str | None, int]]:
+    """`parallel_leaves` selections from `start`, each under the virtual loss of the ones before it."""
+    vl = _Tracker()
+    leaves: list[tuple[list[str], str | None, int]] = []
+    for _ in range(ctx.config.parallel_leaves):
+        path, factor, n = select(ctx, start, vl)
+        leaves.append((path, factor, n))
+        vl.add(path)
+        if factor is not None:
+            vl.pending.add((path[-1], factor))
+    return leaves
+
+
+def _back_up(ctx: SearchContext, leaves: list[tuple[list[str], str | None, int]],
+             new_by_leaf: list[list[str]]) -> Events:
+    for (path, _, _), added in zip(leaves, new_by_leaf, strict=True):
+        if added:  # best-of-N per factor: the best candidate is visited, the others wait with their PRM value
+            best = max(added, key=lambda n: (ctx.value(n), -ctx.tree.node(n)["created"]))
+            yield ctx.event("backed_up", ctx.tree.backup(best, ctx.value(best)))
+        elif ctx.dead(path[-1]):
+            yield ctx.event("backed_up", ctx.tree.backup(path[-1], ctx.value(path[-1])))

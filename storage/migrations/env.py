@@ -23,6 +23,8 @@ def run_online() -> None:
         run_migrations(connection)
         return
     url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("no database URL: pass -x url=... or set sqlalchemy.url")
     engine = make_engine(url)
     with engine.connect() as conn:
         run_migrations(conn)

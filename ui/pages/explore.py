@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import gradio as gr
 
-from reasoning.search import ALGORITHMS, HELP
-from reasoning.search.config import ANSWER_SELECTIONS
+from reasoning.search import ALGORITHMS
+from reasoning.search.config import BY_NAME, SETTINGS, Setting
 
 from ..feedback import reported
 from ..figure import FigureOptions, empty_figure, tree_figure
-from ..service import AGGREGATIONS, Explorer
+from ..service import Explorer
 from ..wiring import Shared, who
 from . import inspector
 
@@ -70,36 +70,16 @@ def _controls(engine: Explorer) -> dict:
     with gr.Row():
         c["run"] = gr.Button("Run search", variant="primary", elem_id="run-search")
         c["stop"] = gr.Button("Stop", variant="stop", elem_id="stop-search")
-    with gr.Accordion("Search", open=True):
-        c["algorithm"] = gr.Dropdown(list(ALGORITHMS), value="mcts", label="algorithm", info=HELP["algorithm"],
-                                       elem_id="algorithm")
-        c["budget"] = gr.Slider(1, min(engine.max_budget, 2048), value=40, step=1, label="budget",
-                                info=HELP["budget"], elem_id="budget")
     d = engine.control_defaults("mcts")
+    main, more = ("algorithm", "budget"), [s for s in SETTINGS if s.control and s.name not in ("algorithm", "budget")]
+    with gr.Accordion("Search", open=True):
+        for name in main:
+            c[name] = setting_control(BY_NAME[name], d[name], max_budget=engine.max_budget)
     with gr.Accordion("More search parameters", open=False):
-        with gr.Row():
-            c["candidates"] = gr.Number(d["candidates"], label="candidates", precision=0, minimum=1, maximum=64,
-                                        info=HELP["candidates"], elem_id="candidates")
-            c["beam_width"] = gr.Number(d["beam_width"], label="beam width", precision=0, minimum=1, maximum=256)
-        with gr.Row():
-            c["c_puct"] = gr.Number(d["c_puct"], label="c_puct", minimum=0, maximum=100)
-            c["temperature"] = gr.Number(d["temperatures"][0], label="temperature", minimum=0, maximum=5)
-        with gr.Row():
-            c["widen"] = gr.Number(d["widen"], label="widen (MCTS)", minimum=0, maximum=1, info=HELP["widen"])
-            c["fpu"] = gr.Number(d["fpu_reduction"], label="FPU reduction (MCTS)", minimum=0, maximum=1,
-                                 info=HELP["fpu_reduction"])
-        with gr.Row():
-            c["max_depth"] = gr.Number(d["max_depth"], label="max depth", precision=0, minimum=1, maximum=256)
-            c["parallel"] = gr.Number(d["parallel_leaves"], label="parallel leaves", precision=0, minimum=1,
-                                      maximum=64)
-        with gr.Row():
-            c["aggregation"] = gr.Dropdown(list(AGGREGATIONS), value=d["aggregation"], label="aggregation")
-            c["answer_selection"] = gr.Dropdown(list(ANSWER_SELECTIONS), value=d["answer_selection"],
-                                                label="answer selection", info=HELP["answer_selection"])
-        with gr.Row():
-            c["seed"] = gr.Number(0, label="seed", precision=0, minimum=0)
-            c["merge"] = gr.Checkbox(True, label="merge repeated samples", info=HELP["merge_duplicates"],
-                                     elem_id="merge-duplicates")
+        for i in range(0, len(more), 2):
+            with gr.Row():
+                for s in more[i:i + 2]:
+                    c[s.name] = setting_control(s, d[s.name], max_budget=engine.max_budget)
     with gr.Accordion("Thought factors", open=False):
         c["catalog"] = gr.Dataframe(
             engine.catalog_rows(), headers=["factor", "enabled", "cue", "description"],
@@ -112,34 +92,51 @@ def _controls(engine: Explorer) -> dict:
     return c
 
 
+SETTING_CONTROLS = [s.name for s in SETTINGS if s.control]
+ELEM_IDS = {"merge_duplicates": "merge-duplicates"}
+
+
+def setting_control(s: Setting, value, *, max_budget: int):
+    """The UI control of one declared search setting (type, bounds, choices and help from the declaration)."""
+    elem_id = ELEM_IDS.get(s.name, s.name.replace("_", "-"))
+    if s.kind == "choice":
+        return gr.Dropdown(list(s.choices), value=value, label=s.label, info=s.help, elem_id=elem_id)
+    if s.kind == "bool":
+        return gr.Checkbox(bool(value), label=s.label, info=s.help, elem_id=elem_id)
+    if s.kind == "floats":
+        return gr.Textbox(", ".join(f"{x:g}" for x in value), label=s.label, info=s.help, elem_id=elem_id,
+                          max_lines=1)
+    if s.name == "budget":
+        return gr.Slider(1, min(max_budget, 2048), value=value, step=1, label=s.label, info=s.help, elem_id=elem_id)
+    return gr.Number(value, label=s.label, info=s.help, elem_id=elem_id, precision=0 if s.kind == "int" else None,
+                     minimum=s.lo, maximum=s.hi)
+
+
 def _wire_search(engine: Explorer, shared: Shared, c: dict, status: gr.Textbox) -> None:
     @reported(4, 3)
-    def run(problem, gen_dir, prm_dir, catalog_rows, algorithm, budget, candidates, beam_width, c_puct, temperature,
-            max_depth, parallel, aggregation, seed, widen, fpu, answer_selection, merge, color_by, annotator,
-            request: gr.Request):
+    def run(request: gr.Request, problem, gen_dir, prm_dir, catalog_rows, color_by, annotator, *values):
         rows = catalog_rows.values.tolist() if hasattr(catalog_rows, "values") else catalog_rows
         catalog = engine.catalog_from_rows(rows)
-        config = engine.config(algorithm, budget, seed, candidates, temperature, c_puct, beam_width, max_depth,
-                               aggregation, parallel, [f.name for f in catalog.enabled], widen, fpu, answer_selection,
-                               merge)
+        settings = dict(zip(SETTING_CONTROLS, values, strict=True))
+        settings["factors"] = [f.name for f in catalog.enabled]
+        config = engine.config(settings, generator_dir=gen_dir)
         updates = engine.run_search(problem, config, catalog, annotator=who(annotator, request),
                                     generator_dir=gen_dir, prm_dir=prm_dir)
         for up in updates:
             opts = FigureOptions(color_by=color_by or "value", uirevision=f"session-{up.session_id}")
             yield str(up.session_id), None, tree_figure(up.tree, opts), up.status
 
-    inputs = [c["problem"], c["gen_dir"], c["prm_dir"], c["catalog"], c["algorithm"], c["budget"], c["candidates"],
-              c["beam_width"], c["c_puct"], c["temperature"], c["max_depth"], c["parallel"], c["aggregation"],
-              c["seed"], c["widen"], c["fpu"], c["answer_selection"], c["merge"], shared.color_by, shared.annotator]
-    if engine.search_defaults:  # the demo's tuned settings differ by algorithm: switching algorithm loads its own
-        tuned = ["candidates", "widen", "fpu_reduction"]
+    inputs = [c["problem"], c["gen_dir"], c["prm_dir"], c["catalog"], shared.color_by, shared.annotator,
+              *(c[name] for name in SETTING_CONTROLS)]
+    tuned = [name for name in SETTING_CONTROLS if name != "algorithm"]
 
-        def algorithm_defaults(algorithm):
-            d = engine.control_defaults(algorithm if algorithm in ALGORITHMS else "mcts")
-            return [d[k] for k in tuned]
+    def algorithm_defaults(algorithm, gen_dir):
+        """Switching algorithm loads the model's recommended settings for it (the demo's differ by algorithm)."""
+        d = engine.control_defaults(algorithm if algorithm in ALGORITHMS else "mcts", gen_dir)
+        return [", ".join(f"{x:g}" for x in d[k]) if BY_NAME[k].kind == "floats" else d[k] for k in tuned]
 
-        c["algorithm"].change(algorithm_defaults, [c["algorithm"]], [c["candidates"], c["widen"], c["fpu"]],
-                              api_visibility="undocumented", queue=False)
+    c["algorithm"].change(reported(len(tuned))(algorithm_defaults), [c["algorithm"], c["gen_dir"]], [c[k] for k in tuned],
+                          api_visibility="undocumented", queue=False)
     c["run"].click(run, inputs, [shared.session, shared.node, shared.plot, status], api_visibility="undocumented",
                    concurrency_id="model", concurrency_limit=1)
 

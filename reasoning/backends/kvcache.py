@@ -1,0 +1,124 @@
+"""A bounded LRU cache of node prefixes' KV (by bytes), so a node expanded again skips its prefill.
+
+Keys are the token ids of a prefix (a tree node's context), so an entry is used only for exactly the tokens it was
+computed from; a step whose text the domain rewrote, or a node edited by hand, simply misses.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import DynamicCache
+
+
+@dataclass(frozen=True)
+class Entry:
+    """The KV of one prefix (per layer: keys and values of shape [1, heads, length, head_dim]) and the next-token
+    logits after its last token (what the factor prior of a tag-trained model reads)."""
+
+    layers: tuple[tuple[torch.Tensor, torch.Tensor], ...]
+    logits: torch.Tensor
+
+    @property
+    def length(self) -> int:
+        return int(self.layers[0][0].shape[-2]) if self.layers else 0
+
+    @property
+    def nbytes(self) -> int:
+        kv = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in self.layers)
+        return kv + self.logits.numel() * self.logits.element_size()
+
+
+class PrefixKVCache:
+    """LRU by bytes; `max_bytes` 0 disables it (every lookup misses, nothing is kept). Thread-safe."""
+
+    def __init__(self, max_bytes: int):
+        if max_bytes < 0:
+            raise ValueError(f"the KV cache size must be at least 0 bytes, got {max_bytes}")
+        self.max_bytes = int(max_bytes)
+        self._entries: OrderedDict[tuple[int, ...], Entry] = OrderedDict()
+        self._lock = threading.Lock()
+        self.bytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: tuple[int, ...]) -> Entry | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry
+
+    def put(self, key: tuple[int, ...], entry: Entry) -> None:
+        """Keep `entry`, evicting the least recently used until it fits; one larger than the whole cache is not kept."""
+        size = entry.nbytes
+        if size > self.max_bytes:
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self.bytes -= old.nbytes
+            while self._entries and self.bytes + size > self.max_bytes:
+                _, evicted = self._entries.popitem(last=False)
+                self.bytes -= evicted.nbytes
+            self._entries[key] = entry
+            self.bytes += size
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.bytes = 0
+
+    def stats(self) -> dict[str, int]:
+        return {"entries": len(self._entries), "bytes": self.bytes, "max_bytes": self.max_bytes,
+                "hits": self.hits, "misses": self.misses}
+
+
+def row_entry(cache: DynamicCache, row: int, columns: torch.Tensor, logits: torch.Tensor) -> Entry:
+    """Copy one batch row's KV at `columns` (its real, unpadded positions) out of a batched cache."""
+    layers = tuple(
+        (_tensor(layer, "keys")[row : row + 1].index_select(-2, columns).clone(),
+         _tensor(layer, "values")[row : row + 1].index_select(-2, columns).clone())
+        for layer in cache.layers
+    )
+    return Entry(layers, logits.detach().float().clone())
+
+
+def batched_cache(config, parts: list[tuple[Entry | None, int, int]], width: int) -> DynamicCache:
+    """A cache of `width` positions per row from `(entry, length, copies)`: each entry's first `length` positions,
+    left-padded with zeros (masked out by the attention mask) and repeated `copies` times. A row without an entry
+    (fed all its ids in this pass) gets `width` masked zeros."""
+    cache = DynamicCache(config=config)
+    some = next((e for e, _, _ in parts if e is not None), None)
+    if some is None:
+        raise ValueError("a batched cache needs at least one cached prefix")
+    for li in range(len(some.layers)):
+        keys, values = [], []
+        for entry, length, copies in parts:
+            k, v = (entry or some).layers[li]
+            k, v = k[..., :length, :], v[..., :length, :]  # length 0 for a row without an entry
+            pad = width - length
+            if pad:
+                k = torch.cat([k.new_zeros((*k.shape[:-2], pad, k.shape[-1])), k], dim=-2)
+                v = torch.cat([v.new_zeros((*v.shape[:-2], pad, v.shape[-1])), v], dim=-2)
+            keys.append(k.expand(copies, *k.shape[1:]))
+            values.append(v.expand(copies, *v.shape[1:]))
+        cache.update(torch.cat(keys).contiguous(), torch.cat(values).contiguous(), li)
+    return cache
+
+
+def _tensor(layer: Any, name: str) -> torch.Tensor:
+    """A cache layer's `keys` or `values` (attention layers only: a model whose cache has none is refused)."""
+    t = getattr(layer, name, None)
+    if not isinstance(t, torch.Tensor):
+        raise ValueError(f"{type(layer).__name__} keeps no {name} tensor: the node KV cache needs attention layers")
+    return t

@@ -1,0 +1,47 @@
+"""`python app.py --help` starts light: it lists the commands from app.py's static table and imports none of the
+heavy packages (torch, transformers, gradio), which take seconds to import; a command's own `--help` still works."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import app
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = {"torch", "transformers", "gradio"}
+
+
+def run_app(*args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """Run `python -X importtime app.py ARGS` and return the process and the top-level packages it imported."""
+    env = {**os.environ, "PYTHONPATH": ""}
+    proc = subprocess.run([sys.executable, "-X", "importtime", "app.py", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    imported = {line.rsplit("|", 1)[1].strip().split(".")[0] for line in proc.stderr.splitlines()
+                if line.startswith("import time:") and "|" in line}
+    return proc, imported
+
+
+def test_help_lists_every_command_without_importing_heavy_packages():
+    proc, imported = run_app("--help")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert {"argparse", "os"} <= imported  # the import log was read (an empty one would pass the next line)
+    assert not imported & HEAVY, f"`app.py --help` imported {sorted(imported & HEAVY)}"
+    for name in app.COMMANDS:
+        assert name in proc.stdout
+
+
+def test_a_commands_help_still_shows_its_arguments():
+    proc, _ = run_app("search", "--help")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "--budget" in proc.stdout and "--algorithm" in proc.stdout
+
+
+def test_only_the_named_command_module_is_imported_to_parse():
+    """build_parser(["search"]) gives `search` its arguments and leaves every other command bare."""
+    parser = app.build_parser(["search"])
+    args = parser.parse_args(["search", "4 7 8 8", "--budget", "8"])
+    assert (args.command, args.budget) == ("search", 8)
+    bare = app.build_parser([])
+    assert not hasattr(bare.parse_args(["export"]), "func")

@@ -1,0 +1,144 @@
+"""Labelling commands: rate, rate children, edit, write, expand, prune, undo, summarize.
+
+Each resolves its target with `Sessions.target` (session exists, editable, node in the tree), validates its own
+values, and makes one storage unit of work, so an acknowledged action is committed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from reasoning.factors import Catalog, ThoughtFactor
+from reasoning.search.context import SearchContext
+from reasoning.tree import ROOT, ReasoningTree
+from reasoning.types import Step
+
+from .. import validate as v
+from .models import ModelRegistry
+from .runs import domain_of, stored_config
+from .sessions import Sessions, new_action_id
+from .views import next_iteration
+
+MAX_EXPAND = 16
+SUMMARY_FACTOR = ThoughtFactor("summarize", "Summarize the reasoning so far", cue="In short, ")
+
+
+@dataclass
+class Labelling:
+    sessions: Sessions
+    models: ModelRegistry
+    catalog: Catalog
+    max_budget: int
+
+    def rate(self, session_id: Any, node_id: Any, rating: Any, *, annotator: Any = None, unsure: Any = False,
+             note: Any = "", seconds: Any = None, expected_version: Any = None, action_id: Any = None):
+        t = self.sessions.target(session_id, node_id)
+        v.need(t.nid != ROOT, "the root is the problem itself; rate a step instead")
+        secs = None if seconds is None else v.number(seconds, "seconds", 0.0, 86400.0)
+        return self.sessions.store.rate(
+            t.sid, t.nid, v.annotator(annotator), v.rating(rating), unsure=v.flag(unsure, "unsure"),
+            note=v.text(note or "", "note", limit=v.MAX_NOTE, allow_empty=True), seconds=secs,
+            action_id=v.action_id(action_id) or new_action_id(), expected_version=v.version(expected_version),
+        )
+
+    def rate_children(self, session_id: Any, node_id: Any, rows: Any, *, annotator: Any = None) -> int:
+        """Rate children of a node at once from rows `[child id, ..., rating]`; blank ratings are skipped."""
+        t = self.sessions.target(session_id, node_id)
+        v.need(isinstance(rows, list), "ratings must be a list of rows [child id, ..., rating]")
+        kids = set(t.tree.children(t.nid, include_pruned=True))
+        todo = []
+        for row in rows:
+            v.need(isinstance(row, list | tuple) and len(row) >= 2, "each row needs a child id and a rating")
+            child, rating = row[0], row[-1]
+            v.need(isinstance(child, str) and child in kids, f"{child!r} is not a child of node {t.nid}")
+            if rating is None or (isinstance(rating, str) and not rating.strip()):
+                continue
+            todo.append((child, v.rating(rating)))
+        v.need(bool(todo), "no ratings to save: fill the rating column with -1, 0 or +1")
+        return len(self.sessions.store.rate_many(t.sid, dict(todo), v.annotator(annotator),
+                                                 action_id=new_action_id()))
+
+    def edit(self, session_id: Any, node_id: Any, text: Any, *, annotator: Any = None) -> str:
+        """Keep the step as is and add the edited text as a sibling (origin `edited`), scored by the PRM."""
+        t = self.sessions.target(session_id, node_id)
+        v.need(t.nid != ROOT, "the root is the problem; start a new search to change it")
+        text = v.text(text, "step text")
+        v.need(text.strip() != t.tree.node(t.nid)["text"].strip(), "the text is unchanged; edit it first")
+        parent = t.tree.parent(t.nid)
+        assert parent is not None  # not the root
+        new = self._add_step(t.tree, t.sid, parent, text, t.tree.node(t.nid)["factor"], "edited",
+                             meta={"edited_from": t.nid})
+        self.sessions.store.add_nodes(t.sid, t.tree, [new], kind="edit", annotator=v.annotator(annotator),
+                                      action_id=new_action_id())
+        return new
+
+    def add_human_step(self, session_id: Any, node_id: Any, text: Any, factor: Any = None, *,
+                       annotator: Any = None) -> str:
+        """A step written by a person under a node (origin `human`), scored by the PRM."""
+        t = self.sessions.target(session_id, node_id)
+        text = v.text(text, "step text")
+        if factor in (None, ""):
+            factor = None
+        else:
+            v.choice(factor, "factor", self.catalog.names)
+        new = self._add_step(t.tree, t.sid, t.nid, text, factor, "human")
+        self.sessions.store.add_nodes(t.sid, t.tree, [new], kind="human_step", annotator=v.annotator(annotator),
+                                      action_id=new_action_id())
+        return new
+
+    def expand(self, session_id: Any, node_id: Any, factor: Any, n: Any = 3, *, annotator: Any = None) -> list[str]:
+        """Sample `n` children under a node with one chosen thought factor, scored by the PRM; returns the new ones
+        (with the session's `merge_duplicates`, a sample identical to an existing child is not added again)."""
+        t = self.sessions.target(session_id, node_id)
+        v.choice(factor, "factor", self.catalog.names)
+        count = v.integer(n, "number of children", 1, MAX_EXPAND)
+        v.need(t.tree.is_live(t.nid), f"node {t.nid} is pruned; undo the prune before expanding it")
+        v.need(not t.tree.node(t.nid)["terminal"], f"node {t.nid} is a final answer; expand a step before it")
+        ctx = self._context(t.tree, t.sid, count)
+        ctx.iteration = next_iteration(t.tree)
+        new = ctx.expand(t.nid, self.catalog.get(factor), count)
+        ctx.score(new)
+        self.sessions.store.add_nodes(t.sid, t.tree, new, kind="expand", annotator=v.annotator(annotator),
+                                      action_id=new_action_id())
+        return new
+
+    def prune(self, session_id: Any, node_id: Any, *, annotator: Any = None, expected_version: Any = None,
+              action_id: Any = None):
+        t = self.sessions.target(session_id, node_id)
+        v.need(t.nid != ROOT, "the root cannot be pruned")
+        action = v.action_id(action_id)
+        v.need(action is not None or not t.tree.node(t.nid)["pruned"], f"node {t.nid} is already pruned")
+        return self.sessions.store.prune(t.sid, t.nid, annotator=v.annotator(annotator),
+                                         action_id=action or new_action_id(),
+                                         expected_version=v.version(expected_version))
+
+    def undo(self, session_id: Any, *, annotator: Any = None):
+        sid = v.session_id(session_id)
+        self.sessions.not_running(sid)
+        return self.sessions.store.undo(sid, v.annotator(annotator))
+
+    def summarize(self, session_id: Any, node_id: Any) -> str:
+        """A short summary of the root-to-node trace, written by the generator under a `summarize` cue."""
+        t = self.sessions.target(session_id, node_id, editable=False)
+        info = self.sessions.info(t.sid)
+        generator, _ = self.models.pair((info.provenance or {}).get("generator_dir"), None)
+        steps = generator.propose(t.tree.state(t.nid), SUMMARY_FACTOR, 1, temperature=0.0, seed=0)
+        return steps[0].text if steps else ""
+
+    # -- helpers -------------------------------------------------------------------------------------
+    def _context(self, tree: ReasoningTree, sid: int, budget: int) -> SearchContext:
+        """A search context over a stored session with its own models and config (budget `budget`)."""
+        info = self.sessions.info(sid)
+        config = stored_config(info, max_budget=self.max_budget, budget=budget, factors=None)
+        generator, scorer = self.models.pair((info.provenance or {}).get("generator_dir"),
+                                             (info.provenance or {}).get("prm_dir"))
+        return SearchContext(tree, generator, scorer, domain_of(tree.problem), self.catalog, config)
+
+    def _add_step(self, tree: ReasoningTree, sid: int, parent: str, text: str, factor: str | None, origin: str,
+                  meta: dict | None = None) -> str:
+        """Add a user-written step under `parent`: the domain books it, the session's PRM scores it."""
+        ctx = self._context(tree, sid, 1)
+        step = ctx.domain.observe(tree.state(parent), Step(text, factor))
+        nid = tree.add_child(parent, step, origin=origin, meta=meta, iteration=next_iteration(tree))
+        ctx.score([nid])
+        return nid

@@ -1,0 +1,97 @@
+"""Sessions: finding a session's tree (live or stored), the checks every change needs, and session CRUD.
+
+`Sessions.target` is the one preamble of every labelling command: it resolves and checks the session and node.
+"""
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from reasoning.tree import ReasoningTree
+
+from .. import validate as v
+from .views import session_rows
+
+
+def new_action_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class Target:
+    """A checked (session, tree, node) that a command acts on."""
+
+    sid: int
+    tree: ReasoningTree
+    nid: str
+
+
+@dataclass
+class Sessions:
+    store: Any  # storage.Store (ui may not import storage's engine at module level; see ARCHITECTURE.md)
+    live: dict[int, ReasoningTree] = field(default_factory=dict)  # searches running now, by session
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def info(self, session_id: Any):
+        sid = v.session_id(session_id)
+        try:
+            return self.store.session(sid)
+        except LookupError:
+            raise v.UserError(f"session {sid} not found") from None
+
+    def tree(self, session_id: Any) -> ReasoningTree:
+        sid = v.session_id(session_id)
+        live = self.live.get(sid)
+        if live is not None:
+            return live
+        try:
+            return self.store.load_tree(sid)
+        except LookupError:
+            raise v.UserError(f"session {sid} not found") from None
+
+    def running(self, session_id: Any) -> bool:
+        return v.session_id(session_id) in self.live
+
+    def not_running(self, sid: int) -> None:
+        v.need(sid not in self.live, f"a search is running on session {sid}: stop it or wait for it to finish")
+
+    def editable(self, sid: int) -> None:
+        """Changes to a tree need a session that exists, is not deleted and has no search running."""
+        self.not_running(sid)
+        v.need(not self.info(sid).deleted, f"session {sid} is deleted: restore it before changing it")
+
+    def target(self, session_id: Any, node_id: Any, *, editable: bool = True) -> Target:
+        """The session and node a command names, checked: the session exists (and, for a change, is editable) and
+        the node is in its tree."""
+        sid = v.session_id(session_id)
+        if editable:
+            self.editable(sid)
+        tree = self.tree(sid)
+        nid = v.node_id(node_id)
+        v.need(nid in tree, f"no node {nid} in this session's tree")
+        return Target(sid, tree, nid)
+
+    # -- CRUD ----------------------------------------------------------------------------------------
+    def rows(self, query: Any = "", include_deleted: Any = False) -> list[list[Any]]:
+        query = v.text(query or "", "filter", limit=200, allow_empty=True).strip().lower()
+        found = self.store.list_sessions(query or None, include_deleted=v.flag(include_deleted, "include deleted"))
+        return session_rows(found)
+
+    def rename(self, session_id: Any, name: Any, *, annotator: Any = None):
+        sid = v.session_id(session_id)
+        self.info(sid)
+        return self.store.rename_session(sid, v.text(name, "name", limit=v.MAX_NAME).strip(), v.annotator(annotator),
+                                         action_id=new_action_id())
+
+    def delete(self, session_id: Any, *, annotator: Any = None):
+        sid = v.session_id(session_id)
+        self.not_running(sid)
+        self.info(sid)
+        return self.store.delete_session(sid, v.annotator(annotator), action_id=new_action_id())
+
+    def restore(self, session_id: Any, *, annotator: Any = None):
+        sid = v.session_id(session_id)
+        self.info(sid)
+        return self.store.restore_session(sid, v.annotator(annotator), action_id=new_action_id())

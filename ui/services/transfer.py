@@ -1,0 +1,74 @@
+"""Import and export from the web: validated options, a fresh folder per export, a validation report per import."""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import validate as v
+
+KEEP_EXPORTS = 8
+
+
+def id_list(value: Any) -> list[Any]:
+    """Session ids from a list or from text such as `3, 5 8`."""
+    if isinstance(value, str):
+        return [x for x in value.replace(",", " ").split() if x]
+    v.need(isinstance(value, list | tuple), "session ids must be a list")
+    return list(value)
+
+
+@dataclass
+class Transfer:
+    store: Any
+    _root: Path | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def export(self, fmt: Any, *, labels: Any = "human", neutral: Any = "drop", soft: Any = False,
+               all_paths: Any = False, session_ids: Any = None, file_format: Any = "jsonl",
+               out_dir: str | Path | None = None, preview: int = 5) -> tuple[Path, dict, list[dict]]:
+        """Write an export file (and its manifest) to a fresh temporary folder: (path, manifest, first records)."""
+        from storage.export import FORMATS, WRITERS, export_records, write_export
+        from storage.labels import NEUTRAL, SOURCES, LabelOptions
+
+        fmt = v.choice(fmt, "format", list(FORMATS))
+        file_format = v.choice(file_format, "file format", list(WRITERS))
+        options = LabelOptions(labels=v.choice(labels, "labels", SOURCES), soft=v.flag(soft, "soft"),
+                               neutral=v.choice(neutral, "neutral", list(NEUTRAL)),
+                               all_paths=v.flag(all_paths, "all paths"))
+        ids = None if not session_ids else [v.session_id(s) for s in id_list(session_ids)]
+        trees = self.store.labeled_trees(ids)
+        folder = Path(out_dir) if out_dir else self._folder()
+        out = folder / f"export-{fmt}.{'parquet' if file_format == 'parquet' else 'jsonl'}"
+        manifest = write_export(trees, fmt, out, options, file_format=file_format)
+        return out, manifest, export_records(trees, fmt, options)[:preview]
+
+    def _folder(self) -> Path:
+        """A new folder for one export under the app's export folder; only the newest KEEP_EXPORTS are kept."""
+        with self._lock:
+            if self._root is None:
+                self._root = Path(tempfile.mkdtemp(prefix="rte-exports-"))
+            old = sorted(self._root.iterdir(), key=lambda p: p.stat().st_mtime)
+            for stale in old[: max(0, len(old) - KEEP_EXPORTS + 1)]:
+                shutil.rmtree(stale, ignore_errors=True)
+            return Path(tempfile.mkdtemp(dir=self._root))
+
+    def validate_import(self, path: Any, fmt: Any) -> dict:
+        """Read an import file without storing it: counts, or the first problem found (line and field)."""
+        from storage.importers import IMPORTERS, read_import
+
+        fmt = v.choice(fmt, "format", list(IMPORTERS))
+        v.need(isinstance(path, str | Path) and Path(path).is_file(), "choose a file to import")
+        batch = read_import(path, fmt)
+        return {"format": fmt, "problems": len(batch.problems), "sessions": len(batch.trees),
+                "nodes": sum(len(t.tree) - 1 for t in batch.trees),
+                "labels": sum(len(t.annotations) for t in batch.trees)}
+
+    def import_file(self, path: Any, fmt: Any) -> dict:
+        from storage.importers import import_file
+
+        self.validate_import(path, fmt)
+        return import_file(self.store, path, fmt)

@@ -1,0 +1,84 @@
+"""Views: pure functions from a tree (and stored labels) to the rows and lines the pages and the API show.
+
+No database and no models here, so each view is tested on a tree built in memory.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from reasoning.tree import ROOT, ReasoningTree
+
+TRACE_HEADERS = ["#", "node", "factor", "origin", "step", "PRM", "value", "Q", "visits", "prior", "human"]
+SIBLING_HEADERS = ["node", "factor", "step", "PRM", "value", "visits", "rating"]
+SESSION_HEADERS = ["id", "name", "problem", "nodes", "labels", "updated", "deleted"]
+
+
+def rounded(x: float | None, digits: int = 3) -> float | None:
+    return None if x is None else round(float(x), digits)
+
+
+def label_summary(annotations: Iterable[Any]) -> dict[str, str]:
+    """`{node: "alice +1, bob -1?"}` from stored human annotations (`?` marks unsure)."""
+    out: dict[str, list[str]] = {}
+    for ann in annotations:
+        mark = f"{ann.annotator} {ann.rating:+d}" if ann.rating else f"{ann.annotator} 0"
+        out.setdefault(ann.node_id, []).append(mark + ("?" if ann.unsure else ""))
+    return {k: ", ".join(vs) for k, vs in out.items()}
+
+
+def trace_rows(tree: ReasoningTree, nid: str, labels: dict[str, str]) -> list[list[Any]]:
+    """One row per step of the root-to-node trace (TRACE_HEADERS)."""
+    rows = []
+    for i, n in enumerate(tree.path(nid)):
+        a = tree.node(n)
+        rows.append([
+            i, n, a["factor"] or "(problem)", a["origin"], a["text"], rounded(a["score"]), rounded(a["value"]),
+            rounded(tree.q(n)), a["visits"], rounded(a["prior"]), labels.get(n, ""),
+        ])
+    return rows
+
+
+def node_info(tree: ReasoningTree, nid: str) -> str:
+    """The inspector's one-line description of a node."""
+    a = tree.node(nid)
+    return (f"node {nid} · depth {a['depth']} · factor {a['factor'] or '(root)'} · {a['origin']}"
+            f"{' · pruned' if not tree.is_live(nid) else ''}"
+            f"{' · answer ' + str(a['answer']) if a['terminal'] else ''}")
+
+
+def children_rows(tree: ReasoningTree, nid: str, ratings: dict[str, Any] | None = None) -> list[list[Any]]:
+    """The live children of a node (SIBLING_HEADERS), with the rating each already has in `ratings` (else blank)."""
+    ratings = ratings or {}
+    rows = []
+    for c in tree.children(nid, include_pruned=False):
+        a = tree.node(c)
+        rows.append([c, a["factor"], a["text"], rounded(a["score"]), rounded(a["value"]), a["visits"],
+                     ratings.get(c, "")])
+    return rows
+
+
+def session_rows(sessions: Iterable[Any]) -> list[list[Any]]:
+    """Rows of the sessions table (SESSION_HEADERS)."""
+    return [[s.id, s.name, s.problem_text[:120], s.nodes, s.annotations,
+             s.updated.strftime("%Y-%m-%d %H:%M") if s.updated else "", "yes" if s.deleted else ""]
+            for s in sessions]
+
+
+def result_line(sid: int, tree: ReasoningTree, result: Any) -> str:
+    """The status line of a finished (or stopped) search."""
+    if result is None:
+        return f"session {sid}: {len(tree)} nodes"
+    answer = "no answer" if result.answer is None else f"answer {result.answer} (value {result.value:.3f})"
+    how = "stopped" if result.stopped else "finished"
+    return (f"session {sid}: {how} · {len(tree)} nodes · {result.nodes_created} created · {answer} · "
+            f"{result.seconds:.1f} s")
+
+
+def next_iteration(tree: ReasoningTree) -> int:
+    """The iteration number a hand-made change is recorded under (after every search iteration so far)."""
+    return 1 + max(a["iteration"] for _, a in tree.graph.nodes(data=True))
+
+
+__all__ = ["ROOT", "SESSION_HEADERS", "SIBLING_HEADERS", "TRACE_HEADERS", "children_rows", "label_summary",
+           "next_iteration", "node_info", "result_line", "rounded", "session_rows", "trace_rows"]
