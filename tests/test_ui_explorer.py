@@ -133,3 +133,49 @@ def test_opening_another_session_replaces_the_old_one(app, page):
     wait_status(page, "no node is selected")
     assert store.annotations(sid_a) == [] and store.annotations(sid_b) == []
     shot(page, "13-session-switched")
+
+
+def big_tree(store: Store, n: int = 1200) -> tuple[int, ReasoningTree]:
+    """A stored session of `n` nodes: 20 first steps, their children, grandchildren under them (like a long run)."""
+    tree = ReasoningTree(Problem(f"big{n}", "Use 2 5 6 9 to make 24.", domain="countdown"))
+    for i in range(n - 1):
+        parent = "0" if i < 20 else f"0.{i % 20}" if i < 400 else f"0.{i % 20}.{(i // 20) % 19}"
+        factor = ("compute", "verify", "correct")[i % 3]
+        tree.add_child(parent, Step(f"step {i}", factor), score=(i % 10) / 10, value=(i % 10) / 10)
+    return store.create_session(tree, name=f"big {n}", config={}, provenance={}, catalog=None), tree
+
+
+def x_range(page) -> list[float]:
+    return page.evaluate("() => document.querySelector('#tree-plot .js-plotly-plot')._fullLayout.xaxis.range")
+
+
+def test_a_large_tree_stays_legible_keeps_its_zoom_and_colours_by_human_label(app, page):
+    url, store = app
+    sid, tree = big_tree(store)
+    page.goto(url)
+    page.get_by_role("tab", name="Sessions").click()
+    page.locator("#session-pick input").fill(str(sid))
+    page.click("#session-open")
+    page.wait_for_function("() => { const gd = document.querySelector('#tree-plot .js-plotly-plot');"
+                           " const t = gd && gd.data && gd.data.find((d) => d.name === 'nodes');"
+                           " return t && t.x.length > 100; }", timeout=30_000)
+    shown = ub.plot_nodes(page)
+    assert len(shown) < len(tree)  # folded: the least visited subtrees are a +N count
+    page.evaluate("() => Plotly.relayout(document.querySelector('#tree-plot .js-plotly-plot'),"
+                  " {'xaxis.range': [0, 40], 'yaxis.range': [-2.5, 0.5]})")
+    zoom = x_range(page)
+    target = next(n["id"] for n in ub.settled_nodes(page) if n["id"].count(".") == 1)
+    click_node(page, target)
+    assert x_range(page) == pytest.approx(zoom)  # a click keeps the view
+    page.click("#rate-good")
+    wait_status(page, f"rated node {target} +1")
+    page.wait_for_timeout(500)
+    assert x_range(page) == pytest.approx(zoom)  # so does a rating
+    page.locator("#colour-by").get_by_text("human").click()
+    page.wait_for_function("""(id) => { const gd = document.querySelector('#tree-plot .js-plotly-plot');
+        const t = gd.data.find((d) => d.name === 'nodes'); const i = t.customdata.indexOf(id);
+        return i >= 0 && t.marker.color[i] === '#2e7d32'; }""", arg=target, timeout=15_000)
+    assert x_range(page) == pytest.approx(zoom)
+    legend = page.locator("#tree-plot .legend").text_content()
+    assert "good (+1)" in legend and "verify" in legend
+    shot(page, "14-large-tree-human-colours")

@@ -69,8 +69,8 @@ def build_app(
             gr.Markdown(f"## {TITLE}", elem_id="title")
             annotator = gr.Textbox(label="your name (annotator)", elem_id="annotator", scale=1, min_width=200,
                                    placeholder="anonymous", interactive=not auth, max_lines=1)
-            color_by = gr.Radio(list(COLOR_BY), value="value", label="colour by", elem_id="color-by", scale=1,
-                                min_width=240)
+            color_by = gr.Radio(list(COLOR_BY), value="value", label="colour by", elem_id="colour-by", scale=2,
+                                min_width=420)
         saved_name = gr.BrowserState("", storage_key="rte-annotator")
         session, node = gr.State(""), gr.State(None)  # ids only; created outside the Tabs so they are no tab
         with gr.Tabs() as tabs:

@@ -1,28 +1,29 @@
 """Explore page: the problem, models, thought factors and search parameters, Run / Stop, and the live tree plot."""
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import gradio as gr
 
 from reasoning.search import ALGORITHMS
 from reasoning.search.config import BY_NAME, SETTINGS, Setting
 
 from ..feedback import reported
-from ..figure import FigureOptions, empty_figure, tree_figure
+from ..figure import FigureOptions, tree_figure
+from ..plots import session_figure
 from ..service import Explorer
+from ..share import write_share
 from ..wiring import Shared, who
 from . import inspector
 
 EXAMPLE_PROBLEM = "Use 4 7 8 8 to make 24."
 
 
-def plot_for(engine: Explorer, session_id, color_by: str = "value", selected: str | None = None):
+def plot_for(engine: Explorer, session_id, color_by: str = "value", selected: str | None = None,
+             focus: str | None = None):
     """The tree figure of a session (live or stored), or a blank plot when none is open."""
-    if not session_id:
-        return empty_figure()
-    tree = engine.tree(session_id)
-    labels = engine.label_summary(int(session_id)) if not engine.running(session_id) else {}
-    opts = FigureOptions(color_by=color_by or "value", selected=selected, uirevision=f"session-{session_id}")
-    return tree_figure(tree, opts, labels=labels)
+    return session_figure(engine, session_id, color_by, selected, focus)
 
 
 def build_page(engine: Explorer, shared: Shared) -> None:
@@ -32,9 +33,32 @@ def build_page(engine: Explorer, shared: Shared) -> None:
         with gr.Column(scale=3):
             shared.plot = gr.Plot(plot_for(engine, None), elem_id="tree-plot", show_label=False)
             status = gr.Textbox(label="search status", elem_id="status", interactive=False, lines=1)
+            with gr.Row():
+                share = gr.Button("Share this tree (one HTML file, works offline)", elem_id="share-html", size="sm",
+                                  scale=1)
+                shared_file = gr.File(label="shared tree", interactive=False, elem_id="share-file", scale=2,
+                                      height=60)
     ins = inspector.build_page(engine, shared, status)
     _wire_search(engine, shared, controls, status)
     _wire_session_switch(engine, shared, controls, ins, status)
+    _wire_share(engine, shared, share, shared_file, status)
+
+
+def _wire_share(engine: Explorer, shared: Shared, button: gr.Button, out: gr.File, status: gr.Textbox) -> None:
+    """The share-html button: the open session's tree as one self-contained HTML file to download."""
+
+    @reported(2, 1)
+    def share(session_id, color_by):
+        if not session_id:
+            raise ValueError("no session is open: run a search or open a session first")
+        sid = int(session_id)
+        if engine.running(sid):
+            raise ValueError(f"a search is running on session {sid}: share the tree when it has finished")
+        folder = Path(tempfile.mkdtemp(prefix="rte-share-"))
+        path = write_share(engine.store, sid, folder / f"tree-session-{sid}.html", color_by=color_by or "value")
+        return str(path), f"session {sid}: wrote {path.name} ({path.stat().st_size // 1024} KiB, self-contained)"
+
+    button.click(share, [shared.session, shared.color_by], [out, status], api_visibility="undocumented")
 
 
 def session_line(engine: Explorer, session_id) -> str:

@@ -14,7 +14,8 @@ import gradio as gr
 
 from ..children import CHILDREN_HEADERS, CHILDREN_TYPES, children_rows, save_children
 from ..feedback import reported
-from ..figure import FigureOptions, tree_figure
+from ..figure import tree_figure
+from ..plots import figure_options, session_figure
 from ..service import MAX_EXPAND, TRACE_HEADERS, Explorer
 from ..wiring import Shared, who
 
@@ -53,6 +54,9 @@ class Inspector:
     kids: gr.Dataframe
     save_kids: gr.Button
     selected_at: gr.State
+    focus_here: gr.Button
+    whole_tree: gr.Button
+    focus: gr.State  # the node whose subtree the plot shows ("" for the whole tree)
 
 
 def build_page(engine: Explorer, shared: Shared, status: gr.Textbox) -> Inspector:
@@ -97,6 +101,9 @@ def _layout(engine: Explorer) -> Inspector:
                 prune = gr.Button("Prune subtree", elem_id="prune", variant="stop", size="sm")
                 undo = gr.Button("Undo my last action", elem_id="undo", size="sm")
                 summarize = gr.Button("Summarize trace", elem_id="summarize", size="sm")
+            with gr.Row():
+                focus_here = gr.Button("Focus here (show this subtree in full)", elem_id="focus-here", size="sm")
+                whole_tree = gr.Button("Whole tree", elem_id="whole-tree", size="sm")
             summary = gr.Textbox(label="summary", elem_id="summary", interactive=False, lines=2)
     with gr.Accordion("Children of the selected node (rate them all at once)", open=False):
         gr.Markdown("Click a child's rating cell, type `+1`/`good`, `0`/`neutral` or `-1`/`bad`, then save. "
@@ -105,7 +112,8 @@ def _layout(engine: Explorer) -> Inspector:
                             static_columns=[0, 1, 2, 3, 4, 5], elem_id="children-table", max_height=320)
         save_kids = gr.Button("Save children's ratings", elem_id="save-children", size="sm")
     return Inspector(click, info, trace, text, bad, neutral, good, unsure, note, edit, human, factor, count, expand,
-                     budget, resume, prune, undo, summarize, summary, kids, save_kids, gr.State(0.0))
+                     budget, resume, prune, undo, summarize, summary, kids, save_kids, gr.State(0.0), focus_here,
+                     whole_tree, gr.State(""))
 
 
 def view_outputs(shared: Shared, ins: Inspector) -> list:
@@ -113,15 +121,13 @@ def view_outputs(shared: Shared, ins: Inspector) -> list:
     return [shared.node, ins.info, ins.trace, ins.text, ins.kids, shared.plot]
 
 
-def node_view(engine: Explorer, session_id: Any, node_id: Any, color_by: str, annotator: str) -> tuple:
+def node_view(engine: Explorer, session_id: Any, node_id: Any, color_by: str, annotator: str,
+              focus: str = "") -> tuple:
     """The inspector's contents and the redrawn tree (selection highlighted) for a node."""
     if not session_id or not node_id:
         return node_id, "", [], "", [], gr.skip()
     nv = engine.inspect(session_id, node_id)
-    opts = FigureOptions(color_by=color_by or "value", selected=nv.node_id, uirevision=f"session-{session_id}")
-    tree = engine.tree(session_id)
-    labels = {} if engine.running(session_id) else engine.label_summary(nv.session_id)
-    fig = tree_figure(tree, opts, labels=labels)
+    fig = session_figure(engine, session_id, color_by, nv.node_id, focus)
     return (nv.node_id, nv.info, nv.trace, nv.text, children_rows(engine, session_id, nv.node_id, annotator), fig)
 
 
@@ -134,33 +140,55 @@ def _wire_click(engine: Explorer, shared: Shared, ins: Inspector) -> None:
     outputs = [*view_outputs(shared, ins), ins.selected_at]
 
     @reported(len(outputs))
-    def on_click(value, session_id, color_by, annotator, request: gr.Request):
+    def on_click(value, session_id, color_by, annotator, focus, request: gr.Request):
         node_id = parse_click(value)
         if not node_id:
             return (gr.skip(),) * len(outputs)
-        return (*node_view(engine, session_id, node_id, color_by, who(annotator, request)), time.time())
+        return (*node_view(engine, session_id, node_id, color_by, who(annotator, request), focus), time.time())
 
-    ins.click.change(on_click, [ins.click, shared.session, shared.color_by, shared.annotator], outputs,
+    ins.click.change(on_click, [ins.click, shared.session, shared.color_by, shared.annotator, ins.focus], outputs,
                      api_visibility="undocumented")
 
+    @reported(2)
+    def focus_on(session_id, node_id, color_by):
+        if not node_id:
+            raise ValueError("no node is selected: click a node on the tree first")
+        return node_id, session_figure(engine, session_id, color_by, node_id, node_id)
 
-def _action(engine: Explorer, fn: Callable, n_outputs: int) -> Callable:
+    @reported(2)
+    def unfocus(session_id, node_id, color_by):
+        return "", session_figure(engine, session_id, color_by, node_id)
+
+    ins.focus_here.click(focus_on, [shared.session, shared.node, shared.color_by], [ins.focus, shared.plot],
+                         api_visibility="undocumented")
+    ins.whole_tree.click(unfocus, [shared.session, shared.node, shared.color_by], [ins.focus, shared.plot],
+                         api_visibility="undocumented")
+    shared.session.change(lambda: "", None, [ins.focus], api_visibility="undocumented", queue=False)
+
+
+def _action(engine: Explorer, fn: Callable, n_outputs: int, *, redraw: bool = True) -> Callable:
     """An event handler: run `fn(session, node, annotator, *args)` on the selected node, then refresh the inspector
-    and the plot; `fn` returns a status line, or (node to show, status line)."""
+    and the plot; `fn` returns a status line, or (node to show, status line). With `redraw=False` (a rating) the
+    plot is only redrawn when its colours show human labels: the tree itself did not change, and a 2,000-node
+    figure sent back for nothing would slow every rating down."""
 
     @reported(n_outputs, n_outputs - 1)
-    def run(request: gr.Request, session_id, node_id, color_by, annotator, *args):
+    def run(request: gr.Request, session_id, node_id, color_by, annotator, focus, *args):
         # gr.Request comes first: Gradio inserts it by position, which a trailing *args would swallow.
         user = who(annotator, request)
         result = fn(session_id, node_id, user, *args)
         target, message = result if isinstance(result, tuple) else (node_id, result)
-        return (*node_view(engine, session_id, target, color_by, user), message)
+        if not redraw and color_by != "human":
+            nv = engine.inspect(session_id, target)
+            kids = children_rows(engine, session_id, nv.node_id, user)
+            return nv.node_id, nv.info, nv.trace, nv.text, kids, gr.skip(), message
+        return (*node_view(engine, session_id, target, color_by, user, focus), message)
 
     return run
 
 
 def _wire_ratings(engine: Explorer, shared: Shared, ins: Inspector, status: gr.Textbox) -> None:
-    common = [shared.session, shared.node, shared.color_by, shared.annotator]
+    common = [shared.session, shared.node, shared.color_by, shared.annotator, ins.focus]
     outs = [*view_outputs(shared, ins), status]
 
     def rater(rating: int) -> Callable:
@@ -171,7 +199,7 @@ def _wire_ratings(engine: Explorer, shared: Shared, ins: Inspector, status: gr.T
         return rate
 
     for button, rating in ((ins.bad, -1), (ins.neutral, 0), (ins.good, 1)):
-        event = button.click(_action(engine, rater(rating), len(outs)),
+        event = button.click(_action(engine, rater(rating), len(outs), redraw=False),
                              [*common, ins.unsure, ins.note, ins.selected_at], outs, api_visibility="undocumented")
         # the unsure tick and the note belong to one rating: cleared once it is stored
         event.success(lambda: (False, ""), None, [ins.unsure, ins.note], api_visibility="undocumented", queue=False)
@@ -179,12 +207,12 @@ def _wire_ratings(engine: Explorer, shared: Shared, ins: Inspector, status: gr.T
     def rate_children(sid, nid, user, rows):
         return save_children(engine, sid, nid, rows, user)
 
-    ins.save_kids.click(_action(engine, rate_children, len(outs)), [*common, ins.kids], outs,
+    ins.save_kids.click(_action(engine, rate_children, len(outs), redraw=False), [*common, ins.kids], outs,
                         api_visibility="undocumented")
 
 
 def _wire_actions(engine: Explorer, shared: Shared, ins: Inspector, status: gr.Textbox) -> None:
-    common = [shared.session, shared.node, shared.color_by, shared.annotator]
+    common = [shared.session, shared.node, shared.color_by, shared.annotator, ins.focus]
     outs = [*view_outputs(shared, ins), status]
     act = lambda fn: _action(engine, fn, len(outs))  # noqa: E731
 
@@ -230,8 +258,7 @@ def _wire_resume(engine: Explorer, shared: Shared, ins: Inspector, status: gr.Te
     @reported(2, 1)
     def do_resume(session_id, node_id, n, color_by):
         for up in engine.resume(session_id, node_id, n):
-            opts = FigureOptions(color_by=color_by or "value", selected=node_id, uirevision=f"session-{session_id}")
-            yield tree_figure(up.tree, opts), up.status
+            yield tree_figure(up.tree, figure_options(session_id, color_by, node_id)), up.status
 
     ins.resume.click(do_resume, [shared.session, shared.node, ins.budget, shared.color_by], [shared.plot, status],
                      api_visibility="undocumented", concurrency_id="model")

@@ -8,11 +8,30 @@
     box.value = `${nodeId}|${Date.now()}`;
     box.dispatchEvent(new Event("input", {bubbles: true}));
   };
+  // Gradio draws every new figure in a new plot element, so plotly's `uirevision` alone cannot keep the view:
+  // the zoom and pan of each plot are kept here, per uirevision (one per session), and put back on the new
+  // element. A double click (autorange) forgets them.
+  const views = {};
+  const viewKey = (plotId, gd) => `${plotId}|${(gd.layout && gd.layout.uirevision) || ""}`;
+  const keepView = (plotId, gd, ev) => {
+    if (!ev) return;
+    const key = viewKey(plotId, gd);
+    if (ev["xaxis.autorange"] || ev["yaxis.autorange"]) { delete views[key]; return; }
+    if (!Object.keys(ev).some((k) => k.startsWith("xaxis.range") || k.startsWith("yaxis.range"))) return;
+    const L = gd._fullLayout;
+    if (L && L.xaxis && L.yaxis) views[key] = {"xaxis.range": [...L.xaxis.range], "yaxis.range": [...L.yaxis.range]};
+  };
+  const restoreView = (plotId, gd) => {
+    const saved = views[viewKey(plotId, gd)];
+    if (saved && window.Plotly) window.Plotly.relayout(gd, saved);
+  };
   const hook = () => {
     for (const [plotId, target] of Object.entries(PLOTS)) {
       document.querySelectorAll(`#${plotId} .js-plotly-plot`).forEach((gd) => {
         if (!gd.on || !gd._ev || gd._ev.__rteHooked) return;
         gd._ev.__rteHooked = true;
+        restoreView(plotId, gd);
+        gd.on("plotly_relayout", (ev) => keepView(plotId, gd, ev));
         gd.on("plotly_click", (ev) => {
           const p = ev && ev.points && ev.points.find((q) => q.customdata !== undefined && q.customdata !== null);
           if (p) forward(target, p.customdata);
