@@ -12,7 +12,7 @@ import test_ui_browser as ub  # noqa: E402
 from reasoning.tree import ReasoningTree  # noqa: E402
 from reasoning.types import Problem, Step  # noqa: E402
 from storage import Store  # noqa: E402
-from ui.testing import serve, tiny_or_demo_models  # noqa: E402
+from ui.testing import free_port, serve, tiny_or_demo_models  # noqa: E402
 
 browser, page = ub.browser, ub.page  # the same Chromium fixtures as the main browser test
 click_node, open_session, shot, status, wait_status = ub.click_node, ub.open_session, ub.shot, ub.status, ub.wait_status
@@ -179,3 +179,27 @@ def test_a_large_tree_stays_legible_keeps_its_zoom_and_colours_by_human_label(ap
     legend = page.locator("#tree-plot .legend").text_content()
     assert "good (+1)" in legend and "verify" in legend
     shot(page, "14-large-tree-human-colours")
+
+
+def test_the_annotator_name_survives_a_restart_of_the_app(app, browser, tmp_path):
+    _, store = app
+    sid, tree = small_tree(store, "restart")
+    generator, scorer = tiny_or_demo_models(tmp_path)
+    port = free_port()
+    context = browser.new_context(viewport={"width": 1500, "height": 1100})
+    pg = context.new_page()
+    with serve(generator=generator, scorer=scorer, store=store, port=port) as url:
+        pg.goto(url)
+        box = pg.locator("#annotator input, #annotator textarea").first
+        box.fill("alice")
+        box.press("Tab")
+        pg.wait_for_timeout(1500)
+    with serve(generator=generator, scorer=scorer, store=store, port=port) as url:  # the app restarted
+        open_session(pg, url, sid, len(tree))
+        pg.wait_for_function("() => (document.querySelector('#annotator input, #annotator textarea') || {}).value"
+                             " === 'alice'", timeout=15_000)
+        click_node(pg, "0.1")
+        pg.click("#rate-good")
+        wait_status(pg, "rated node 0.1 +1 as alice")
+    assert [a.annotator for a in store.annotations(sid, "0.1")] == ["alice"]
+    context.close()
