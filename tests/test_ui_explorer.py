@@ -203,3 +203,19 @@ def test_the_annotator_name_survives_a_restart_of_the_app(app, browser, tmp_path
         wait_status(pg, "rated node 0.1 +1 as alice")
     assert [a.annotator for a in store.annotations(sid, "0.1")] == ["alice"]
     context.close()
+
+
+def test_a_problem_outside_the_demo_models_domain_is_flagged_before_the_search(app, page):
+    url, _ = app
+    page.goto(url)
+    box = page.locator("#problem textarea")
+    box.wait_for()
+    note = page.locator("#domain-note")
+    assert "Countdown/24 only" not in (note.text_content() or "")  # the example is a Countdown puzzle
+    box.fill("Janet has 3 apples and buys 5 more. How many apples does she have?")
+    page.wait_for_function("() => document.querySelector('#domain-note').textContent.includes('Countdown/24 only')")
+    text = note.text_content()
+    assert "--generator http://HOST:PORT/v1" in text and "--generator DIR --prm DIR" in text
+    shot(page, "15-out-of-domain-note")
+    box.fill("Use 3 3 8 8 to make 24.")
+    page.wait_for_function("() => !document.querySelector('#domain-note').textContent.includes('Countdown/24')")

@@ -9,6 +9,7 @@ import gradio as gr
 from reasoning.search import ALGORITHMS
 from reasoning.search.config import BY_NAME, SETTINGS, Setting
 
+from ..domain_note import domain_note
 from ..feedback import reported
 from ..figure import FigureOptions, tree_figure
 from ..plots import session_figure
@@ -89,6 +90,7 @@ def _controls(engine: Explorer) -> dict:
     c: dict = {}
     c["problem"] = gr.Textbox(EXAMPLE_PROBLEM, label="problem", elem_id="problem", lines=3,
                               info="Free text, `Use 4 7 8 8 to make 24.` for Countdown, or pick one below")
+    c["domain_note"] = gr.Markdown(domain_note(EXAMPLE_PROBLEM, None, engine.generator_dir), elem_id="domain-note")
     choices = engine.problem_choices()
     c["pick"] = gr.Dropdown(choices, label="problem sets", value=None, visible=bool(choices), elem_id="problem-pick")
     with gr.Row():
@@ -170,6 +172,11 @@ def _wire_search(engine: Explorer, shared: Shared, c: dict, status: gr.Textbox) 
             return "no search to stop"
         return "stopping…" if engine.stop(session_id) else "no search is running"
 
+    def note(problem, gen_dir):
+        return domain_note(problem, gen_dir, engine.generator_dir)
+
+    for trigger in (c["problem"].change, c["gen_dir"].change):
+        trigger(note, [c["problem"], c["gen_dir"]], [c["domain_note"]], api_visibility="undocumented", queue=False)
     c["stop"].click(stop, [shared.session], [status], api_visibility="undocumented", queue=False)
     c["pick"].change(lambda p: p or gr.skip(), [c["pick"]], [c["problem"]], api_visibility="undocumented",
                      queue=False)
