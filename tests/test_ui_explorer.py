@@ -219,3 +219,20 @@ def test_a_problem_outside_the_demo_models_domain_is_flagged_before_the_search(a
     shot(page, "15-out-of-domain-note")
     box.fill("Use 3 3 8 8 to make 24.")
     page.wait_for_function("() => !document.querySelector('#domain-note').textContent.includes('Countdown/24')")
+
+
+def test_share_html_button_downloads_one_self_contained_page(app, page, tmp_path):
+    url, store = app
+    sid, tree = small_tree(store, "share button")
+    open_session(page, url, sid, len(tree))
+    page.click("#share-html")
+    wait_status(page, f"session {sid}: wrote tree-session-{sid}.html")
+    link = page.locator("#share-file a").first
+    link.wait_for(timeout=30_000)
+    with page.expect_download() as dl:
+        link.click()
+    out = tmp_path / "tree.html"
+    dl.value.save_as(out)
+    html_text = out.read_text(encoding="utf-8")
+    assert 'id="tree-data"' in html_text and "8+7=15 (left: 4 8 15)" in html_text
+    assert "<script src=" not in html_text and 'src="https://cdn' not in html_text

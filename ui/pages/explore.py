@@ -38,7 +38,7 @@ def build_page(engine: Explorer, shared: Shared) -> None:
                 share = gr.Button("Share this tree (one HTML file, works offline)", elem_id="share-html", size="sm",
                                   scale=1)
                 shared_file = gr.File(label="shared tree", interactive=False, elem_id="share-file", scale=2,
-                                      height=60)
+                                      visible=False)
     ins = inspector.build_page(engine, shared, status)
     _wire_search(engine, shared, controls, status)
     _wire_session_switch(engine, shared, controls, ins, status)
@@ -57,7 +57,7 @@ def _wire_share(engine: Explorer, shared: Shared, button: gr.Button, out: gr.Fil
             raise ValueError(f"a search is running on session {sid}: share the tree when it has finished")
         folder = Path(tempfile.mkdtemp(prefix="rte-share-"))
         path = write_share(engine.store, sid, folder / f"tree-session-{sid}.html", color_by=color_by or "value")
-        return str(path), f"session {sid}: wrote {path.name} ({path.stat().st_size // 1024} KiB, self-contained)"
+        return gr.File(str(path), visible=True), f"session {sid}: wrote {path.name} ({path.stat().st_size // 1024} KiB, self-contained)"
 
     button.click(share, [shared.session, shared.color_by], [out, status], api_visibility="undocumented")
 
