@@ -1,6 +1,8 @@
 # Reasoning-tree explorer: CPU image by default.
 #   docker build -t reasoning-explorer .
-#   docker run -p 7860:7860 -v explorer-data:/data reasoning-explorer
+#   docker run -p 127.0.0.1:7860:7860 -v explorer-data:/data reasoning-explorer
+# The server listens on 0.0.0.0 inside the container, so it asks for a login: put `username:password` lines in
+# /data/auth (the volume) first. To serve without a login on purpose, override the command with `--no-auth`.
 # GPU variant: build on an NVIDIA CUDA runtime base with Python 3.11 instead of python:3.11-slim
 # (docker build --build-arg BASE=<a CUDA 12 runtime image with python3.11> .), then
 # `docker run --gpus all ...`; the app picks CUDA + bfloat16 by itself when torch sees a GPU.
@@ -35,4 +37,4 @@ VOLUME ["/data"]
 EXPOSE 7860
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:7860/', timeout=4)"
-CMD ["python", "app.py", "serve", "--host", "0.0.0.0", "--port", "7860"]
+CMD ["python", "app.py", "serve", "--host", "0.0.0.0", "--port", "7860", "--auth-file", "/data/auth"]

@@ -32,7 +32,14 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
                    "train_demo"),
     "bench": ("scaling report: solve rate against budget for every algorithm", "demo", "add_scaling_arguments",
               "run_scaling"),
-    "label": ("label steps by Monte-Carlo rollouts", "demo", "add_label_arguments", "label"),
+    "engine": ("the vLLM engine: install its environment, serve a local model", "cli.engine",
+               "add_engine_arguments", "run_engine"),
+    "label": ("label the steps of stored trees by Monte-Carlo rollouts (and first-error search)", "cli.label",
+              "add_label_arguments", "run_label"),
+    "train-prm": ("train a token-classification PRM from a TRL stepwise export", "cli.train_prm",
+                  "add_train_prm_arguments", "run_train_prm"),
+    "loop-demo": ("the labelling loop on the demo domain: weak PRM, rollout labels, train-prm, before and after",
+                  "demo.loop", "add_loop_demo_arguments", "run_loop_demo"),
 }
 
 
@@ -41,10 +48,13 @@ class CommandError(Exception):
 
 
 def build_parser(commands: Collection[str] = COMMANDS) -> argparse.ArgumentParser:
-    """The parser of every command; only those in `commands` get their arguments, which imports their modules."""
-    parser = argparse.ArgumentParser(prog="app.py", description=__doc__.splitlines()[0])
+    """The parser of every command; only those in `commands` get their arguments, which imports their modules.
+    argparse errors come out in one line, for every subcommand too (cli/parser.py)."""
+    from cli.parser import OneLineArgumentParser
+
+    parser = OneLineArgumentParser(prog="app.py", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineArgumentParser)
     for name, (help_text, module, add, run) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name not in commands:

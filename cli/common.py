@@ -3,11 +3,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from reasoning.limits import MAX_STEP_TOKENS
 from reasoning.search import SearchConfig
 from reasoning.search.config import ALGORITHMS, BY_NAME, DEFAULT_MAX_BUDGET, SETTINGS, Setting
+
+from .parser import bounded_int
 
 # plain numbers (not imported from reasoning.backends, which loads torch): a test checks they match the backends'
 DEFAULT_KV_CACHE_MB = 256
@@ -35,11 +39,17 @@ class Settings:
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("models")
-    g.add_argument("--generator", metavar="DIR", help="local causal-LM directory (default: the demo generator)")
-    g.add_argument("--prm", metavar="DIR", help="local PRM directory (default: the demo PRM)")
+    g.add_argument("--generator", metavar="DIR|URL",
+                   help="local causal-LM directory, or the URL(s) of OpenAI-compatible servers (comma separated, "
+                        "e.g. http://127.0.0.1:8000/v1 from `engine serve`) (default: the demo generator)")
+    g.add_argument("--prm", metavar="DIR|URL",
+                   help="local PRM directory, or the URL of a vLLM pooling server (default: the demo PRM)")
     g.add_argument("--prm-adapter", help="PRM adapter (default: read prm_config.json or the model config)")
+    g.add_argument("--orm", metavar="DIR", help="outcome reward model (sequence classification) for "
+                   "--answer-selection orm")
     g.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available)")
-    g.add_argument("--max-step-tokens", type=int, default=64, help="tokens per generated step at most")
+    g.add_argument("--max-step-tokens", type=bounded_int(1, MAX_STEP_TOKENS), default=64,
+                   help=f"tokens per generated step at most (1-{MAX_STEP_TOKENS})")
     g.add_argument("--no-kv-reuse", action="store_true", help="recompute the prefix for every token (no shared cache)")
     g.add_argument("--kv-cache-mb", type=float, default=DEFAULT_KV_CACHE_MB,
                    help="memory for the LRU cache of tree nodes' prefix KV, so a node expanded again skips its "
@@ -84,7 +94,17 @@ def recommended_settings(args: argparse.Namespace, algorithm: str) -> dict:
     scaling report's); {} for a model without a manifest block."""
     from reasoning.manifest import DEMO_GENERATOR_DIR, recommended_search
 
-    return recommended_search(getattr(args, "generator", None) or DEMO_GENERATOR_DIR, algorithm)
+    return recommended_search(_manifest_dir(getattr(args, "generator", None)) or DEMO_GENERATOR_DIR, algorithm)
+
+
+def _manifest_dir(generator: str | None) -> str | None:
+    """Where the generator's manifest lies: its directory, or for a server URL the directory the server loaded
+    the model from when that is on this machine (vLLM reports it), so a served demo generator keeps its settings."""
+    from reasoning.backends.http import is_url, served_model_root
+
+    if generator and is_url(generator):
+        return served_model_root(generator) or generator
+    return generator
 
 
 def recommended_by_algorithm(args: argparse.Namespace) -> dict[str, dict]:
@@ -121,23 +141,48 @@ def load_models(args: argparse.Namespace, catalog=None):
     from reasoning.backends import DEMO_GENERATOR_DIR, DEMO_PRM_DIR, load_generator, load_scorer
 
     generator = load_generator(
-        Path(args.generator) if args.generator else DEMO_GENERATOR_DIR, catalog=catalog, device=args.device,
+        _model_arg(args.generator) if args.generator else DEMO_GENERATOR_DIR, catalog=catalog, device=args.device,
         trust_remote_code=args.trust_remote_code, kv_reuse=not args.no_kv_reuse,
         max_step_tokens=args.max_step_tokens, top_p=getattr(args, "top_p", None) or 1.0,
         kv_cache_mb=getattr(args, "kv_cache_mb", DEFAULT_KV_CACHE_MB),
     )
     scorer = load_scorer(
-        Path(args.prm) if args.prm else DEMO_PRM_DIR, adapter=args.prm_adapter, device=args.device,
+        _model_arg(args.prm) if args.prm else DEMO_PRM_DIR, adapter=args.prm_adapter, device=args.device,
         trust_remote_code=args.trust_remote_code, batch_tokens=getattr(args, "prm_batch_tokens", DEFAULT_BATCH_TOKENS),
     )
     return generator, scorer
 
 
+def _model_arg(value: str) -> str | Path:
+    """A server URL stays a string; anything else is a local directory."""
+    from reasoning.backends.http import is_url
+
+    return value if is_url(value) else Path(value)
+def load_orm_arg(args: argparse.Namespace, config: SearchConfig):
+    """The ORM `--orm` names (None without one); `--answer-selection orm` without `--orm` is refused before loading."""
+    path = getattr(args, "orm", None)
+    if config.answer_selection == "orm" and not path:
+        raise ValueError("--answer-selection orm needs --orm DIR (a sequence-classification reward model)")
+    if not path:
+        return None
+    from reasoning.backends.orm import load_orm
+
+    return load_orm(Path(path), device=args.device, trust_remote_code=args.trust_remote_code)
+
+
 def check_output_path(path: str) -> Path:
-    """Fail before any work when the output file's folder is missing or the path is a folder."""
+    """Fail before any work when the output file's folder is missing, is not writable, or the path is a folder:
+    a run must not spend hours and then fail on its last write."""
     out = Path(path)
     if out.is_dir():
         raise ValueError(f"--out {out} is a directory, not a file")
-    if not out.parent.exists():
+    if not out.parent.is_dir():
         raise ValueError(f"--out folder {out.parent} does not exist")
+    try:  # the same kind of write the result will need: a temporary file beside it
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.", suffix=".probe"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"--out folder {out.parent} is not writable ({exc.strerror})") from None
+    if out.exists() and not os.access(out, os.W_OK):
+        raise ValueError(f"--out {out} exists and is not writable")
     return out

@@ -5,11 +5,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from reasoning.limits import MAX_DB_INT
 from storage.export import FORMATS, manifest_path, write_export
 from storage.importers import IMPORTERS, import_file
 from storage.labels import NEUTRAL, SOURCES, LabelOptions
 from storage.records import StorageError
 from storage.store import Store
+
+from .parser import bounded_int
 
 
 def _add_db(p: argparse.ArgumentParser) -> None:
@@ -33,7 +36,8 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--neutral", choices=list(NEUTRAL), default="drop", help="what a neutral (0) rating becomes")
     p.add_argument("--all-paths", action="store_true", help="also paths with unlabeled steps, where the format "
                    "can carry them")
-    p.add_argument("--session", type=int, nargs="+", metavar="ID", help="only these sessions (default: all)")
+    p.add_argument("--session", type=bounded_int(1, MAX_DB_INT), nargs="+", metavar="ID",
+                   help="only these sessions (default: all)")
     p.add_argument("--parquet", action="store_true", help="write Parquet instead of JSONL")
 
 
@@ -74,7 +78,7 @@ def run_export(args: argparse.Namespace) -> int:
     options = LabelOptions(args.labels, args.soft, args.neutral, args.all_paths)
     file_format = "parquet" if args.parquet else None
     try:
-        with Store(args.db) as store:
+        with Store(args.db, create=False) as store:  # reading only: a mistyped --db must not make a database
             trees = store.labeled_trees(args.session)
         manifest = write_export(trees, args.format, args.out, options, file_format=file_format)
     except (StorageError, ValueError, OSError) as exc:

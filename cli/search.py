@@ -7,6 +7,7 @@ import sys
 import time
 
 from reasoning.domains import get_domain
+from reasoning.limits import terminal_safe
 from reasoning.problems import parse_problem_text, read_problems
 from reasoning.search import SearchConfig, iterate
 from reasoning.tree import ROOT, ReasoningTree
@@ -19,6 +20,7 @@ from .common import (
     check_output_path,
     load_catalog_arg,
     load_models,
+    load_orm_arg,
     search_config,
 )
 
@@ -38,18 +40,21 @@ def add_solve_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
     p.add_argument("--db", metavar="URL", help="also save every tree to this database")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--workers", type=int, default=1,
+                   help="problems in flight at once (threads sharing the models or servers; results are the same "
+                        "as with 1)")
 
 
 def outline(tree: ReasoningTree, nid: str = ROOT, indent: int = 0) -> list[str]:
     """The tree as an indented outline: factor, PRM score, visits and Q per node."""
     a = tree.node(nid)
     if nid == ROOT:
-        line = f"[{nid}] problem: {a['text']}  (visits {a['visits']}, Q {tree.q(nid):.3f})"
+        line = f"[{nid}] problem: {terminal_safe(a['text'])}  (visits {a['visits']}, Q {tree.q(nid):.3f})"
     else:
         score = "-" if a["score"] is None else f"{a['score']:.3f}"
         flags = "".join([" TERMINAL" if a["terminal"] else "", " PRUNED" if a["pruned"] else ""])
-        answer = f" answer={a['answer']}" if a["answer"] is not None else ""
-        line = (f"{'  ' * indent}[{nid}] {a['factor']}: {a['text']!r}  (prm {score}, visits {a['visits']}, "
+        answer = f" answer={terminal_safe(str(a['answer']))}" if a["answer"] is not None else ""
+        line = (f"{'  ' * indent}[{nid}] {a['factor']}: {terminal_safe(repr(a['text']))}  (prm {score}, visits {a['visits']}, "
                 f"Q {tree.q(nid):.3f}){answer}{flags}")
     lines = [line]
     for child in tree.children(nid, include_pruned=True):
@@ -65,12 +70,16 @@ def _open_store(db_url: str | None):
     return Store(db_url)
 
 
+def _session(tree: ReasoningTree, config: SearchConfig, generator, scorer, catalog, name: str) -> dict:
+    """What `Store.create_session(s)` stores for one searched tree."""
+    return {"tree": tree, "name": name, "config": config.to_dict(), "catalog": catalog.to_dict(),
+            "provenance": {"generator": generator.provenance(), "prm": scorer.provenance()}}
+
+
 def _save(store, tree: ReasoningTree, config: SearchConfig, generator, scorer, catalog, name: str):
     if store is None:
         return None
-    provenance = {"generator": generator.provenance(), "prm": scorer.provenance()}
-    return store.create_session(tree, name=name, config=config.to_dict(), provenance=provenance,
-                                catalog=catalog.to_dict())
+    return store.create_session(**_session(tree, config, generator, scorer, catalog, name))
 
 
 def run_search(args: argparse.Namespace) -> int:
@@ -78,10 +87,12 @@ def run_search(args: argparse.Namespace) -> int:
     config = search_config(args, settings)
     problem = parse_problem_text(args.problem)
     catalog = load_catalog_arg(args)
+    store = _open_store(args.db)  # before the search: a bad --db fails before any work
     generator, scorer = load_models(args, catalog)
+    orm = load_orm_arg(args, config)
     tree = ReasoningTree(problem)
     result = None
-    for event in iterate(tree, generator, scorer, config, catalog=catalog):
+    for event in iterate(tree, generator, scorer, config, catalog=catalog, orm=orm):
         result = event.result or result
     if args.json:
         print(json.dumps(tree.to_dict(), default=str))
@@ -89,19 +100,19 @@ def run_search(args: argparse.Namespace) -> int:
         print("\n".join(outline(tree)))
         solved = get_domain(problem.domain).check(problem, result.answer)
         verdict = "correct" if solved else ("incorrect" if problem.answer or problem.domain == "countdown" else "?")
-        print(f"\nanswer: {result.answer}  ({verdict}; {result.nodes_created} nodes, "
+        print(f"\nanswer: {terminal_safe(str(result.answer))}  ({verdict}; {result.nodes_created} nodes, "
               f"{result.generated_tokens} tokens, {result.seconds:.1f}s)")
-    session = _save(_open_store(args.db), tree, config, generator, scorer, catalog, f"search: {problem.text[:60]}")
+    session = _save(store, tree, config, generator, scorer, catalog, f"search: {problem.text[:60]}")
     if session is not None:
         print(f"saved as session {session}")
     return 0
 
 
-def solve_one(problem, generator, scorer, config, catalog) -> tuple[dict, ReasoningTree]:
+def solve_one(problem, generator, scorer, config, catalog, orm=None) -> tuple[dict, ReasoningTree]:
     start = time.perf_counter()
     tree = ReasoningTree(problem)
     result = None
-    for event in iterate(tree, generator, scorer, config, catalog=catalog):
+    for event in iterate(tree, generator, scorer, config, catalog=catalog, orm=orm):
         result = event.result or result
     record = {
         "id": problem.id,
@@ -119,21 +130,60 @@ def run_solve(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     config = search_config(args, settings)  # validate everything before loading models
+    if not 1 <= args.workers <= 64:
+        raise ValueError(f"--workers must be between 1 and 64, got {args.workers}")
     out = check_output_path(args.out)
-    problems = read_problems(args.problems)
+    problems = read_problems(args.problems)  # the whole file, every text under the shared rule, before any work
     catalog = load_catalog_arg(args)
     store = _open_store(args.db)
     generator, scorer = load_models(args, catalog)
-    records, solved = [], 0
-    bar = tqdm(problems, desc=f"{config.algorithm}@{config.budget}", unit="problem", disable=args.quiet,
+    orm = load_orm_arg(args, config)
+    records, sessions, solved = [], [], 0
+    bar = tqdm(total=len(problems), desc=f"{config.algorithm}@{config.budget}", unit="problem", disable=args.quiet,
                file=sys.stderr)
-    for problem in bar:
-        record, tree = solve_one(problem, generator, scorer, config, catalog)
+    for problem, (record, tree) in zip(problems, solve_many(problems, generator, scorer, config, catalog,
+                                                            args.workers, orm), strict=True):
         records.append(record)
         solved += record["solved"]
+        bar.update(1)
         bar.set_postfix(solved=f"{solved}/{len(records)}")
-        _save(store, tree, config, generator, scorer, catalog, f"solve: {problem.id}")
-    atomic_write(out, "".join(json.dumps(r) + "\n" for r in records).encode("utf-8"))
-    print(f"solved {solved}/{len(problems)} with {config.algorithm} at budget {config.budget}; wrote {out}",
+        if store is not None:
+            sessions.append(_session(tree, config, generator, scorer, catalog, f"solve: {problem.id}"))
+    bar.close()
+    data = "".join(json.dumps(r) + "\n" for r in records).encode("utf-8")
+    if store is None:
+        atomic_write(out, data)
+    else:  # the sessions and the results file together: a run that fails stores no sessions and writes no file
+        store.create_sessions(sessions, then=lambda: atomic_write(out, data))
+    saved = f" and {len(sessions)} sessions" if store is not None else ""
+    print(f"solved {solved}/{len(problems)} with {config.algorithm} at budget {config.budget}; wrote {out}{saved}",
           file=sys.stderr)
     return 0
+
+
+def solve_many(problems, generator, scorer, config, catalog, workers: int = 1, orm=None):
+    """(record, tree) per problem, in the problems' order, with up to `workers` problems searched at once.
+
+    Each search draws only from its own seeded generators, so a problem's tree does not depend on what runs beside
+    it; with a server backend the threads' requests overlap in the engine's batches.
+    """
+    if workers <= 1:
+        for problem in problems:
+            yield solve_one(problem, generator, scorer, config, catalog, orm)
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="solve") as pool:
+        pending: deque = deque()
+        todo = iter(problems)
+        for problem in todo:
+            pending.append(pool.submit(solve_one, problem, generator, scorer, config, catalog, orm))
+            if len(pending) >= workers:
+                break
+        while pending:
+            result = pending.popleft().result()
+            nxt = next(todo, None)
+            if nxt is not None:
+                pending.append(pool.submit(solve_one, nxt, generator, scorer, config, catalog, orm))
+            yield result

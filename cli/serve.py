@@ -2,16 +2,24 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 
 from .common import Settings, add_model_arguments, load_catalog_arg, load_models
+from .parser import bounded_int
+
+NO_AUTH_EXPOSES = ("anyone who can reach {host}:{port} can run searches on this machine's CPU/GPU, read every "
+                   "session and problem, and rate, edit, prune, delete and export as any annotator")
 
 
 def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 inside a container)")
-    p.add_argument("--port", type=int, default=7860, help="port to listen on")
+    p.add_argument("--port", type=bounded_int(1, 65535), default=7860, help="port to listen on")
     p.add_argument("--db", metavar="URL", help="database URL (default: $DATABASE_URL, else SQLite in the data folder)")
-    p.add_argument("--auth-file", metavar="FILE", help="username:password lines; asks for a login when given")
+    p.add_argument("--auth-file", metavar="FILE", help="username:password lines; asks for a login when given "
+                   "(needed to listen on any address but loopback, unless --no-auth)")
+    p.add_argument("--no-auth", action="store_true", help="listen on a non-loopback address with no login: "
+                   + NO_AUTH_EXPOSES.format(host="HOST", port="PORT"))
     add_model_arguments(p)
 
 
@@ -19,12 +27,7 @@ def run_serve(args: argparse.Namespace) -> int:
     import ui
     from storage import Store
 
-    if not 1 <= args.port <= 65535:
-        raise ValueError(f"--port must be between 1 and 65535, got {args.port}")
-    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.auth_file:
-        logging.getLogger(__name__).warning(
-            "serving on %s without --auth-file: anyone who can reach this port can label, prune and delete as "
-            "any annotator", args.host)
+    check_exposure(args.host, args.port, args.auth_file, args.no_auth)
     settings = Settings.from_env()
     catalog = load_catalog_arg(args)
     generator, scorer = load_models(args, catalog)
@@ -32,3 +35,27 @@ def run_serve(args: argparse.Namespace) -> int:
     ui.launch(generator=generator, scorer=scorer, store=store, catalog=catalog, host=args.host, port=args.port,
               auth_file=args.auth_file, max_budget=settings.max_budget)
     return 0
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach: `localhost` and 127.0.0.0/8 or ::1."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:  # a host name (or 0.0.0.0-like wildcard spelled otherwise): assume it is reachable
+        return False
+
+
+def check_exposure(host: str, port: int, auth_file: str | None, no_auth: bool) -> None:
+    """Refuse to listen beyond loopback without a login, unless `--no-auth` says so explicitly (then warn, naming
+    what is exposed); checked before any model is loaded."""
+    if auth_file and no_auth:
+        raise ValueError("--auth-file and --no-auth contradict each other; give one")
+    if is_loopback(host) or auth_file:
+        return
+    if not no_auth:
+        raise ValueError(f"--host {host} is reachable from other machines: give --auth-file FILE (username:password "
+                         "lines) or, to serve without a login, --no-auth")
+    logging.getLogger(__name__).warning("serving on %s:%s with no login (--no-auth): %s", host, port,
+                                        NO_AUTH_EXPOSES.format(host=host, port=port))

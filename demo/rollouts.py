@@ -9,10 +9,12 @@ protocol is correct but far too slow on two CPU cores for thousands of rollouts.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from reasoning.factors import load_catalog
+from reasoning.labeling.rollouts import finished, reached_gold
 from reasoning.types import State, Step
 
 from .traces import DEMO_FACTORS, DOMAIN, FORMAT
@@ -80,14 +82,8 @@ class Sampler:
         return done
 
 
-def _finished(state: State, max_depth: int) -> bool:
-    return bool(state.steps and state.steps[-1].terminal) or len(state.steps) >= max_depth
-
-
-def solved(state: State) -> bool:
-    """Whether a finished rollout reached the target (the gold checker; for labels, never for a search)."""
-    last = state.steps[-1] if state.steps else None
-    return bool(last and last.terminal and DOMAIN.check(state.problem, last.answer))
+_finished = finished  # the core's reading of a finished rollout and of a success (reasoning.labeling)
+solved = reached_gold
 
 
 def load_sampler(path, **kwargs) -> Sampler:
@@ -97,3 +93,71 @@ def load_sampler(path, **kwargs) -> Sampler:
     tok.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, use_safetensors=True, local_files_only=True)
     return Sampler(model.eval(), tok, **kwargs)
+
+
+class SamplerGenerator:
+    """The demo sampler behind the Generator protocol, with a real `propose_batch`: every request of a round (each a
+    state, a factor and a count) is decoded in ONE left-padded batch, and, where asked, the factor prior after each
+    new step comes from one more batched pass (`meta["next_prior"]`). This is what makes the core's rollouts
+    (`reasoning.labeling`) affordable on two CPU cores for the loop demo; a search uses `TransformersGenerator`."""
+
+    def __init__(self, sampler: Sampler, path):
+        self.sampler, self.path, self.name = sampler, str(path), Path(path).name
+        self.open_ids = {n: sampler.tokenizer.convert_tokens_to_ids(f.open_tag)
+                         for n, f in sampler.by_name.items() if f.tags}
+
+    def provenance(self) -> dict:
+        return {"name": self.name, "model_dir": self.path, "backend": "demo.rollouts.SamplerGenerator",
+                "max_step_tokens": self.sampler.max_step_tokens}
+
+    @torch.inference_mode()
+    def factor_prior(self, state: State, factors) -> list[float]:
+        return self._priors([state], factors)[0]
+
+    def _priors(self, states: list[State], factors) -> list[list[float]]:
+        rows = [self.sampler.tokenizer.encode(FORMAT.prefix(s, self.sampler.by_name)) for s in states]
+        ids, mask = self.sampler._left_pad(rows)
+        logits = self.sampler._forward_last(ids, mask)[:, [self.open_ids[f.name] for f in factors]]
+        return torch.softmax(logits, -1).tolist()
+
+    def propose(self, state: State, factor, n: int, *, temperature=None, seed=None) -> list[Step]:
+        from reasoning.types import ExpansionRequest
+
+        return self.propose_batch([ExpansionRequest(state, factor, n, temperature, seed)])[0]
+
+    @torch.inference_mode()
+    def propose_batch(self, requests) -> list[list[Step]]:
+        if not requests:
+            return []
+        s = self.sampler
+        if requests[0].seed is not None:
+            torch.manual_seed(requests[0].seed)
+        flat = [(k, r) for k, r in enumerate(requests) for _ in range(r.n)]
+        rows = [s.tokenizer.encode(FORMAT.prefix(r.state, s.by_name)) + [self.open_ids[r.factor.name]] for _, r in flat]
+        ids, mask = s._left_pad(rows)
+        temperature = requests[0].temperature if requests[0].temperature is not None else 1.0
+        sample = temperature > 0
+        out = s.model.generate(
+            input_ids=ids, attention_mask=mask, do_sample=sample, temperature=temperature if sample else None,
+            top_k=0 if sample else None, top_p=1.0 if sample else None, max_new_tokens=s.max_step_tokens,
+            eos_token_id=s.close_ids, pad_token_id=s.pad,
+        )[:, ids.shape[1]:]
+        answers: list[list[Step]] = [[] for _ in requests]
+        for (k, r), new in zip(flat, out.tolist(), strict=True):
+            kept = [t for t in new if t != s.pad]
+            text = s.tokenizer.decode([t for t in kept if t not in s.close_ids]).strip()
+            answers[k].append(Step(text, r.factor.name, tokens=len(kept)))
+        self._carry_priors(requests, answers)
+        return answers
+
+    def _carry_priors(self, requests, answers: list[list[Step]]) -> None:
+        """meta["next_prior"] on each new step of a request that asks for it, from one batched pass."""
+        groups: dict[tuple, list[tuple[int, int]]] = {}
+        for k, r in enumerate(requests):
+            if r.prior_over:
+                groups.setdefault(tuple(r.prior_over), []).extend((k, j) for j in range(len(answers[k])))
+        for factors, todo in groups.items():
+            states = [requests[k].state.extend(DOMAIN.observe(requests[k].state, answers[k][j])) for k, j in todo]
+            for (k, j), prior in zip(todo, self._priors(states, factors), strict=True):
+                step = answers[k][j]
+                answers[k][j] = step.with_(meta={**step.meta, "next_prior": prior})

@@ -109,3 +109,16 @@ class Domain(Protocol):
     def check(self, problem: Problem, answer: str | None) -> bool:
         """The gold checker: used for reporting only, never by a search to choose its answer."""
         ...
+
+
+@runtime_checkable
+class OutcomeScorer(Protocol):
+    """An outcome reward model: one score in [0, 1] per whole solution (used to choose among finished paths)."""
+
+    name: str
+
+    def score_outcomes(self, problem: Problem, paths: Sequence[Sequence[str]]) -> list[float]:
+        ...
+
+    def provenance(self) -> dict[str, Any]:
+        ...

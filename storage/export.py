@@ -234,6 +234,16 @@ WRITERS: dict[str, Callable[[list[dict[str, Any]]], bytes]] = {"jsonl": _jsonl_b
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write to a temporary file beside `path`, fsync, then rename: the file is complete or absent."""
+    tmp = _staged(path, data)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _staged(path: Path, data: bytes) -> Path:
+    """`data` written and fsynced to a temporary file beside `path` (removed again if writing fails)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -241,10 +251,40 @@ def atomic_write(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return Path(tmp)
+
+
+def atomic_write_pair(first: tuple[Path, bytes], second: tuple[Path, bytes]) -> None:
+    """Write two files so that both are replaced or neither is: both are staged beside their targets first; if the
+    second rename fails, the first target gets its old content back (or is removed when it had none)."""
+    (path_a, data_a), (path_b, data_b) = first, second
+    tmp_a = _staged(path_a, data_a)
+    try:
+        tmp_b = _staged(path_b, data_b)
+    except BaseException:
+        tmp_a.unlink(missing_ok=True)
+        raise
+    backup, replaced = None, False
+    try:
+        if path_a.exists():
+            os.replace(path_a, old := path_a.with_name(tmp_a.name + ".old"))
+            backup = old
+        os.replace(tmp_a, path_a)
+        replaced = True
+        os.replace(tmp_b, path_b)
+    except BaseException:
+        tmp_a.unlink(missing_ok=True)
+        tmp_b.unlink(missing_ok=True)
+        if replaced and backup is None:
+            path_a.unlink(missing_ok=True)
+        if backup is not None:
+            os.replace(backup, path_a)
+        raise
+    if backup is not None:
+        backup.unlink(missing_ok=True)
 
 
 def _label_counts(records: list[dict[str, Any]]) -> dict[str, int]:
@@ -272,6 +312,6 @@ def write_export(trees: list[LabeledTree], fmt: str, out: str | Path, options: L
         "counts": {"records": len(records), "sessions": len(trees), "steps": _label_counts(records)},
         "sessions": [lt.session_id for lt in trees],
     }
-    atomic_write(out, data)
-    atomic_write(manifest_path(out), (json.dumps(manifest, indent=2) + "\n").encode())
+    # the data file and its manifest: both or neither (a data file without its manifest has no checksum or options)
+    atomic_write_pair((out, data), (manifest_path(out), (json.dumps(manifest, indent=2) + "\n").encode()))
     return manifest

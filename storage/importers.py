@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+from reasoning.limits import MAX_DEPTH, MAX_PROBLEM_CHARS, MAX_STEP_CHARS, TextError, check_text
 from reasoning.problems import ProblemFormatError, jsonl_records, problem_from_record
 from reasoning.tree import ROOT, ReasoningTree
 from reasoning.types import Problem, Step
@@ -19,7 +20,7 @@ Record = tuple[str, Any]  # (where: "file:line", parsed JSON value)
 
 
 # -- reading files ---------------------------------------------------------------------------------
-MAX_IMPORT_DEPTH = 150  # node ids stay short enough to address and exports stay linear in practice
+MAX_IMPORT_DEPTH = MAX_DEPTH  # node ids stay short enough to address and exports stay linear in practice
 
 
 def read_records(path: str | Path) -> Iterator[Record]:
@@ -82,7 +83,16 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
 def _strings(value: list[Any], where: str, name: str) -> list[str]:
     for i, s in enumerate(value):
         _need(isinstance(s, str), where, f"{name}[{i}]", "must be a string", s)
+        _text(s, where, f"{name}[{i}]")
     return value
+
+
+def _text(value: str, where: str, name: str, limit: int = MAX_STEP_CHARS) -> str:
+    """The shared text rule (reasoning.limits) on one imported string: the error names the line and the field."""
+    try:
+        return check_text(value, f"field '{name}'", limit, allow_empty=True)
+    except TextError as exc:
+        raise ImportFormatError(f"{where}: {exc}") from None
 
 
 def _rating(value: Any, where: str, name: str) -> int | None:
@@ -178,7 +188,7 @@ class ImportBatch:
 # -- PRM800K ---------------------------------------------------------------------------------------------
 def _prm800k_completion(b: TreeBuilder, parent: str, c: Any, where: str, name: str, human: bool) -> dict[str, Any]:
     c = _obj(c, where, name)
-    text = _get(c, "text", where, str, f"{name}.text")
+    text = _text(_get(c, "text", where, str, f"{name}.text"), where, f"{name}.text")
     rating = _rating(c.get("rating"), where, f"{name}.rating")
     extra = {k: v for k, v in c.items() if k not in ("text", "rating")}
     meta = {"source": "human"} if human else None
@@ -208,8 +218,8 @@ def read_prm800k(records: Iterable[Record]) -> ImportBatch:
     for where, rec in records:
         rec = _obj(rec, where)
         q = _obj(_get(rec, "question", where, dict), where, "question")
-        b = builders.get_for(_problem(_get(q, "problem", where, str, "question.problem"),
-                                      q.get("ground_truth_answer")), where)
+        text = _text(_get(q, "problem", where, str, "question.problem"), where, "question.problem", MAX_PROBLEM_CHARS)
+        b = builders.get_for(_problem(text, q.get("ground_truth_answer")), where)
         label = _get(rec, "label", where, dict)
         steps = _get(label, "steps", where, list, "label.steps")
         trace: list[dict[str, Any]] = []
@@ -231,7 +241,7 @@ def read_trl(records: Iterable[Record]) -> ImportBatch:
     builders = Builders()
     for where, rec in records:
         rec = _obj(rec, where)
-        prompt = _get(rec, "prompt", where, str)
+        prompt = _text(_get(rec, "prompt", where, str), where, "prompt", MAX_PROBLEM_CHARS)
         steps = _strings(_get(rec, "completions", where, list), where, "completions")
         labels = _get(rec, "labels", where, list)
         _need(len(labels) == len(steps), where, "labels", f"must have one label per completion ({len(steps)})",
@@ -247,7 +257,7 @@ def read_processbench(records: Iterable[Record]) -> ImportBatch:
     builders = Builders()
     for where, rec in records:
         rec = _obj(rec, where)
-        text = _get(rec, "problem", where, str)
+        text = _text(_get(rec, "problem", where, str), where, "problem", MAX_PROBLEM_CHARS)
         steps = _strings(_get(rec, "steps", where, list), where, "steps")
         label = _get(rec, "label", where, int)
         _need(-1 <= label < len(steps), where, "label", f"must be -1 or a step index below {len(steps)}", label)
@@ -269,7 +279,8 @@ def _solution_steps(sol: dict[str, Any], where: str, name: str) -> list[str]:
     if "steps" in sol:
         steps = _strings(_get(sol, "steps", where, list, f"{name}.steps"), where, f"{name}.steps")
     else:
-        steps = split_steps(_get(sol, "text", where, str, f"{name}.text (or {name}.steps)"))
+        steps = [_text(t, where, f"{name}.text") for t in
+                 split_steps(_get(sol, "text", where, str, f"{name}.text (or {name}.steps)"))]
     _need(bool(steps), where, name, "has no steps")
     return steps
 

@@ -133,6 +133,10 @@ class AutoLabelRow(Base):
     successes: Mapped[int] = mapped_column(Integer, default=0)
     soft_value: Mapped[float | None] = mapped_column(Float)
     hard_label: Mapped[bool | None] = mapped_column(Boolean)
+    # the generator that rolled out (model id, weights sha256) and the rollout settings: labels are only comparable
+    # between runs of the same generator
+    provenance: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
 

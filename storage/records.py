@@ -22,6 +22,10 @@ class NotFoundError(StorageError, LookupError):
     """No such session, node or action."""
 
 
+class TextRuleError(StorageError, ValueError):
+    """Text the databases cannot store alike (a NUL, a lone surrogate): refused on SQLite and PostgreSQL both."""
+
+
 class ImportFormatError(StorageError, ValueError):
     """An import record that cannot be read; the message names the file, the line and the field."""
 
@@ -63,6 +67,8 @@ class AutoLabel:
     successes: int = 0
     soft_value: float | None = None
     hard_label: bool | None = None
+    provenance: dict[str, Any] | None = field(default=None, compare=False)  # generator and rollout settings
+    created: datetime | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,16 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
+from datetime import timedelta
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import CursorResult, func, insert, or_, select, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from reasoning.limits import MAX_DB_INT, TextError, check_encodable
 from reasoning.tree import NODE_DEFAULTS, ROOT, ReasoningTree
 from reasoning.types import Problem
 
@@ -29,6 +33,7 @@ from .records import (
     NotFoundError,
     SessionInfo,
     StorageError,
+    TextRuleError,
 )
 
 T = TypeVar("T")
@@ -40,6 +45,7 @@ STATS_FIELDS = ("prior", "visits", "value_sum", "score", "value", "terminal", "a
                 "factor_prior", "provenance", "meta")
 ADD_KINDS = ("edit", "human_step", "expand")
 ATTEMPTS = 5
+CHUNK = 2000  # ids per IN (...) lookup and rows per executemany batch in bulk imports
 
 
 class _Race(Exception):
@@ -57,8 +63,12 @@ def _jsonable(obj: Any) -> Any:
 class Store:
     """Sessions, trees, annotations, auto labels and the action log in SQLite (default) or PostgreSQL."""
 
-    def __init__(self, url: str | None = None, *, migrate: bool = True):
+    def __init__(self, url: str | None = None, *, migrate: bool = True, create: bool = True):
+        """`create=False` (commands that only read) refuses a SQLite file that does not exist instead of making an
+        empty database (and its folder) where a mistyped `--db` points."""
         self.url = normalize_url(url or default_url())
+        if not create:
+            _must_exist(self.url)
         self.engine = make_engine(self.url)
         if migrate:
             upgrade(self.engine)
@@ -142,6 +152,20 @@ class Store:
 
         return self._transact(work)
 
+    def create_sessions(self, sessions: list[dict[str, Any]], *, then: Callable[[], None] | None = None) -> list[int]:
+        """Store many sessions (each the keyword arguments of `create_session`) in ONE transaction; `then` runs
+        inside it after the inserts, so a failure there (writing the run's results file, say) stores none of them."""
+
+        def work(s: Session) -> list[int]:
+            ids = [_insert_session(s, kw["tree"], name=kw.get("name", ""), config=_jsonable(kw.get("config")),
+                                   provenance=kw.get("provenance"), catalog=_jsonable(kw.get("catalog")),
+                                   meta=kw.get("meta")) for kw in sessions]
+            if then is not None:
+                then()
+            return ids
+
+        return self._transact(work)
+
     def session(self, session_id: int) -> SessionInfo:
         with self.read() as s:
             return _session_info(s, _session_row(s, session_id))
@@ -152,13 +176,15 @@ class Store:
         if not include_deleted:
             stmt = stmt.where(SessionRow.deleted.is_(False))
         if query:
-            pattern = f"%{query.lower()}%"
-            stmt = stmt.where(or_(func.lower(SessionRow.name).like(pattern), func.lower(ProblemRow.text).like(pattern)))
+            pattern = f"%{_like_literal(query.lower())}%"
+            stmt = stmt.where(or_(func.lower(SessionRow.name).like(pattern, escape="\\"),
+                                  func.lower(ProblemRow.text).like(pattern, escape="\\")))
         with self.read() as s:
             return [_session_info(s, row) for row in s.scalars(stmt)]
 
     def rename_session(self, session_id: int, name: str, annotator: str, *, action_id: str | None = None,
                        expected_version: int | None = None) -> SessionInfo:
+        _clean(name, "session name")
         return self._session_change(session_id, annotator, "rename", {"name": name}, action_id, expected_version)
 
     def delete_session(self, session_id: int, annotator: str, *, action_id: str | None = None,
@@ -214,13 +240,19 @@ class Store:
         return self._action(action_id, work, (session_id, node_ids[0] if node_ids else None, annotator, kind))["nodes"]
 
     def prune(self, session_id: int, node_id: str, annotator: str, *, pruned: bool = True,
-              action_id: str | None = None, expected_version: int | None = None) -> NodeState:
-        """Prune (or, with pruned=False, unprune) a node; ConflictError when `expected_version` is stale."""
+              action_id: str | None = None, expected_version: int | None = None, live_session: bool = False,
+              if_unpruned: bool = False) -> NodeState:
+        """Prune (or, with pruned=False, unprune) a node; ConflictError when `expected_version` is stale.
+        `live_session` refuses a deleted session and `if_unpruned` a node already pruned, in the same transaction."""
         if node_id == ROOT:
             raise ValueError("the root cannot be pruned")
 
         def work(s: Session) -> Logged:
+            if live_session:
+                _live_session(s, session_id)
             row = _node_row(s, session_id, node_id)
+            if if_unpruned and pruned and row.pruned:
+                raise StorageError(f"node {node_id} is already pruned")
             before = row.pruned
             key = _node_key(session_id, node_id)
             version = _bump(s, NodeRow, key, expected_version, {"pruned": pruned}, row.version)
@@ -238,15 +270,21 @@ class Store:
     # -- annotations ---------------------------------------------------------------------------
     def rate(self, session_id: int, node_id: str, annotator: str, rating: int, *, unsure: bool = False,
              note: str = "", seconds: float | None = None, action_id: str | None = None,
-             expected_version: int | None = None) -> Annotation:
+             expected_version: int | None = None, live_session: bool = False) -> Annotation:
         """Set `annotator`'s rating of a node. `expected_version` is the version of that annotator's rating the
-        caller saw (0: none yet); a stale one raises ConflictError."""
+        caller saw (0: none yet); a stale one raises ConflictError. `live_session` also refuses a deleted session,
+        inside the same transaction: the web's rate touches the session row, the node, the annotation and the log,
+        never the whole tree."""
         _check_rating(rating)
         if not annotator or not annotator.strip():
             raise ValueError("an annotator name is needed")
-        values = {"rating": int(rating), "unsure": bool(unsure), "note": note or "", "seconds": seconds}
+        _clean(annotator, "annotator name")
+        values = {"rating": int(rating), "unsure": bool(unsure), "note": _clean(note or "", "note"),
+                  "seconds": seconds}
 
         def work(s: Session) -> Logged:
+            if live_session:
+                _live_session(s, session_id)
             _node_row(s, session_id, node_id)
             before, row = _put_annotation(s, session_id, node_id, annotator, values, expected_version)
             assert row is not None  # values were given, so the annotation is stored
@@ -279,6 +317,7 @@ class Store:
         return [Annotation.from_json(a) for a in done["annotations"]]
 
     def annotations(self, session_id: int, node_id: str | None = None) -> list[Annotation]:
+        _sid(session_id)
         stmt = select(AnnotationRow).where(AnnotationRow.session_id == session_id)
         if node_id is not None:
             stmt = stmt.where(AnnotationRow.node_id == node_id)
@@ -298,6 +337,7 @@ class Store:
         return self._transact(work)
 
     def auto_labels(self, session_id: int) -> list[AutoLabel]:
+        _sid(session_id)
         with self.read() as s:
             stmt = select(AutoLabelRow).where(AutoLabelRow.session_id == session_id)
             rows = s.scalars(stmt.order_by(AutoLabelRow.id))
@@ -305,6 +345,7 @@ class Store:
 
     # -- the action log ------------------------------------------------------------------------
     def actions(self, session_id: int, annotator: str | None = None) -> list[Action]:
+        _sid(session_id)
         stmt = select(ActionRow).where(ActionRow.session_id == session_id)
         if annotator is not None:
             stmt = stmt.where(ActionRow.annotator == annotator)
@@ -338,7 +379,7 @@ class Store:
     def labeled_trees(self, session_ids: Iterable[int] | None = None,
                       include_deleted: bool = False) -> list[LabeledTree]:
         """Trees with their annotations and auto labels, the input of every export."""
-        ids = list(session_ids) if session_ids is not None else None
+        ids = [_sid(i) for i in session_ids] if session_ids is not None else None
         stmt = select(SessionRow).order_by(SessionRow.id)
         if ids is not None:
             stmt = stmt.where(SessionRow.id.in_(ids))
@@ -356,8 +397,7 @@ class Store:
         """Store imported problems and labeled trees in ONE transaction: all of them or, on any error, none."""
 
         def work(s: Session) -> list[int]:
-            for p in problems:
-                _put_problem(s, p)
+            _put_problems(s, problems)  # in bulk: a few statements per thousand problems, not several per problem
             ids = [_insert_labeled(s, lt, annotator, source) for lt in trees]
             s.add(ActionRow(action_id=_new_action_id(), session_id=None, annotator=annotator, kind="import",
                             payload={"source": source, "sessions": ids, "problems": [p.id for p in problems]},
@@ -396,20 +436,79 @@ def _problem(row: ProblemRow) -> Problem:
 
 
 def _put_problem(s: Session, p: Problem) -> None:
-    row = s.get(ProblemRow, p.id)
-    if row is None:
-        s.add(ProblemRow(id=p.id, text=p.text, answer=p.answer, domain=p.domain, meta=p.meta or {}))
-        s.flush()
-        return
-    clash = None not in (row.answer, p.answer) and row.answer != p.answer
-    if (row.text, row.domain) != (p.text, p.domain) or clash:
-        raise StorageError(f"problem id {p.id!r} is already stored with a different text, answer or domain")
-    if row.answer is None and p.answer is not None:
-        row.answer = p.answer
+    _put_problems(s, [p])
+
+
+def _put_problems(s: Session, problems: list[Problem]) -> None:
+    """Store new problems and check known ones (same text and domain; an answer may be added, never changed).
+    Looks ids up CHUNK at a time and inserts with one executemany per chunk: linear, few round trips."""
+    base = utcnow()
+    for start in range(0, len(problems), CHUNK):
+        chunk = problems[start:start + CHUNK]
+        for p in chunk:
+            for value, what in ((p.id, "problem id"), (p.text, "problem text"), (p.answer or "", "problem answer")):
+                _clean(value, what)
+        known: dict[str, Any] = {r.id: r for r in s.execute(select(ProblemRow.id, ProblemRow.text, ProblemRow.answer,
+                                                   ProblemRow.domain).where(ProblemRow.id.in_([p.id for p in chunk])))}
+        new, answers = [], []
+        for i, p in enumerate(chunk, start):
+            row = known.get(p.id)
+            if row is None:  # `created` keeps the file's order (problems() lists by it)
+                new.append({"id": p.id, "text": p.text, "answer": p.answer, "domain": p.domain, "meta": p.meta or None,
+                            "created": base + timedelta(microseconds=i)})
+                known[p.id] = p
+                continue
+            clash = None not in (row.answer, p.answer) and row.answer != p.answer
+            if (row.text, row.domain) != (p.text, p.domain) or clash:
+                raise StorageError(f"problem id {p.id!r} is already stored with a different text, answer or domain")
+            if row.answer is None and p.answer is not None:
+                answers.append({"id": p.id, "answer": p.answer})
+        if new:
+            s.execute(insert(ProblemRow), new)  # Core executemany: no ORM bookkeeping per row
+        if answers:
+            s.execute(update(ProblemRow), answers)
+
+
+def _sid(session_id: int) -> int:
+    """A session id that can exist: 1 to 2^31-1 on both databases (a larger one would overflow SQLite's or
+    PostgreSQL's integer with an opaque driver error)."""
+    if isinstance(session_id, bool) or not isinstance(session_id, int) or not 0 < session_id <= MAX_DB_INT:
+        raise NotFoundError(f"no session {str(session_id)[:40]} (session ids run from 1 to {MAX_DB_INT})")
+    return session_id
+
+
+def _like_literal(text: str) -> str:
+    """`text` as a LIKE pattern matching itself: `%`, `_` and the escape character lose their wildcard meaning."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _clean(text: str, what: str) -> str:
+    """The portability rule at the one place every write passes: no NUL, no lone surrogate (reasoning.limits)."""
+    try:
+        return check_encodable(text, what)
+    except TextError as exc:
+        raise TextRuleError(str(exc)) from None
+
+
+def _must_exist(url: str) -> None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        path = Path(parsed.database).expanduser()
+        if not path.is_file():
+            raise NotFoundError(f"no database at {path} (check --db; a command that only reads does not create one)")
+
+
+def _live_session(s: Session, session_id: int) -> None:
+    """The session exists and is not deleted (one indexed read of one column)."""
+    deleted = s.scalar(select(SessionRow.deleted).where(SessionRow.id == _sid(session_id)))
+    if deleted is None:
+        raise NotFoundError(f"no session {session_id}")
+    if deleted:
+        raise StorageError(f"session {session_id} is deleted: restore it before changing it")
 
 
 def _session_row(s: Session, session_id: int) -> SessionRow:
-    row = s.get(SessionRow, session_id)
+    row = s.get(SessionRow, _sid(session_id))
     if row is None:
         raise NotFoundError(f"no session {session_id}")
     return row
@@ -420,7 +519,7 @@ def _node_key(session_id: int, node_id: str) -> list[Any]:
 
 
 def _node_row(s: Session, session_id: int, node_id: str) -> NodeRow:
-    row = s.get(NodeRow, (session_id, node_id))
+    row = s.get(NodeRow, (_sid(session_id), node_id))
     if row is None:
         raise NotFoundError(f"no node {node_id!r} in session {session_id}")
     return row
@@ -457,6 +556,8 @@ def _session_info(s: Session, row: SessionRow) -> SessionInfo:
 
 def _node_values(session_id: int, nid: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
     values = {k: attrs.get(k, NODE_DEFAULTS[k]) for k in NODE_FIELDS}
+    _clean(values["text"] or "", f"the text of step {nid}")
+    _clean(values["answer"] or "", f"the answer of step {nid}")
     return {**values, "session_id": session_id, "node_id": nid, "parent_id": attrs.get("parent"),
             "next_child": attrs.get("next_child", 0), "version": 1}
 
@@ -499,7 +600,8 @@ def _sync_next_child(s: Session, session_id: int, tree: ReasoningTree, node_ids:
 def _insert_session(s: Session, tree: ReasoningTree, *, name: str, config: Any, provenance: Any, catalog: Any,
                     meta: dict[str, Any] | None) -> int:
     _put_problem(s, tree.problem)
-    row = SessionRow(name=name, problem_id=tree.problem.id, config=config, provenance=provenance, catalog=catalog,
+    row = SessionRow(name=_clean(name, "session name"), problem_id=tree.problem.id, config=config,
+                     provenance=provenance, catalog=catalog,
                      meta=meta or {})
     s.add(row)
     s.flush()
@@ -552,7 +654,8 @@ def _put_annotation(s: Session, session_id: int, node_id: str, annotator: str, v
 
 
 def _auto_label(row: AutoLabelRow) -> AutoLabel:
-    return AutoLabel(row.node_id, row.method, row.rollouts, row.successes, row.soft_value, row.hard_label)
+    return AutoLabel(row.node_id, row.method, row.rollouts, row.successes, row.soft_value, row.hard_label,
+                     row.provenance, row.created)
 
 
 def _put_auto_label(s: Session, session_id: int, label: AutoLabel) -> None:
@@ -560,7 +663,7 @@ def _put_auto_label(s: Session, session_id: int, label: AutoLabel) -> None:
     row = s.scalar(select(AutoLabelRow).where(
         AutoLabelRow.session_id == session_id, AutoLabelRow.node_id == label.node_id,
         AutoLabelRow.method == label.method))
-    values = {k: v for k, v in asdict(label).items() if k not in ("node_id", "method")}
+    values = {k: v for k, v in asdict(label).items() if k not in ("node_id", "method", "created")}
     if row is None:
         s.add(AutoLabelRow(session_id=session_id, node_id=label.node_id, method=label.method, **values))
     else:
@@ -591,10 +694,10 @@ def _labeled_tree(s: Session, row: SessionRow) -> LabeledTree:
 def _insert_labeled(s: Session, lt: LabeledTree, annotator: str, source: dict[str, Any]) -> int:
     meta = {**lt.meta, "source": source}
     sid = _insert_session(s, lt.tree, name=lt.name, config=None, provenance={"import": source}, catalog=None, meta=meta)
-    for a in lt.annotations:
-        s.add(AnnotationRow(session_id=sid, node_id=a.node_id, annotator=annotator, rating=a.rating, unsure=a.unsure,
-                            note=a.note, seconds=a.seconds))
-    s.flush()
+    notes = [{"session_id": sid, "node_id": a.node_id, "annotator": annotator, "rating": a.rating,
+              "unsure": a.unsure, "note": _clean(a.note or "", "note"), "seconds": a.seconds} for a in lt.annotations]
+    if notes:
+        s.execute(insert(AnnotationRow), notes)
     for label in lt.auto_labels:
         _put_auto_label(s, sid, label)
     return sid

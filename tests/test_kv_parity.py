@@ -168,3 +168,12 @@ def test_the_demo_models_search_the_same_tree_with_every_optimisation_on_or_off(
     trees = [search(problem, g, scorer, config)[0] for g in (fast, plain)]
     assert _tree(trees[0]) == _tree(trees[1])
     assert fast.kv_stats()["hits"] > 0
+
+
+def test_a_batch_mixing_cached_and_uncached_nodes_gives_the_reference_tokens(tiny):
+    fast = load_generator(tiny.gpt2_tags, max_step_tokens=10)
+    plain = load_generator(tiny.gpt2_tags, max_step_tokens=10, kv_reuse=False)
+    fast.factor_prior(STATES["root"], CATALOG.enabled)  # the root's KV is cached, the deeper node's is not
+    mixed = fast.propose_batch(_requests())
+    assert fast.kv_stats()["hits"] >= 1
+    assert _ids(mixed) == _ids([plain.propose(r.state, r.factor, r.n, temperature=0.0) for r in _requests()])

@@ -232,7 +232,7 @@ def test_stop_event_ends_the_search_early_with_a_result():
     ("budget", 10**6, "budget must be between 1"),
     ("algorithm", "dfs", "algorithm must be one of"),
     ("aggregation", "max", "aggregation must be one of"),
-    ("temperatures", (9.0,), "temperature must be between"),
+    ("temperatures", (9.0,), "temperatures must be between"),
 ])
 def test_config_rejects_bad_values_with_a_clear_message(field, value, message):
     with pytest.raises(ValueError, match=message):

@@ -234,7 +234,7 @@ def test_schema_comes_from_alembic_and_reopening_is_a_no_op(db_url):
     with Store(db_url) as s:
         sid = s.create_session(small_tree())
     with Store(db_url) as s, s.read() as session:
-        assert session.connection().exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0001"
+        assert session.connection().exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0002"
         assert s.session(sid).nodes == 4
 
 
@@ -324,3 +324,36 @@ def test_killed_writer_keeps_every_acknowledged_rating(db_url, tmp_path):
     if db_url.startswith("sqlite"):
         with sqlite3.connect(db_url.removeprefix("sqlite:///")) as con:
             assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_auto_labels_keep_provenance_and_an_older_database_migrates(db_url):
+    """A database made at revision 0001 with an auto label upgrades to 0002 and keeps the label."""
+    from alembic import command
+    from alembic.config import Config
+
+    from storage.engine import MIGRATIONS, make_engine
+
+    engine = make_engine(db_url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    engine.dispose()
+    with Store(db_url, migrate=False) as old, old.engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO problems (id, text, domain, created) VALUES ('p', 'q', 'math', '2026-01-01')")
+        conn.exec_driver_sql("INSERT INTO sessions (id, name, problem_id, deleted, version, created, updated) "
+                             "VALUES (7, '', 'p', false, 1, '2026-01-01', '2026-01-01')")
+        conn.exec_driver_sql("INSERT INTO nodes (session_id, node_id, depth, text, origin, visits, value_sum, "
+                             "terminal, pruned, tokens, created, iteration, next_child, version) "
+                             "VALUES (7, '0', 0, 'q', 'root', 0, 0, false, false, 0, 0, 0, 0, 1)")
+        conn.exec_driver_sql("INSERT INTO auto_labels (session_id, node_id, method, rollouts, successes, updated) "
+                             "VALUES (7, '0', 'rollout', 4, 3, '2026-01-02')")
+    with Store(db_url) as s:
+        (label,) = s.auto_labels(7)
+        assert (label.rollouts, label.successes, label.provenance) == (4, 3, None) and label.created is not None
+        sid = s.create_session(small_tree())
+        prov = {"generator": {"name": "g", "weights_sha256": {"m": "ab"}}, "rollouts": {"n": 8}}
+        s.set_auto_labels(sid, [AutoLabel("0.0", "first_error", 8, 0, 0.0, False, prov)])
+        (got,) = s.auto_labels(sid)
+        assert got.method == "first_error" and got.provenance == prov and got.created is not None

@@ -297,7 +297,7 @@ def test_api_ui_and_command_line_store_the_same_search_settings(app, page, tmp_p
     import app as app_module
 
     url, store = app
-    problem = "Use 2 3 4 6 to make 24."
+    problem = "Use 3 3 8 8 to make 24."  # a problem no other test in this module stores
     via_api = Client(url, verbose=False).predict(problem, "mcts", 64, api_name="/search")["session_id"]
 
     page.goto(url)
@@ -309,7 +309,7 @@ def test_api_ui_and_command_line_store_the_same_search_settings(app, page, tmp_p
     via_ui = max({s.id for s in store.list_sessions(None)} - before)
 
     problems = tmp_path / "p.jsonl"
-    problems.write_text(json.dumps({"id": "p", "domain": "countdown", "numbers": [2, 3, 4, 6], "target": 24}) + "\n")
+    problems.write_text(json.dumps({"id": "p", "domain": "countdown", "numbers": [3, 3, 8, 8], "target": 24}) + "\n")
     db = f"sqlite:///{tmp_path / 'solve.db'}"
     code = app_module.main(["solve", "--problems", str(problems), "--out", str(tmp_path / "out.jsonl"),
                             "--budget", "64", "--db", db, "--quiet"])

@@ -185,6 +185,14 @@ def build_qwen_prm(path: Path, *, seed: int = 5) -> Path:
     return path
 
 
+def build_generative_prm(path: Path, *, seed: int = 7) -> Path:
+    """A causal LM read as a generative PRM (critique, then a \\boxed{correct} / \\boxed{incorrect} verdict)."""
+    build_gpt2_lm(path, seed=seed)
+    (path / "prm_config.json").write_text(json.dumps({"adapter": "generative", "max_critique_tokens": 4}),
+                                          encoding="utf-8")
+    return path
+
+
 @dataclass(frozen=True)
 class TinyModels:
     """Paths of every tiny model, built once per test session."""
@@ -196,12 +204,13 @@ class TinyModels:
     math_shepherd: Path
     value_head: Path
     qwen_prm: Path
+    generative: Path
 
     @property
     def prms(self) -> dict[str, Path]:
         return {
             "token-classification": self.token_classification, "math-shepherd": self.math_shepherd,
-            "value-head": self.value_head, "qwen-prm": self.qwen_prm,
+            "value-head": self.value_head, "qwen-prm": self.qwen_prm, "generative": self.generative,
         }
 
 
@@ -213,6 +222,7 @@ BUILDERS = {
     "math_shepherd": build_math_shepherd_prm,
     "value_head": build_value_head_prm,
     "qwen_prm": build_qwen_prm,
+    "generative": lambda p: build_generative_prm(p),
 }
 
 
@@ -230,3 +240,13 @@ def build_all(root: Path) -> TinyModels:
             build(root / name)
         marker.write_text("ok", encoding="utf-8")
     return TinyModels(**{name: root / name for name in BUILDERS})
+
+
+def build_sequence_classification_orm(path: Path, *, num_labels: int = 1, seed: int = 6) -> Path:
+    """A GPT2ForSequenceClassification outcome reward model (one score per whole solution)."""
+    from transformers import GPT2ForSequenceClassification
+
+    tokenizer = build_tokenizer(path)
+    torch.manual_seed(seed)
+    return _save(GPT2ForSequenceClassification(_gpt2_config(tokenizer, SMALL["positions"], num_labels=num_labels)),
+                 path)

@@ -12,6 +12,7 @@ from reasoning.search.config import DEFAULT_MAX_BUDGET
 
 from . import api
 from .figure import COLOR_BY
+from .login import LoginThrottleMiddleware, ThrottlePolicy
 from .pages import analytics, data, explore, sessions
 from .service import Explorer
 from .services.models import ModelLoader, load_with_backends
@@ -30,7 +31,8 @@ def load_auth_file(path: str | Path) -> list[tuple[str, str]]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
-        raise ValueError(f"cannot read auth file {path}: {exc.strerror}") from None
+        raise ValueError(f"cannot read auth file {path}: {exc.strerror} (write username:password lines there, or "
+                         "serve with --no-auth)") from None
     pairs = []
     for i, line in enumerate(lines, 1):
         line = line.strip()
@@ -56,6 +58,7 @@ def build_app(
     auth: list[tuple[str, str]] | None = None,
     max_budget: int | None = None,
     loader: ModelLoader | None = None,
+    login_policy: ThrottlePolicy | None = None,
 ) -> tuple[gr.Blocks, dict[str, Any]]:
     """The Blocks and the keyword arguments its `launch()` needs (css, js, auth)."""
     global ENGINE
@@ -100,8 +103,13 @@ def build_app(
         "footer_links": ["api"],
     }
     if auth:
+        from starlette.middleware import Middleware
+
         launch_kwargs["auth"] = auth
         launch_kwargs["auth_message"] = "Log in to label reasoning traces."
+        # repeated wrong passwords slow down, then lock out, per user name and per client address (ui/login.py)
+        throttle = Middleware(LoginThrottleMiddleware, policy=login_policy or ThrottlePolicy())
+        launch_kwargs["app_kwargs"] = {"middleware": [throttle]}
     return demo, launch_kwargs
 
 

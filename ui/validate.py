@@ -5,10 +5,20 @@ import math
 import re
 from typing import Any
 
-NODE_ID = re.compile(r"^0(?:\.\d{1,6}){0,256}$")
-MAX_TEXT = 4000
-MAX_NOTE = 2000
-MAX_NAME = 200
+from reasoning.limits import (
+    MAX_DB_INT,
+    MAX_DEPTH,
+    MAX_NAME_CHARS,
+    MAX_NOTE_CHARS,
+    MAX_STEP_CHARS,
+    TextError,
+    check_text,
+)
+
+NODE_ID = re.compile(rf"^0(?:\.\d{{1,6}}){{0,{MAX_DEPTH}}}$")
+MAX_TEXT = MAX_STEP_CHARS  # the limits live in reasoning.limits, shared with imports, storage and the command line
+MAX_NOTE = MAX_NOTE_CHARS
+MAX_NAME = MAX_NAME_CHARS
 RATINGS = (-1, 0, 1)
 
 
@@ -22,17 +32,19 @@ def need(ok: bool, message: str) -> None:
 
 
 def session_id(value: Any) -> int:
-    """A session id: a positive integer (the UI sends it as text)."""
+    """A session id: an integer from 1 to 2^31-1 (the UI sends it as text). Larger ones cannot exist in either
+    database, so they are refused here rather than overflowing a database integer."""
+    bad = f"session id must be a positive integer (at most {MAX_DB_INT}), got {str(value)[:40]!r}"
     if isinstance(value, bool):
-        raise UserError("session id must be a positive integer")
-    if isinstance(value, float) and value.is_integer():
+        raise UserError(bad)
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         value = int(value)
     if isinstance(value, str):
         value = value.strip()
         need(value != "", "no session is open: run a search or open a session first")
-        need(value.isdigit() and len(value) < 19, f"session id must be a positive integer, got {value[:40]!r}")
+        need(value.isascii() and value.isdigit() and len(value) <= 10, bad)
         value = int(value)
-    need(isinstance(value, int) and value > 0, f"session id must be a positive integer, got {value!r}")
+    need(isinstance(value, int) and 0 < value <= MAX_DB_INT, bad)
     return value
 
 
@@ -71,10 +83,11 @@ def rating(value: Any) -> int:
 
 
 def text(value: Any, name: str, *, limit: int = MAX_TEXT, allow_empty: bool = False) -> str:
-    need(isinstance(value, str), f"{name} must be text")
-    need(allow_empty or value.strip() != "", f"{name} is empty")
-    need(len(value) <= limit, f"{name} is too long ({len(value)} characters, at most {limit})")
-    return value
+    """Text under the shared rule (reasoning.limits): within `limit`, no NUL, no lone surrogate."""
+    try:
+        return check_text(value, name, limit, allow_empty=allow_empty)
+    except TextError as exc:
+        raise UserError(str(exc)) from None
 
 
 def annotator(value: Any) -> str:
@@ -85,7 +98,7 @@ def annotator(value: Any) -> str:
     value = value.strip()
     need(len(value) <= MAX_NAME, f"annotator name is too long (at most {MAX_NAME} characters)")
     need(value.isprintable(), "annotator name has control characters")
-    return value
+    return text(value, "annotator name", limit=MAX_NAME)
 
 
 def choice(value: Any, name: str, options: tuple[str, ...] | list[str]) -> str:
@@ -114,4 +127,4 @@ def version(value: Any, name: str = "expected_version") -> int | None:
     """An optimistic-concurrency version the client last saw, or None to skip the check."""
     if value is None or value == "":
         return None
-    return integer(value, name, 0, 2**31 - 1)
+    return integer(value, name, 0, MAX_DB_INT)

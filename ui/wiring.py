@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import functools
+import html
 import inspect
+import logging
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +19,7 @@ except ImportError:  # pragma: no cover - storage is part of the app
     StorageError = RuntimeError  # type: ignore[misc,assignment]
 
 USER_ERRORS = (v.UserError, StorageError, ValueError, LookupError)
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -31,7 +35,9 @@ class Shared:
 
 
 def guarded(fn):
-    """Turn the errors a user can fix into gr.Error (a clear message in the page or the API reply)."""
+    """Turn every error into one clear gr.Error line (in the page's toast and the API reply): a message the user can
+    act on for the errors they can fix, and for anything else a short line with an id the server's log holds the
+    traceback under (never Gradio's opaque "upstream app has raised an exception")."""
     if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)
@@ -40,8 +46,8 @@ def guarded(fn):
                 yield from fn(*args, **kwargs)
             except gr.Error:
                 raise
-            except USER_ERRORS as exc:
-                raise gr.Error(_message(exc), print_exception=False) from None
+            except Exception as exc:  # noqa: BLE001 - every failure becomes one line; tracebacks go to the log
+                raise _user_error(fn, exc) from None
 
         return gen_wrapper
 
@@ -51,17 +57,27 @@ def guarded(fn):
             return fn(*args, **kwargs)
         except gr.Error:
             raise
-        except USER_ERRORS as exc:
-            raise gr.Error(_message(exc), print_exception=False) from None
+        except Exception as exc:  # noqa: BLE001 - as above
+            raise _user_error(fn, exc) from None
 
     return wrapper
 
 
+def _user_error(fn: object, exc: Exception) -> gr.Error:
+    if isinstance(exc, USER_ERRORS):
+        return gr.Error(_message(exc), print_exception=False)
+    ref = uuid.uuid4().hex[:8]
+    log.error("%s failed (ref %s)", getattr(fn, "__name__", fn), ref, exc_info=exc)
+    return gr.Error(f"the server could not do this ({type(exc).__name__}; ref {ref} in the server log)",
+                    print_exception=False)
+
+
 def _message(exc: Exception) -> str:
+    """The error's first line, HTML-escaped: Gradio renders toast messages as HTML, and messages echo user input."""
     text = str(exc) or type(exc).__name__
     if isinstance(exc, KeyError) and text.startswith(("'", '"')):
         text = text[1:-1]
-    return text
+    return html.escape(text.strip().splitlines()[0] if text.strip() else text, quote=False)
 
 
 def who(annotator: Any, request: gr.Request | None) -> str:

@@ -4,11 +4,13 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..factors import Catalog, load_catalog
 from ..manifest import DEMO_GENERATOR_DIR, DEMO_PRM_DIR, REPO_ROOT
 from .generator import DEFAULT_KV_CACHE_MB, TransformersGenerator, top_p_filter
+from .genprm import GenerativePRM
+from .http import ServerError, is_url
 from .loading import (
     ModelLoadError,
     check_causal_lm,
@@ -21,6 +23,11 @@ from .loading import (
 )
 from .prm import ADAPTERS, DEFAULT_BATCH_TOKENS, PRMAdapter
 
+if TYPE_CHECKING:
+    from .openai_server import ServerGenerator, ServerPRM
+
+ADAPTERS.setdefault(GenerativePRM.adapter, GenerativePRM)  # a causal LM that critiques, then gives a verdict
+
 log = logging.getLogger(__name__)
 
 PRM_CONFIG = "prm_config.json"
@@ -29,7 +36,8 @@ ARCHITECTURE_ADAPTERS = {"ForTokenClassification": "token-classification", "ForP
 
 __all__ = [
     "ADAPTERS", "ARCHITECTURE_ADAPTERS", "DEMO_GENERATOR_DIR", "DEMO_PRM_DIR", "REPO_ROOT", "ModelLoadError",
-    "PRMAdapter", "TransformersGenerator", "device_and_dtype", "load_generator", "load_scorer", "top_p_filter",
+    "PRMAdapter", "ServerError", "TransformersGenerator", "device_and_dtype", "is_url", "load_generator", "load_scorer",
+    "top_p_filter",
 ]
 
 
@@ -46,11 +54,19 @@ def load_generator(
     prompt_mode: str | None = None,
     kv_cache_mb: float = DEFAULT_KV_CACHE_MB,
     prior_from_decode: bool = True,
-) -> TransformersGenerator:
-    """A Generator over any local causal-LM directory (safetensors only; remote code only when trusted).
+) -> TransformersGenerator | ServerGenerator:
+    """A Generator over any local causal-LM directory (safetensors only; remote code only when trusted), or over
+    an OpenAI-compatible server when `path` is a URL (`http://127.0.0.1:8000/v1`; several, comma-separated,
+    share the work; the server keeps its own KV cache, so the cache options do not apply).
 
     `kv_cache_mb` bounds the LRU cache of node prefixes' KV (0: none); `prior_from_decode` reads a new child's
     factor prior from the decode that wrote its step instead of a separate pass."""
+    if is_url(path):
+        from .openai_server import ServerGenerator
+
+        catalog = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
+        return ServerGenerator(str(path), catalog=catalog, max_step_tokens=max_step_tokens, top_p=top_p,
+                               prompt_mode=prompt_mode)
     from transformers import AutoModelForCausalLM
 
     path, cfg = read_config(path)
@@ -73,9 +89,14 @@ def load_generator(
 def load_scorer(
     path: str | Path, *, adapter: str | None = None, device=None, dtype=None, trust_remote_code: bool = False,
     batch_tokens: int = DEFAULT_BATCH_TOKENS,
-) -> PRMAdapter:
+) -> PRMAdapter | ServerPRM:
     """A Scorer over a local PRM directory; `adapter=None` reads prm_config.json or infers it from config.json.
-    `batch_tokens` caps the padded tokens of one PRM forward pass."""
+    `batch_tokens` caps the padded tokens of one PRM forward pass. A URL (`http://127.0.0.1:8001/v1`) scores on a
+    vLLM pooling server instead (batched by the same token cap per request)."""
+    if is_url(path):
+        from .openai_server import ServerPRM
+
+        return ServerPRM(str(path), adapter=adapter, batch_tokens=batch_tokens)
     path, cfg = read_config(path)
     options = read_prm_config(path)
     named = options.pop("adapter", None)

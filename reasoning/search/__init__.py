@@ -5,7 +5,7 @@ import threading
 from collections.abc import Callable, Iterator
 
 from ..factors import Catalog, load_catalog
-from ..protocols import Domain, Generator, Scorer
+from ..protocols import Domain, Generator, OutcomeScorer, Scorer
 from ..tree import ROOT, ReasoningTree
 from ..types import Problem
 from .config import ALGORITHMS, HELP, SearchConfig, SearchEvent, SearchResult
@@ -36,6 +36,7 @@ def iterate(
     catalog: Catalog | None = None,
     start: str = ROOT,
     stop: threading.Event | None = None,
+    orm: OutcomeScorer | None = None,
 ) -> Iterator[SearchEvent]:
     """Run one search, yielding its events; the last is `finished` with the result.
 
@@ -50,7 +51,7 @@ def iterate(
     if not tree.is_live(start):
         raise ValueError(f"node {start!r} is pruned; restore it before searching from it")
     domain = domain or get_domain(tree.problem.domain)
-    ctx = SearchContext(tree, generator, scorer, domain, catalog or load_catalog(), config, stop)
+    ctx = SearchContext(tree, generator, scorer, domain, catalog or load_catalog(), config, stop, orm)
     if tree.node(ROOT)["value"] is None:
         tree.node(ROOT)["value"] = 0.0
     yield from STRATEGIES[config.algorithm](ctx, start)

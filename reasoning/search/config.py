@@ -13,12 +13,13 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ..aggregation import AGGREGATIONS
+from ..limits import MAX_BUDGET, MAX_CANDIDATES, MAX_DB_INT, MAX_DEPTH
 
 ALGORITHMS = ("greedy", "best_of_n", "beam", "mcts")
-ANSWER_SELECTIONS = ("value", "visits", "vote")
+ANSWER_SELECTIONS = ("value", "visits", "vote", "orm")  # "orm": an outcome reward model reads each final path
 AGGREGATION_NAMES = tuple(AGGREGATIONS)
-DEFAULT_MAX_BUDGET = 4096
-MAX_SEED = 2**31 - 1
+DEFAULT_MAX_BUDGET = MAX_BUDGET  # the shared limits live in reasoning/limits.py
+MAX_SEED = MAX_DB_INT
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ class SearchConfig:
     seed: int = setting(0, "seed of the search's own random choices and of every sampling call", kind="int", lo=0,
                         hi=MAX_SEED)
     candidates: int = setting(3, "continuations sampled per chosen factor (MCTS), per beam node (beam)", kind="int",
-                              lo=1, hi=64, algorithms=("mcts", "beam"))
+                              lo=1, hi=MAX_CANDIDATES, algorithms=("mcts", "beam"))
     temperatures: tuple[float, ...] = setting(
         (1.0,), "sampling temperatures, cycled over candidates (the pool of sampler copies; comma separated)",
         kind="floats", lo=0.0, hi=5.0)
@@ -99,15 +100,16 @@ class SearchConfig:
         lo=0.0, hi=1.0, label="FPU reduction", algorithms=("mcts",))
     beam_width: int = setting(4, "nodes kept per depth by beam search", kind="int", lo=1, hi=256,
                               algorithms=("beam",))
-    max_depth: int = setting(12, "steps after which a path is cut", kind="int", lo=1, hi=256)
+    max_depth: int = setting(12, "steps after which a path is cut", kind="int", lo=1, hi=MAX_DEPTH)
     parallel_leaves: int = setting(
         1, "in flight per model call: MCTS leaves selected per round under virtual loss (expanded in one generator "
            "call, scored in one PRM call), best-of-N solutions sampled side by side", kind="int", lo=1, hi=64,
         algorithms=("mcts", "best_of_n"))
     aggregation: str = setting("min", "how a path's step scores fold into its value: min, prod, last or mean",
                                kind="choice", choices=AGGREGATION_NAMES)
-    answer_selection: str = setting("value", "final answer by the best path value, by visits, or by value-weighted "
-                                    "vote", kind="choice", choices=ANSWER_SELECTIONS)
+    answer_selection: str = setting("value", "final answer by the best path value, by visits, by value-weighted "
+                                    "vote, or by an outcome reward model's score of each finished path (orm: needs "
+                                    "--orm DIR)", kind="choice", choices=ANSWER_SELECTIONS)
     merge_duplicates: bool = setting(
         True, "a sampled step identical to a sibling is merged into it (counted in its samples, not in the budget) "
               "instead of becoming a second copy of the same node", kind="bool", flag="--keep-duplicates",

@@ -11,7 +11,8 @@ from typing import Any
 
 from ..aggregation import aggregate
 from ..factors import Catalog, ThoughtFactor
-from ..protocols import Domain, Generator, Scorer, propose_batch, score_last
+from ..limits import model_text
+from ..protocols import Domain, Generator, OutcomeScorer, Scorer, propose_batch, score_last
 from ..tree import ReasoningTree, samples
 from ..types import ExpansionRequest, State, Step
 from .config import SearchConfig, SearchEvent, SearchResult
@@ -43,8 +44,12 @@ class SearchContext:
         catalog: Catalog,
         config: SearchConfig,
         stop: threading.Event | None = None,
+        orm: OutcomeScorer | None = None,
     ):
         self.tree, self.generator, self.scorer, self.domain, self.config = tree, generator, scorer, domain, config
+        if config.answer_selection == "orm" and orm is None:
+            raise ValueError("answer_selection 'orm' needs an outcome reward model (--orm DIR)")
+        self.orm = orm
         factors = catalog.enabled if config.factors is None else tuple(catalog.get(n) for n in config.factors)
         if not factors:
             raise ValueError("no thought factor is enabled")
@@ -167,7 +172,7 @@ class SearchContext:
             for k in self.tree.children(nid, include_pruned=True):
                 siblings[(self.tree.node(k)["factor"], self.tree.node(k)["text"])] = k
         for raw in steps[: request.n]:
-            step = self.domain.observe(state, raw.with_(factor=factor.name))
+            step = self.domain.observe(state, raw.with_(factor=factor.name, text=model_text(raw.text)))
             self.tokens += step.tokens
             twin = siblings.get((factor.name, step.text))
             if twin is not None:  # the same step again: one more sample of the existing node, no new node
@@ -197,10 +202,14 @@ class SearchContext:
             return
         paths = [self.tree.state(n).step_texts for n in nids]
         scores = score_last(self.scorer, self.tree.problem, paths)
+        critiques = getattr(self.scorer, "critiques", None)  # a generative PRM's judgement behind each score
         with self.tree.lock:
-            for nid, last in zip(nids, scores, strict=True):
+            for nid, path, last in zip(nids, paths, scores, strict=True):
                 attrs = self.tree.node(nid)
                 attrs["score"] = score = float(last)
+                if callable(critiques):
+                    said = critiques(self.tree.problem, path)[-1]
+                    attrs["meta"] = {**(attrs["meta"] or {}), "critique": said.critique, "verdict": said.verdict}
                 prefix = self.tree.path_scores(parent) if (parent := self.tree.parent(nid)) else []
                 attrs["value"] = aggregate([*prefix, score], self.config.aggregation)
 
@@ -229,7 +238,9 @@ class SearchContext:
         if not finals:
             return None, None
         how = self.config.answer_selection
-        if how == "visits":
+        if how == "orm":
+            best = max(finals, key=lambda n: (self.outcome_score(n), self.value(n)))
+        elif how == "visits":
             best = max(finals, key=lambda n: (self.tree.node(n)["visits"], self.value(n)))
         elif how == "vote":
             votes: dict[str, float] = defaultdict(float)
@@ -240,6 +251,19 @@ class SearchContext:
         else:
             best = max(finals, key=lambda n: (self.value(n), self.tree.node(n)["visits"]))
         return best, self.value(best)
+
+    def outcome_score(self, nid: str) -> float:
+        """The ORM's score of the whole root-to-`nid` path, computed once and kept in the node's meta."""
+        attrs = self.tree.node(nid)
+        meta = attrs["meta"] or {}
+        if "orm_score" not in meta:
+            if self.orm is None:
+                raise ValueError("answer selection 'orm' needs an outcome reward model (--orm DIR)")
+            (got,) = self.orm.score_outcomes(self.tree.problem, [self.tree.state(nid).step_texts])
+            meta = {**meta, "orm_score": float(got)}
+            with self.tree.lock:
+                attrs["meta"] = meta
+        return float(meta["orm_score"])
 
     def finish(self) -> SearchEvent:
         result = self.result()

@@ -32,8 +32,13 @@ def load_with_backends(kind: str, path: str, catalog: Catalog) -> Any:
         if kind == "generator":
             return backends.load_generator(path, catalog=catalog)
         return backends.load_scorer(path)
-    except backends.ModelLoadError as exc:
+    except (backends.ModelLoadError, backends.ServerError) as exc:
         raise ValueError(str(exc)) from None
+
+
+def is_server_url(path: str) -> bool:
+    """A model server (`http://host:port/v1`, several comma separated) rather than a directory."""
+    return path.strip().lower().startswith(("http://", "https://"))
 
 
 @dataclass
@@ -69,13 +74,21 @@ class ModelRegistry:
         if not path or path == default_path:
             return default
         v.need(len(path) <= 1000, f"{kind} directory path is too long")
-        resolved = Path(path).expanduser().resolve()
-        roots = self.allowed_roots()
-        # one answer for every path outside the roots, so the web cannot probe the server's file system
-        v.need(any(resolved.is_relative_to(r) for r in roots) and resolved.is_dir(),
-               f"{kind} directory {path} is not a model folder this server offers (allowed under: "
-               f"{', '.join(str(r) for r in roots)}; start the app with REASONING_MODEL_ROOTS to add folders)")
-        key = (kind, str(resolved))
+        if is_server_url(path):
+            # only servers the operator offers: the app would otherwise send requests wherever a web user says
+            offered = self.allowed_urls()
+            v.need(path in offered, f"{kind} server {path} is not one this app offers (offered: "
+                                    f"{', '.join(offered) or 'none'}; start the app with REASONING_MODEL_URLS to "
+                                    "add some)")
+            key = (kind, path)
+        else:
+            resolved = Path(path).expanduser().resolve()
+            roots = self.allowed_roots()
+            # one answer for every path outside the roots, so the web cannot probe the server's file system
+            v.need(any(resolved.is_relative_to(r) for r in roots) and resolved.is_dir(),
+                   f"{kind} directory {path} is not a model folder this server offers (allowed under: "
+                   f"{', '.join(str(r) for r in roots)}; start the app with REASONING_MODEL_ROOTS to add folders)")
+            key = (kind, str(resolved))
         with self._lock:
             if key not in self._extra and len(self._extra) >= MAX_EXTRA_MODELS:
                 self._extra.pop(next(iter(self._extra)))  # keep memory bounded: forget the oldest extra model
@@ -86,10 +99,18 @@ class ModelRegistry:
                     raise v.UserError(str(exc)) from None
             return self._extra[key]
 
+    def allowed_urls(self) -> list[str]:
+        """The model servers the web may pick: those the app started with and REASONING_MODEL_URLS (whitespace
+        separated; one entry may list several servers of one model, comma separated)."""
+        urls = [u for u in (self.generator_dir, self.prm_dir) if u and is_server_url(u)]
+        urls += os.environ.get("REASONING_MODEL_URLS", "").split()
+        return list(dict.fromkeys(u.strip() for u in urls if u.strip()))
+
     def allowed_roots(self) -> list[Path]:
         """The folders under which the web may load model directories: the demo models' folder, the folders
         of the models the app started with, and REASONING_MODEL_ROOTS (os.pathsep separated)."""
-        roots = [DEMO_GENERATOR_DIR.parent, *(Path(p).parent for p in (self.generator_dir, self.prm_dir) if p)]
+        roots = [DEMO_GENERATOR_DIR.parent,
+                 *(Path(p).parent for p in (self.generator_dir, self.prm_dir) if p and not is_server_url(p))]
         roots += [Path(p) for p in self.model_roots]
         roots += [Path(p) for p in os.environ.get("REASONING_MODEL_ROOTS", "").split(os.pathsep) if p.strip()]
         return list(dict.fromkeys(r.expanduser().resolve() for r in roots))

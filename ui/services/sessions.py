@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +74,16 @@ class Sessions:
         nid = v.node_id(node_id)
         v.need(nid in tree, f"no node {nid} in this session's tree")
         return Target(sid, tree, nid)
+
+    @contextmanager
+    def found(self, sid: int, nid: str) -> Iterator[None]:
+        """Storage's "no such session / node" (checked inside an action's transaction) in the words `target` uses."""
+        try:
+            yield
+        except LookupError as exc:
+            if "no session" in str(exc):
+                raise v.UserError(f"session {sid} not found") from None
+            raise v.UserError(f"no node {nid} in this session's tree") from None
 
     # -- CRUD ----------------------------------------------------------------------------------------
     def rows(self, query: Any = "", include_deleted: Any = False) -> list[list[Any]]:

@@ -1,0 +1,150 @@
+"""`label`: automatic step labels for stored sessions (Monte-Carlo rollouts, optionally first-error search).
+
+Resumable: labels are stored chunk by chunk, and a second run skips every node that already has a label of the
+method it computes. `--problems FILE` first grows one tree per problem (a search, as `solve` runs it) and labels that.
+Top-level imports stay light: the models and the database load only when the command runs.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import add_model_arguments, add_search_arguments
+
+
+def add_label_arguments(p: argparse.ArgumentParser) -> None:
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--session", type=int, nargs="+", metavar="ID", help="label these sessions")
+    which.add_argument("--all", action="store_true", help="label every session in the database")
+    which.add_argument("--problems", metavar="FILE.jsonl", help="search each problem (with a gold answer), then "
+                       "label its tree")
+    g = p.add_argument_group("labels")
+    g.add_argument("--rollouts", type=int, default=8, help="continuations per node (Math-Shepherd's N; default 8)")
+    g.add_argument("--first-error", action="store_true", help="also run OmegaPRM first-error search on every "
+                   "root-to-leaf path (method 'first_error')")
+    g.add_argument("--rollout-temperature", type=float, default=0.7, help="sampling temperature of the rollouts")
+    g.add_argument("--max-steps", type=int, default=12, help="steps a rollout may add before it counts as failed")
+    g.add_argument("--chunk", type=int, default=8, help="nodes per stored batch (what an interruption can lose)")
+    g.add_argument("--relabel", action="store_true", help="label again nodes that already have a label")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--db", metavar="URL", help="database URL (default: $DATABASE_URL, else SQLite in the data folder)")
+    add_search_arguments(p)
+    add_model_arguments(p)
+
+
+def run_label(args: argparse.Namespace) -> int:
+    from reasoning.labeling import RolloutConfig
+    from storage import Store
+
+    from .common import Settings, load_catalog_arg, search_config
+
+    catalog = load_catalog_arg(args)
+    config = RolloutConfig(catalog.enabled, n=args.rollouts, temperature=args.rollout_temperature,
+                           max_steps=args.max_steps, seed=0 if args.seed is None else args.seed)
+    search = search_config(args, Settings.from_env()) if args.problems else None
+    problems = _read_gold_problems(args.problems) if args.problems else None
+    with Store(args.db) as store:
+        sessions = _sessions(store, args)  # an unknown session id fails here, before any model loads
+        generator, scorer = _models(args, catalog, need_prm=problems is not None)
+        if problems is not None:
+            sessions = _search_problems(store, problems, generator, scorer, search, catalog, args.quiet)
+        totals = _label_sessions(store, sessions, generator, config, args)
+    print(f"labelled {totals['labelled']} nodes in {len(sessions)} sessions ({totals['rollouts']} rollouts); "
+          f"skipped {totals['skipped']} already labelled", file=sys.stderr)
+    return 0
+
+
+def _read_gold_problems(path: str):
+    from reasoning.problems import read_problems
+
+    problems = read_problems(path)
+    lost = [p.id for p in problems if p.domain != "countdown" and not p.answer]
+    if lost:
+        raise ValueError(f"{path}: problem {lost[0]!r} has no gold answer; rollout labels need one")
+    return problems
+
+
+def _sessions(store, args: argparse.Namespace) -> list[int]:
+    if args.session:
+        for sid in args.session:
+            store.session(sid)  # NotFoundError names the missing one
+        return list(args.session)
+    if args.all:
+        return sorted(s.id for s in store.list_sessions())
+    return []
+
+
+def _models(args: argparse.Namespace, catalog, need_prm: bool):
+    """The generator (and the PRM, only when a search must run first)."""
+    from pathlib import Path
+
+    from reasoning.backends import DEMO_GENERATOR_DIR, load_generator
+
+    from .common import DEFAULT_KV_CACHE_MB, load_models
+
+    if need_prm:
+        return load_models(args, catalog)
+    generator = load_generator(
+        Path(args.generator) if args.generator else DEMO_GENERATOR_DIR, catalog=catalog, device=args.device,
+        trust_remote_code=args.trust_remote_code, kv_reuse=not args.no_kv_reuse,
+        max_step_tokens=args.max_step_tokens, top_p=getattr(args, "top_p", None) or 1.0,
+        kv_cache_mb=getattr(args, "kv_cache_mb", DEFAULT_KV_CACHE_MB),
+    )
+    return generator, None
+
+
+def session_name(problem_id: str) -> str:
+    return f"label: {problem_id}"
+
+
+def _search_problems(store, problems, generator, scorer, config, catalog, quiet: bool) -> list[int]:
+    """One searched tree per problem, saved as a session; a problem searched by an earlier run is not searched again."""
+    from tqdm import tqdm
+
+    from .search import _save, solve_one
+
+    known = {s.name: s.id for s in store.list_sessions()}
+    out = []
+    for problem in tqdm(problems, desc="search", unit="problem", disable=quiet, file=sys.stderr):
+        name = session_name(problem.id)
+        if name in known:
+            out.append(known[name])
+            continue
+        _record, tree = solve_one(problem, generator, scorer, config, catalog)
+        out.append(_save(store, tree, config, generator, scorer, catalog, name))
+    return out
+
+
+def _label_sessions(store, sessions: list[int], generator, config, args: argparse.Namespace) -> dict[str, int]:
+    from tqdm import tqdm
+
+    from storage.autolabel import label_first_errors, label_rollouts
+
+    totals = {"labelled": 0, "skipped": 0, "rollouts": 0}
+    bar = tqdm(total=0, desc="label", unit="node", disable=args.quiet, file=sys.stderr)
+    try:
+        for sid in sessions:
+            seen = [0]
+
+            def advance(done: int, _total: int, seen: list[int] = seen) -> None:
+                bar.update(done - seen[0])
+                seen[0] = done
+
+            tree_size = len(store.load_tree(sid)) - 1
+            bar.total += tree_size
+            report = label_rollouts(store, sid, generator, config, skip_labelled=not args.relabel,
+                                    chunk=args.chunk, progress=advance)
+            bar.update(report.skipped)
+            _add(totals, report)
+            if args.first_error:
+                _add(totals, label_first_errors(store, sid, generator, config, skip_labelled=not args.relabel))
+            bar.set_postfix(session=sid)
+    finally:
+        bar.close()
+    return totals
+
+
+def _add(totals: dict[str, int], report) -> None:
+    totals["labelled"] += len(report.labelled)
+    totals["skipped"] += report.skipped
+    totals["rollouts"] += report.rollouts

