@@ -236,3 +236,21 @@ def test_share_html_button_downloads_one_self_contained_page(app, page, tmp_path
     html_text = out.read_text(encoding="utf-8")
     assert 'id="tree-data"' in html_text and "8+7=15 (left: 4 8 15)" in html_text
     assert "<script src=" not in html_text and 'src="https://cdn' not in html_text
+
+
+def test_the_unsure_tick_and_the_note_belong_to_one_rating(app, page):
+    url, store = app
+    sid, tree = small_tree(store, "unsure")
+    open_session(page, url, sid, len(tree))
+    click_node(page, "0.0")
+    page.locator("#unsure input[type=checkbox]").check()
+    page.locator("#rate-note textarea").fill("the sum is right")
+    page.click("#rate-good")
+    wait_status(page, "rated node 0.0 +1")
+    page.wait_for_function("() => !document.querySelector('#unsure input[type=checkbox]').checked"
+                           " && document.querySelector('#rate-note textarea').value === ''")
+    click_node(page, "0.1")
+    page.click("#rate-bad")
+    wait_status(page, "rated node 0.1 -1")
+    notes = {a.node_id: (a.rating, a.unsure, a.note) for a in store.annotations(sid)}
+    assert notes == {"0.0": (1, True, "the sum is right"), "0.1": (-1, False, "")}
