@@ -3,7 +3,6 @@ needs (then the typed text is parsed), so a search never fails on a stored probl
 from __future__ import annotations
 
 from fakes import FakeGenerator, FakeScorer
-
 from reasoning.tree import ReasoningTree
 from reasoning.types import Problem
 from ui.service import Explorer
