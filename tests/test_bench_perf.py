@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from app import main as app_main
+
+pytestmark = pytest.mark.model  # benchmarks on the demo models and a tiny GPU-shaped model
 
 
 def test_bench_perf_writes_its_table_and_json_under_the_documented_keys(tmp_path):

@@ -13,21 +13,15 @@ from reasoning.backends.kvcache import Entry, PrefixKVCache
 from reasoning.factors import load_catalog
 from reasoning.search import SearchConfig, search
 from reasoning.types import ExpansionRequest, Problem, State, Step
-from tiny_models import build_all
 
+pytestmark = pytest.mark.model
 DEMO_EVAL = Path(__file__).resolve().parents[1] / "reasoning" / "data" / "countdown_eval.jsonl"
 DEMO_FACTORS = ("compute", "verify", "correct", "conclude")
-
 CATALOG = load_catalog()
 STATES = {
     "root": State(Problem("k1", "Use 3 4 5 6 to make 24.")),
     "deeper": State(Problem("k2", "What is 7 * 6?", "42")).extend(Step("The goal is 42.", "restate")),
 }
-
-
-@pytest.fixture(scope="session")
-def tiny(tmp_path_factory):
-    return build_all(tmp_path_factory.getbasetemp() / "tiny-models")
 
 
 @pytest.mark.parametrize("model", ["gpt2_tags", "qwen2_cues"])
