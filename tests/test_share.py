@@ -61,33 +61,25 @@ def test_export_html_needs_one_session_and_leaves_nothing_half_written(tmp_path)
 
 
 @pytest.mark.browser
-def test_the_shared_page_works_offline_and_shows_a_clicked_trace_as_text(tmp_path):
-    pytest.importorskip("playwright")
-    from playwright.sync_api import sync_playwright
-    from test_ui_browser import ARGS, CHROMIUM
-
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed")
+def test_the_shared_page_works_offline_and_shows_a_clicked_trace_as_text(tmp_path, browser):
     db, sid = stored(tmp_path)
     out = tmp_path / "tree.html"
     assert export(db, "--session", str(sid), "--out", str(out)).returncode == 0
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(offline=True, viewport={"width": 1200, "height": 900})
-        page = context.new_page()
-        requests = []
-        page.on("request", lambda r: requests.append(r.url) if not r.url.startswith(("file:", "data:")) else None)
-        page.goto(out.as_uri())
-        page.wait_for_function("() => { const gd = document.querySelector('.plotly-graph-div');"
-                               " return gd && gd._fullLayout && gd.data.some((d) => d.name === 'nodes'); }")
-        xy = page.evaluate("""() => { const gd = document.querySelector('.plotly-graph-div');
-            const t = gd.data.find((d) => d.name === 'nodes'); const i = t.customdata.indexOf('0.0');
-            const L = gd._fullLayout, box = gd.getBoundingClientRect();
-            return [box.left + L._size.l + L.xaxis.d2p(t.x[i]), box.top + L._size.t + L.yaxis.d2p(t.y[i])]; }""")
-        page.mouse.click(*xy)
-        page.wait_for_function("() => document.getElementById('trace-title').textContent.endsWith('0.0')")
-        assert XSS in page.locator("#trace").inner_text()
-        assert page.locator("#trace img, #trace a, #trace script").count() == 0
-        assert page.evaluate("() => window.__xss") is None and requests == []
-        page.screenshot(path=str(tmp_path / "shared.png"))
-        browser.close()
+    context = browser.new_context(offline=True, viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    requests = []
+    page.on("request", lambda r: requests.append(r.url) if not r.url.startswith(("file:", "data:")) else None)
+    page.goto(out.as_uri())
+    page.wait_for_function("() => { const gd = document.querySelector('.plotly-graph-div');"
+                           " return gd && gd._fullLayout && gd.data.some((d) => d.name === 'nodes'); }")
+    xy = page.evaluate("""() => { const gd = document.querySelector('.plotly-graph-div');
+        const t = gd.data.find((d) => d.name === 'nodes'); const i = t.customdata.indexOf('0.0');
+        const L = gd._fullLayout, box = gd.getBoundingClientRect();
+        return [box.left + L._size.l + L.xaxis.d2p(t.x[i]), box.top + L._size.t + L.yaxis.d2p(t.y[i])]; }""")
+    page.mouse.click(*xy)
+    page.wait_for_function("() => document.getElementById('trace-title').textContent.endsWith('0.0')")
+    assert XSS in page.locator("#trace").inner_text()
+    assert page.locator("#trace img, #trace a, #trace script").count() == 0
+    assert page.evaluate("() => window.__xss") is None and requests == []
+    page.screenshot(path=str(tmp_path / "shared.png"))
+    context.close()

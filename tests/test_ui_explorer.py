@@ -14,7 +14,7 @@ from reasoning.types import Problem, Step  # noqa: E402
 from storage import Store  # noqa: E402
 from ui.testing import free_port, serve, tiny_or_demo_models  # noqa: E402
 
-browser, page = ub.browser, ub.page  # the same Chromium fixtures as the main browser test
+# `browser` and `page` are the Chromium fixtures of tests/conftest.py
 click_node, open_session, shot, status, wait_status = ub.click_node, ub.open_session, ub.shot, ub.status, ub.wait_status
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
