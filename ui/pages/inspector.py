@@ -11,6 +11,7 @@ import gradio as gr
 from ..figure import FigureOptions, tree_figure
 from ..service import MAX_EXPAND, SIBLING_HEADERS, TRACE_HEADERS, Explorer
 from ..wiring import Shared, guarded, who
+from . import autolabel
 
 TRACE_TYPES = ["number", "str", "str", "str", "str", "number", "number", "number", "number", "number", "str"]
 SIBLING_TYPES = ["str", "str", "str", "number", "number", "number", "str"]
@@ -59,6 +60,7 @@ def build_page(engine: Explorer, shared: Shared, status: gr.Textbox) -> None:
         kids = gr.Dataframe(headers=SIBLING_HEADERS, datatype=SIBLING_TYPES, interactive=True, wrap=True,
                             static_columns=[0, 1, 2, 3, 4, 5], elem_id="children-table", max_height=320)
         save_kids = gr.Button("Save children's ratings", elem_id="rate-children", size="sm")
+    autolabel.build_section(engine, shared)  # rollouts and first-error search on the selected node (own module)
 
     view_outputs = [shared.node, info, trace, text, kids, shared.plot]
 
