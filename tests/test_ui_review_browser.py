@@ -88,16 +88,28 @@ def press(page: Page, key: str) -> None:
     page.keyboard.press(key)
 
 
+def set_annotator(page: Page, name: str) -> None:
+    """Type the annotator's name once the page has restored the saved one (which would overwrite it on load)."""
+    box = page.locator("#annotator input")
+    for _ in range(20):
+        box.fill(name)
+        box.press("Tab")
+        page.wait_for_timeout(500)
+        if box.input_value() == name:
+            return
+    raise AssertionError(f"the annotator box does not keep {name!r}")
+
+
 def test_one_keystroke_rates_the_current_step_and_brings_up_the_next(app, page):
     url, store, sid = app
     page.goto(url)
-    page.locator("#annotator input").fill("carol")
-    page.locator("#annotator input").press("Tab")
+    set_annotator(page, "carol")
     page.get_by_role("tab", name="Review queue").click()
     wait_value(page, "review-current", f"session {sid} · node 0.1.0 ·")
     assert "disagreement 1.00" in value(page, "review-current")
     page.wait_for_selector("#calibration-plot .js-plotly-plot", timeout=20_000)
-    page.wait_for_selector("#agreement-table :text('ann · bob')", timeout=20_000)
+    page.wait_for_function("() => (document.querySelector('#agreement-table') || {}).innerText?.includes('ann · bob')",
+                           timeout=20_000)
     page.locator("#calibration-plot").scroll_into_view_if_needed()
     page.locator("#calibration-plot").screenshot(path=str(ARTIFACTS / "review-calibration.png"))
     page.screenshot(path=str(ARTIFACTS / "review-queue.png"), full_page=True)

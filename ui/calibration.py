@@ -36,6 +36,6 @@ def calibration_figure(bins: Mapping[str, Sequence[Bin]], prm_name: str = "") ->
     fig.update_layout(title={"text": html.escape(title), "font": {"size": 14}}, height=380,
                       margin={"l": 50, "r": 20, "t": 40, "b": 40},
                       xaxis={"title": {"text": "PRM score (bin mean)"}, "range": [-0.02, 1.02]},
-                      yaxis={"title": {"text": "target (bin mean)"}, "range": [-0.05, 1.1]},
+                      yaxis={"title": {"text": "target (bin mean)"}, "range": [-0.05, 1.18]},
                       legend={"orientation": "h", "y": -0.2})
     return fig
