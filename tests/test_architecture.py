@@ -28,8 +28,8 @@ SKIP_DIRS = {".venv", "__pycache__", "node_modules", "test-artifacts", "data"}
 TEST_MODULES = ("tests", *sorted(p.stem for p in (ROOT / "tests").glob("*.py")))  # tests/ is on pytest's path too
 HEAVY = ("torch", "transformers", "safetensors.torch", "trl", "peft", "accelerate")
 # The packages allowed to import HEAVY: the model backends and the training code (the project's PRM trainer,
-# the demo models' training).
-HEAVY_ALLOWED = ("reasoning.backends", "reasoning.training", "demo", "tests")
+# the demo models' training, and the benchmarks, which measure the backends and set their thread counts).
+HEAVY_ALLOWED = ("reasoning.backends", "reasoning.training", "demo", "tests", "bench")
 
 
 @dataclass(frozen=True)

@@ -96,13 +96,12 @@ def pooling_model_dir(model: Path, cache: Path | None = None) -> Path:
     `classifier.*`. Rather than change the committed model, a converted copy is written once to a cache folder keyed
     by the weights' sha256 (so a retrained model gets a new copy) and served from there.
     """
-    from safetensors import safe_open
-    from safetensors.torch import save_file
+    from reasoning.backends.convert import copy_renamed, has_tensor_prefix  # torch: only when a PRM is served
 
     files = sorted(model.glob("*.safetensors"))
     if not files:
         raise EngineServerError(f"{model} has no safetensors weights")
-    if not any(k.startswith("classifier.") for f in files for k in safe_open(str(f), "pt").keys()):  # noqa: SIM118 (safe_open is not iterable)
+    if not has_tensor_prefix(files, "classifier."):
         return model
     target = (cache or engine_home() / "served-models") / f"{model.name}-{weights_digest(model)[:16]}"
     if (target / ".complete").is_file():
@@ -110,11 +109,7 @@ def pooling_model_dir(model: Path, cache: Path | None = None) -> Path:
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    for f in files:
-        with safe_open(str(f), "pt") as src:
-            tensors = {_head_name(k): src.get_tensor(k).contiguous() for k in src.keys()}  # noqa: SIM118
-            metadata = src.metadata() or {"format": "pt"}
-        save_file(tensors, str(tmp / f.name), metadata=metadata)
+    copy_renamed(files, tmp, _head_name)
     for name in MODEL_SIDE_FILES:
         if (model / name).is_file():
             shutil.copy2(model / name, tmp / name)
