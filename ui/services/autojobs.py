@@ -127,7 +127,7 @@ def summary(result: dict) -> str:
                              for n, m in result["measured"].items() if m["value"] is not None)
         prm = ", ".join(f"{n} {s:.2f}" for n, s in result["prm_scores"].items() if s is not None)
         return f"{found}, {result['rounds']} rounds · rollout values: {measured or '-'} · PRM scores: {prm or '-'}"
-    prm = result.get("prm_score")
+    score = result.get("prm_score")
     value = "-" if result["value"] is None else f"{result['value']:.2f}"
     return (f"node {result['node_id']}: rollout value {value} ({result['successes']}/{result['rollouts']} rollouts "
-            f"reached the gold answer) · PRM score {'-' if prm is None else f'{prm:.2f}'}")
+            f"reached the gold answer) · PRM score {'-' if score is None else f'{score:.2f}'}")
