@@ -10,10 +10,16 @@ import pytest
 
 pytest.importorskip("playwright")
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
+from test_ui_browser import click_node, open_session  # noqa: E402  (the main browser test's plot helpers)
 
+from reasoning.factors import load_catalog  # noqa: E402
+from reasoning.problems import countdown_problem  # noqa: E402
+from reasoning.search import search  # noqa: E402
+from reasoning.search.config import SearchConfig  # noqa: E402
 from reasoning.tree import ReasoningTree  # noqa: E402
 from reasoning.types import Problem, Step  # noqa: E402
 from storage import Store  # noqa: E402
+from storage.labels import leaf_paths  # noqa: E402
 from storage.records import AutoLabel  # noqa: E402
 from ui.testing import demo_models, serve  # noqa: E402
 
@@ -47,14 +53,22 @@ def literal_session(store: Store) -> int:
     return sid
 
 
+def searched_session(store: Store, generator, scorer) -> int:
+    """A small MCTS tree on a Countdown problem with the demo models (rollouts need a problem with a checker)."""
+    tree, _ = search(countdown_problem([4, 7, 8, 8], pid="review-cd"), generator, scorer,
+                     SearchConfig(algorithm="mcts", budget=6, seed=0))
+    return store.create_session(tree, name="review countdown", catalog=load_catalog().to_dict())
+
+
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ui-review")
     generator, scorer = demo_models()
     store = Store(f"sqlite:///{tmp / 'explorer.db'}")
     sid = literal_session(store)
+    searched = searched_session(store, generator, scorer)
     with serve(generator=generator, scorer=scorer, store=store) as url:
-        yield url, store, sid
+        yield url, store, sid, searched
     store.close()
 
 
@@ -94,14 +108,16 @@ def set_annotator(page: Page, name: str) -> None:
     for _ in range(20):
         box.fill(name)
         box.press("Tab")
-        page.wait_for_timeout(500)
+        page.wait_for_timeout(1500)
         if box.input_value() == name:
-            return
+            page.wait_for_timeout(1500)
+            if box.input_value() == name:
+                return
     raise AssertionError(f"the annotator box does not keep {name!r}")
 
 
 def test_one_keystroke_rates_the_current_step_and_brings_up_the_next(app, page):
-    url, store, sid = app
+    url, store, sid, _ = app
     page.goto(url)
     set_annotator(page, "carol")
     page.get_by_role("tab", name="Review queue").click()
@@ -114,6 +130,7 @@ def test_one_keystroke_rates_the_current_step_and_brings_up_the_next(app, page):
     page.locator("#calibration-plot").screenshot(path=str(ARTIFACTS / "review-calibration.png"))
     page.screenshot(path=str(ARTIFACTS / "review-queue.png"), full_page=True)
 
+    assert value(page, "annotator") == "carol"
     press(page, "g")
     wait_value(page, "review-status", "rated session")
     assert f"rated session {sid} node 0.1.0 +1 as carol; next: session {sid} node 0.0" in value(page, "review-status")
@@ -133,3 +150,44 @@ def test_one_keystroke_rates_the_current_step_and_brings_up_the_next(app, page):
     wait_value(page, "review-current", f"session {sid} · node 0.0.0 ·")
     assert XSS_TEXT in value(page, "review-trace")
     assert page.evaluate("() => window.__xss") is None
+
+
+def test_inspector_estimates_a_step_by_rollouts_with_progress_and_stop(app, page):
+    url, store, _, sid = app
+    tree = store.load_tree(sid)
+    # the deepest step that has not answered (its first step, estimated with many rollouts, takes several rounds)
+    node = max((n for path in leaf_paths(tree) for n in path if not tree.node(n)["terminal"]),
+               key=lambda n: len(tree.path(n)))
+    assert len(tree.path(node)) >= 3
+    open_session(page, url, sid, len(tree))
+    click_node(page, node)
+    page.locator("#autolabel").get_by_text("Automatic labels").click()
+    page.locator("#autolabel-rollouts input").fill("3")
+    page.click("#estimate-rollouts")
+    got = wait_value(page, "autolabel-result", "PRM score", timeout=120)
+    (label,) = [a for a in store.auto_labels(sid) if a.node_id == node and a.method == "rollout"]
+    assert f"node {node}: rollout value" in got and f"({label.successes}/3 rollouts" in got
+    assert f"PRM score {tree.node(node)['score']:.2f}" in got
+
+    # a long estimate from the first step (several batched step rounds) shows its progress and stops on Stop,
+    # storing nothing
+    first = tree.path(node)[1]
+    page.keyboard.press("Escape")
+    click_node(page, first)
+    page.locator("#autolabel-rollouts input").fill("64")
+    page.click("#estimate-rollouts")
+    wait_value(page, "autolabel-result", f"rollout estimate on node {first}", timeout=60)
+    page.click("#stop-autolabel")
+    wait_value(page, "autolabel-result", f"stopped on node {first}: nothing was stored", timeout=240)
+    assert [a for a in store.auto_labels(sid) if a.node_id == first] == []
+
+def test_model_picker_refuses_a_prm_folder_it_does_not_offer(app, page):
+    url, *_ = app
+    page.goto(url)
+    page.get_by_text("Models", exact=True).click()
+    before = value(page, "active-prm")
+    assert before.startswith("active PRM: ") and before.endswith("demo-prm")
+    page.locator("#prm-dir textarea, #prm-dir input").first.fill("/etc")
+    page.click("#use-prm")
+    page.wait_for_selector("text=is not a model folder this server offers", timeout=20_000)
+    assert value(page, "active-prm") == before

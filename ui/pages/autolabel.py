@@ -16,11 +16,12 @@ from ..wiring import Shared, guarded
 POLL_SECONDS = 0.3
 
 
-def progress_line(job: autojobs.Job) -> str:
+def progress_line(job: autojobs.Job, stopping: bool = False) -> str:
     what = "rollout estimate" if job.kind == "estimate" else "first-error search"
     unit = "nodes" if job.kind == "estimate" else "rounds"
     done = f"{job.done}/{job.total} {unit}" if job.total else "starting"
-    return f"{what} on node {job.node_id} of session {job.session_id}: {done}… (Stop ends it after this round)"
+    then = "stopping after the current round…" if stopping else "(Stop ends it after the current round)"
+    return f"{what} on node {job.node_id} of session {job.session_id}: {done}… {then}"
 
 
 def run_job(engine: Explorer, kind: str):
@@ -30,7 +31,7 @@ def run_job(engine: Explorer, kind: str):
     def run(session_id, node_id, rollouts):
         job = engine.autojobs.start(kind, autojobs.request(session_id, node_id, rollouts))
         while not job.finished.wait(POLL_SECONDS):
-            yield progress_line(job)
+            yield progress_line(job, engine.autojobs.stopping(job.session_id))
         if job.error is not None:
             raise job.error
         assert job.result is not None
@@ -58,9 +59,11 @@ def build_section(engine: Explorer, shared: Shared) -> None:
 
     @guarded
     def do_stop(session_id):
-        return "stopping after the current round…" if engine.autojobs.stop(session_id) else "nothing is running"
+        # the running job's own progress line says "stopping" (a second writer to its box would race with it)
+        if not engine.autojobs.stop(session_id):
+            gr.Info("no automatic labelling is running on this session")
 
-    stop.click(do_stop, [shared.session], [result], api_visibility="undocumented", queue=False)
+    stop.click(do_stop, [shared.session], [], api_visibility="undocumented", queue=False)
 
 
 def active_prm_text(engine: Explorer) -> str:

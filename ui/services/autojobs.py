@@ -104,6 +104,12 @@ class AutoLabelJobs:
         threading.Thread(target=work, name=f"autolabel-{req.session_id}", daemon=True).start()
         return job
 
+    def stopping(self, session_id: int) -> bool:
+        """Whether Stop was asked for the session's running job (the page says so in its next progress line)."""
+        with self._lock:
+            stop = self._stops.get(session_id)
+        return stop is not None and stop.is_set()
+
     def stop(self, session_id: Any) -> bool:
         """Ask the session's job to stop after its current rollout round; false when none runs."""
         sid = v.session_id(session_id)
