@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine: `./dev.sh app` sets up and starts the UI on the demo models,
-# `./dev.sh test` sets up and runs the whole test suite (lint, unit, model, database and browser tests).
+# `./dev.sh test` sets up and runs the whole test suite (ruff, mypy, then unit, model, database and browser tests);
+# `./dev.sh test --fast` runs the unit and SQLite tests only (tests/conftest.py), under a minute.
 set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}
@@ -41,7 +42,7 @@ case "${1:-app}" in
     exec .venv/bin/python -m pytest "$@"
     ;;
   *)
-    echo "usage: ./dev.sh app [app.py arguments] | ./dev.sh test [pytest arguments]" >&2
+    echo "usage: ./dev.sh app [app.py arguments] | ./dev.sh test [--fast] [pytest arguments]" >&2
     exit 2
     ;;
 esac

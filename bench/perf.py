@@ -314,12 +314,17 @@ def run_perf(args: argparse.Namespace) -> dict[str, Any]:
     problems = read_problems(args.problems)[: args.limit]
     run = PerfRun(args, problems)
     started = time.time()
+    command = "python app.py bench --perf" + "".join(
+        f" --{flag} {value}" for flag, value, default in (
+            ("limit", args.limit, None), ("budget", args.budget, 64), ("side-problems", args.side_problems, 20))
+        if value != default)
     for name, fn in SECTIONS.items():
         if args.sections is None or name in args.sections:
             fn(run)
-    command = "python app.py bench --perf" + (f" --limit {args.limit}" if args.limit else "")
-    write_benchmarks(run, command, time.time() - started, Path(args.benchmarks))
-    if args.json:
-        Path(args.json).write_text(json.dumps(run.figures, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            # written after every section, so a long run stopped part-way keeps what it measured
+            write_benchmarks(run, command, time.time() - started, Path(args.benchmarks))
+            if args.json:
+                Path(args.json).write_text(json.dumps(run.figures, indent=2, sort_keys=True) + "\n",
+                                           encoding="utf-8")
     print(f"wrote {args.benchmarks}" + (f" and {args.json}" if args.json else ""))
     return run.figures

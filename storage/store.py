@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import CursorResult, func, insert, or_, select, update
+from sqlalchemy import CursorResult, Table, func, insert, or_, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -448,23 +448,26 @@ def _put_problems(s: Session, problems: list[Problem]) -> None:
         for p in chunk:
             for value, what in ((p.id, "problem id"), (p.text, "problem text"), (p.answer or "", "problem answer")):
                 _clean(value, what)
-        known: dict[str, Any] = {r.id: r for r in s.execute(select(ProblemRow.id, ProblemRow.text, ProblemRow.answer,
-                                                   ProblemRow.domain).where(ProblemRow.id.in_([p.id for p in chunk])))}
-        new, answers = [], []
+        stmt = select(ProblemRow.id, ProblemRow.text, ProblemRow.answer, ProblemRow.domain)
+        known: dict[str, tuple[str, str | None, str]] = {
+            r.id: (r.text, r.answer, r.domain) for r in s.execute(stmt.where(ProblemRow.id.in_([p.id for p in chunk])))}
+        new: list[dict[str, Any]] = []
+        answers: list[dict[str, Any]] = []
         for i, p in enumerate(chunk, start):
             row = known.get(p.id)
             if row is None:  # `created` keeps the file's order (problems() lists by it)
-                new.append({"id": p.id, "text": p.text, "answer": p.answer, "domain": p.domain, "meta": p.meta or None,
-                            "created": base + timedelta(microseconds=i)})
-                known[p.id] = p
+                new.append({"id": p.id, "text": p.text, "answer": p.answer, "domain": p.domain,
+                            "meta": p.meta or None, "created": base + timedelta(microseconds=i)})
+                known[p.id] = (p.text, p.answer, p.domain)
                 continue
-            clash = None not in (row.answer, p.answer) and row.answer != p.answer
-            if (row.text, row.domain) != (p.text, p.domain) or clash:
+            text, answer, domain = row
+            clash = None not in (answer, p.answer) and answer != p.answer
+            if (text, domain) != (p.text, p.domain) or clash:
                 raise StorageError(f"problem id {p.id!r} is already stored with a different text, answer or domain")
-            if row.answer is None and p.answer is not None:
+            if answer is None and p.answer is not None:
                 answers.append({"id": p.id, "answer": p.answer})
         if new:
-            s.execute(insert(ProblemRow), new)  # Core executemany: no ORM bookkeeping per row
+            s.execute(insert(cast(Table, ProblemRow.__table__)), new)  # Core executemany: no ORM work per row
         if answers:
             s.execute(update(ProblemRow), answers)
 

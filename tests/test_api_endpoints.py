@@ -6,15 +6,14 @@ from gradio_client import Client
 
 from reasoning.backends import load_generator, load_scorer
 from storage import Store
-from tiny_models import build_all
 from ui.testing import serve
 
+pytestmark = pytest.mark.model  # a served app on tiny models
 PROBLEM = "Natalia sold clips to 48 of her friends in April, and then half as many in May. How many in all?"
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory):
-    tiny = build_all(tmp_path_factory.getbasetemp() / "tiny-models")
+def api(tmp_path_factory, tiny):
     db = tmp_path_factory.mktemp("api") / "explorer.db"
     store = Store(f"sqlite:///{db}")
     generator = load_generator(tiny.gpt2_tags, max_step_tokens=8)

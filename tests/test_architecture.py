@@ -9,7 +9,7 @@ dependency. The layers (see README.md, "Layout"):
     storage/  the database: may import reasoning; not ui, cli, demo
     reasoning/ the core: imports none of the above
     demo/     training of the demo models and the scaling report (training code: may use torch)
-    bench/    benchmarks; tests/ the test suite
+    bench/    benchmarks (may use torch, to pin threads); tests/ the test suite
 
 Production code (everything outside tests/) never imports tests/, and only the model backends and training code
 import torch or transformers, so that the core, the storage, the UI and `python app.py --help` start without them.

@@ -15,6 +15,7 @@ from storage import Store
 from storage.labels import leaf_paths
 from ui.autolabel import Stopped, estimate_by_rollouts, find_first_error
 
+pytestmark = pytest.mark.model
 DEMO_FACTORS = {"compute", "verify", "correct", "conclude"}
 
 

@@ -12,16 +12,12 @@ import torch
 from reasoning.backends import ModelLoadError, device_and_dtype, load_generator, top_p_filter
 from reasoning.factors import load_catalog
 from reasoning.types import Problem, State, Step
-from tiny_models import EOS, build_all, build_fixed_output_gpt2
+from tiny_models import EOS, build_fixed_output_gpt2
 
+pytestmark = pytest.mark.model
 CATALOG = load_catalog()
 STATE = State(Problem("t1", "What is 2 + 3?", "5"))
 DEEPER = STATE.extend(Step("The goal is 5.", "restate")).extend(Step("Next, 2 + 3 = 5.", "compute"))
-
-
-@pytest.fixture(scope="session")
-def tiny(tmp_path_factory):
-    return build_all(tmp_path_factory.getbasetemp() / "tiny-models")
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,9 @@ from reasoning.problems import countdown_problem
 from reasoning.search import ALGORITHMS, SearchConfig, search
 from reasoning.tree import ROOT
 from reasoning.types import Problem
-from tiny_models import build_all, build_math_shepherd_prm
+from tiny_models import build_math_shepherd_prm
 
+pytestmark = pytest.mark.model
 PROBLEM = Problem("p1", "What is 2 + 3?", "5")
 PATHS = [
     ["The goal is 5."],
@@ -26,11 +27,6 @@ PATHS = [
     ["Let me break this down: add.", "So the answer is 6."],
 ]
 QUESTION = PROBLEM.text  # the math domain's prompt is the problem text
-
-
-@pytest.fixture(scope="session")
-def tiny(tmp_path_factory):
-    return build_all(tmp_path_factory.getbasetemp() / "tiny-models")
 
 
 @pytest.fixture(scope="module")

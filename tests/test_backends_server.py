@@ -17,6 +17,7 @@ from reasoning.backends import load_generator, load_scorer
 from reasoning.backends.http import ServerError, ServerOptions, ServerPool, chunks, is_url, split_urls
 from reasoning.serving.server import free_port
 
+pytestmark = pytest.mark.model
 REPO = Path(__file__).resolve().parents[1]
 FAST = ServerOptions(timeout_s=1.0, connect_timeout_s=1.0, retries=2, backoff_s=0.05, max_in_flight=2)
 

@@ -10,16 +10,12 @@ from pathlib import Path
 import pytest
 
 import app
-from tiny_models import build_all, build_gpt2_lm, build_math_shepherd_prm
+from tiny_models import build_gpt2_lm, build_math_shepherd_prm
 
+pytestmark = pytest.mark.model  # commands run on the demo models or tiny ones
 ROOT = Path(__file__).resolve().parents[1]
 RESULT_FIELDS = {"id": str, "answer": (str, type(None)), "solved": bool, "nodes": int,
                  "generated_tokens": int, "seconds": float}
-
-
-@pytest.fixture(scope="session")
-def tiny(tmp_path_factory):
-    return build_all(tmp_path_factory.getbasetemp() / "tiny-models")
 
 
 @pytest.fixture()

@@ -124,6 +124,7 @@ def test_one_number_left_ends_the_path_and_garbage_does_not_book():
     assert state.steps[1].terminal and state.steps[1].answer == "3*8"
 
 
+@pytest.mark.slow  # solves every problem of both splits
 def test_problem_splits_are_deterministic_disjoint_and_solvable():
     a, b = make_splits(seed=3, n_eval=50, n_dev=20), make_splits(seed=3, n_eval=50, n_dev=20)
     assert a == b and make_splits(seed=4, n_eval=50, n_dev=20)["eval"] != a["eval"]

@@ -16,10 +16,10 @@ from reasoning.search import search
 from reasoning.tree import ROOT
 from reasoning.types import State
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.model, pytest.mark.skipif(
     not (DEMO_GENERATOR_DIR / "manifest.json").is_file() or not (DEMO_PRM_DIR / "manifest.json").is_file(),
     reason="the demo models are not built (python app.py train-demo)",
-)
+)]
 
 
 @pytest.fixture(scope="module")

@@ -159,6 +159,7 @@ def tiny_tokenizer(texts: list[str]):
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>")
 
 
+@pytest.mark.slow  # imports trl and transformers
 def test_trl_prm_tokenize_row_puts_labels_on_the_separator_tokens(monkeypatch):
     monkeypatch.setenv("TRL_EXPERIMENTAL_SILENCE", "1")
     prm = pytest.importorskip("trl.experimental.prm")

@@ -14,6 +14,7 @@ from reasoning.search import SearchConfig, search
 from reasoning.types import Problem
 from tiny_models import build_gpt2_lm, build_qwen2_lm
 
+pytestmark = pytest.mark.model
 PROBLEM = Problem("p", "What is 6 times 7?", "42")
 
 

@@ -15,6 +15,7 @@ from tiny_models import build_gpt2_lm, build_token_classification_prm
 from ui.login import ThrottlePolicy
 from ui.testing import serve
 
+pytestmark = pytest.mark.model
 BIG = [2**31, 2**63, 2**64]
 
 

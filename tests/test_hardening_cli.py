@@ -17,6 +17,7 @@ from reasoning.types import Problem, Step
 from storage import Store
 from tiny_models import build_gpt2_lm, build_token_classification_prm
 
+pytestmark = pytest.mark.model
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -19,6 +19,8 @@ from storage import ImportFormatError, NotFoundError, StorageError, Store
 from storage.export import manifest_path, write_export
 from storage.importers import import_file
 
+pytestmark = pytest.mark.database
+
 
 @pytest.fixture
 def store(db_url):  # noqa: F811

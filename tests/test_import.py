@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from test_storage import db_url  # noqa: F401 - the fixture runs each test on SQLite and PostgreSQL
 
 from cli.data import add_export_arguments, add_import_arguments, run_export, run_import
 from reasoning.types import Problem, Step
@@ -15,18 +14,12 @@ from storage.export import export_records
 from storage.importers import import_file, read_import, split_steps
 from storage.labels import LabelOptions
 
+pytestmark = pytest.mark.database
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 if not DATA.is_dir():
     DATA = Path("/work/shared/data")
 PRM800K = DATA / "prm800k_samples.jsonl"
 GSM8K = DATA / "gsm8k_test.jsonl"
-
-
-@pytest.fixture
-def store(db_url):  # noqa: F811
-    s = Store(db_url)
-    yield s
-    s.close()
 
 
 def write_jsonl(path: Path, records: list) -> Path:

@@ -13,21 +13,15 @@ from reasoning.backends.kvcache import Entry, PrefixKVCache
 from reasoning.factors import load_catalog
 from reasoning.search import SearchConfig, search
 from reasoning.types import ExpansionRequest, Problem, State, Step
-from tiny_models import build_all
 
+pytestmark = pytest.mark.model
 DEMO_EVAL = Path(__file__).resolve().parents[1] / "reasoning" / "data" / "countdown_eval.jsonl"
 DEMO_FACTORS = ("compute", "verify", "correct", "conclude")
-
 CATALOG = load_catalog()
 STATES = {
     "root": State(Problem("k1", "Use 3 4 5 6 to make 24.")),
     "deeper": State(Problem("k2", "What is 7 * 6?", "42")).extend(Step("The goal is 42.", "restate")),
 }
-
-
-@pytest.fixture(scope="session")
-def tiny(tmp_path_factory):
-    return build_all(tmp_path_factory.getbasetemp() / "tiny-models")
 
 
 @pytest.mark.parametrize("model", ["gpt2_tags", "qwen2_cues"])
@@ -168,3 +162,12 @@ def test_the_demo_models_search_the_same_tree_with_every_optimisation_on_or_off(
     trees = [search(problem, g, scorer, config)[0] for g in (fast, plain)]
     assert _tree(trees[0]) == _tree(trees[1])
     assert fast.kv_stats()["hits"] > 0
+
+
+def test_a_batch_mixing_cached_and_uncached_nodes_gives_the_reference_tokens(tiny):
+    fast = load_generator(tiny.gpt2_tags, max_step_tokens=10)
+    plain = load_generator(tiny.gpt2_tags, max_step_tokens=10, kv_reuse=False)
+    fast.factor_prior(STATES["root"], CATALOG.enabled)  # the root's KV is cached, the deeper node's is not
+    mixed = fast.propose_batch(_requests())
+    assert fast.kv_stats()["hits"] >= 1
+    assert _ids(mixed) == _ids([plain.propose(r.state, r.factor, r.n, temperature=0.0) for r in _requests()])

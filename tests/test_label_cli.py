@@ -15,6 +15,7 @@ from reasoning.problems import countdown_problem
 from reasoning.search import search
 from storage import Store
 
+pytestmark = pytest.mark.model
 DEMO_FACTORS = ("compute", "verify", "correct", "conclude")
 
 

@@ -14,6 +14,8 @@ from reasoning.search import SearchConfig, search
 from reasoning.types import Problem
 from tiny_models import build_all, build_sequence_classification_orm
 
+pytestmark = pytest.mark.model
+
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):

@@ -21,6 +21,8 @@ from reasoning.training.prm import (
 from reasoning.types import Problem
 from tiny_models import build_gpt2_lm, build_qwen2_lm
 
+pytestmark = pytest.mark.model
+
 
 @pytest.fixture(scope="module")
 def bases(tmp_path_factory):

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 pytest.importorskip("playwright")
-from playwright.sync_api import Page, sync_playwright  # noqa: E402
+from playwright.sync_api import Page  # noqa: E402
 
 from reasoning.tree import ReasoningTree  # noqa: E402
 from reasoning.types import Problem, Step  # noqa: E402
@@ -17,47 +18,27 @@ from storage import Store  # noqa: E402
 from ui.testing import demo_models, serve  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 XSS_TEXT = ('<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2"> '
             '<b>bold?</b> %{customdata} <a href="javascript:window.__xss=3">link</a>')
 
-if not Path(CHROMIUM).exists():
+if not Path("/usr/bin/chromium").exists():  # before the app starts (conftest's `browser` would skip only then)
     pytest.skip("Debian chromium is not installed (apt-get install chromium chromium-driver)", allow_module_level=True)
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("ui-browser")
-    generator, scorer = demo_models()
-    store = Store(f"sqlite:///{tmp / 'explorer.db'}")
-    with serve(generator=generator, scorer=scorer, store=store) as url:
-        yield url, store
-    store.close()
+# The served app (`app`: url and store, on the demo models), `browser` and `page` are fixtures of tests/conftest.py.
+def __getattr__(name: str) -> Any:
+    """Keeps `from test_ui_browser import app, browser, page` working in test modules written before these fixtures
+    moved to conftest.py. Remove once none does."""
+    if name in ("app", "browser", "page"):
+        import conftest
 
-
-@pytest.fixture(scope="module")
-def browser():
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1500, "height": 1100}, accept_downloads=True)
-    pg = context.new_page()
-    pg.dialogs = []
-    pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
-    yield pg
-    context.close()
+        return getattr(conftest, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 

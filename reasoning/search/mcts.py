@@ -27,11 +27,12 @@ class FactorStats:
 
 
 class _Tracker:
-    """Virtual loss bookkeeping for leaves in flight within one iteration."""
+    """Virtual loss bookkeeping for leaves in flight within one iteration: the nodes on their paths, and the
+    candidates already asked for under each (node, factor), which count as drawn samples and as visits of value 0."""
 
     def __init__(self) -> None:
         self.visits: Counter[str] = Counter()
-        self.pending: set[tuple[str, str]] = set()
+        self.pending: Counter[tuple[str, str]] = Counter()
 
     def add(self, path: list[str]) -> None:
         self.visits.update(path)
@@ -39,7 +40,7 @@ class _Tracker:
 
 def factor_stats(ctx: SearchContext, nid: str, vl: _Tracker) -> dict[str, FactorStats]:
     prior = ctx.prior(nid)
-    stats = {name: FactorStats(p, 0, 0.0, []) for name, p in prior.items()}
+    stats = {name: FactorStats(p, vl.pending[(nid, name)], 0.0, []) for name, p in prior.items()}
     for child in ctx.tree.children(nid):
         a = ctx.tree.node(child)
         if a["factor"] in stats:
@@ -73,14 +74,15 @@ def exhausted(ctx: SearchContext, nid: str, memo: dict[str, bool]) -> bool:
     return memo[nid]
 
 
-def widen_room(ctx: SearchContext, stats: FactorStats) -> int:
+def widen_room(ctx: SearchContext, stats: FactorStats, pending: int = 0) -> int:
     """How many more candidates progressive widening lets a tried factor sample: its samples may number
     `candidates * (1 + N(S, a)) ** widen`, so well-visited factors get new moves while weak ones do not. Samples
-    merged into an existing child count, so a factor whose draws keep repeating one step stops being widened."""
+    merged into an existing child count, so a factor whose draws keep repeating one step stops being widened; so do
+    the `pending` candidates already asked for in this round (leaves in flight)."""
     if ctx.config.widen <= 0:
         return 0
     limit = math.ceil(ctx.config.candidates * (1 + stats.visits) ** ctx.config.widen)
-    drawn = sum(samples(ctx.tree.node(k)) for k in stats.children)
+    drawn = sum(samples(ctx.tree.node(k)) for k in stats.children) + pending
     return max(0, min(ctx.config.candidates, limit - drawn))
 
 
@@ -99,18 +101,16 @@ def select(ctx: SearchContext, start: str, vl: _Tracker) -> tuple[list[str], str
         fpu = child_q(ctx, nid, vl) - ctx.config.fpu_reduction  # first-play urgency of an untried factor
         options, room = [], {}
         for name, s in stats.items():
-            pending = (nid, name) in vl.pending
-            if name in expanded:
-                room[name] = 0 if pending else widen_room(ctx, s)
-                if not room[name] and all(exhausted(ctx, k, memo) for k in s.children):
+            pending = vl.pending[(nid, name)]
+            if name in expanded or pending:  # a factor asked for in this round may still widen, never restart
+                room[name] = widen_room(ctx, s, pending)
+                if not room[name] and (name not in expanded or all(exhausted(ctx, k, memo) for k in s.children)):
                     continue
-            elif pending:
-                continue
             options.append((puct(s.q(fpu), s.prior, parent_visits, s.visits, c), name))
         if not options:
             return path, None, 0
         name = max(options)[1]
-        if name not in expanded:
+        if name not in room:
             return path, name, ctx.config.candidates
         if room[name]:
             return path, name, room[name]
@@ -152,7 +152,7 @@ def _select_leaves(ctx: SearchContext, start: str) -> list[tuple[list[str], str 
         leaves.append((path, factor, n))
         vl.add(path)
         if factor is not None:
-            vl.pending.add((path[-1], factor))
+            vl.pending[(path[-1], factor)] += n
     return leaves
 
 
