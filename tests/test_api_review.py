@@ -14,6 +14,7 @@ from storage.labels import leaf_paths
 from tiny_models import build_token_classification_prm
 from ui.testing import demo_models, serve
 
+pytestmark = [pytest.mark.model, pytest.mark.database, pytest.mark.slow]  # a served app on the demo models
 PROBLEM = "Use 4 7 8 8 to make 24."
 
 
