@@ -96,6 +96,14 @@ def test_agreement_rows_count_the_shared_nodes():
     assert rows["ann · bob · cy"][2] == pytest.approx(rv.fleiss_kappa([[1, 1, -1], [-1, -1, -1]]), abs=1e-3)
 
 
+def test_agreement_stays_small_with_many_annotators():
+    names = [f"a{i}" for i in range(8)]
+    ratings = {(1, f"0.{k}"): {n: (1 if (k + i) % 3 else -1) for i, n in enumerate(names)} for k in range(4)}
+    rows = rv.agreement(ratings)
+    assert [r[1] for r in rows].count("Cohen") == 28 and [r[0] for r in rows if r[1] == "Fleiss"] == [
+        " · ".join(names)]
+
+
 def test_calibration_bins_count_and_average():
     pairs = [(0.05, 0.0), (0.15, 1.0), (0.12, 0.0), (0.95, 1.0), (1.0, 1.0)]
     bins = rv.calibration_bins(pairs, bins=10)

@@ -17,6 +17,7 @@ from reasoning.tree import ROOT, ReasoningTree
 UNCERTAINTY_WEIGHT = 0.5  # a node where the signals disagree outranks one where the PRM is merely unsure
 QUEUE_HEADERS = ["rank", "session", "node", "PRM", "rollout", "human", "disagreement", "problem set", "step"]
 AGREEMENT_HEADERS = ["annotators", "measure", "kappa", "nodes"]
+MAX_GROUPED = 6  # annotators up to which every group of 3+ gets its Fleiss' kappa
 RATING_VALUE = {-1: 0.0, 0: 0.5, 1: 1.0}  # PRM800K ratings on the PRM's scale (neutral halfway)
 
 
@@ -212,7 +213,9 @@ def agreement(ratings: Mapping[tuple[int, str], Mapping[str, int]]) -> list[list
     shared node are left out."""
     names = sorted({a for by in ratings.values() for a in by})
     rows: list[list[object]] = []
-    for size in range(2, len(names) + 1):
+    # every group while there are few annotators; past that only pairs and all of them (groups grow as 2^n)
+    sizes = range(2, len(names) + 1) if len(names) <= MAX_GROUPED else sorted({2, len(names)})
+    for size in sizes:
         for group in combinations(names, size):
             shared = [by for by in ratings.values() if all(a in by for a in group)]
             if not shared:
