@@ -104,8 +104,8 @@ class Explorer:
             for p in problems:
                 if p.text == text.strip():
                     return p
-        for p in self.store.problems():
-            if p.text == text.strip():
+        for p in self.store.problems():  # a stored problem brings its gold answer (an imported GSM8K set)
+            if p.text == text.strip() and _complete(p):
                 return p
         try:
             return parse_problem_text(text)
@@ -254,3 +254,10 @@ class Explorer:
             except ValueError:
                 log.warning("session %s has an unreadable catalog; using the default", info.id)
         return self.catalog
+
+
+
+def _complete(problem: Problem) -> bool:
+    """Whether a stored problem carries what its domain needs (a Countdown problem stored from a tree built in
+    code may lack its numbers: then the text is parsed instead)."""
+    return problem.domain != "countdown" or "numbers" in (problem.meta or {})

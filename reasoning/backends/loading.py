@@ -4,12 +4,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
+from transformers.utils import logging as hf_logging
 
 log = logging.getLogger(__name__)
+# transformers draws a "Loading weights" bar per model on stderr, which would bury the one-line errors of the
+# command line; the bar is shown only when transformers' own verbosity asks for detail (app.py --debug).
+if os.environ.get("TRANSFORMERS_VERBOSITY", "error") not in ("debug", "info"):
+    hf_logging.disable_progress_bar()
 
 DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16,
           "float32": torch.float32, "fp32": torch.float32}
