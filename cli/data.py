@@ -26,7 +26,8 @@ def add_import_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_export_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", required=True, choices=list(FORMATS), help="record format to write")
+    p.add_argument("--format", required=True, choices=[*FORMATS, "html"],
+                   help="record format to write; html: one self-contained page of one --session's tree to share")
     p.add_argument("--out", required=True, metavar="FILE", help="output file; a manifest is written beside it")
     _add_db(p)
     p.add_argument("--labels", choices=SOURCES, default="human", help="human ratings, auto labels, or both "
@@ -56,7 +57,24 @@ def run_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_export_html(args: argparse.Namespace) -> int:
+    """`export --format html --session ID --out tree.html`: the tree of one session as a page that works offline."""
+    from ui.share import write_share  # only here: the page is built with the UI's figure code (plotly)
+
+    if not args.session or len(args.session) != 1:
+        return _fail("--format html writes the tree of one session: give exactly one --session ID")
+    try:
+        with Store(args.db) as store:
+            out = write_share(store, args.session[0], args.out)
+    except (StorageError, LookupError, ValueError, OSError) as exc:
+        return _fail(str(exc).strip("'\""))
+    print(f"wrote session {args.session[0]}'s tree to {out} (self-contained: open it in any browser, offline)")
+    return 0
+
+
 def run_export(args: argparse.Namespace) -> int:
+    if args.format == "html":
+        return run_export_html(args)
     options = LabelOptions(args.labels, args.soft, args.neutral, args.all_paths)
     file_format = "parquet" if args.parquet else None
     try:

@@ -19,6 +19,10 @@ class ThoughtFactor:
     tags: tuple[str, str] | None = None
     terminal: bool = False
     enabled: bool = True
+    # how every view draws this factor (a plotly marker symbol and a colour): one factor looks the same in every
+    # tree, so trees can be compared side by side
+    symbol: str = ""
+    color: str = ""
 
     @property
     def open_tag(self) -> str | None:
@@ -102,6 +106,8 @@ class Catalog:
                     tags=tuple(tags) if tags else None,
                     terminal=bool(raw.get("terminal", False)),
                     enabled=bool(raw.get("enabled", True)),
+                    symbol=str(raw.get("symbol", "")),
+                    color=str(raw.get("color", "")),
                 )
             )
         return cls(tuple(factors), name=str(data.get("name", "custom")))

@@ -8,11 +8,13 @@ from reasoning.tree import ReasoningTree
 from reasoning.types import Problem, Step
 from ui.analytics import analytics_figure, factor_depth_stats
 from ui.figure import (
+    HUMAN_COLORS,
     PRUNED,
     SYMBOLS,
     UNSCORED,
     FigureOptions,
     escape_hover,
+    factor_style,
     factor_symbols,
     tree_figure,
 )
@@ -109,13 +111,15 @@ def test_webgl_past_a_thousand_nodes():
     t = ReasoningTree(Problem("p", "q"))
     for i in range(1100):
         t.add_child("0" if i < 10 else f"0.{i % 10}", Step(f"s{i}", "propose"), score=0.5, value=0.5)
-    fig = tree_figure(t)
+    fig = tree_figure(t, FigureOptions(max_nodes=None))
     assert {tr.type for tr in fig.data} == {"scattergl"}
     assert len(traces(fig)["nodes"]) == 1
 
 
 def test_factor_symbols_are_stable_and_bad_options_rejected():
-    assert factor_symbols(["a", None, "b", "a"]) == {"a": SYMBOLS[0], "b": SYMBOLS[1]}
+    got = factor_symbols(["a", None, "b", "a"])
+    assert list(got) == ["a", "b"] and set(got.values()) <= set(SYMBOLS)
+    assert factor_symbols(["b"]) == {"b": got["b"]}  # the same name, the same symbol, whatever came before
     with pytest.raises(ValueError, match="color_by"):
         FigureOptions(color_by="colour")
 
@@ -133,3 +137,46 @@ def test_hover_says_how_often_a_merged_step_was_sampled():
     t.node("0.0")["meta"] = {"samples": 3}
     hover = dict(zip(nodes_trace(tree_figure(t)).customdata, nodes_trace(tree_figure(t)).hovertext, strict=True))
     assert "sampled 3×" in hover["0.0"] and "sampled" not in hover["0.0.0"]
+
+
+def test_one_factor_one_symbol_and_colour_in_every_tree():
+    """verify was a square in one session and a diamond in another: now the catalog says how each factor looks."""
+    from reasoning.factors import load_catalog
+
+    catalog = load_catalog()
+    styles = {f.name: (f.symbol, f.color) for f in catalog}
+    assert len({s for s, _ in styles.values()}) == len(styles) and len({c for _, c in styles.values()}) == len(styles)
+    for first in ("verify", "compute"):
+        t = ReasoningTree(Problem("p", "q"))
+        t.add_child("0", Step("a", first), score=0.5, value=0.5)
+        t.add_child("0", Step("b", "verify" if first != "verify" else "compute"), score=0.5, value=0.5)
+        t.add_child("0", Step("c", "imported-kind"), score=0.5, value=0.5)
+        nt = nodes_trace(tree_figure(t, FigureOptions(color_by="factor")))
+        by = {t.node(n)["factor"]: (sym, col) for n, sym, col in zip(nt.customdata, nt.marker.symbol, nt.marker.color,
+                                                                       strict=True) if n != "0"}
+        assert by["verify"] == styles["verify"] and by["compute"] == styles["compute"]
+        assert by["imported-kind"] == factor_style("imported-kind")
+
+
+def test_colour_by_human_label_with_a_legend():
+    t = small_tree()
+    fig = tree_figure(t, FigureOptions(color_by="human"), ratings={"0.0": 1.0, "0.0.0": -1.0})
+    colors = dict(zip(nodes_trace(fig).customdata, nodes_trace(fig).marker.color, strict=True))
+    assert colors["0.0"] == HUMAN_COLORS["good (+1)"] and colors["0.0.0"] == HUMAN_COLORS["bad (-1)"]
+    assert colors["0"] == HUMAN_COLORS["unlabeled"]
+    assert {"good (+1)", "bad (-1)", "unlabeled"} <= {tr.name for tr in fig.data if tr.showlegend}
+
+
+def test_a_large_tree_folds_its_least_visited_subtrees_and_keeps_the_best_path():
+    t = ReasoningTree(Problem("p", "q"))
+    for i in range(2000):
+        parent = "0" if i < 20 else f"0.{i % 20}" if i < 400 else f"0.{i % 20}.{(i // 20) % 19}"
+        t.add_child(parent, Step(f"s{i}", "compute"), score=0.5, value=0.5)
+    t.node("0.3")["visits"] = 50
+    fig = tree_figure(t, FigureOptions(max_nodes=300, selected="0.7.3"))
+    shown = list(nodes_trace(fig).customdata)
+    assert len(shown) <= 300 + 3 and "0.7.3" in shown and "0.3" in shown
+    folded = traces(fig)["folded"][0]
+    assert sum(int(x[1:]) for x in folded.text) + len(shown) == len(t)  # every node is shown or counted
+    focus = tree_figure(t, FigureOptions(focus="0.5"))
+    assert set(nodes_trace(focus).customdata) == {n for n in t.graph.nodes if n == "0.5" or n.startswith("0.5.")}

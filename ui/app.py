@@ -21,6 +21,7 @@ from .wiring import Shared
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 TITLE = "Reasoning tree explorer"
+NAME_KEY = "rte-annotator-name"  # the key the browser's copy of the annotator name is kept under
 ENGINE: Explorer | None = None  # the module-level engine (models, store, live searches) of the running app
 
 
@@ -71,10 +72,13 @@ def build_app(
         with gr.Row(equal_height=True, elem_id="header"):
             gr.Markdown(f"## {TITLE}", elem_id="title")
             annotator = gr.Textbox(label="your name (annotator)", elem_id="annotator", scale=1, min_width=200,
-                                   placeholder="anonymous", interactive=not auth, max_lines=1)
-            color_by = gr.Radio(list(COLOR_BY), value="value", label="colour by", elem_id="color-by", scale=1,
-                                min_width=240)
-        saved_name = gr.BrowserState("", storage_key="rte-annotator")
+                                   placeholder="no name set: ratings go to 'anonymous'", interactive=not auth,
+                                   max_lines=1, info="kept in this browser; every rating is credited to it")
+            color_by = gr.Radio(list(COLOR_BY), value="value", label="colour by", elem_id="colour-by", scale=2,
+                                min_width=420)
+        # The name is not a secret, and a random key (Gradio's default) changes at every start of the app, which
+        # made the saved name unreadable after a restart: the ratings then went to "anonymous".
+        saved_name = gr.BrowserState("", storage_key="rte-annotator", secret=NAME_KEY)
         session, node = gr.State(""), gr.State(None)  # ids only; created outside the Tabs so they are no tab
         with gr.Tabs() as tabs:
             shared = Shared(annotator, session, node, color_by, tabs)

@@ -17,11 +17,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(*, generator: Any, scorer: Any, store: Any, **kwargs: Any) -> Iterator[str]:
-    """Launch the app in a background thread and yield its URL; closes it afterwards."""
+def serve(*, generator: Any, scorer: Any, store: Any, port: int | None = None, **kwargs: Any) -> Iterator[str]:
+    """Launch the app in a background thread (on `port`, else a free one) and yield its URL; closes it afterwards."""
     demo, launch_kwargs = build_app(generator=generator, scorer=scorer, store=store, **kwargs)
     demo.queue(default_concurrency_limit=4)
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True,
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port or free_port(), quiet=True,
                             **launch_kwargs)
     try:
         yield url

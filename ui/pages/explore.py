@@ -1,27 +1,30 @@
 """Explore page: the problem, models, thought factors and search parameters, Run / Stop, and the live tree plot."""
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import gradio as gr
 
 from reasoning.search import ALGORITHMS
 from reasoning.search.config import BY_NAME, SETTINGS, Setting
 
-from ..figure import FigureOptions, empty_figure, tree_figure
+from ..domain_note import domain_note
+from ..feedback import reported
+from ..figure import FigureOptions, tree_figure
+from ..plots import session_figure
 from ..service import Explorer
-from ..wiring import Shared, guarded, who
+from ..share import write_share
+from ..wiring import Shared, who
 from . import autolabel, inspector
 
 EXAMPLE_PROBLEM = "Use 4 7 8 8 to make 24."
 
 
-def plot_for(engine: Explorer, session_id, color_by: str = "value", selected: str | None = None):
+def plot_for(engine: Explorer, session_id, color_by: str = "value", selected: str | None = None,
+             focus: str | None = None):
     """The tree figure of a session (live or stored), or a blank plot when none is open."""
-    if not session_id:
-        return empty_figure()
-    tree = engine.tree(session_id)
-    labels = engine.label_summary(int(session_id)) if not engine.running(session_id) else {}
-    opts = FigureOptions(color_by=color_by or "value", selected=selected, uirevision=f"session-{session_id}")
-    return tree_figure(tree, opts, labels=labels)
+    return session_figure(engine, session_id, color_by, selected, focus)
 
 
 def build_page(engine: Explorer, shared: Shared) -> None:
@@ -31,14 +34,63 @@ def build_page(engine: Explorer, shared: Shared) -> None:
         with gr.Column(scale=3):
             shared.plot = gr.Plot(plot_for(engine, None), elem_id="tree-plot", show_label=False)
             status = gr.Textbox(label="search status", elem_id="status", interactive=False, lines=1)
-    inspector.build_page(engine, shared, status)
+            with gr.Row():
+                share = gr.Button("Share this tree (one HTML file, works offline)", elem_id="share-html", size="sm",
+                                  scale=1)
+                shared_file = gr.File(label="shared tree", interactive=False, elem_id="share-file", scale=2,
+                                      visible=False)
+    ins = inspector.build_page(engine, shared, status)
     _wire_search(engine, shared, controls, status)
+    _wire_session_switch(engine, shared, controls, ins, status)
+    _wire_share(engine, shared, share, shared_file, status)
+
+
+def _wire_share(engine: Explorer, shared: Shared, button: gr.Button, out: gr.File, status: gr.Textbox) -> None:
+    """The share-html button: the open session's tree as one self-contained HTML file to download."""
+
+    @reported(2, 1)
+    def share(session_id, color_by):
+        if not session_id:
+            raise ValueError("no session is open: run a search or open a session first")
+        sid = int(session_id)
+        if engine.running(sid):
+            raise ValueError(f"a search is running on session {sid}: share the tree when it has finished")
+        folder = Path(tempfile.mkdtemp(prefix="rte-share-"))
+        path = write_share(engine.store, sid, folder / f"tree-session-{sid}.html", color_by=color_by or "value")
+        return gr.File(str(path), visible=True), f"session {sid}: wrote {path.name} ({path.stat().st_size // 1024} KiB, self-contained)"
+
+    button.click(share, [shared.session, shared.color_by], [out, status], api_visibility="undocumented")
+
+
+def session_line(engine: Explorer, session_id) -> str:
+    """The status line of a session just opened: its name, size and labels."""
+    info = engine.session_info(session_id)
+    return f"session {info.id}: {info.name} · {info.nodes} nodes · {info.annotations} labels"
+
+
+def _wire_session_switch(engine: Explorer, shared: Shared, c: dict, ins: inspector.Inspector,
+                         status: gr.Textbox) -> None:
+    """Opening another session (or starting a run) replaces everything of the previous one: the problem box,
+    the selection, the inspector, the summary and the status all belong to the session now open."""
+    outputs = [c["problem"], status, ins.info, ins.trace, ins.text, ins.kids, ins.summary]
+
+    @reported(len(outputs), 1)
+    def switched(session_id):
+        if not session_id:
+            return (gr.skip(),) * len(outputs)
+        if engine.running(session_id):  # the run's own status lines follow
+            return gr.skip(), gr.skip(), "", [], "", [], ""
+        info = engine.session_info(session_id)
+        return info.problem_text, session_line(engine, session_id), "", [], "", [], ""
+
+    shared.session.change(switched, [shared.session], outputs, api_visibility="undocumented")
 
 
 def _controls(engine: Explorer) -> dict:
     c: dict = {}
     c["problem"] = gr.Textbox(EXAMPLE_PROBLEM, label="problem", elem_id="problem", lines=3,
                               info="Free text, `Use 4 7 8 8 to make 24.` for Countdown, or pick one below")
+    c["domain_note"] = gr.Markdown(domain_note(EXAMPLE_PROBLEM, None, engine.generator_dir), elem_id="domain-note")
     choices = engine.problem_choices()
     c["pick"] = gr.Dropdown(choices, label="problem sets", value=None, visible=bool(choices), elem_id="problem-pick")
     with gr.Row():
@@ -88,7 +140,7 @@ def setting_control(s: Setting, value, *, max_budget: int):
 
 
 def _wire_search(engine: Explorer, shared: Shared, c: dict, status: gr.Textbox) -> None:
-    @guarded
+    @reported(4, 3)
     def run(request: gr.Request, problem, gen_dir, prm_dir, catalog_rows, color_by, annotator, *values):
         rows = catalog_rows.values.tolist() if hasattr(catalog_rows, "values") else catalog_rows
         catalog = engine.catalog_from_rows(rows)
@@ -110,22 +162,27 @@ def _wire_search(engine: Explorer, shared: Shared, c: dict, status: gr.Textbox) 
         d = engine.control_defaults(algorithm if algorithm in ALGORITHMS else "mcts", gen_dir)
         return [", ".join(f"{x:g}" for x in d[k]) if BY_NAME[k].kind == "floats" else d[k] for k in tuned]
 
-    c["algorithm"].change(guarded(algorithm_defaults), [c["algorithm"], c["gen_dir"]], [c[k] for k in tuned],
+    c["algorithm"].change(reported(len(tuned))(algorithm_defaults), [c["algorithm"], c["gen_dir"]], [c[k] for k in tuned],
                           api_visibility="undocumented", queue=False)
     c["run"].click(run, inputs, [shared.session, shared.node, shared.plot, status], api_visibility="undocumented",
                    concurrency_id="model", concurrency_limit=1)
 
-    @guarded
+    @reported(1, 0)
     def stop(session_id):
         if not session_id:
             return "no search to stop"
         return "stopping…" if engine.stop(session_id) else "no search is running"
 
+    def note(problem, gen_dir):
+        return domain_note(problem, gen_dir, engine.generator_dir)
+
+    for trigger in (c["problem"].change, c["gen_dir"].change):
+        trigger(note, [c["problem"], c["gen_dir"]], [c["domain_note"]], api_visibility="undocumented", queue=False)
     c["stop"].click(stop, [shared.session], [status], api_visibility="undocumented", queue=False)
     c["pick"].change(lambda p: p or gr.skip(), [c["pick"]], [c["problem"]], api_visibility="undocumented",
                      queue=False)
 
-    @guarded
+    @reported(1)
     def recolor(session_id, node_id, color_by):
         return plot_for(engine, session_id, color_by, node_id)
 

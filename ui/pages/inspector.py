@@ -1,20 +1,26 @@
 """Node inspector: the root-to-node trace of the clicked node and the actions on it (rate, edit, expand, prune...).
 
 Model text only ever reaches the page through Textboxes and plain-string Dataframe cells, never gr.HTML.
+Every event here reports a mistake in the status box and leaves the other components as they were (ui.feedback).
 """
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import gradio as gr
 
-from ..figure import FigureOptions, tree_figure
-from ..service import MAX_EXPAND, SIBLING_HEADERS, TRACE_HEADERS, Explorer
-from ..wiring import Shared, guarded, who
+from ..children import CHILDREN_HEADERS, CHILDREN_TYPES, children_rows, save_children
+from ..feedback import reported
+from ..figure import tree_figure
+from ..plots import figure_options, session_figure
+from ..service import MAX_EXPAND, TRACE_HEADERS, Explorer
+from ..wiring import Shared, who
 from . import autolabel
 
 TRACE_TYPES = ["number", "str", "str", "str", "str", "number", "number", "number", "number", "number", "str"]
-SIBLING_TYPES = ["str", "str", "str", "number", "number", "number", "str"]
 
 
 def parse_click(value: str) -> str:
@@ -22,7 +28,49 @@ def parse_click(value: str) -> str:
     return (value or "").split("|", 1)[0].strip()
 
 
-def build_page(engine: Explorer, shared: Shared, status: gr.Textbox) -> None:
+@dataclass
+class Inspector:
+    """The inspector's components (built by `_layout`, wired by the `_wire_*` functions)."""
+
+    click: gr.Textbox
+    info: gr.Textbox
+    trace: gr.Dataframe
+    text: gr.Textbox
+    bad: gr.Button
+    neutral: gr.Button
+    good: gr.Button
+    unsure: gr.Checkbox
+    note: gr.Textbox
+    edit: gr.Button
+    human: gr.Button
+    factor: gr.Dropdown
+    count: gr.Number
+    expand: gr.Button
+    budget: gr.Number
+    resume: gr.Button
+    prune: gr.Button
+    undo: gr.Button
+    summarize: gr.Button
+    summary: gr.Textbox
+    kids: gr.Dataframe
+    save_kids: gr.Button
+    selected_at: gr.State
+    focus_here: gr.Button
+    whole_tree: gr.Button
+    focus: gr.State  # the node whose subtree the plot shows ("" for the whole tree)
+
+
+def build_page(engine: Explorer, shared: Shared, status: gr.Textbox) -> Inspector:
+    ins = _layout(engine)
+    autolabel.build_section(engine, shared)  # rollouts and first-error search on the selected node (own module)
+    _wire_click(engine, shared, ins)
+    _wire_ratings(engine, shared, ins, status)
+    _wire_actions(engine, shared, ins, status)
+    _wire_resume(engine, shared, ins, status)
+    return ins
+
+
+def _layout(engine: Explorer) -> Inspector:
     click = gr.Textbox(visible="hidden", elem_id="plot-click", label="clicked node")
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
@@ -55,60 +103,120 @@ def build_page(engine: Explorer, shared: Shared, status: gr.Textbox) -> None:
                 prune = gr.Button("Prune subtree", elem_id="prune", variant="stop", size="sm")
                 undo = gr.Button("Undo my last action", elem_id="undo", size="sm")
                 summarize = gr.Button("Summarize trace", elem_id="summarize", size="sm")
+            with gr.Row():
+                focus_here = gr.Button("Focus here (show this subtree in full)", elem_id="focus-here", size="sm")
+                whole_tree = gr.Button("Whole tree", elem_id="whole-tree", size="sm")
             summary = gr.Textbox(label="summary", elem_id="summary", interactive=False, lines=2)
     with gr.Accordion("Children of the selected node (rate them all at once)", open=False):
-        kids = gr.Dataframe(headers=SIBLING_HEADERS, datatype=SIBLING_TYPES, interactive=True, wrap=True,
+        gr.Markdown("Click a child's rating cell, type `+1`/`good`, `0`/`neutral` or `-1`/`bad`, then save. "
+                    "The column shows the ratings you already gave.", elem_classes="shortcut-hint")
+        kids = gr.Dataframe(headers=CHILDREN_HEADERS, datatype=CHILDREN_TYPES, interactive=True, wrap=True,
                             static_columns=[0, 1, 2, 3, 4, 5], elem_id="children-table", max_height=320)
-        save_kids = gr.Button("Save children's ratings", elem_id="rate-children", size="sm")
-    autolabel.build_section(engine, shared)  # rollouts and first-error search on the selected node (own module)
+        save_kids = gr.Button("Save children's ratings", elem_id="save-children", size="sm")
+    return Inspector(click, info, trace, text, bad, neutral, good, unsure, note, edit, human, factor, count, expand,
+                     budget, resume, prune, undo, summarize, summary, kids, save_kids, gr.State(0.0), focus_here,
+                     whole_tree, gr.State(""))
 
-    view_outputs = [shared.node, info, trace, text, kids, shared.plot]
 
-    def view(session_id, node_id, color_by):
-        """The inspector's contents and the redrawn tree (selection highlighted) for a node."""
-        if not session_id or not node_id:
-            return node_id, "", [], "", [], gr.skip()
-        nv = engine.inspect(session_id, node_id)
-        opts = FigureOptions(color_by=color_by or "value", selected=nv.node_id, uirevision=f"session-{session_id}")
-        tree = engine.tree(session_id)
-        fig = tree_figure(tree, opts, labels={} if engine.running(session_id) else engine.label_summary(nv.session_id))
-        return nv.node_id, nv.info, nv.trace, nv.text, engine.siblings(session_id, nv.node_id), fig
+def view_outputs(shared: Shared, ins: Inspector) -> list:
+    """The components `node_view` fills, in its order."""
+    return [shared.node, ins.info, ins.trace, ins.text, ins.kids, shared.plot]
 
-    @guarded
-    def on_click(value, session_id, color_by):
+
+def node_view(engine: Explorer, session_id: Any, node_id: Any, color_by: str, annotator: str,
+              focus: str = "") -> tuple:
+    """The inspector's contents and the redrawn tree (selection highlighted) for a node."""
+    if not session_id or not node_id:
+        return node_id, "", [], "", [], gr.skip()
+    nv = engine.inspect(session_id, node_id)
+    fig = session_figure(engine, session_id, color_by, nv.node_id, focus)
+    return (nv.node_id, nv.info, nv.trace, nv.text, children_rows(engine, session_id, nv.node_id, annotator), fig)
+
+
+def blank_view() -> tuple:
+    """What the inspector shows when no node is selected (a session was opened or a run started)."""
+    return None, "", [], "", [], ""
+
+
+def _wire_click(engine: Explorer, shared: Shared, ins: Inspector) -> None:
+    outputs = [*view_outputs(shared, ins), ins.selected_at]
+
+    @reported(len(outputs))
+    def on_click(value, session_id, color_by, annotator, focus, request: gr.Request):
         node_id = parse_click(value)
         if not node_id:
-            return (gr.skip(),) * len(view_outputs) + (gr.skip(),)
-        return (*view(session_id, node_id, color_by), time.time())
+            return (gr.skip(),) * len(outputs)
+        return (*node_view(engine, session_id, node_id, color_by, who(annotator, request), focus), time.time())
 
-    selected_at = gr.State(0.0)
-    click.change(on_click, [click, shared.session, shared.color_by], [*view_outputs, selected_at],
-                 api_visibility="undocumented")
+    ins.click.change(on_click, [ins.click, shared.session, shared.color_by, shared.annotator, ins.focus], outputs,
+                     api_visibility="undocumented")
 
-    def action(fn):
-        """Run one action on the selected node, then refresh the inspector and the plot."""
+    @reported(2)
+    def focus_on(session_id, node_id, color_by):
+        if not node_id:
+            raise ValueError("no node is selected: click a node on the tree first")
+        return node_id, session_figure(engine, session_id, color_by, node_id, node_id)
 
-        @guarded
-        def run(request: gr.Request, session_id, node_id, color_by, annotator, *args):
-            # gr.Request comes first: Gradio inserts it by position, which a trailing *args would swallow.
-            result = fn(session_id, node_id, who(annotator, request), *args)
-            target, message = result if isinstance(result, tuple) else (node_id, result)
-            return (*view(session_id, target, color_by), message)
+    @reported(2)
+    def unfocus(session_id, node_id, color_by):
+        return "", session_figure(engine, session_id, color_by, node_id)
 
-        return run
+    ins.focus_here.click(focus_on, [shared.session, shared.node, shared.color_by], [ins.focus, shared.plot],
+                         api_visibility="undocumented")
+    ins.whole_tree.click(unfocus, [shared.session, shared.node, shared.color_by], [ins.focus, shared.plot],
+                         api_visibility="undocumented")
+    shared.session.change(lambda: "", None, [ins.focus], api_visibility="undocumented", queue=False)
 
-    common = [shared.session, shared.node, shared.color_by, shared.annotator]
-    outs = [*view_outputs, status]
 
-    def rater(rating):
+def _action(engine: Explorer, fn: Callable, n_outputs: int, *, redraw: bool = True) -> Callable:
+    """An event handler: run `fn(session, node, annotator, *args)` on the selected node, then refresh the inspector
+    and the plot; `fn` returns a status line, or (node to show, status line). With `redraw=False` (a rating) the
+    plot is only redrawn when its colours show human labels: the tree itself did not change, and a 2,000-node
+    figure sent back for nothing would slow every rating down."""
+
+    @reported(n_outputs, n_outputs - 1)
+    def run(request: gr.Request, session_id, node_id, color_by, annotator, focus, *args):
+        # gr.Request comes first: Gradio inserts it by position, which a trailing *args would swallow.
+        user = who(annotator, request)
+        result = fn(session_id, node_id, user, *args)
+        target, message = result if isinstance(result, tuple) else (node_id, result)
+        if not redraw and color_by != "human":
+            nv = engine.inspect(session_id, target)
+            kids = children_rows(engine, session_id, nv.node_id, user)
+            return nv.node_id, nv.info, nv.trace, nv.text, kids, gr.skip(), message
+        return (*node_view(engine, session_id, target, color_by, user, focus), message)
+
+    return run
+
+
+def _wire_ratings(engine: Explorer, shared: Shared, ins: Inspector, status: gr.Textbox) -> None:
+    common = [shared.session, shared.node, shared.color_by, shared.annotator, ins.focus]
+    outs = [*view_outputs(shared, ins), status]
+
+    def rater(rating: int) -> Callable:
         def rate(sid, nid, user, is_unsure, note_text, t0):
             seconds = max(0.0, min(time.time() - t0, 86400.0)) if t0 else None
             engine.rate(sid, nid, rating, annotator=user, unsure=is_unsure, note=note_text, seconds=seconds)
             return f"rated node {nid} {rating:+d} as {user}" if rating else f"rated node {nid} 0 as {user}"
         return rate
 
-    for button, rating in ((bad, -1), (neutral, 0), (good, 1)):
-        button.click(action(rater(rating)), [*common, unsure, note, selected_at], outs, api_visibility="undocumented")
+    for button, rating in ((ins.bad, -1), (ins.neutral, 0), (ins.good, 1)):
+        event = button.click(_action(engine, rater(rating), len(outs), redraw=False),
+                             [*common, ins.unsure, ins.note, ins.selected_at], outs, api_visibility="undocumented")
+        # the unsure tick and the note belong to one rating: cleared once it is stored
+        event.success(lambda: (False, ""), None, [ins.unsure, ins.note], api_visibility="undocumented", queue=False)
+
+    def rate_children(sid, nid, user, rows):
+        return save_children(engine, sid, nid, rows, user)
+
+    ins.save_kids.click(_action(engine, rate_children, len(outs), redraw=False), [*common, ins.kids], outs,
+                        api_visibility="undocumented")
+
+
+def _wire_actions(engine: Explorer, shared: Shared, ins: Inspector, status: gr.Textbox) -> None:
+    common = [shared.session, shared.node, shared.color_by, shared.annotator, ins.focus]
+    outs = [*view_outputs(shared, ins), status]
+    act = lambda fn: _action(engine, fn, len(outs))  # noqa: E731
 
     def do_edit(sid, nid, user, new_text):
         new = engine.edit(sid, nid, new_text, annotator=user)
@@ -132,31 +240,27 @@ def build_page(engine: Explorer, shared: Shared, status: gr.Textbox) -> None:
         done = engine.undo(sid, annotator=user)
         return f"undid your {done.kind} of node {done.node_id}" if done else "nothing of yours to undo"
 
-    def do_rate_children(sid, nid, user, rows):
-        rows = rows.values.tolist() if hasattr(rows, "values") else rows
-        return f"saved {engine.rate_children(sid, nid, rows, annotator=user)} ratings of the children of {nid}"
-
-    edit.click(action(do_edit), [*common, text], outs, api_visibility="undocumented", concurrency_id="model")
-    human.click(action(do_human), [*common, text, factor], outs, api_visibility="undocumented",
-                concurrency_id="model")
-    expand.click(action(do_expand), [*common, factor, count], outs, api_visibility="undocumented",
-                 concurrency_id="model")
-    prune.click(action(do_prune), common, outs, api_visibility="undocumented")
-    undo.click(action(do_undo), common, outs, api_visibility="undocumented")
-    save_kids.click(action(do_rate_children), [*common, kids], outs, api_visibility="undocumented")
-
-    @guarded
-    def do_summarize(session_id, node_id):
-        return engine.summarize(session_id, node_id)
-
-    summarize.click(do_summarize, [shared.session, shared.node], [summary], api_visibility="undocumented",
+    ins.edit.click(act(do_edit), [*common, ins.text], outs, api_visibility="undocumented", concurrency_id="model")
+    ins.human.click(act(do_human), [*common, ins.text, ins.factor], outs, api_visibility="undocumented",
                     concurrency_id="model")
+    ins.expand.click(act(do_expand), [*common, ins.factor, ins.count], outs, api_visibility="undocumented",
+                     concurrency_id="model")
+    ins.prune.click(act(do_prune), common, outs, api_visibility="undocumented")
+    ins.undo.click(act(do_undo), common, outs, api_visibility="undocumented")
 
-    @guarded
+    @reported(2, 1)
+    def do_summarize(session_id, node_id):
+        return engine.summarize(session_id, node_id), gr.skip()
+
+    ins.summarize.click(do_summarize, [shared.session, shared.node], [ins.summary, status],
+                        api_visibility="undocumented", concurrency_id="model")
+
+
+def _wire_resume(engine: Explorer, shared: Shared, ins: Inspector, status: gr.Textbox) -> None:
+    @reported(2, 1)
     def do_resume(session_id, node_id, n, color_by):
         for up in engine.resume(session_id, node_id, n):
-            opts = FigureOptions(color_by=color_by or "value", selected=node_id, uirevision=f"session-{session_id}")
-            yield tree_figure(up.tree, opts), up.status
+            yield tree_figure(up.tree, figure_options(session_id, color_by, node_id)), up.status
 
-    resume.click(do_resume, [shared.session, shared.node, budget, shared.color_by], [shared.plot, status],
-                 api_visibility="undocumented", concurrency_id="model")
+    ins.resume.click(do_resume, [shared.session, shared.node, ins.budget, shared.color_by], [shared.plot, status],
+                     api_visibility="undocumented", concurrency_id="model")

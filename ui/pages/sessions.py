@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from ..feedback import reported
 from ..figure import empty_figure
 from ..service import SESSION_HEADERS, Explorer
 from ..wiring import Shared, guarded, who
@@ -17,18 +18,19 @@ def build_page(engine: Explorer, shared: Shared) -> None:
     table = gr.Dataframe(headers=SESSION_HEADERS, datatype=["number", "str", "str", "number", "number", "str", "str"],
                          interactive=False, wrap=True, elem_id="sessions-table", max_height=360)
     with gr.Row():
-        sid = gr.Number(label="session id", precision=0, minimum=1, elem_id="session-pick")
+        sid = gr.Number(None, label="session id", precision=0, elem_id="session-pick",
+                        placeholder="click a row or type an id")
         name = gr.Textbox(label="new name", elem_id="session-name", scale=2)
     with gr.Row():
         open_btn = gr.Button("Open in Explore", variant="primary", elem_id="session-open", size="sm")
         rename = gr.Button("Rename", elem_id="session-rename", size="sm")
         delete = gr.Button("Delete", variant="stop", elem_id="session-delete", size="sm")
         restore = gr.Button("Restore", elem_id="session-restore", size="sm")
-    message = gr.Textbox(label="", interactive=False, elem_id="sessions-message", lines=1)
+    message = gr.Textbox(label="result", interactive=False, elem_id="sessions-message", lines=1)
     gr.Markdown("### Two runs side by side")
     with gr.Row():
-        left = gr.Number(label="left session", precision=0, minimum=1, elem_id="compare-left")
-        right = gr.Number(label="right session", precision=0, minimum=1, elem_id="compare-right")
+        left = gr.Number(None, label="left session", precision=0, elem_id="compare-left")
+        right = gr.Number(None, label="right session", precision=0, elem_id="compare-right")
         compare = gr.Button("Compare", elem_id="compare", size="sm")
     with gr.Row():
         plot_l = gr.Plot(empty_figure("left run"), show_label=False, elem_id="compare-left-plot")
@@ -46,13 +48,15 @@ def build_page(engine: Explorer, shared: Shared) -> None:
 
     table.select(pick, [table], [sid, name], api_visibility="undocumented", queue=False)
 
-    @guarded
+    @reported(5, 4)
     def do_open(session_id, color_by):
+        if session_id in (None, ""):
+            raise ValueError("type a session id or click a row of the table first")
         info = engine.session_info(session_id)
         fig = plot_for(engine, str(info.id), color_by)
-        return str(info.id), None, fig, gr.Tabs(selected="explore-tab")
+        return str(info.id), None, fig, gr.Tabs(selected="explore-tab"), f"opened session {info.id}"
 
-    open_btn.click(do_open, [sid, shared.color_by], [shared.session, shared.node, shared.plot, shared.tabs],
+    open_btn.click(do_open, [sid, shared.color_by], [shared.session, shared.node, shared.plot, shared.tabs, message],
                    api_visibility="undocumented")
 
     def change(fn, verb):
