@@ -16,6 +16,7 @@ import gradio as gr
 from reasoning.search.config import SETTINGS, Setting
 
 from .analytics import factor_depth_stats
+from .api_review import register_loop
 from .service import TRACE_HEADERS, Explorer, RunUpdate
 from .wiring import guarded, who
 
@@ -194,6 +195,7 @@ def register(engine: Explorer) -> None:
         model_call = name in MODEL_CALLS
         gr.api(guarded(fn), api_name=name, concurrency_id="model" if model_call else None,
                concurrency_limit=1 if model_call else None)
+    register_loop(engine)  # automatic labels, review queue, calibration, agreement, active PRM (ui/api_review.py)
 
 
 def _info(info: Any) -> dict:

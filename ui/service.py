@@ -20,8 +20,10 @@ from reasoning.types import Problem
 
 from . import validate as v
 from .services import views
+from .services.autojobs import AutoLabelJobs
 from .services.labelling import MAX_EXPAND, Labelling
 from .services.models import ModelLoader, ModelRegistry, load_with_backends
+from .services.review_data import ReviewData
 from .services.runs import LiveRuns, RunUpdate
 from .services.sessions import Sessions
 from .services.transfer import Transfer
@@ -68,10 +70,17 @@ class Explorer:
         self.runs = LiveRuns(self.sessions_, self.registry, self.max_budget)
         self.labelling = Labelling(self.sessions_, self.registry, self.catalog, self.max_budget)
         self.transfer = Transfer(self.store)
+        self.review = ReviewData(self.store, self.registry)  # the review queue's inputs (ui/pages/review.py)
+        self.autojobs = AutoLabelJobs(self.store, self.registry)  # rollouts and first-error search from the web
 
     # -- models and settings -------------------------------------------------------------------------
     def models(self, generator_dir: str | None, prm_dir: str | None) -> tuple[Generator, Scorer]:
         return self.registry.pair(generator_dir, prm_dir)
+
+    def use_prm(self, prm_dir: Any) -> str:
+        """Switch the active PRM (new searches, the review queue, automatic labels) without a restart."""
+        v.need(prm_dir is None or isinstance(prm_dir, str), "PRM directory must be text")
+        return self.registry.use_prm(prm_dir)
 
     def control_defaults(self, algorithm: str, generator_dir: str | None = None) -> dict[str, Any]:
         """The search settings the controls start from for `algorithm`: the model's recommended ones."""

@@ -16,7 +16,7 @@ from ..plots import session_figure
 from ..service import Explorer
 from ..share import write_share
 from ..wiring import Shared, who
-from . import inspector
+from . import autolabel, inspector
 
 EXAMPLE_PROBLEM = "Use 4 7 8 8 to make 24."
 
@@ -115,6 +115,7 @@ def _controls(engine: Explorer) -> dict:
     with gr.Accordion("Models", open=False):
         c["gen_dir"] = gr.Textbox(engine.generator_dir, label="generator directory", elem_id="generator-dir")
         c["prm_dir"] = gr.Textbox(engine.prm_dir, label="PRM directory", elem_id="prm-dir")
+        autolabel.prm_switch(engine, c["prm_dir"])  # make it the active PRM without a restart (own module)
     return c
 
 

@@ -18,6 +18,7 @@ from ..figure import tree_figure
 from ..plots import figure_options, session_figure
 from ..service import MAX_EXPAND, TRACE_HEADERS, Explorer
 from ..wiring import Shared, who
+from . import autolabel
 
 TRACE_TYPES = ["number", "str", "str", "str", "str", "number", "number", "number", "number", "number", "str"]
 
@@ -61,6 +62,7 @@ class Inspector:
 
 def build_page(engine: Explorer, shared: Shared, status: gr.Textbox) -> Inspector:
     ins = _layout(engine)
+    autolabel.build_section(engine, shared)  # rollouts and first-error search on the selected node (own module)
     _wire_click(engine, shared, ins)
     _wire_ratings(engine, shared, ins, status)
     _wire_actions(engine, shared, ins, status)

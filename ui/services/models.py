@@ -52,11 +52,32 @@ class ModelRegistry:
     model_roots: tuple[str, ...] = ()  # folders whose model directories a web user may pick (besides the defaults)
     _extra: dict[tuple[str, str], Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _active_prm: str = ""  # a PRM picked in the UI (`use_prm`); blank: the one the app started with
 
     def pair(self, generator_dir: str | None, prm_dir: str | None) -> tuple[Generator, Scorer]:
-        """The generator and scorer for these directories; blank or the defaults give the loaded models."""
+        """The generator and scorer for these directories; a blank generator gives the loaded one, a blank PRM the
+        active one (the app's own until `use_prm` picks another)."""
+        prm = (prm_dir or "").strip() or self._active_prm
         return (self._model("generator", generator_dir, self.generator_dir, self.generator),
-                self._model("prm", prm_dir, self.prm_dir, self.scorer))
+                self._model("prm", prm, self.prm_dir, self.scorer))
+
+    @property
+    def active_prm_dir(self) -> str:
+        """The directory (or server) of the PRM that new searches and the review queue use."""
+        return self._active_prm or self.prm_dir
+
+    def active_scorer(self) -> Scorer:
+        return self.pair(None, None)[1]
+
+    def use_prm(self, prm_dir: str | None) -> str:
+        """Make another offered PRM the active one without a restart (loaded and checked first, so a bad folder
+        leaves the active PRM as it was); blank goes back to the app's own. Returns the active directory."""
+        path = (prm_dir or "").strip()
+        if path and path != self.prm_dir:
+            self._model("prm", path, self.prm_dir, self.scorer)  # raises UserError for a folder not offered
+            path = str(Path(path).expanduser().resolve()) if not is_server_url(path) else path
+        self._active_prm = "" if path == self.prm_dir else path
+        return self.active_prm_dir
 
     def recommended(self, algorithm: str, generator_dir: str | None = None) -> dict[str, Any]:
         """The search settings the generator's manifest recommends for `algorithm` ({} when it has none)."""

@@ -60,7 +60,7 @@ class LiveRuns:
         tree = ReasoningTree(problem)
         prov = {
             "generator": provenance(generator), "scorer": provenance(scorer),
-            "generator_dir": generator_dir or self.models.generator_dir, "prm_dir": prm_dir or self.models.prm_dir,
+            "generator_dir": generator_dir or self.models.generator_dir, "prm_dir": prm_dir or self.models.active_prm_dir,
             "annotator": v.annotator(annotator),
         }
         sid = self.sessions.store.create_session(

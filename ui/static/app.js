@@ -84,8 +84,11 @@
   }, true);
 
   // Keyboard shortcuts for rating the selected node: g/+ good, n/0 neutral, b/- bad, u toggles unsure.
-  const KEYS = {"g": "rate-good", "+": "rate-good", "n": "rate-neutral", "0": "rate-neutral",
-                "b": "rate-bad", "-": "rate-bad"};
+  // The review queue's buttons come first: on the Review tab the inspector's are hidden, and vice versa.
+  const KEYS = {"g": ["review-good", "rate-good"], "+": ["review-good", "rate-good"],
+                "n": ["review-neutral", "rate-neutral"], "0": ["review-neutral", "rate-neutral"],
+                "b": ["review-bad", "rate-bad"], "-": ["review-bad", "rate-bad"]};
+  const shown = (el) => el && el.offsetParent !== null;
   document.addEventListener("keydown", (ev) => {
     const t = ev.target;
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
@@ -98,8 +101,9 @@
       if (box) { box.click(); ev.preventDefault(); }
       return;
     }
-    const id = KEYS[ev.key];
-    const button = id && document.getElementById(id);
+    const ids = KEYS[ev.key];
+    const buttons = ids ? ids.map((id) => document.getElementById(id)).filter(Boolean) : [];
+    const button = buttons.find(shown) || buttons.find((b) => b.id.startsWith("rate-"));
     if (button) { button.click(); ev.preventDefault(); }
   });
 }

@@ -1,0 +1,85 @@
+"""Inspector section for automatic labels, and the model picker's "use this PRM" switch.
+
+"Estimate by rollouts" runs N continuations from the selected node; "Find the first error" bisects the root-to-node
+path by rollouts (OmegaPRM). Both run as a job (`ui/services/autojobs.py`) that the page polls for progress and the
+Stop button ends between rollout rounds; the result line shows the rollout value beside the PRM score. Each piece is
+one call from the page that owns the surrounding layout (`inspector.build_page`, `explore._controls`).
+"""
+from __future__ import annotations
+
+import gradio as gr
+
+from ..service import Explorer
+from ..services import autojobs
+from ..wiring import Shared, guarded
+
+POLL_SECONDS = 0.3
+
+
+def progress_line(job: autojobs.Job, stopping: bool = False) -> str:
+    what = "rollout estimate" if job.kind == "estimate" else "first-error search"
+    unit = "nodes" if job.kind == "estimate" else "rounds"
+    done = f"{job.done}/{job.total} {unit}" if job.total else "starting"
+    then = "stopping after the current round…" if stopping else "(Stop ends it after the current round)"
+    return f"{what} on node {job.node_id} of session {job.session_id}: {done}… {then}"
+
+
+def run_job(engine: Explorer, kind: str):
+    """A generator handler: start the job, yield progress lines while it runs, then its result (or its error)."""
+
+    @guarded
+    def run(session_id, node_id, rollouts):
+        job = engine.autojobs.start(kind, autojobs.request(session_id, node_id, rollouts))
+        while not job.finished.wait(POLL_SECONDS):
+            yield progress_line(job, engine.autojobs.stopping(job.session_id))
+        if job.error is not None:
+            raise job.error
+        assert job.result is not None
+        yield autojobs.summary(job.result)
+
+    return run
+
+
+def build_section(engine: Explorer, shared: Shared) -> None:
+    """Automatic labels for the selected node: rollouts, first error, progress, Stop and the result line."""
+    with gr.Accordion("Automatic labels (rollouts to the gold answer)", open=False, elem_id="autolabel"):
+        with gr.Row():
+            rollouts = gr.Number(8, label="rollouts", precision=0, minimum=1, maximum=autojobs.MAX_ROLLOUTS,
+                                 elem_id="autolabel-rollouts")
+            estimate = gr.Button("Estimate by rollouts", elem_id="estimate-rollouts", size="sm")
+            first = gr.Button("Find the first error on the path", elem_id="first-error", size="sm")
+            stop = gr.Button("Stop", elem_id="stop-autolabel", variant="stop", size="sm")
+        result = gr.Textbox(label="rollout value beside the PRM score", elem_id="autolabel-result",
+                            interactive=False, lines=2)
+    args = [shared.session, shared.node, rollouts]
+    estimate.click(run_job(engine, "estimate"), args, [result], api_visibility="undocumented",
+                   concurrency_id="model")
+    first.click(run_job(engine, "first_error"), args, [result], api_visibility="undocumented",
+                concurrency_id="model")
+
+    @guarded
+    def do_stop(session_id):
+        # the running job's own progress line says "stopping" (a second writer to its box would race with it)
+        if not engine.autojobs.stop(session_id):
+            gr.Info("no automatic labelling is running on this session")
+
+    stop.click(do_stop, [shared.session], [], api_visibility="undocumented", queue=False)
+
+
+def active_prm_text(engine: Explorer) -> str:
+    return f"active PRM: {engine.registry.active_prm_dir or '(the loaded one)'}"
+
+
+def prm_switch(engine: Explorer, prm_dir: gr.Textbox) -> gr.Textbox:
+    """Under the model picker's PRM box: a button making that PRM the active one (new searches, the review queue
+    and automatic labels use it, no restart) and a line saying which PRM is active."""
+    use = gr.Button("Use this PRM from now on", elem_id="use-prm", size="sm")
+    line = gr.Textbox(active_prm_text(engine), show_label=False, elem_id="active-prm", interactive=False, lines=1)
+
+    @guarded
+    def switch(path):
+        engine.use_prm(path)
+        return active_prm_text(engine)
+
+    use.click(switch, [prm_dir], [line], api_visibility="undocumented", concurrency_id="model")
+    return line

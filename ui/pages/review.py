@@ -1,0 +1,155 @@
+"""Review queue page: steps where the PRM score, the rollout value and human ratings disagree come first; one key
+rates the current step and brings up the next. Beside it, the PRM's calibration and the annotators' agreement.
+
+The ordering, bins and kappas are pure functions (`ui/services/review.py`); ratings go through `Explorer.rate`, the
+inspector's path (storage, versions, undo). Model text reaches the page only through Textboxes and plain-string
+Dataframe cells; the chart's hover text is escaped (`ui/calibration.py`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from .. import validate as v
+from ..calibration import calibration_figure
+from ..service import Explorer
+from ..services import review as rv
+from ..wiring import Shared, guarded, who
+
+QUEUE_TYPES = ["number", "number", "str", "str", "str", "str", "str", "str", "str"]
+ANY = "(any)"
+
+
+@dataclass
+class Filters:
+    """The filter controls, in the order the handlers take them."""
+
+    session: gr.Textbox
+    problem_set: gr.Dropdown
+    annotator: gr.Dropdown
+    skip_mine: gr.Checkbox
+
+    def inputs(self) -> list:
+        return [self.session, self.problem_set, self.annotator, self.skip_mine]
+
+
+def queue_filter(session: str, problem_set: str, annotator: str, skip_mine: bool, user: str) -> rv.QueueFilter:
+    sid = v.session_id(session) if (session or "").strip() else None
+    return rv.QueueFilter(sid, "" if problem_set in (None, ANY) else str(problem_set),
+                          "" if annotator in (None, ANY) else str(annotator), user if skip_mine else "")
+
+
+def detail(engine: Explorer, item: rv.ReviewItem | None) -> tuple[str, str]:
+    """The current step's one-line summary and its root-to-node trace (plain text for Textboxes)."""
+    if item is None:
+        return "the queue is empty: nothing left that matches the filters", ""
+    tree = engine.tree(item.session_id)
+    lines = []
+    for i, nid in enumerate(tree.path(item.node_id)[1:], 1):
+        a = tree.node(nid)
+        mark = "▶ " if nid == item.node_id else "  "
+        lines.append(f"{mark}{i}. [{a['factor'] or '-'}] {a['text'] or ''}")
+    human = ", ".join(f"{a} {r:+d}" for a, r in sorted(item.ratings.items())) or "none"
+    rollout = f"{item.rollout:.2f} ({item.successes}/{item.rollouts})" if item.rollout is not None else "-"
+    prm = "-" if item.prm is None else f"{item.prm:.2f}"
+    info = (f"session {item.session_id} · node {item.node_id} · PRM {prm} · rollout {rollout} · human {human} · "
+            f"disagreement {item.disagreement:.2f} · {item.problem_set}")
+    return info, f"Problem: {tree.problem.text}\n" + "\n".join(lines)
+
+
+def queue_view(engine: Explorer, session, problem_set, annotator, skip_mine, user, prefer=None, skip=None):
+    """Everything the review page shows, from one read of the store; `prefer` keeps the current step when it is
+    still queued, `skip` moves past the step just rated."""
+    flt = queue_filter(session, problem_set, annotator, skip_mine, user)
+    items = rv.review_items(engine.review.sources(flt.session_id))
+    queue = rv.review_queue(items, flt)
+    keys = [[it.session_id, it.node_id] for it in queue]
+    pick = next((it for it in queue if [it.session_id, it.node_id] == prefer), None)
+    pick = pick or next((it for it in queue if [it.session_id, it.node_id] != skip), None)
+    info, text = detail(engine, pick)
+    sets = sorted({it.problem_set for it in items})
+    names = sorted({a for it in items for a in it.ratings})
+    pairs = rv.calibration_pairs(items)
+    fig = calibration_figure({k: rv.calibration_bins(p) for k, p in pairs.items()},
+                             engine.registry.active_prm_dir)
+    ratings = {(it.session_id, it.node_id): it.ratings for it in items if len(it.ratings) >= 2}
+    return (f"scores by the active PRM {engine.registry.active_prm_dir or '(the loaded one)'} · {len(queue)} steps "
+            f"queued of {len(items)}",
+            gr.Dropdown(choices=[ANY, *sets], value=problem_set if problem_set in sets else ANY),
+            gr.Dropdown(choices=[ANY, *names], value=annotator if annotator in names else ANY),
+            info, text, rv.queue_rows(queue), keys, None if pick is None else [pick.session_id, pick.node_id],
+            fig, rv.agreement(ratings))
+
+
+
+def build_page(engine: Explorer, shared: Shared, tab: gr.Tab | None = None) -> None:
+    prm_line = gr.Textbox(label="queue", elem_id="review-prm", interactive=False, lines=1)
+    with gr.Row():
+        f = Filters(
+            gr.Textbox("", label="session id (blank: all)", elem_id="review-session", max_lines=1, scale=1),
+            gr.Dropdown([ANY], value=ANY, label="problem set", elem_id="review-set", scale=2),
+            gr.Dropdown([ANY], value=ANY, label="rated by", elem_id="review-annotator", scale=1),
+            gr.Checkbox(True, label="hide steps I rated", elem_id="review-skip-mine", scale=1),
+        )
+        refresh = gr.Button("Refresh queue", elem_id="review-refresh", size="sm", scale=1)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            current_info = gr.Textbox(label="current step", elem_id="review-current", interactive=False, lines=1)
+            trace = gr.Textbox(label="trace (▶ the step to rate)", elem_id="review-trace", interactive=False, lines=7)
+            with gr.Row():
+                bad = gr.Button("−1 bad", elem_id="review-bad", size="sm")
+                neutral = gr.Button("0 neutral", elem_id="review-neutral", size="sm")
+                good = gr.Button("+1 good", elem_id="review-good", size="sm")
+            gr.Markdown("Keys: `g` good · `n` neutral · `b` bad — rate the current step and move to the next",
+                        elem_classes="shortcut-hint")
+            status = gr.Textbox(label="review status", elem_id="review-status", interactive=False, lines=1)
+        with gr.Column(scale=2):
+            chart = gr.Plot(show_label=False, elem_id="calibration-plot")
+            kappa = gr.Dataframe(headers=rv.AGREEMENT_HEADERS, datatype=["str", "str", "number", "number"],
+                                 interactive=False, label="agreement between annotators (nodes both/all rated)",
+                                 elem_id="agreement-table")
+    table = gr.Dataframe(headers=rv.QUEUE_HEADERS, datatype=QUEUE_TYPES, interactive=False, wrap=True,
+                         label="review queue (most disagreement first; click a row to review it)",
+                         elem_id="review-table", max_height=420)
+    ids = gr.State([])  # [[session, node], ...] of the table's rows, ids only
+    current = gr.State(None)  # [session, node]
+
+    outputs = [prm_line, f.problem_set, f.annotator, current_info, trace, table, ids, current, chart, kappa]
+
+    @guarded
+    def load(request: gr.Request, annotator, *filters):
+        return (*queue_view(engine, *filters, who(annotator, request)), "")
+
+    def rater(rating: int):
+        @guarded
+        def rate(request: gr.Request, annotator, cur, *filters):
+            if not cur:
+                raise gr.Error("no step to rate: the queue is empty (refresh, or change the filters)")
+            user = who(annotator, request)
+            engine.rate(cur[0], cur[1], rating, annotator=user)
+            out = queue_view(engine, *filters, user, skip=list(cur))
+            nxt = out[7]
+            moved = f"; next: session {nxt[0]} node {nxt[1]}" if nxt else "; the queue is empty"
+            return (*out, f"rated session {cur[0]} node {cur[1]} {rating:+d} as {user}{moved}")
+        return rate
+
+    @guarded
+    def choose(evt: gr.SelectData, request: gr.Request, annotator, keys, session, problem_set, rated_by, skip_mine):
+        row = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
+        if not isinstance(row, int) or not 0 <= row < len(keys):
+            return (gr.skip(),) * (len(outputs) + 1)
+        return (*queue_view(engine, session, problem_set, rated_by, skip_mine, who(annotator, request), prefer=list(keys[row])),
+                "")
+
+    inputs = [shared.annotator, *f.inputs()]
+    refresh.click(load, inputs, [*outputs, status], api_visibility="undocumented")
+    for button, rating in ((bad, -1), (neutral, 0), (good, 1)):
+        button.click(rater(rating), [shared.annotator, current, *f.inputs()], [*outputs, status],
+                     api_visibility="undocumented")
+    table.select(choose, [shared.annotator, ids, *f.inputs()], [*outputs, status], api_visibility="undocumented")
+    for control in (f.problem_set, f.annotator, f.skip_mine):
+        control.input(load, inputs, [*outputs, status], api_visibility="undocumented")
+    f.session.submit(load, inputs, [*outputs, status], api_visibility="undocumented")
+    if tab is not None:  # the queue loads when the tab is opened, not for every visitor of the app
+        tab.select(load, inputs, [*outputs, status], api_visibility="undocumented")
