@@ -100,12 +100,13 @@ class LiveRuns:
         with self.sessions.lock:
             self.sessions.not_running(sid)
             self.sessions.live[sid], self.stops[sid] = tree, stop
+            self.sessions.cache.pop(sid, None)  # the live tree is read while it runs; the stored one will change
         run = _Run(sid, tree, stop, status=f"session {sid}: searching…")
         try:
             events = iterate(tree, generator, scorer, config, catalog=catalog, start=start, stop=stop)
-        except BaseException:
+        except ValueError as exc:
             self._finish(run)
-            raise
+            raise v.UserError(str(exc)) from None
         worker = threading.Thread(target=self._work, args=(run, events), name=f"search-{sid}", daemon=True)
         worker.start()
         finished = False
@@ -139,15 +140,16 @@ class LiveRuns:
             self._finish(run)
 
     def _finish(self, run: _Run) -> None:
-        """Forget the run, save its tree once more, and wake every reader."""
+        """Save the tree once more, then forget the run (readers load the saved tree from then on) and wake readers."""
         try:
-            with self.sessions.lock:
-                self.sessions.live.pop(run.sid, None)
-                self.stops.pop(run.sid, None)
             self.sessions.store.save_tree(run.sid, run.tree)
         except BaseException as exc:
             run.error = run.error or exc
         finally:
+            with self.sessions.lock:
+                self.sessions.live.pop(run.sid, None)
+                self.stops.pop(run.sid, None)
+                self.sessions.cache.pop(run.sid, None)
             run.report(run.status, done=True)
 
 
