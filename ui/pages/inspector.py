@@ -19,7 +19,7 @@ from ..plots import figure_options, session_figure
 from ..service import MAX_EXPAND, TRACE_HEADERS, Explorer
 from ..wiring import Shared, who
 
-TRACE_TYPES = ["number", "str", "str", "str", "str", "number", "number", "number", "number", "number", "str"]
+TRACE_TYPES = ["number", "str", "str", "str", "str", "number", "number", "number", "number", "number", "str", "str"]
 
 
 def parse_click(value: str) -> str:
