@@ -60,3 +60,13 @@ def test_snapshots_are_copies_and_closing_the_reader_stops_the_search(engine):
         assert time.monotonic() < deadline, "closing the reader did not stop the search"
         time.sleep(0.05)
     assert len(engine.store.load_tree(first.session_id)) < 200
+
+
+def test_stop_ends_the_worker_search_and_the_reader_gets_its_result(engine):
+    updates = engine.run_search(PROBLEM, engine.config({"algorithm": "mcts", "budget": 200, "seed": 2}))
+    first = next(updates)
+    assert engine.stop(first.session_id)
+    last = list(updates)[-1]
+    assert last.done and last.result.stopped and "stopped" in last.status
+    assert not engine.running(first.session_id) and not engine.stop(first.session_id)
+    assert len(engine.store.load_tree(first.session_id)) == len(last.tree) < 200
