@@ -7,7 +7,7 @@ module adds one by defining it in a `bench/perf_*.py` file (found and imported b
 
 The results go to a table in BENCHMARKS.md (between the perf markers, with the machine and the command) and, with
 `--json FILE`, to a JSON file under stable keys: `nodes_per_s` and `solve_rate` (by leaves in flight),
-`kv_cache_ratio`, `prior_ratio`, `prm_batch_ratio` (and `vllm_vs_transformers` from the vLLM section).
+`kv_cache_ratio`, `prior_ratio`, `prm_batch_ratio`, `prm_round_ratio` (and `vllm_vs_transformers` from the vLLM section).
 """
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import importlib
 import json
 import pkgutil
 import platform
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -142,12 +141,14 @@ class Tally:
 
 def run_side_by_side(run: PerfRun, settings: dict[str, tuple[Generator, Scorer, SearchConfig]],
                      problems: list[Problem], keep_trees: bool = False) -> dict[str, Tally]:
-    """Each problem searched under every setting in turn (interleaved), timing the whole search and the model calls."""
+    """Each problem searched under every setting in turn (interleaved, the order reversed on every other problem so
+    that a load that drifts during a problem falls on both sides alike), timing the whole search and the model calls."""
     from reasoning.domains import get_domain
 
     tallies = {name: Tally() for name in settings}
-    for problem in problems:
-        for name, (generator, scorer, config) in settings.items():
+    for index, problem in enumerate(problems):
+        order = list(settings.items())
+        for name, (generator, scorer, config) in (order if index % 2 == 0 else order[::-1]):
             gen, prm = Timed(generator), Timed(scorer)
             started = time.perf_counter()
             tree, result = search(problem, gen, prm, config)
@@ -210,32 +211,57 @@ def prior_from_decode(run: PerfRun) -> None:
 
 @section("prm_batch")
 def prm_batch(run: PerfRun) -> None:
-    """The PRM scoring each round's new nodes in one call vs one path per call, on the rounds of the 8-leaf trees."""
+    """The PRM on the same paths two ways: in token-capped batches vs one path per call. `prm_batch_ratio`: every
+    node of the finished MCTS trees (8 leaves in flight) scored in one `score_last` call per tree (split by the
+    scorer's token cap) vs one call per path; `prm_round_ratio`: each round's new nodes in one call (what a search
+    round sends) vs one per call. Tree by tree, both ways interleaved."""
     trees = run.shared.get("trees") or run_side_by_side(
         run, {"8": (run.generator(), run.scorer(), run.config(parallel_leaves=8))},
         run.problems[: run.args.side_problems], keep_trees=True)["8"].trees
-    rounds = []
+    scorer = run.scorer()
+    whole, rounds = Split(), Split()
     for tree in trees:
         by_iteration: dict[int, list[list[str]]] = {}
         for nid in tree.nodes():
             if nid != TREE_ROOT:
                 by_iteration.setdefault(tree.node(nid)["iteration"], []).append(tree.state(nid).step_texts)
-        rounds += [(tree.problem, paths) for paths in by_iteration.values()]
-    scorer = run.scorer()
-    batched, alone = [], []
-    for problem, paths in rounds:  # interleaved, each round both ways
-        started = time.perf_counter()
-        scorer.score_last(problem, paths)
-        batched.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        for path in paths:
-            scorer.score_last(problem, [path])
-        alone.append(time.perf_counter() - started)
-    ratio = sum(alone) / sum(batched)
-    run.figures["prm_batch_ratio"] = round(ratio, 3)
-    sizes = [len(p) for _, p in rounds]
-    run.row("PRM, a round's new nodes in one call vs one path per call", f"{ratio:.2f}x faster",
-            f"{len(rounds)} rounds of {statistics.mean(sizes):.1f} paths on average (MCTS, 8 leaves)")
+        paths = [p for group in by_iteration.values() for p in group]
+        whole.measure(scorer, tree.problem, [paths])
+        rounds.measure(scorer, tree.problem, list(by_iteration.values()))
+    run.figures["prm_batch_ratio"] = round(whole.ratio, 3)
+    run.figures["prm_round_ratio"] = round(rounds.ratio, 3)
+    run.row("PRM, all nodes of a tree in token-capped batches vs one path per call", f"{whole.ratio:.2f}x faster",
+            f"{whole.paths} paths of {len(trees)} MCTS trees (8 leaves), cap {scorer.batch_tokens} tokens; "
+            f"{whole.batched:.1f} s vs {whole.alone:.1f} s")
+    run.row("PRM, a round's new nodes in one call vs one path per call", f"{rounds.ratio:.2f}x faster",
+            f"{rounds.calls} rounds of {rounds.paths / max(1, rounds.calls):.1f} paths on average")
+
+
+@dataclass
+class Split:
+    """Seconds to score groups of paths one call per group (`batched`) vs one call per path (`alone`)."""
+
+    batched: float = 0.0
+    alone: float = 0.0
+    paths: int = 0
+    calls: int = 0
+
+    def measure(self, scorer: Scorer, problem: Problem, groups: list[list[list[str]]]) -> None:
+        for paths in groups:  # each group both ways, back to back
+            started = time.perf_counter()
+            batched = scorer.score_last(problem, paths)
+            self.batched += time.perf_counter() - started
+            started = time.perf_counter()
+            alone = [scorer.score_last(problem, [path])[0] for path in paths]
+            self.alone += time.perf_counter() - started
+            if any(abs(a - b) > 1e-3 for a, b in zip(batched, alone, strict=True)):
+                raise RuntimeError(f"{scorer.name}: batched PRM scores differ from one path per call")
+            self.paths += len(paths)
+            self.calls += 1
+
+    @property
+    def ratio(self) -> float:
+        return self.alone / self.batched if self.batched else 0.0
 
 
 def discover_sections() -> None:
@@ -246,10 +272,13 @@ def discover_sections() -> None:
 
 
 def machine() -> str:
+    import os
+
     import torch
 
-    return (f"{platform.processor() or platform.machine()}, {_cores()} cores visible, torch {torch.__version__} "
-            f"({torch.get_num_threads()} thread), Python {platform.python_version()}")
+    load = f", load average {os.getloadavg()[0]:.1f} when written" if hasattr(os, "getloadavg") else ""
+    return (f"{platform.processor() or platform.machine()}, {_cores()} cores visible{load}, torch "
+            f"{torch.__version__} ({torch.get_num_threads()} thread), Python {platform.python_version()}")
 
 
 def _cores() -> int:

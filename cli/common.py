@@ -54,8 +54,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--kv-cache-mb", type=float, default=DEFAULT_KV_CACHE_MB,
                    help="memory for the LRU cache of tree nodes' prefix KV, so a node expanded again skips its "
                         f"prefill (0: none; default {DEFAULT_KV_CACHE_MB})")
-    g.add_argument("--prm-batch-tokens", type=int, default=DEFAULT_BATCH_TOKENS,
-                   help=f"padded tokens per PRM forward pass at most (default {DEFAULT_BATCH_TOKENS})")
+    g.add_argument("--prm-batch-tokens", type=int, default=None,
+                   help=f"padded tokens per PRM forward pass at most (default 1024 on a CPU, {DEFAULT_BATCH_TOKENS} "
+                        "on a GPU)")
     g.add_argument("--trust-remote-code", action="store_true", help="allow model code shipped with the model")
 
 
@@ -148,7 +149,7 @@ def load_models(args: argparse.Namespace, catalog=None):
     )
     scorer = load_scorer(
         _model_arg(args.prm) if args.prm else DEMO_PRM_DIR, adapter=args.prm_adapter, device=args.device,
-        trust_remote_code=args.trust_remote_code, batch_tokens=getattr(args, "prm_batch_tokens", DEFAULT_BATCH_TOKENS),
+        trust_remote_code=args.trust_remote_code, batch_tokens=getattr(args, "prm_batch_tokens", None),
     )
     return generator, scorer
 

@@ -248,3 +248,18 @@ def test_the_cli_defaults_of_the_engine_settings_are_the_backends():
 
     assert common.DEFAULT_KV_CACHE_MB == generator.DEFAULT_KV_CACHE_MB
     assert common.DEFAULT_BATCH_TOKENS == prm.DEFAULT_BATCH_TOKENS
+
+
+def test_the_token_cap_defaults_to_a_small_one_on_a_cpu(tiny):
+    """A CPU pass is compute-bound: the default cap keeps batches small there (16384 was slower than one path per
+    call on the demo PRM); a cap given explicitly is kept, and the CLI leaves the choice to the backend."""
+    from cli import common
+    from reasoning.backends import prm
+
+    path = tiny.prms["token-classification"]
+    assert load_scorer(path, device="cpu").batch_tokens == prm.CPU_BATCH_TOKENS < prm.DEFAULT_BATCH_TOKENS
+    assert load_scorer(path, device="cpu", batch_tokens=4096).batch_tokens == 4096
+    assert prm.default_batch_tokens("cuda:0") == prm.DEFAULT_BATCH_TOKENS
+    parser = __import__("argparse").ArgumentParser()
+    common.add_model_arguments(parser)
+    assert parser.parse_args([]).prm_batch_tokens is None

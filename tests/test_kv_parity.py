@@ -171,3 +171,45 @@ def test_a_batch_mixing_cached_and_uncached_nodes_gives_the_reference_tokens(tin
     mixed = fast.propose_batch(_requests())
     assert fast.kv_stats()["hits"] >= 1
     assert _ids(mixed) == _ids([plain.propose(r.state, r.factor, r.n, temperature=0.0) for r in _requests()])
+
+
+def _record_shapes(gen) -> list[tuple[int, int]]:
+    shapes: list[tuple[int, int]] = []
+    gen.model.register_forward_pre_hook(lambda _m, _a, kw: shapes.append(tuple(kw["input_ids"].shape)),
+                                        with_kwargs=True)
+    return shapes
+
+
+def test_in_a_mixed_batch_only_the_missing_nodes_are_prefilled(tiny):
+    """A node that hits the cache is fed only its factor's start, even when another node of the batch misses (one
+    pass for both used to feed the hit its whole context again)."""
+    fast = load_generator(tiny.gpt2_tags, max_step_tokens=10)
+    fast.factor_prior(STATES["root"], CATALOG.enabled)
+    shapes = _record_shapes(fast)
+    fast.propose_batch(_requests())
+    deeper = len(fast.context_ids(STATES["deeper"], CATALOG.enabled))
+    assert shapes[0] == (1, deeper)  # the one miss, prefilled alone
+    assert all(width <= 3 for rows, width in shapes[1:])  # then starts, sampled tokens and closing tails only
+
+
+def test_without_the_node_cache_no_pass_feeds_only_closing_tokens(tiny):
+    """Cache off: a finished row's closing tokens ride along while other rows still sample (its prior comes from
+    that pass); once nothing samples, no pass is made for them (the prior is read when the child is expanded)."""
+    short = load_generator(tiny.gpt2_tags, max_step_tokens=3, kv_cache_mb=0)
+    shapes = _record_shapes(short)
+    over = tuple(CATALOG.enabled)
+    step = short.propose_batch([ExpansionRequest(STATES["root"], CATALOG.get("compute"), 1, temperature=1.0,
+                                                 seed=1, prior_over=over)])[0][0]
+    assert step.meta["stop"] == "length"  # a step with closing tokens to feed (not one ended by EOS)
+    assert len(shapes) == step.tokens and "next_prior" not in step.meta  # the first pass, then one per token
+    gen = load_generator(tiny.gpt2_tags, max_step_tokens=12, kv_cache_mb=0)
+    plain = load_generator(tiny.gpt2_tags, max_step_tokens=12, kv_reuse=False)
+    requests = _requests(seed=5, n=4, temperature=1.0)  # (a seed where a row ends its step while others sample)
+    got = 0
+    for request, steps in zip(requests, gen.propose_batch(requests), strict=True):
+        for s in steps:
+            if "next_prior" in s.meta:
+                child = request.state.extend(s)
+                assert s.meta["next_prior"] == pytest.approx(plain.factor_prior(child, over), abs=1e-4)
+                got += 1
+    assert got >= 1

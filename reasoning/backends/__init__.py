@@ -21,7 +21,7 @@ from .loading import (
     read_config,
     weight_files,
 )
-from .prm import ADAPTERS, DEFAULT_BATCH_TOKENS, PRMAdapter
+from .prm import ADAPTERS, PRMAdapter
 
 if TYPE_CHECKING:
     from .openai_server import ServerGenerator, ServerPRM
@@ -88,14 +88,17 @@ def load_generator(
 
 def load_scorer(
     path: str | Path, *, adapter: str | None = None, device=None, dtype=None, trust_remote_code: bool = False,
-    batch_tokens: int = DEFAULT_BATCH_TOKENS,
+    batch_tokens: int | None = None,
 ) -> PRMAdapter | ServerPRM:
     """A Scorer over a local PRM directory; `adapter=None` reads prm_config.json or infers it from config.json.
-    `batch_tokens` caps the padded tokens of one PRM forward pass. A URL (`http://127.0.0.1:8001/v1`) scores on a
+    `batch_tokens` caps the padded tokens of one PRM forward pass (None: 1024 on a CPU, DEFAULT_BATCH_TOKENS on
+    an accelerator). A URL (`http://127.0.0.1:8001/v1`) scores on a
     vLLM pooling server instead (batched by the same token cap per request)."""
     if is_url(path):
         from .openai_server import ServerPRM
 
+        if batch_tokens is None:
+            return ServerPRM(str(path), adapter=adapter)
         return ServerPRM(str(path), adapter=adapter, batch_tokens=batch_tokens)
     path, cfg = read_config(path)
     options = read_prm_config(path)

@@ -398,7 +398,7 @@ class TransformersGenerator:
         that missed the cache in the same pass (their KV is kept for next time); its cache is then repeated to one
         row per sibling. A row's logprob is the model's own log-probability of its tokens (before temperature and
         top-p)."""
-        entries = [self.kv_cache.get(tuple(p.context)) for p in plans]
+        entries = self._hits_and_prefilled(plans)
         width = max(1, *(len(p.start) for p in plans),
                     *(len(p.context) + len(p.start) for p, e in zip(plans, entries, strict=True) if e is None))
         logits, cache, mask, last, firsts = self._forward_from(
@@ -433,6 +433,19 @@ class TransformersGenerator:
                              position_ids=positions, cache=cache, use_cache=True)
             logits = out.logits[:, -1].float()
 
+    def _hits_and_prefilled(self, plans: list[_Plan]) -> list[Entry | None]:
+        """Each plan's node KV from the cache; when some hit and some miss, the misses are prefilled on their own
+        (and kept), so that the first pass feeds only the factors' starts: prefilled together with the misses, every
+        hit would be fed its whole context again (one width for the pass). None where the first pass prefills."""
+        entries = [self.kv_cache.get(tuple(p.context)) for p in plans]
+        missing = [tuple(p.context) for p, e in zip(plans, entries, strict=True) if e is None]
+        if not missing or len(missing) == len(plans) or self.kv_cache.max_bytes == 0:
+            return entries
+        got: dict[tuple[int, ...], Entry] = {}
+        for chunk in _token_chunks(sorted(set(missing), key=len), self.prefill_tokens):
+            got.update(self._prefill(chunk))
+        return [e if e is not None else got[tuple(p.context)] for p, e in zip(plans, entries, strict=True)]
+
     def _keep_prefill(self, context: list[int], cache, row: int, mask: torch.Tensor, logits: torch.Tensor) -> None:
         """Keep a node prefilled inside a batch in the node cache (its first columns in that row)."""
         if self.kv_cache.max_bytes:
@@ -444,6 +457,7 @@ class TransformersGenerator:
         """The tokens each row feeds next (none: the row is done and leaves the batch): a sampled one, or the whole
         tail that closes a finished step; a row whose tail was fed reads its child's prior here."""
         feed: list[list[int]] = [[] for _ in active]
+        sampling = False
         by_plan: dict[int, list[int]] = {}
         for j, (plan, row) in enumerate(active):
             if row.tail is None:
@@ -460,11 +474,18 @@ class TransformersGenerator:
                 going = self._advance(row, tok, lp, plan.stops)
                 if going and len(row.ids) < plan.limit:
                     feed[j] = [tok]
+                    sampling = True
                     continue
                 if going:
                     row.text = self._text(row.ids)
                 row.tail = self._tail(plan, row)
                 feed[j] = row.tail or []
+        if not sampling and self.kv_cache.max_bytes == 0:
+            # nothing left to sample and no node cache: a pass only for the closing tokens would cost more than the
+            # separate prior pass of the few children that get expanded (it is read lazily for them instead)
+            for j, (_, row) in enumerate(active):
+                if feed[j]:
+                    row.tail, row.child, feed[j] = [], None, []
         return feed
 
     def _tail(self, plan: _Plan, row: _Row) -> list[int] | None:
@@ -495,9 +516,11 @@ class TransformersGenerator:
         if row.child is None or len(columns) != len(row.child):
             row.child = None
             return
-        entry = row_entry(cache, j, columns, logits)
-        self.kv_cache.put(tuple(row.child), entry)
-        row.entry = entry
+        if self.kv_cache.max_bytes or (plan.prior_over is not None and plan.prior_ids is None):
+            # a copy of the row's KV only where it is used: the node cache, or the cues-mode prior pass after
+            entry = row_entry(cache, j, columns, logits)
+            self.kv_cache.put(tuple(row.child), entry)
+            row.entry = entry
         if plan.prior_ids is not None:
             row.prior = torch.softmax(torch.log_softmax(logits, dim=-1)[plan.prior_ids], dim=0).tolist()
 

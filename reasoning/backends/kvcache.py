@@ -84,10 +84,11 @@ class PrefixKVCache:
 
 
 def row_entry(cache: DynamicCache, row: int, columns: torch.Tensor, logits: torch.Tensor) -> Entry:
-    """Copy one batch row's KV at `columns` (its real, unpadded positions) out of a batched cache."""
+    """Copy one batch row's KV at `columns` (its real, unpadded positions) out of a batched cache (`index_select`
+    already copies: no second clone)."""
     layers = tuple(
-        (_tensor(layer, "keys")[row : row + 1].index_select(-2, columns).clone(),
-         _tensor(layer, "values")[row : row + 1].index_select(-2, columns).clone())
+        (_tensor(layer, "keys")[row : row + 1].index_select(-2, columns),
+         _tensor(layer, "values")[row : row + 1].index_select(-2, columns))
         for layer in cache.layers
     )
     return Entry(layers, logits.detach().float().clone())
@@ -96,23 +97,24 @@ def row_entry(cache: DynamicCache, row: int, columns: torch.Tensor, logits: torc
 def batched_cache(config, parts: list[tuple[Entry | None, int, int]], width: int) -> DynamicCache:
     """A cache of `width` positions per row from `(entry, length, copies)`: each entry's first `length` positions,
     left-padded with zeros (masked out by the attention mask) and repeated `copies` times. A row without an entry
-    (fed all its ids in this pass) gets `width` masked zeros."""
+    (fed all its ids in this pass) gets `width` masked zeros. Written into one preallocated tensor per layer (no
+    padded intermediates to concatenate)."""
     cache = DynamicCache(config=config)
     some = next((e for e, _, _ in parts if e is not None), None)
     if some is None:
         raise ValueError("a batched cache needs at least one cached prefix")
-    for li in range(len(some.layers)):
-        keys, values = [], []
+    rows = sum(copies for _, _, copies in parts)
+    for li, (k0, v0) in enumerate(some.layers):
+        keys = k0.new_zeros((rows, *k0.shape[1:-2], width, k0.shape[-1]))
+        values = v0.new_zeros((rows, *v0.shape[1:-2], width, v0.shape[-1]))
+        at = 0
         for entry, length, copies in parts:
-            k, v = (entry or some).layers[li]
-            k, v = k[..., :length, :], v[..., :length, :]  # length 0 for a row without an entry
-            pad = width - length
-            if pad:
-                k = torch.cat([k.new_zeros((*k.shape[:-2], pad, k.shape[-1])), k], dim=-2)
-                v = torch.cat([v.new_zeros((*v.shape[:-2], pad, v.shape[-1])), v], dim=-2)
-            keys.append(k.expand(copies, *k.shape[1:]))
-            values.append(v.expand(copies, *v.shape[1:]))
-        cache.update(torch.cat(keys).contiguous(), torch.cat(values).contiguous(), li)
+            if entry is not None and length:
+                k, v = entry.layers[li]
+                keys[at : at + copies, ..., width - length :, :] = k[..., :length, :]
+                values[at : at + copies, ..., width - length :, :] = v[..., :length, :]
+            at += copies
+        cache.update(keys, values, li)
     return cache
 
 
