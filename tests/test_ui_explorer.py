@@ -254,3 +254,31 @@ def test_the_unsure_tick_and_the_note_belong_to_one_rating(app, page):
     wait_status(page, "rated node 0.1 -1")
     notes = {a.node_id: (a.rating, a.unsure, a.note) for a in store.annotations(sid)}
     assert notes == {"0.0": (1, True, "the sum is right"), "0.1": (-1, False, "")}
+
+
+def test_a_live_ui_search_grows_the_same_tree_as_the_api(app, page):
+    """Defect 6: the UI's Run grows its tree in a worker thread and the page draws snapshots; with the same seed it
+    ends with the same nodes and answer as `/search`, and the final figure shows the whole stored tree."""
+    from gradio_client import Client
+
+    url, store = app
+    problem = "Use 2 5 6 8 to make 24."  # a problem no other test in this module stores
+    via_api = Client(url, verbose=False).predict(problem, "mcts", 24, api_name="/search")
+
+    page.goto(url)
+    page.wait_for_selector("#run-search")
+    page.locator("#problem textarea").fill(problem)
+    budget = page.locator("#budget input[type=number]")
+    budget.fill("24")
+    budget.press("Enter")
+    page.locator("#run-search").click()
+    line = wait_status(page, "finished", timeout=300)
+    sid = ub.session_id(page)
+    assert sid != via_api["session_id"]
+    ui_tree, api_tree = store.load_tree(sid), store.load_tree(via_api["session_id"])
+    assert len(ui_tree) == len(api_tree) == via_api["nodes"]
+    assert sorted(ui_tree.graph.nodes) == sorted(api_tree.graph.nodes)
+    assert f"{len(ui_tree)} nodes" in line
+    answer = via_api["answer"]
+    assert (f"answer {answer} " in line) if answer is not None else ("no answer" in line)
+    assert len(ub.settled_nodes(page)) == len(ui_tree)

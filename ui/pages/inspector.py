@@ -20,7 +20,7 @@ from ..service import MAX_EXPAND, TRACE_HEADERS, Explorer
 from ..wiring import Shared, who
 from . import autolabel
 
-TRACE_TYPES = ["number", "str", "str", "str", "str", "number", "number", "number", "number", "number", "str"]
+TRACE_TYPES = ["number", "str", "str", "str", "str", "number", "number", "number", "number", "number", "str", "str"]
 
 
 def parse_click(value: str) -> str:

@@ -49,7 +49,9 @@ class Labelling:
 
     def rate_children(self, session_id: Any, node_id: Any, rows: Any, *, annotator: Any = None) -> int:
         """Rate children of a node at once from rows `[child id, ..., rating]`; blank ratings are skipped."""
-        t = self.sessions.target(session_id, node_id)
+        sid = v.session_id(session_id)
+        self.sessions.editable(sid)
+        t = self.sessions.target(sid, node_id, editable=False)  # ratings leave the tree as it is: the cached one
         v.need(isinstance(rows, list), "ratings must be a list of rows [child id, ..., rating]")
         kids = set(t.tree.children(t.nid, include_pruned=True))
         todo = []
@@ -74,8 +76,9 @@ class Labelling:
         assert parent is not None  # not the root
         new = self._add_step(t.tree, t.sid, parent, text, t.tree.node(t.nid)["factor"], "edited",
                              meta={"edited_from": t.nid})
-        self.sessions.store.add_nodes(t.sid, t.tree, [new], kind="edit", annotator=v.annotator(annotator),
-                                      action_id=new_action_id())
+        with self.sessions.changing(t.sid):
+            self.sessions.store.add_nodes(t.sid, t.tree, [new], kind="edit", annotator=v.annotator(annotator),
+                                          action_id=new_action_id())
         return new
 
     def add_human_step(self, session_id: Any, node_id: Any, text: Any, factor: Any = None, *,
@@ -88,8 +91,9 @@ class Labelling:
         else:
             v.choice(factor, "factor", self.catalog.names)
         new = self._add_step(t.tree, t.sid, t.nid, text, factor, "human")
-        self.sessions.store.add_nodes(t.sid, t.tree, [new], kind="human_step", annotator=v.annotator(annotator),
-                                      action_id=new_action_id())
+        with self.sessions.changing(t.sid):
+            self.sessions.store.add_nodes(t.sid, t.tree, [new], kind="human_step", annotator=v.annotator(annotator),
+                                          action_id=new_action_id())
         return new
 
     def expand(self, session_id: Any, node_id: Any, factor: Any, n: Any = 3, *, annotator: Any = None) -> list[str]:
@@ -104,8 +108,9 @@ class Labelling:
         ctx.iteration = next_iteration(t.tree)
         new = ctx.expand(t.nid, self.catalog.get(factor), count)
         ctx.score(new)
-        self.sessions.store.add_nodes(t.sid, t.tree, new, kind="expand", annotator=v.annotator(annotator),
-                                      action_id=new_action_id())
+        with self.sessions.changing(t.sid):
+            self.sessions.store.add_nodes(t.sid, t.tree, new, kind="expand", annotator=v.annotator(annotator),
+                                          action_id=new_action_id())
         return new
 
     def prune(self, session_id: Any, node_id: Any, *, annotator: Any = None, expected_version: Any = None,
@@ -115,7 +120,7 @@ class Labelling:
         v.need(nid != ROOT, "the root cannot be pruned")
         self.sessions.not_running(sid)
         action = v.action_id(action_id)
-        with self.sessions.found(sid, nid):
+        with self.sessions.found(sid, nid), self.sessions.changing(sid):
             return self.sessions.store.prune(sid, nid, annotator=v.annotator(annotator),
                                              action_id=action or new_action_id(),
                                              expected_version=v.version(expected_version), live_session=True,
@@ -124,7 +129,8 @@ class Labelling:
     def undo(self, session_id: Any, *, annotator: Any = None):
         sid = v.session_id(session_id)
         self.sessions.not_running(sid)
-        return self.sessions.store.undo(sid, v.annotator(annotator))
+        with self.sessions.changing(sid):
+            return self.sessions.store.undo(sid, v.annotator(annotator))
 
     def summarize(self, session_id: Any, node_id: Any) -> str:
         """A short summary of the root-to-node trace, written by the generator under a `summarize` cue."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,6 +36,11 @@ class Sessions:
     store: Any  # storage.Store (ui may not import storage's engine at module level; see ARCHITECTURE.md)
     live: dict[int, ReasoningTree] = field(default_factory=dict)  # searches running now, by session
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Stored trees read by the page, loaded once and kept until a change made through the services drops them
+    # (`changed`/`changing`): a click used to load a 2,000-node tree three times. Commands that change a tree load
+    # their own fresh copy (`target(editable=True)`), so a failed change never leaves a half-changed cached tree.
+    cache: OrderedDict[int, ReasoningTree] = field(default_factory=OrderedDict)
+    cache_size: int = 8
 
     def info(self, session_id: Any):
         sid = v.session_id(session_id)
@@ -43,15 +49,49 @@ class Sessions:
         except LookupError:
             raise v.UserError(f"session {sid} not found") from None
 
-    def tree(self, session_id: Any) -> ReasoningTree:
+    def tree(self, session_id: Any, *, fresh: bool = False) -> ReasoningTree:
+        """The session's tree: the live one while a search runs, else the cached stored one (read only), or with
+        `fresh` a newly loaded copy the caller may change."""
         sid = v.session_id(session_id)
         live = self.live.get(sid)
         if live is not None:
             return live
+        if not fresh:
+            with self.lock:
+                cached = self.cache.get(sid)
+                if cached is not None:
+                    self.cache.move_to_end(sid)
+                    return cached
         try:
-            return self.store.load_tree(sid)
+            tree = self.store.load_tree(sid)
         except LookupError:
             raise v.UserError(f"session {sid} not found") from None
+        if not fresh:
+            self._keep(sid, tree)
+        return tree
+
+    def _keep(self, sid: int, tree: ReasoningTree) -> None:
+        with self.lock:
+            if sid in self.live:  # a search started meanwhile: its live tree is the one to read
+                return
+            self.cache[sid] = tree
+            while len(self.cache) > self.cache_size:
+                self.cache.popitem(last=False)
+
+    def changed(self, sid: int) -> None:
+        """Forget the cached tree of a session whose stored tree changed (or is about to)."""
+        with self.lock:
+            self.cache.pop(sid, None)
+
+    @contextmanager
+    def changing(self, sid: int) -> Iterator[None]:
+        """Around a change of a stored tree: the cache is dropped before it and again after it (also when it fails),
+        so a reader that cached the tree in between never keeps the old one."""
+        self.changed(sid)
+        try:
+            yield
+        finally:
+            self.changed(sid)
 
     def running(self, session_id: Any) -> bool:
         return v.session_id(session_id) in self.live
@@ -70,7 +110,7 @@ class Sessions:
         sid = v.session_id(session_id)
         if editable:
             self.editable(sid)
-        tree = self.tree(sid)
+        tree = self.tree(sid, fresh=editable)
         nid = v.node_id(node_id)
         v.need(nid in tree, f"no node {nid} in this session's tree")
         return Target(sid, tree, nid)

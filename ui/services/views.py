@@ -7,9 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from reasoning.domains import get_domain
 from reasoning.tree import ROOT, ReasoningTree
 
-TRACE_HEADERS = ["#", "node", "factor", "origin", "step", "PRM", "value", "Q", "visits", "prior", "human"]
+TRACE_HEADERS = ["#", "node", "factor", "origin", "step", "PRM", "value", "Q", "visits", "prior", "human", "gold"]
 SIBLING_HEADERS = ["node", "factor", "step", "PRM", "value", "visits", "rating"]
 SESSION_HEADERS = ["id", "name", "problem", "nodes", "labels", "updated", "deleted"]
 
@@ -34,9 +35,29 @@ def trace_rows(tree: ReasoningTree, nid: str, labels: dict[str, str]) -> list[li
         a = tree.node(n)
         rows.append([
             i, n, a["factor"] or "(problem)", a["origin"], a["text"], rounded(a["score"]), rounded(a["value"]),
-            rounded(tree.q(n)), a["visits"], rounded(a["prior"]), labels.get(n, ""),
+            rounded(tree.q(n)), a["visits"], rounded(a["prior"]), labels.get(n, ""), gold_mark(tree, n),
         ])
     return rows
+
+
+def gold_mark(tree: ReasoningTree, nid: str) -> str:
+    """A tick or a cross for a final answer, so a researcher sees at once whether a path is right: the imported
+    `correct` flag when the trace came with one, else the domain's own checker against the problem's gold (Countdown's
+    exact expression checker, math-verify for word problems); "" for a step, or when there is no gold to check."""
+    a = tree.node(nid)
+    if not a["terminal"]:
+        return ""
+    flag = (a.get("meta") or {}).get("correct")
+    if isinstance(flag, bool):
+        return "✓ correct (imported)" if flag else "✗ wrong (imported)"
+    p = tree.problem
+    if a["answer"] is None or (p.answer is None and "numbers" not in (p.meta or {})):
+        return ""
+    try:
+        ok = get_domain(p.domain).check(p, a["answer"])
+    except (KeyError, TypeError, ValueError):  # no usable gold (an unknown domain, a malformed problem)
+        return ""
+    return "✓ correct" if ok else "✗ wrong"
 
 
 def node_info(tree: ReasoningTree, nid: str) -> str:
@@ -44,7 +65,8 @@ def node_info(tree: ReasoningTree, nid: str) -> str:
     a = tree.node(nid)
     return (f"node {nid} · depth {a['depth']} · factor {a['factor'] or '(root)'} · {a['origin']}"
             f"{' · pruned' if not tree.is_live(nid) else ''}"
-            f"{' · answer ' + str(a['answer']) if a['terminal'] else ''}")
+            f"{' · answer ' + str(a['answer']) if a['terminal'] else ''}"
+            f"{' · ' + mark if (mark := gold_mark(tree, nid)) else ''}")
 
 
 def children_rows(tree: ReasoningTree, nid: str, ratings: dict[str, Any] | None = None) -> list[list[Any]]:
@@ -71,8 +93,10 @@ def result_line(sid: int, tree: ReasoningTree, result: Any) -> str:
         return f"session {sid}: {len(tree)} nodes"
     answer = "no answer" if result.answer is None else f"answer {result.answer} (value {result.value:.3f})"
     how = "stopped" if result.stopped else "finished"
-    return (f"session {sid}: {how} · {len(tree)} nodes · {result.nodes_created} created · {answer} · "
-            f"{result.seconds:.1f} s")
+    node = getattr(result, "node", None)
+    mark = gold_mark(tree, node) if node in tree else ""
+    return (f"session {sid}: {how} · {len(tree)} nodes · {result.nodes_created} created · {answer}"
+            f"{' ' + mark if mark else ''} · {result.seconds:.1f} s")
 
 
 def next_iteration(tree: ReasoningTree) -> int:
@@ -80,5 +104,5 @@ def next_iteration(tree: ReasoningTree) -> int:
     return 1 + max(a["iteration"] for _, a in tree.graph.nodes(data=True))
 
 
-__all__ = ["ROOT", "SESSION_HEADERS", "SIBLING_HEADERS", "TRACE_HEADERS", "children_rows", "label_summary",
+__all__ = ["ROOT", "SESSION_HEADERS", "SIBLING_HEADERS", "TRACE_HEADERS", "children_rows", "gold_mark", "label_summary",
            "next_iteration", "node_info", "result_line", "rounded", "session_rows", "trace_rows"]
