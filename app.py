@@ -82,8 +82,18 @@ def _command_in(argv: list[str]) -> str | None:
     return first if first in COMMANDS else None
 
 
+def with_default_command(argv: list[str]) -> list[str]:
+    """`serve`'s flags work without writing `serve` (`python app.py --db URL --port 7861`, `./dev.sh app --db URL`):
+    options given with no command before them are serve's. A first word that is not an option is left to argparse
+    (a mistyped command gets its one-line error)."""
+    rest = [a for a in argv if a != "--debug"]
+    if not rest or not rest[0].startswith("-") or rest[0] in ("-h", "--help"):
+        return argv
+    return [*(["--debug"] if "--debug" in argv else []), "serve", *rest]
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv = with_default_command(sys.argv[1:] if argv is None else list(argv))
     _quiet_transformers("--debug" in argv)
     command = _command_in(argv)
     args = build_parser([command] if command else []).parse_args(argv)

@@ -45,3 +45,16 @@ def test_only_the_named_command_module_is_imported_to_parse():
     assert (args.command, args.budget) == ("search", 8)
     bare = app.build_parser([])
     assert not hasattr(bare.parse_args(["export"]), "func")
+
+
+def test_serve_flags_work_without_writing_serve():
+    """`./dev.sh app --db URL` once read `--db` as `--debug`: options with no command before them are serve's."""
+    from app import build_parser, with_default_command
+
+    assert with_default_command(["--db", "sqlite:///x.db", "--port", "7861"]) == [
+        "serve", "--db", "sqlite:///x.db", "--port", "7861"]
+    assert with_default_command(["--debug", "--port", "7861"]) == ["--debug", "serve", "--port", "7861"]
+    for unchanged in ([], ["--debug"], ["--help"], ["search", "--budget", "4", "x"], ["serch"]):
+        assert with_default_command(unchanged) == unchanged
+    args = build_parser(["serve"]).parse_args(with_default_command(["--db", "sqlite:///x.db"]))
+    assert args.command == "serve" and args.db == "sqlite:///x.db" and not args.debug
