@@ -17,7 +17,7 @@ from ..factors import Catalog, ThoughtFactor, load_catalog
 from ..prompting import PromptFormat
 from ..types import ExpansionRequest, State, Step
 from .kvcache import Entry, PrefixKVCache, batched_cache, row_entry
-from .loading import max_positions, sha256_files, single_token_id
+from .loading import max_positions, right_padded, sha256_files, single_token_id
 
 log = logging.getLogger(__name__)
 
@@ -237,13 +237,7 @@ class TransformersGenerator:
     def _sequence_logprobs(self, context: list[int], starts: list[list[int]]) -> torch.Tensor:
         """Sum of log p(start tokens | context) per factor: all factors in one right-padded batch."""
         context = self._fit(context, max(len(s) for s in starts))
-        rows = [context + s for s in starts]
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long, device=self.device)
-        mask = torch.zeros_like(ids)
-        for i, r in enumerate(rows):
-            ids[i, : len(r)] = torch.tensor(r, device=self.device)
-            mask[i, : len(r)] = 1
+        ids, mask = right_padded([context + s for s in starts], self.pad_id, self.device)
         logp = torch.log_softmax(self.model(input_ids=ids, attention_mask=mask, use_cache=False).logits.float(), -1)
         out = []
         for i, s in enumerate(starts):
@@ -271,12 +265,8 @@ class TransformersGenerator:
         return [found[tuple(c)] for c in contexts]
 
     def _prefill(self, keys: list[tuple[int, ...]]) -> dict[tuple[int, ...], Entry]:
-        width = max(len(k) for k in keys)
-        ids = torch.full((len(keys), width), self.pad_id, dtype=torch.long, device=self.device)
-        mask = torch.zeros_like(ids)
-        for i, k in enumerate(keys):
-            ids[i, : len(k)] = torch.tensor(k, device=self.device)
-            mask[i, : len(k)] = 1
+        ids, mask = right_padded([list(k) for k in keys], self.pad_id, self.device)
+        width = ids.shape[1]
         positions = torch.arange(width, device=self.device).expand(len(keys), -1)
         cache = DynamicCache(config=self.model.config)
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True)

@@ -143,6 +143,17 @@ def sha256_files(files: list[Path]) -> dict[str, str]:
     return out
 
 
+def right_padded(rows: list[list[int]], pad_id: int, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token-id rows as one right-padded batch: (ids, attention mask), padding with `pad_id` and mask 0."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+        mask[i, : len(r)] = 1
+    return ids.to(device), mask.to(device)
+
+
 def max_positions(config) -> int | None:
     """The model's context length from its config, if it states one."""
     for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):

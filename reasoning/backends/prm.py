@@ -20,6 +20,7 @@ from .loading import (
     load_tokenizer,
     max_positions,
     read_config,
+    right_padded,
     sha256_files,
     single_token_id,
     weight_files,
@@ -154,13 +155,7 @@ class PRMAdapter:
         return ids[cut:], [p - cut if p >= cut else -1 for p in positions]
 
     def _batch(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-            mask[i, : len(r)] = 1
-        return ids.to(self.device), mask.to(self.device)
+        return right_padded(rows, self.pad_id, self.device)
 
     @staticmethod
     def at(values: torch.Tensor, positions: list[int]) -> list[float]:
