@@ -9,7 +9,6 @@ core 1. The servers are started here from the engine environment (made on first 
 from __future__ import annotations
 
 import os
-import threading
 from contextlib import ExitStack
 
 from bench.perf import PerfRun, run_side_by_side, section
@@ -21,7 +20,7 @@ def _start_servers(stack: ExitStack) -> tuple[str, str, str]:
     """Two demo-generator servers and one demo-PRM server on free loopback ports, started side by side."""
     from reasoning.backends import DEMO_GENERATOR_DIR, DEMO_PRM_DIR
     from reasoning.serving.env import ensure_engine_env
-    from reasoning.serving.server import EngineServer, ServerSpec, free_port
+    from reasoning.serving.server import EngineServer, ServerSpec, free_port, start_all
 
     ensure_engine_env()
     one = str(1 % (os.cpu_count() or 1))
@@ -32,21 +31,7 @@ def _start_servers(stack: ExitStack) -> tuple[str, str, str]:
     ]
     for s in servers:
         stack.callback(s.stop)
-    errors: list[BaseException] = []
-
-    def start(server: EngineServer) -> None:
-        try:
-            server.start()
-        except BaseException as exc:  # re-raised below, in the benchmark's thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=start, args=(s,)) for s in servers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    start_all(servers)
     return servers[0].url, servers[1].url, servers[2].url
 
 

@@ -27,7 +27,7 @@ from reasoning.factors import load_catalog
 from reasoning.problems import read_problems
 from reasoning.search import search
 from reasoning.serving.env import ensure_engine_env
-from reasoning.serving.server import EngineServer, ServerSpec, free_port
+from reasoning.serving.server import EngineServer, ServerSpec, free_port, start_all
 from reasoning.tree import ROOT
 from reasoning.types import ExpansionRequest, State
 
@@ -55,24 +55,7 @@ def servers(tmp_path_factory):
     prm = EngineServer(ServerSpec(model=DEMO_PRM_DIR, port=free_port(), pooling=True, cores=str(1 % cores)),
                        log_file=logs / "prm.log")
     try:
-        # start both at once: each takes 1-3 minutes, mostly in its own process
-        import threading
-
-        errors: list[BaseException] = []
-
-        def start(server: EngineServer) -> None:
-            try:
-                server.start()
-            except BaseException as exc:  # reported below
-                errors.append(exc)
-
-        threads = [threading.Thread(target=start, args=(s,)) for s in (gen, prm)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if errors:
-            raise errors[0]
+        start_all([gen, prm])  # both at once: each takes 1-3 minutes, mostly in its own process
         yield gen.url, prm.url
     finally:
         gen.stop()

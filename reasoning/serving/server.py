@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -228,6 +229,26 @@ class EngineServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def start_all(servers: list[EngineServer]) -> None:
+    """Start several servers at once (each takes 1-3 minutes, mostly in its own process); the first failure is
+    raised here, in the caller's thread, once every start has returned."""
+    errors: list[BaseException] = []
+
+    def start(server: EngineServer) -> None:
+        try:
+            server.start()
+        except BaseException as exc:  # re-raised below, in the caller's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(s,)) for s in servers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
 
 
 def _served(url: str, name: str) -> bool:
