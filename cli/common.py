@@ -9,7 +9,7 @@ from pathlib import Path
 
 from reasoning.limits import MAX_STEP_TOKENS
 from reasoning.search import SearchConfig
-from reasoning.search.config import ALGORITHMS, BY_NAME, DEFAULT_MAX_BUDGET, SETTINGS, Setting
+from reasoning.search.config import BY_NAME, DEFAULT_MAX_BUDGET, SETTINGS, Setting
 
 from .parser import bounded_int
 
@@ -106,10 +106,6 @@ def _manifest_dir(generator: str | None) -> str | None:
     if generator and is_url(generator):
         return served_model_root(generator) or generator
     return generator
-
-
-def recommended_by_algorithm(args: argparse.Namespace) -> dict[str, dict]:
-    return {a: d for a in ALGORITHMS if (d := recommended_settings(args, a))}
 
 
 def search_config(args: argparse.Namespace, settings: Settings) -> SearchConfig:
