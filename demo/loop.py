@@ -3,8 +3,8 @@
 1. a deliberately weak PRM: `train-prm` on rollout labels of a few training problems (a small share of the labels);
 2. one MCTS tree per training problem, grown with the generator and that weak PRM, stored in a database;
 3. `label`: rollout labels on every node of those trees (the core path, `storage.autolabel`), plus a few hand
-   ratings written through the store's rating action (the one the API's rate endpoint calls), rated by the exact
-   solver standing in for a careful annotator;
+   ratings sent to the app's `/rate` API with gradio_client (the app served on loopback over the loop's database),
+   rated by the exact solver standing in for a careful annotator;
 4. export (TRL stepwise, human and auto labels, soft) and `train-prm` again, from the same base;
 5. both PRMs measured on held-out steps (ProcessBench F1 of the earliest error and step agreement against the exact
    solver's verdicts) and by the MCTS solve rate on held-out problems at budgets 16 and 64.
@@ -33,7 +33,7 @@ def add_loop_demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budgets", type=int, nargs="+", default=[16, 64], help="MCTS budgets of the solve rate")
     p.add_argument("--tree-budget", type=int, default=16, help="MCTS budget of the trees that get labelled")
     p.add_argument("--rollouts", type=int, default=4, help="rollouts per node")
-    p.add_argument("--hand-ratings", type=int, default=30, help="steps rated by hand (the exact solver) via the store")
+    p.add_argument("--hand-ratings", type=int, default=30, help="steps rated by hand (the exact solver) through the /rate API")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1, help="processes for the solve-rate runs (one thread each)")
 
@@ -179,10 +179,15 @@ def _label(args: argparse.Namespace, db: str) -> dict:
 
 
 def _hand_ratings(args: argparse.Namespace, db: str) -> dict:
-    """A few steps rated +1 / -1 through the store's rate action, by the exact solver (a stand-in annotator)."""
+    """A few steps rated +1 / -1 through the app's `/rate` API with gradio_client, as an annotator's script would
+    (the app served in this process on loopback over the loop's database), by the exact solver standing in for a
+    careful annotator. Each rating carries an action id, so a rerun after an interruption does not rate twice."""
     import random
 
+    from gradio_client import Client
+
     from storage import Store
+    from ui.testing import demo_models, serve
 
     from .label import exact_label
 
@@ -195,13 +200,21 @@ def _hand_ratings(args: argparse.Namespace, db: str) -> dict:
             tree = store.load_tree(sid)
             candidates += [(sid, tree, n) for n in tree.nodes(include_pruned=False) if n != "0"]
         rng.shuffle(candidates)
-        for sid, tree, nid in candidates[: max(0, args.hand_ratings - done)]:
-            store.rate(sid, nid, ANNOTATOR, 1 if exact_label(tree.state(nid)) else -1)
+        todo = candidates[: max(0, args.hand_ratings - done)]
+        if todo:
+            generator, scorer = demo_models()
+            with serve(generator=generator, scorer=scorer, store=store) as url:
+                client = Client(url, verbose=False)
+                for sid, tree, nid in todo:
+                    rating = 1 if exact_label(tree.state(nid)) else -1
+                    client.predict(sid, nid, rating, annotator=ANNOTATOR, action_id=f"loop-demo-{sid}-{nid}",
+                                   api_name="/rate")
         rated = [a for sid in sessions for a in store.annotations(sid)]
         autos = {(sid, a.node_id): a for sid in sessions for a in store.auto_labels(sid)}
     agree = [((autos[(a.session_id, a.node_id)].successes > 0) == (a.rating > 0)) for a in rated
              if (a.session_id, a.node_id) in autos]
-    return {"ratings": len(rated), "rollout_label_agrees": sum(agree), "compared": len(agree)}
+    return {"ratings": len(rated), "through": "the /rate API (gradio_client)", "rollout_label_agrees": sum(agree),
+            "compared": len(agree)}
 
 
 def _export(db: str, out: Path, weak_data: Path, combined: Path) -> Path:
