@@ -58,3 +58,14 @@ def test_serve_flags_work_without_writing_serve():
         assert with_default_command(unchanged) == unchanged
     args = build_parser(["serve"]).parse_args(with_default_command(["--db", "sqlite:///x.db"]))
     assert args.command == "serve" and args.db == "sqlite:///x.db" and not args.debug
+
+
+def test_solve_validates_its_settings_before_importing_torch(tmp_path):
+    """A bad setting is refused in one line before any model code loads: reading the generator's recommended
+    settings (a manifest, or a server URL's model root) must not import the backends package, which imports torch."""
+    problems = tmp_path / "p.jsonl"
+    problems.write_text((ROOT / "reasoning" / "data" / "countdown_eval.jsonl").read_text().splitlines()[0] + "\n")
+    proc, imported = run_app("solve", "--problems", str(problems), "--out", str(tmp_path / "o.jsonl"), "--budget", "0")
+    assert proc.returncode == 2 and "budget must be between" in proc.stderr, proc.stderr[-2000:]
+    assert "argparse" in imported
+    assert "torch" not in imported and "transformers" not in imported

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..factors import Catalog, load_catalog
 from ..manifest import DEMO_GENERATOR_DIR, DEMO_PRM_DIR, REPO_ROOT
+from ..serving.client import ServerError, is_url
 from .generator import DEFAULT_KV_CACHE_MB, TransformersGenerator, top_p_filter
 from .genprm import GenerativePRM
-from .http import ServerError, is_url
 from .loading import (
     ModelLoadError,
     check_causal_lm,

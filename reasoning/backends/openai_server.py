@@ -22,8 +22,8 @@ from typing import Any
 from ..domains import get_domain
 from ..factors import Catalog, ThoughtFactor, load_catalog
 from ..prompting import PromptFormat
+from ..serving.client import ServerError, ServerOptions, ServerPool, chunks
 from ..types import ExpansionRequest, Problem, State, Step
-from .http import ServerError, ServerOptions, ServerPool, chunks
 
 log = logging.getLogger(__name__)
 
