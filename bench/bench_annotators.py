@@ -1,21 +1,42 @@
-"""Annotators at speed: N gradio_client sessions rate, prune and edit for a while, against a server this script
-starts on 127.0.0.1, while another client keeps a search running; then every acknowledged action is looked up in
-the database.
+"""Annotators at speed: N gradio_client sessions rate, prune, undo, rename and edit for a while, against a server this
+script starts on 127.0.0.1, while another client keeps a search running; then every acknowledged action is looked
+up in the database.
 
-    python bench/bench_annotators.py [--db sqlite|postgres|URL] [--clients 16] [--seconds 60] [--max-actions 400]
+    python bench/bench_annotators.py [--db sqlite|postgres|URL] [--clients 16] [--seconds 60]
+                                     [--mode both|closed|paced] [--think-ms 2000] [--client gradio|gradio-default|http]
+                                     [--max-actions 400] [--no-search]
 
-Prints, per action kind: acknowledged, stored, intended version conflicts, other errors, p50/p95/max latency (ms);
-and the machine's load average before and after. Bounded: each client stops after --seconds or --max-actions,
-whichever comes first; the server is stopped and a scratch database removed at the end.
+Two ways to load the server, side by side in one run (`--mode both`, the default; each runs for --seconds):
+- closed: each client sends its next action the moment the last one is acknowledged (no think time), so the
+  latency is about clients / server throughput: a saturation test, not what a person does;
+- paced: each client waits a human-like pause between actions (uniform in 0.5-1.5 x --think-ms), so the server sees
+  the offered load a team of fast annotators makes; the table says how many actions/s that was.
+
+Clients (--client): `gradio` is gradio_client with one shared, verifying TLS context (the default);
+`gradio-default` is gradio_client as constructed by default, which builds a new TLS context (about 40 ms of CPU) for
+each of a call's two HTTP requests, even for an http:// URL; `http` calls the queue as the browser does (a kept-alive
+connection, queue/join, then the session's SSE stream), which is what an annotator in the web page waits for.
+
+Every client is its own process (as every annotator is another machine), apart from the server's process, so no
+client shares the server's GIL. The server runs with GRADIO_PROFILING=1, and each acknowledged call is matched to
+the server's trace of it by event id, so the latency splits into: queue wait (in Gradio's queue before a worker
+took it), handler (Gradio's process_api: our function and Gradio's pre/post-processing), and the rest (HTTP join,
+the SSE message back, gradio_client's own polling, client-side CPU). CPU seconds of the server and of the clients
+per action and the load average before/after come with each mode.
+
+Prints, per mode and action kind: acknowledged, stored, intended version conflicts, other errors, p50/p95/max latency
+(ms) and the split. Bounded: each client stops after --seconds or --max-actions, whichever comes first; the server is
+stopped and a scratch database removed at the end.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import multiprocessing as mp
 import os
 import random
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,7 +44,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +53,14 @@ sys.path.insert(0, str(ROOT))
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 PROBLEMS = ["Use 4 7 8 8 to make 24.", "Use 2 3 4 6 to make 24.", "Use 1 5 5 5 to make 24.",
             "Use 3 3 8 8 to make 24."]
+# What an annotator does, by share of actions; a prune is followed by its undo (so the tree stays whole for others).
 MIX = (("rate", 0.75), ("prune", 0.12), ("rename", 0.05), ("edit_step", 0.08))
+KINDS = ("rate", "prune", "undo", "rename", "edit_step")
+CHEAP = ("rate", "prune", "undo", "rename")  # short transactions; edit_step runs the PRM (the model slot)
+APIS = ("rate", "prune", "undo", "rename_session", "edit_step")
+CLIENTS = {"gradio": "gradio_client, one shared TLS context", "gradio-default": "gradio_client as constructed by default",
+           "http": "browser-like: kept-alive HTTP, queue/join + SSE"}
+CLK = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -43,16 +71,22 @@ class Outcome:
     conflict: bool = False
     error: str = ""
     key: tuple = ()
+    event_id: str = ""
 
 
 @dataclass
-class Tally:
-    outcomes: list[Outcome] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+class Phase:
+    """One mode's run: what the clients saw, what the server traced, and the CPU and load around it."""
 
-    def add(self, o: Outcome) -> None:
-        with self.lock:
-            self.outcomes.append(o)
+    mode: str
+    think_ms: float
+    outcomes: list[Outcome] = field(default_factory=list)
+    seconds: float = 0.0
+    client_cpu: float = 0.0
+    server_cpu: float = 0.0
+    traces: dict[str, dict] = field(default_factory=dict)
+    load: tuple[float, float] = (0.0, 0.0)
+    stored: dict[str, int] = field(default_factory=dict)
 
 
 def free_port() -> int:
@@ -100,14 +134,109 @@ def pick(rng: random.Random) -> str:
     return MIX[0][0]
 
 
-def annotator(url: str, idx: int, sessions: dict[int, list[str]], deadline: float, max_actions: int,
-              tally: Tally) -> None:
-    from gradio_client import Client
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (and its reaped children) from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / CLK
 
-    client = Client(url, verbose=False)
+
+# -- one annotator --------------------------------------------------------------------------------------------
+class CallError(Exception):
+    def __init__(self, message: str, event_id: str = ""):
+        super().__init__(message)
+        self.event_id = event_id
+
+
+class BrowserLike:
+    """The browser's way of calling the queue: one kept-alive HTTP connection; per call, POST queue/join, then read
+    the session's SSE stream (queue/data) until this event's `process_completed` (the server closes the stream when
+    the session has nothing pending, and the browser opens it again for its next event)."""
+
+    def __init__(self, url: str, fn_index: dict[str, int]):
+        import httpx
+
+        self.url, self.fn_index, self.session = url, fn_index, uuid.uuid4().hex
+        self.http = httpx.Client(timeout=httpx.Timeout(600.0, connect=30.0))
+
+    def invoke(self, api: str, args: tuple) -> tuple[object, str]:
+        body = {"data": list(args), "fn_index": self.fn_index[api], "session_hash": self.session,
+                "event_data": None, "trigger_id": None}
+        joined = self.http.post(self.url + "gradio_api/queue/join", json=body)
+        joined.raise_for_status()
+        eid = joined.json()["event_id"]
+        with self.http.stream("GET", self.url + "gradio_api/queue/data", params={"session_hash": self.session}) as r:
+            for line in r.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                msg = json.loads(line[5:])
+                if msg.get("msg") == "process_completed" and msg.get("event_id") == eid:
+                    out = msg.get("output") or {}
+                    if not msg.get("success"):
+                        raise CallError(str(out.get("error") or out), eid)
+                    return out["data"][0], eid
+        raise CallError("the event stream closed before the result", eid)
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class GradioClient:
+    """gradio_client, as scripts use it. `shared_tls`: one verifying TLS context for every request; without it,
+    gradio_client builds a new one (certificate store load, about 40 ms of CPU here) for each of a call's two HTTP
+    requests, even for an http:// URL."""
+
+    def __init__(self, url: str, shared_tls: bool):
+        from gradio_client import Client
+
+        kwargs = {}
+        if shared_tls:
+            import ssl
+
+            import certifi
+
+            kwargs["ssl_verify"] = ssl.create_default_context(cafile=certifi.where())
+        self.client = Client(url, verbose=False, **kwargs)
+
+    def invoke(self, api: str, args: tuple) -> tuple[object, str]:
+        job = self.client.submit(*args, api_name=f"/{api}")
+        try:
+            return job.result(), getattr(job.communicator, "event_id", "") or ""
+        except Exception as exc:  # noqa: BLE001 - passed on with the event id
+            raise CallError(str(exc), getattr(job.communicator, "event_id", "") or "") from exc
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def connect(kind: str, url: str, fn_index: dict[str, int]):
+    return BrowserLike(url, fn_index) if kind == "http" else GradioClient(url, shared_tls=kind == "gradio")
+
+
+def call(client, kind: str, args: tuple, out: list[Outcome], key_of=None, api: str = ""):
+    """One API call (`/kind` unless `api` is given), timed from submit to result, with the event id the server
+    traced it under."""
+    t0 = time.perf_counter()
+    try:
+        value, eid = client.invoke(api or kind, args)
+        key = key_of(value) if key_of else ()
+        out.append(Outcome(kind, 1000 * (time.perf_counter() - t0), True, key=key, event_id=eid))
+        return value
+    except Exception as exc:  # noqa: BLE001 - every failure is counted and shown
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        conflict = "changed" in text or "reload" in text or "already pruned" in text
+        out.append(Outcome(kind, 1000 * (time.perf_counter() - t0), False, conflict, text[:160],
+                           event_id=getattr(exc, "event_id", "")))
+        return None
+
+
+def annotate(client, idx: int, sessions: dict[int, list[str]], deadline: float, max_actions: int,
+             think_ms: float, out: list[Outcome]) -> None:
     rng = random.Random(idx)
     name = f"annotator-{idx}"
     versions: dict[tuple[int, str], int] = {}
+    pause = (lambda: rng.uniform(0.5, 1.5) * think_ms / 1000) if think_ms > 0 else (lambda: 0.0)
+    if think_ms > 0:  # annotators do not start in step
+        time.sleep(min(rng.uniform(0, think_ms / 1000), max(0.0, deadline - time.time())))
     for _ in range(max_actions):
         if time.time() >= deadline:
             return
@@ -115,46 +244,70 @@ def annotator(url: str, idx: int, sessions: dict[int, list[str]], deadline: floa
         node = rng.choice(sessions[sid])
         kind = pick(rng)
         aid = uuid.uuid4().hex
-        t0 = time.perf_counter()
-        try:
-            if kind == "rate":
-                client.predict(sid, node, rng.choice([-1, 0, 1]), False, "", name, aid, None, api_name="/rate")
-                key = (aid,)
-            elif kind == "prune":  # a shared node, with the version this client last saw: conflicts are intended
-                seen = versions.get((sid, node))
-                out = client.predict(sid, node, name, aid, seen, api_name="/prune")
-                versions[(sid, node)] = out["version"]
-                client.predict(sid, name, api_name="/undo")  # keep the tree whole for the others
-                key = (aid,)
-            elif kind == "rename":
-                client.predict(sid, f"session {sid} by {name}", name, api_name="/rename_session")
-                key = (sid, name)
-            else:
-                new = client.predict(sid, node, f"{idx}: an edited step {aid[:6]}", name, api_name="/edit_step")
-                key = (sid, new)
-            tally.add(Outcome(kind, 1000 * (time.perf_counter() - t0), True, key=key))
-        except Exception as exc:  # noqa: BLE001 - every failure is counted and shown
-            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            conflict = "changed" in text or "reload" in text or "already pruned" in text
-            tally.add(Outcome(kind, 1000 * (time.perf_counter() - t0), False, conflict, text[:160]))
+        if kind == "rate":
+            call(client, "rate", (sid, node, rng.choice([-1, 0, 1]), False, "", name, aid, None), out,
+                 lambda _v, a=aid: (a,))
+        elif kind == "prune":  # a shared node, with the version this client last saw: conflicts are intended
+            got = call(client, "prune", (sid, node, name, aid, versions.get((sid, node))), out,
+                       lambda _v, a=aid: (a,))
+            if got is not None:
+                versions[(sid, node)] = got["version"]
+                call(client, "undo", (sid, name), out,
+                     lambda v: ((v["undid"] or {}).get("action_id"),))  # keep the tree whole for the others
+        elif kind == "rename":
+            call(client, "rename", (sid, f"session {sid} by {name}", name), out, lambda _v, s=sid: (s, name),
+                 api="rename_session")
+        else:
+            call(client, "edit_step", (sid, node, f"{idx}: an edited step {aid[:6]}", name), out,
+                 lambda new, s=sid: (s, new))
+        time.sleep(max(0.0, min(pause(), deadline - time.time())))
 
 
-def searcher(url: str, deadline: float, stop: threading.Event, counts: list[int]) -> None:
+def client_process(url: str, kind: str, fn_index: dict[str, int], idx: int, sessions: dict[int, list[str]],
+                   modes: list[tuple[str, float]], seconds: float, max_actions: int, ready, go, results) -> None:
+    """One annotator in its own process: connect, report ready, then run each mode when told to."""
+    client = connect(kind, url, fn_index)
+    for phase, (_mode, think_ms) in enumerate(modes):
+        ready.put(idx)
+        go[phase].wait()
+        out: list[Outcome] = []
+        c0, t0 = os.times(), time.time()
+        annotate(client, idx, sessions, t0 + seconds, max_actions, think_ms, out)
+        c1 = os.times()
+        results.put((phase, idx, [asdict(o) for o in out], (c1.user + c1.system) - (c0.user + c0.system)))
+    client.close()
+
+
+def searcher(url: str, stop: threading.Event, counts: list[int]) -> None:
     from gradio_client import Client
 
     client = Client(url, verbose=False)
     i = 0
-    while time.time() < deadline and not stop.is_set():
+    while not stop.is_set():
         try:
             client.predict(PROBLEMS[i % len(PROBLEMS)], "mcts", 64, api_name="/search")
             counts[0] += 1
         except Exception as exc:  # noqa: BLE001
+            if stop.is_set():  # the server is going away
+                return
             counts[1] += 1
             print(f"search failed: {str(exc)[:120]}", file=sys.stderr)
         i += 1
 
 
-def verify(db_url: str, tally: Tally) -> dict[str, int]:
+# -- the server's side ---------------------------------------------------------------------------------------
+def server_traces(url: str) -> dict[str, dict]:
+    """Gradio's per-event profiling traces (GRADIO_PROFILING=1), by event id."""
+    with urllib.request.urlopen(url + "gradio_api/profiling/traces", timeout=30) as r:
+        return {t["event_id"]: t for t in json.loads(r.read()) if t.get("event_id")}
+
+
+def clear_traces(url: str) -> None:
+    req = urllib.request.Request(url + "gradio_api/profiling/clear", method="POST", data=b"")
+    urllib.request.urlopen(req, timeout=30).close()
+
+
+def verify(db_url: str, outcomes: list[Outcome]) -> dict[str, int]:
     """How many acknowledged actions the database holds (each looked up by its action id, node or name)."""
     from sqlalchemy import select
 
@@ -164,18 +317,21 @@ def verify(db_url: str, tally: Tally) -> dict[str, int]:
     stored: dict[str, int] = {}
     with Store(db_url) as store, store.read() as s:
         logged = set(s.scalars(select(ActionRow.action_id)))
+        undone = set(s.scalars(select(ActionRow.action_id).where(ActionRow.undone.is_(True))))
         renames = {(r.session_id, r.annotator) for r in s.execute(
             select(ActionRow.session_id, ActionRow.annotator).where(ActionRow.kind == "rename"))}
         nodes = {tuple(r) for r in s.execute(select(NodeRow.session_id, NodeRow.node_id))}
-        for o in tally.outcomes:
+        for o in outcomes:
             if not o.ok:
                 continue
             found = (o.key[0] in logged if o.kind in ("rate", "prune") else
+                     o.key[0] is None or o.key[0] in undone if o.kind == "undo" else
                      o.key in renames if o.kind == "rename" else tuple(o.key) in nodes)
             stored[o.kind] = stored.get(o.kind, 0) + bool(found)
     return stored
 
 
+# -- the report ----------------------------------------------------------------------------------------------
 def pct(xs: list[float], q: float) -> float:
     if not xs:
         return float("nan")
@@ -183,37 +339,97 @@ def pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
 
 
-def report(tally: Tally, stored: dict[str, int], seconds: float) -> None:
-    print(f"{'kind':<10} {'acked':>6} {'stored':>6} {'conflicts':>9} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} "
-          f"{'max ms':>8}")
-    kinds = [k for k, _ in MIX] + ["all"]
-    for kind in kinds:
-        rows = [o for o in tally.outcomes if kind == "all" or o.kind == kind]
+def report(ph: Phase, clients: int) -> None:
+    title = ("closed loop (no think time)" if ph.mode == "closed" else
+             f"paced (think {ph.think_ms / 1000:.1f} s mean, 0.5-1.5x)")
+    print(f"\n== {title}: {clients} clients, {ph.seconds:.0f} s ==")
+    print(f"{'kind':<10} {'acked':>6} {'stored':>6} {'confl':>5} {'errors':>6} {'p50 ms':>7} {'p95 ms':>7} "
+          f"{'max ms':>7} | server p50: {'queue':>6} {'handler':>7} {'rest':>6}")
+    groups = [(k, (k,)) for k in KINDS] + [("cheap", CHEAP), ("all", KINDS)]
+    for label, kinds in groups:
+        rows = [o for o in ph.outcomes if o.kind in kinds]
+        if not rows:
+            continue
         ok = [o for o in rows if o.ok]
         ms = [o.ms for o in ok]
-        acked, conflicts = len(ok), sum(o.conflict for o in rows)
+        conflicts = sum(o.conflict for o in rows)
         errors = sum(not o.ok and not o.conflict for o in rows)
-        st = sum(stored.values()) if kind == "all" else stored.get(kind, 0)
-        print(f"{kind:<10} {acked:>6} {st:>6} {conflicts:>9} {errors:>6} {pct(ms, .5):>8.0f} {pct(ms, .95):>8.0f} "
-              f"{max(ms, default=float('nan')):>8.0f}")
-    errs = sorted({o.error for o in tally.outcomes if not o.ok and not o.conflict})
+        stored = sum(ph.stored.get(k, 0) for k in kinds)
+        traced = [(o, ph.traces[o.event_id]) for o in ok if o.event_id in ph.traces]
+        queue = pct([t["queue_wait_ms"] for _, t in traced], .5)
+        handler = pct([t["total_ms"] for _, t in traced], .5)
+        rest = pct([o.ms - t["queue_wait_ms"] - t["total_ms"] for o, t in traced], .5)
+        print(f"{label:<10} {len(ok):>6} {stored:>6} {conflicts:>5} {errors:>6} {pct(ms, .5):>7.0f} "
+              f"{pct(ms, .95):>7.0f} {max(ms, default=float('nan')):>7.0f} | {'':>11} {queue:>6.0f} {handler:>7.0f} "
+              f"{rest:>6.0f}")
+    errs = sorted({o.error for o in ph.outcomes if not o.ok and not o.conflict})
     for e in errs[:8]:
         print(f"  error: {e}")
-    n = len([o for o in tally.outcomes if o.ok])
-    print(f"{n} acknowledged actions in {seconds:.0f} s ({n / max(seconds, 1e-9):.1f}/s); mean of all latencies "
-          f"{statistics.fmean([o.ms for o in tally.outcomes] or [0]):.0f} ms")
+    n = len(ph.outcomes)
+    print(f"{n} actions in {ph.seconds:.0f} s: {n / max(ph.seconds, 1e-9):.1f} actions/s "
+          f"({'offered by the paced clients' if ph.mode == 'paced' else 'as fast as the server answers'}); "
+          f"CPU per action: server {1000 * ph.server_cpu / max(n, 1):.0f} ms (with the search's), clients "
+          f"{1000 * ph.client_cpu / max(n, 1):.0f} ms; load average {ph.load[0]:.2f} before, {ph.load[1]:.2f} after "
+          f"({os.cpu_count()} CPUs)")
+
+
+def run_phases(url: str, server_pid: int, db_url: str, sessions: dict[int, list[str]], fn_index: dict[str, int],
+               args: argparse.Namespace) -> list[Phase]:
+    modes = [("closed", 0.0), ("paced", args.think_ms)]
+    modes = [m for m in modes if args.mode in ("both", m[0])]
+    ctx = mp.get_context("spawn")
+    ready, results = ctx.Queue(), ctx.Queue()
+    go = [ctx.Event() for _ in modes]
+    procs = [ctx.Process(target=client_process, args=(url, args.client, fn_index, i, sessions, modes, args.seconds,
+                                                      args.max_actions, ready, go, results), daemon=True)
+             for i in range(args.clients)]
+    for p in procs:
+        p.start()
+    phases = []
+    try:
+        for k, (mode, think_ms) in enumerate(modes):
+            for _ in procs:
+                ready.get(timeout=300)
+            time.sleep(2)  # let the connects and imports settle before the clock starts
+            clear_traces(url)
+            ph = Phase(mode, think_ms)
+            load0, s0, t0 = os.getloadavg()[0], cpu_seconds(server_pid), time.time()
+            go[k].set()
+            for _ in procs:
+                _, _, out, cpu = results.get(timeout=args.seconds + 900)
+                ph.outcomes += [Outcome(**{**o, "key": tuple(o["key"])}) for o in out]
+                ph.client_cpu += cpu
+            ph.seconds = time.time() - t0
+            ph.server_cpu = cpu_seconds(server_pid) - s0
+            ph.load = (load0, os.getloadavg()[0])
+            ph.traces = server_traces(url)
+            ph.stored = verify(db_url, ph.outcomes)
+            phases.append(ph)
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+    return phases
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--db", default="sqlite", help="sqlite, postgres (a scratch database at 127.0.0.1:5432) or a URL")
     p.add_argument("--clients", type=int, default=16)
-    p.add_argument("--seconds", type=float, default=60.0)
-    p.add_argument("--max-actions", type=int, default=400, help="per client, at most")
+    p.add_argument("--seconds", type=float, default=60.0, help="per mode")
+    p.add_argument("--mode", choices=("both", "closed", "paced"), default="both")
+    p.add_argument("--think-ms", type=float, default=2000.0,
+                   help="paced mode: mean pause between an annotator's actions (each uniform in 0.5-1.5x)")
+    p.add_argument("--max-actions", type=int, default=400, help="per client and mode, at most")
+    p.add_argument("--client", choices=tuple(CLIENTS), default="gradio",
+                   help="gradio: gradio_client with one shared (verifying) TLS context; gradio-default: gradio_client "
+                        "as constructed by default (a new TLS context per request); http: what the browser does")
     p.add_argument("--no-search", action="store_true", help="without the search running beside the annotators")
     args = p.parse_args(argv)
-    if not (1 <= args.clients <= 64 and 1 <= args.seconds <= 600 and 1 <= args.max_actions <= 10_000):
-        p.error("--clients 1-64, --seconds 1-600, --max-actions 1-10000")
+    if not (1 <= args.clients <= 64 and 1 <= args.seconds <= 600 and 1 <= args.max_actions <= 10_000
+            and 0 < args.think_ms <= 600_000):
+        p.error("--clients 1-64, --seconds 1-600, --max-actions 1-10000, --think-ms above 0, at most 600000")
 
     from gradio_client import Client
 
@@ -221,11 +437,12 @@ def main(argv: list[str] | None = None) -> int:
         db_url, cleanup = scratch_db(args.db, Path(tmp))
         port = free_port()
         url = f"http://127.0.0.1:{port}/"
-        env = {**os.environ, "REASONING_DATA_DIR": tmp, "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "REASONING_DATA_DIR": tmp, "PYTHONPATH": str(ROOT), "GRADIO_PROFILING": "1"}
         log = (Path(tmp) / "server.log").open("w")
         server = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "serve", "--host", "127.0.0.1", "--port",
                                    str(port), "--db", db_url], env=env, stdout=subprocess.DEVNULL, stderr=log,
                                   start_new_session=True)
+        stop, counts = threading.Event(), [0, 0]
         try:
             wait_up(url)
             setup = Client(url, verbose=False)
@@ -235,27 +452,21 @@ def main(argv: list[str] | None = None) -> int:
                 tree = setup.predict(sid, api_name="/tree")
                 sessions[sid] = [n["id"] for n in tree["nodes"] if n["id"] != "0"]
             print(f"db {args.db}: {len(sessions)} sessions of {[len(v) + 1 for v in sessions.values()]} nodes; "
-                  f"{args.clients} clients for {args.seconds:.0f} s (at most {args.max_actions} actions each)"
+                  f"{args.clients} client processes ({CLIENTS[args.client]}), {args.seconds:.0f} s per mode"
                   f"{'' if args.no_search else ', a search (mcts, budget 64) running throughout'}")
-            load_before = os.getloadavg()
-            tally, stop, counts = Tally(), threading.Event(), [0, 0]
-            deadline = time.time() + args.seconds
-            threads = [threading.Thread(target=annotator, args=(url, i, sessions, deadline, args.max_actions, tally))
-                       for i in range(args.clients)]
+            print(f"uptime before: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
             if not args.no_search:
-                threads.append(threading.Thread(target=searcher, args=(url, deadline, stop, counts)))
-            t0 = time.time()
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(timeout=args.seconds + 600)
+                threading.Thread(target=searcher, args=(url, stop, counts), daemon=True).start()
+            fn_index = {api: setup._infer_fn_index(f"/{api}", None) for api in APIS}
+            phases = run_phases(url, server.pid, db_url, sessions, fn_index, args)
             stop.set()
-            elapsed = time.time() - t0
-            stored = verify(db_url, tally)
-            report(tally, stored, elapsed)
-            print(f"searches finished during the run: {counts[0]} ({counts[1]} failed); load average "
-                  f"{load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after ({os.cpu_count()} CPUs)")
+            for ph in phases:
+                report(ph, args.clients)
+            if not args.no_search:
+                print(f"\nsearches finished during the run: {counts[0]} ({counts[1]} failed)")
+            print(f"uptime after: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
         finally:
+            stop.set()
             os.killpg(server.pid, signal.SIGTERM)
             try:
                 server.wait(timeout=30)

@@ -170,3 +170,23 @@ def test_the_web_can_only_load_model_folders_the_server_offers(api, tmp_path):
     for path in ("/etc", "/nonexistent", str(tmp_path)):
         with pytest.raises(UserError, match="is not a model folder this server offers"):
             ENGINE.models(path, None)
+
+
+def test_api_actions_do_not_rebuild_gradios_event_analytics(api, session, monkeypatch):
+    """Gradio rebuilt a pandas table of its last 10,000 events after every event, for a summary nothing here reads:
+    about a fifth of the server's CPU per rating with 16 annotators (BENCHMARKS.md, "Annotators at speed"). The served
+    app's queue (`ui.app.configure_queue`) does not."""
+    from gradio.queueing import Queue
+
+    built: list[int] = []
+    table = Queue._get_df
+
+    def counted(records):
+        built.append(len(records))
+        return table(records)
+
+    monkeypatch.setattr(Queue, "_get_df", staticmethod(counted))
+    client, _ = api
+    for rating in (1, 0, -1, 1):
+        client.predict(session, "0.1", rating, False, "", "dora", "", None, api_name="/rate")
+    assert built == []

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ STATIC = Path(__file__).parent / "static"
 TITLE = "Reasoning tree explorer"
 NAME_KEY = "rte-annotator-name"  # the key the browser's copy of the annotator name is kept under
 ENGINE: Explorer | None = None  # the module-level engine (models, store, live searches) of the running app
+DEFAULT_CONCURRENCY = 4  # page events without their own limit; the API's cheap actions and model calls set theirs
 
 
 def load_auth_file(path: str | Path) -> list[tuple[str, str]]:
@@ -135,8 +137,20 @@ def launch(
     demo, kwargs = build_app(generator=generator, scorer=scorer, store=store, catalog=catalog, auth=auth,
                              max_budget=max_budget, generator_dir=generator_dir, prm_dir=prm_dir,
                              loader=loader)
-    demo.queue(default_concurrency_limit=4)
+    configure_queue(demo)
     demo.launch(server_name=host, server_port=port, **kwargs, **extra)
+
+
+def configure_queue(demo: gr.Blocks) -> gr.Blocks:
+    """The queue every served app runs with (`launch`, and `ui.testing.serve` for tests and benchmarks).
+
+    Gradio 6 rebuilds a pandas summary of its last 10,000 events after every event (`Queue.compute_analytics_summary`,
+    recomputed every `GRADIO_ANALYTICS_CACHE_FREQUENCY` events, default 1) that nothing in this app reads: with 16
+    annotators it was about a fifth of the server's CPU per rating and, holding the GIL, it stretched the rating
+    transactions waiting on it. It is computed once per billion events instead, unless the environment asks otherwise
+    (BENCHMARKS.md, "Annotators at speed")."""
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(10**9))
+    return demo.queue(default_concurrency_limit=DEFAULT_CONCURRENCY)
 
 
 def _model_path(model: Any) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .app import build_app
+from .app import build_app, configure_queue
 
 
 def free_port() -> int:
@@ -20,7 +20,7 @@ def free_port() -> int:
 def serve(*, generator: Any, scorer: Any, store: Any, port: int | None = None, **kwargs: Any) -> Iterator[str]:
     """Launch the app in a background thread (on `port`, else a free one) and yield its URL; closes it afterwards."""
     demo, launch_kwargs = build_app(generator=generator, scorer=scorer, store=store, **kwargs)
-    demo.queue(default_concurrency_limit=4)
+    configure_queue(demo)  # the queue `launch` serves with
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port or free_port(), quiet=True,
                             **launch_kwargs)
     try:
