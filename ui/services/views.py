@@ -69,6 +69,21 @@ def node_info(tree: ReasoningTree, nid: str) -> str:
             f"{' · ' + mark if (mark := gold_mark(tree, nid)) else ''}")
 
 
+def human_step_factor(tree: ReasoningTree, nid: str, names: list[str]) -> str:
+    """The factor a step written by hand under `nid` starts with (the user may pick another from `names`): the one
+    most of the node's live children have (what the search did next here), else the node's own factor, else
+    `compute`, else the catalog's first. The catalog's first factor (`restate`) used to be the silent default, which
+    booked every hand-written Countdown operation as a restatement."""
+    kids = [tree.node(c)["factor"] for c in tree.children(nid, include_pruned=False)]
+    counts = {f: kids.count(f) for f in kids if f in names}
+    if counts:
+        return max(counts, key=lambda f: (counts[f], -kids.index(f)))
+    own = tree.node(nid)["factor"]
+    if own in names and not tree.node(nid)["terminal"]:
+        return own
+    return "compute" if "compute" in names else names[0]
+
+
 def children_rows(tree: ReasoningTree, nid: str, ratings: dict[str, Any] | None = None) -> list[list[Any]]:
     """The live children of a node (SIBLING_HEADERS), with the rating each already has in `ratings` (else blank)."""
     ratings = ratings or {}
@@ -104,5 +119,5 @@ def next_iteration(tree: ReasoningTree) -> int:
     return 1 + max(a["iteration"] for _, a in tree.graph.nodes(data=True))
 
 
-__all__ = ["ROOT", "SESSION_HEADERS", "SIBLING_HEADERS", "TRACE_HEADERS", "children_rows", "gold_mark", "label_summary",
-           "next_iteration", "node_info", "result_line", "rounded", "session_rows", "trace_rows"]
+__all__ = ["ROOT", "SESSION_HEADERS", "SIBLING_HEADERS", "TRACE_HEADERS", "children_rows", "gold_mark",
+           "human_step_factor", "label_summary", "next_iteration", "node_info", "result_line", "rounded", "session_rows", "trace_rows"]

@@ -1,0 +1,72 @@
+"""Browser tests of issue 13's smaller defects (item 10): each drives the user's path in headless Chromium against
+the app served on the demo models (`app`, `page`: tests/conftest.py) and checks what the page says and what the
+database holds."""
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("playwright")
+
+import test_ui_browser as ub  # noqa: E402
+from gradio_client import Client  # noqa: E402
+
+from reasoning.tree import ReasoningTree  # noqa: E402
+from reasoning.types import Problem, Step  # noqa: E402
+from storage import Store  # noqa: E402
+
+click_node, open_session, shot, wait_status = ub.click_node, ub.open_session, ub.shot, ub.wait_status
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def small_tree(store: Store, name: str, catalog: dict | None = None) -> tuple[int, ReasoningTree]:
+    """A stored Countdown session: root, two first steps, and two children (both `compute`) under the first one."""
+    tree = ReasoningTree(Problem(name, "Use 4 7 8 8 to make 24.", domain="countdown",
+                                 meta={"numbers": [4, 7, 8, 8], "target": 24}))
+    a = tree.add_child("0", Step("8+7=15 (left: 4 8 15)", "compute"), score=0.5, value=0.5)
+    tree.add_child("0", Step("8-4=4 (left: 4 7 8)", "compute"), score=0.3, value=0.3)
+    for text in ("15-8=7 (left: 4 7)", "8/4=2 (left: 2 15)"):
+        tree.add_child(a, Step(text, "compute"), score=0.4, value=0.4)
+    return store.create_session(tree, name=name, config={}, provenance={}, catalog=catalog), tree
+
+
+def pick(page, elem_id: str, option: str) -> None:
+    """Choose an option of a Gradio dropdown as a user does: open it, click the option."""
+    page.locator(f"#{elem_id} input").click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def dropdown_value(page, elem_id: str, value: str) -> None:
+    page.wait_for_function("([sel, v]) => (document.querySelector(sel) || {}).value === v",
+                           arg=[f"#{elem_id} input", value], timeout=10_000)
+
+
+# -- a human step takes the factor the user chooses ----------------------------------------------------------------
+def test_a_human_step_takes_the_factor_the_user_chooses(app, page):
+    url, store = app
+    sid, tree = small_tree(store, "human-factor")
+    open_session(page, url, sid, len(tree))
+    click_node(page, "0.0")
+    dropdown_value(page, "human-factor", "compute")  # what the search did under 0.0, not the catalog's first
+    pick(page, "human-factor", "verify")
+    page.locator("#node-text textarea").fill("Let me check: 15 is not 24 yet")
+    page.click("#human-step")
+    new = wait_status(page, "added human step").split("added human step ", 1)[1].split(" ", 1)[0]
+    stored = store.load_tree(sid).node(new)
+    assert (stored["factor"], stored["origin"], stored["text"]) == ("verify", "human",
+                                                                    "Let me check: 15 is not 24 yet")
+    shot(page, "small-01-human-factor")
+    assert page.dialogs == []
+
+
+def test_the_human_step_endpoint_takes_a_factor_of_the_sessions_catalog(app):
+    url, store = app
+    catalog = {"name": "mine", "factors": [{"name": "compute"}, {"name": "guess"}]}
+    sid, _ = small_tree(store, "human-factor-api", catalog=catalog)
+    client = Client(url, verbose=False)
+    new = client.predict(sid, "0.1", "8*3=24", "guess", "alice", api_name="/human_step")
+    assert store.load_tree(sid).node(new)["factor"] == "guess"
+    default = client.predict(sid, "0.0.0", "7*4=28", "", "alice", api_name="/human_step")
+    assert store.load_tree(sid).node(default)["factor"] == "compute"  # left out: the factor 0.0.0 has
+    with pytest.raises(Exception, match=r"factor must be one of this session's factors \['compute', 'guess'\]"):
+        client.predict(sid, "0.1", "7-4=3", "verify", "alice", api_name="/human_step")
