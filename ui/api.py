@@ -92,7 +92,8 @@ class Endpoints:
 
     def human_step(self, session_id: int, node_id: str, text: str, factor: str = "", annotator: str = "",
                    request: gr.Request = None) -> str:
-        """Add a step written by a person under a node (origin `human`, scored); returns the new id."""
+        """Add a step written by a person under a node (origin `human`, scored); returns the new id. `factor` is one
+        of the session's thought factors; left out, the one most of the node's children have (else `compute`)."""
         return self.engine.add_human_step(session_id, node_id, text, factor or None,
                                           annotator=who(annotator, request))
 
