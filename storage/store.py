@@ -6,12 +6,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import CursorResult, Table, func, insert, or_, select, update
+from sqlalchemy import CursorResult, Table, delete, func, insert, or_, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -230,14 +230,15 @@ class Store:
         if missing:
             raise NotFoundError(f"nodes {missing} are not in the tree given")
 
+        acted_on = _acted_on(snap, node_ids, kind)
+
         def work(s: Session) -> Logged:
             _session_row(s, session_id)
             _insert_nodes(s, session_id, snap, sorted(node_ids, key=lambda n: snap.node(n)["created"]))
             _sync_next_child(s, session_id, snap, {snap.node(n)["parent"] for n in node_ids})
-            first = node_ids[0] if node_ids else None
-            return {"nodes": list(node_ids)}, _entry(session_id, first, annotator, kind, {"nodes": list(node_ids)})
+            return {"nodes": list(node_ids)}, _entry(session_id, acted_on, annotator, kind, {"nodes": list(node_ids)})
 
-        return self._action(action_id, work, (session_id, node_ids[0] if node_ids else None, annotator, kind))["nodes"]
+        return self._action(action_id, work, (session_id, acted_on, annotator, kind))["nodes"]
 
     def prune(self, session_id: int, node_id: str, annotator: str, *, pruned: bool = True,
               action_id: str | None = None, expected_version: int | None = None, live_session: bool = False,
@@ -364,16 +365,19 @@ class Store:
             )
             if target is None:
                 return {"undid": None}, None
-            UNDO[target.kind](s, target)
+            outcome = UNDO[target.kind](s, target) or {}
             s.execute(update(ActionRow).where(ActionRow.id == target.id).values(undone=True))
             undid = target.action_id
-            return {"undid": undid}, _entry(session_id, target.node_id, annotator, "undo", {"undid": undid})
+            done = {"undid": undid, "outcome": outcome}
+            return done, _entry(session_id, target.node_id, annotator, "undo", done)
 
-        undid = self._action(action_id, work, (session_id, None, annotator, "undo"))["undid"]
-        if undid is None:
+        done = self._action(action_id, work, (session_id, None, annotator, "undo"))
+        if done["undid"] is None:
             return None
         with self.read() as s:
-            return _action_value(s.scalars(select(ActionRow).where(ActionRow.action_id == undid)).one())
+            action = _action_value(s.scalars(select(ActionRow).where(ActionRow.action_id == done["undid"])).one())
+        # what the undo did beyond reverting (an expansion's `removed` nodes, or those only `hidden`), for messages
+        return replace(action, payload={**action.payload, **(done.get("outcome") or {})})
 
     # -- bulk reads and writes for export and import -------------------------------------------
     def labeled_trees(self, session_ids: Iterable[int] | None = None,
@@ -738,10 +742,43 @@ def _undo_prune(s: Session, a: ActionRow) -> None:
     _bump(s, NodeRow, _node_key(session_id, node_id), None, {"pruned": payload["before"]})
 
 
-def _undo_add(s: Session, a: ActionRow) -> None:
+def _undo_add(s: Session, a: ActionRow) -> dict[str, Any]:
+    """Remove the nodes an edit, human step or expansion added (with their own annotator's ratings and their
+    automatic labels), so the tree and every view of it are as before. Nodes someone else rated, or that grew
+    children since, are only hidden (pruned) instead: undo never deletes another person's work."""
     session_id, payload = _session_action(a)
-    for nid in payload["nodes"]:
+    added = list(payload["nodes"])
+    rows = s.execute(select(NodeRow.node_id, NodeRow.parent_id, NodeRow.depth)
+                     .where(NodeRow.session_id == session_id)).all()
+    depth = {r.node_id: r.depth for r in rows}
+    kids: dict[str | None, list[str]] = {}
+    for r in rows:
+        kids.setdefault(r.parent_id, []).append(r.node_id)
+    rated = {n for (n,) in s.execute(select(AnnotationRow.node_id).where(
+        AnnotationRow.session_id == session_id, AnnotationRow.node_id.in_(added),
+        AnnotationRow.annotator != a.annotator))}
+    gone = [n for n in added if n in depth and not kids.get(n) and n not in rated]
+    kept = [n for n in added if n in depth and n not in gone]
+    if gone:
+        for model in (AnnotationRow, AutoLabelRow):
+            s.execute(delete(model).where(model.session_id == session_id, model.node_id.in_(gone)))
+        s.execute(delete(NodeRow).where(NodeRow.session_id == session_id, NodeRow.node_id.in_(gone)))
+    for nid in kept:
         _bump(s, NodeRow, _node_key(session_id, nid), None, {"pruned": True})
+    return {"removed": sorted(gone, key=lambda n: (depth[n], n)), "hidden": kept}
+
+
+def _acted_on(tree: ReasoningTree, node_ids: list[str], kind: str) -> str | None:
+    """The node an adding action was done on, what its log entry names: the expanded node, the node a human step
+    was written under, or the edited step."""
+    if not node_ids:
+        return None
+    first = tree.node(node_ids[0])
+    if kind == "edit":
+        source = (first.get("meta") or {}).get("edited_from")
+        if isinstance(source, str):
+            return source
+    return first["parent"]
 
 
 def _undo_session(s: Session, a: ActionRow) -> None:
@@ -749,7 +786,7 @@ def _undo_session(s: Session, a: ActionRow) -> None:
     _bump(s, SessionRow, [SessionRow.id == session_id], None, payload["before"])
 
 
-UNDO: dict[str, Callable[[Session, ActionRow], None]] = {
+UNDO: dict[str, Callable[[Session, ActionRow], dict[str, Any] | None]] = {
     "rate": _undo_rate,
     "rate_many": _undo_rate_many,
     "prune": _undo_prune,

@@ -70,3 +70,36 @@ def test_the_human_step_endpoint_takes_a_factor_of_the_sessions_catalog(app):
     assert store.load_tree(sid).node(default)["factor"] == "compute"  # left out: the factor 0.0.0 has
     with pytest.raises(Exception, match=r"factor must be one of this session's factors \['compute', 'guess'\]"):
         client.predict(sid, "0.1", "7-4=3", "verify", "alice", api_name="/human_step")
+
+
+# -- undoing an expansion names the expanded node and removes the children it added -------------------------------
+def plot_count(page, n: int) -> None:
+    page.wait_for_function(
+        "(n) => { const gd = document.querySelector('#tree-plot .js-plotly-plot');"
+        " const t = gd && gd.data && gd.data.find((d) => d.name === 'nodes'); return t && t.x.length === n; }",
+        arg=n, timeout=30_000)
+
+
+def test_undoing_an_expansion_removes_its_children(app, page):
+    url, store = app
+    sid, tree = small_tree(store, "undo-expand")
+    open_session(page, url, sid, len(tree))
+    click_node(page, "0.0")
+    page.click("#rate-good")
+    wait_status(page, "rated node 0.0 +1")
+    click_node(page, "0.1")
+    pick(page, "expand-factor", "compute")
+    page.locator("#expand-n input").fill("2")
+    page.click("#expand")
+    line = wait_status(page, "expanded 0.1 with compute", timeout=120)
+    new = line.split(": ", 1)[1].split(" (", 1)[0].split(", ")
+    assert new and all(n.startswith("0.1.") for n in new), line
+    plot_count(page, len(tree) + len(new))
+    page.click("#undo")
+    wait_status(page, f"undid your expansion of node 0.1: removed {', '.join(new)}")
+    plot_count(page, len(tree))  # removed from the tree view, not greyed
+    stored = store.load_tree(sid)
+    assert sorted(stored.nodes()) == sorted(tree.nodes())
+    assert [(a.node_id, a.rating) for a in store.annotations(sid)] == [("0.0", 1)]
+    shot(page, "small-02-undo-expand")
+    assert page.dialogs == []

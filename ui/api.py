@@ -120,7 +120,8 @@ class Endpoints:
         """Undo the annotator's latest action in a session; `undid` is null when there was none."""
         done = self.engine.undo(session_id, annotator=who(annotator, request))
         return {"undid": None if done is None else {"kind": done.kind, "node_id": done.node_id,
-                                                    "action_id": done.action_id}}
+                                                    "action_id": done.action_id,
+                                                    "removed": done.payload.get("removed", [])}}
 
     def summarize(self, session_id: int, node_id: str) -> str:
         """A short summary of the root-to-node trace, written by the generator."""

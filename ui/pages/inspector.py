@@ -17,6 +17,7 @@ from ..feedback import reported
 from ..figure import tree_figure
 from ..plots import figure_options, session_figure
 from ..service import MAX_EXPAND, TRACE_HEADERS, Explorer
+from ..services.views import undo_line
 from ..wiring import USER_ERRORS, Shared, who
 from . import autolabel
 
@@ -242,7 +243,10 @@ def _wire_actions(engine: Explorer, shared: Shared, ins: Inspector, status: gr.T
 
     def do_undo(sid, nid, user):
         done = engine.undo(sid, annotator=user)
-        return f"undid your {done.kind} of node {done.node_id}" if done else "nothing of yours to undo"
+        if done is not None and done.node_id and (not nid or nid in (done.payload or {}).get("removed", ())):
+            # the selected node is gone (or none was selected): show the node the undone action was done on
+            return done.node_id, undo_line(done)
+        return undo_line(done)
 
     ins.edit.click(act(do_edit), [*common, ins.text], outs, api_visibility="undocumented", concurrency_id="model")
     ins.human.click(act(do_human), [*common, ins.text, ins.human_factor], outs, api_visibility="undocumented",

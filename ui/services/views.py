@@ -114,10 +114,26 @@ def result_line(sid: int, tree: ReasoningTree, result: Any) -> str:
             f"{' ' + mark if mark else ''} · {result.seconds:.1f} s")
 
 
+def undo_line(done: Any) -> str:
+    """The status line of an undo (`done`: the undone storage Action): what was undone on which node, and for a
+    step-adding action which nodes it removed (or only hid, when someone else had rated them or grown them)."""
+    if done is None:
+        return "nothing of yours to undo"
+    what = {"expand": "expansion", "human_step": "human step", "rate_many": "ratings"}.get(done.kind, done.kind)
+    where = {"human_step": "under node", "rate_many": "of the children of node"}.get(done.kind, "of node")
+    line = f"undid your {what} {where} {done.node_id}" if done.node_id else f"undid your {what}"
+    payload = done.payload or {}
+    if payload.get("removed"):
+        line += f": removed {', '.join(payload['removed'])}"
+    if payload.get("hidden"):
+        line += (f"; {', '.join(payload['hidden'])} only hidden (pruned): rated by someone else or grown since")
+    return line
+
+
 def next_iteration(tree: ReasoningTree) -> int:
     """The iteration number a hand-made change is recorded under (after every search iteration so far)."""
     return 1 + max(a["iteration"] for _, a in tree.graph.nodes(data=True))
 
 
 __all__ = ["ROOT", "SESSION_HEADERS", "SIBLING_HEADERS", "TRACE_HEADERS", "children_rows", "gold_mark",
-           "human_step_factor", "label_summary", "next_iteration", "node_info", "result_line", "rounded", "session_rows", "trace_rows"]
+           "human_step_factor", "label_summary", "next_iteration", "node_info", "result_line", "rounded", "session_rows", "trace_rows", "undo_line"]
