@@ -399,14 +399,21 @@ class Store:
     def import_trees(self, problems: list[Problem], trees: list[LabeledTree], *, annotator: str,
                      source: dict[str, Any]) -> list[int]:
         """Store imported problems and labeled trees in ONE transaction: all of them or, on any error, none."""
+        return self.import_counted(problems, trees, annotator=annotator, source=source)["sessions"]
 
-        def work(s: Session) -> list[int]:
-            _put_problems(s, problems)  # in bulk: a few statements per thousand problems, not several per problem
+    def import_counted(self, problems: list[Problem], trees: list[LabeledTree], *, annotator: str,
+                       source: dict[str, Any]) -> dict[str, Any]:
+        """`import_trees`, returning the new session ids and how many problems were new and how many were stored
+        already (a re-import of the same set adds no problem, and says so)."""
+
+        def work(s: Session) -> dict[str, Any]:
+            # in bulk: a few statements per thousand problems, not several per problem
+            new, present = _put_problems(s, problems)
             ids = [_insert_labeled(s, lt, annotator, source) for lt in trees]
             s.add(ActionRow(action_id=_new_action_id(), session_id=None, annotator=annotator, kind="import",
                             payload={"source": source, "sessions": ids, "problems": [p.id for p in problems]},
-                            result={"sessions": ids}))
-            return ids
+                            result={"sessions": ids, "new_problems": new, "known_problems": present}))
+            return {"sessions": ids, "new_problems": new, "known_problems": present}
 
         return self._transact(work)
 
@@ -443,10 +450,12 @@ def _put_problem(s: Session, p: Problem) -> None:
     _put_problems(s, [p])
 
 
-def _put_problems(s: Session, problems: list[Problem]) -> None:
-    """Store new problems and check known ones (same text and domain; an answer may be added, never changed).
-    Looks ids up CHUNK at a time and inserts with one executemany per chunk: linear, few round trips."""
+def _put_problems(s: Session, problems: list[Problem]) -> tuple[int, int]:
+    """Store new problems and check known ones (same text and domain; an answer may be added, never changed);
+    returns (problems added, problems stored already). Looks ids up CHUNK at a time and inserts with one
+    executemany per chunk: linear, few round trips."""
     base = utcnow()
+    added, present = 0, 0
     for start in range(0, len(problems), CHUNK):
         chunk = problems[start:start + CHUNK]
         for p in chunk:
@@ -455,6 +464,7 @@ def _put_problems(s: Session, problems: list[Problem]) -> None:
         stmt = select(ProblemRow.id, ProblemRow.text, ProblemRow.answer, ProblemRow.domain)
         known: dict[str, tuple[str, str | None, str]] = {
             r.id: (r.text, r.answer, r.domain) for r in s.execute(stmt.where(ProblemRow.id.in_([p.id for p in chunk])))}
+        present += len(known)
         new: list[dict[str, Any]] = []
         answers: list[dict[str, Any]] = []
         for i, p in enumerate(chunk, start):
@@ -472,8 +482,10 @@ def _put_problems(s: Session, problems: list[Problem]) -> None:
                 answers.append({"id": p.id, "answer": p.answer})
         if new:
             s.execute(insert(cast(Table, ProblemRow.__table__)), new)  # Core executemany: no ORM work per row
+            added += len(new)
         if answers:
             s.execute(update(ProblemRow), answers)
+    return added, present
 
 
 def _sid(session_id: int) -> int:

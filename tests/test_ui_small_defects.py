@@ -3,6 +3,8 @@ the app served on the demo models (`app`, `page`: tests/conftest.py) and checks 
 database holds."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 pytest.importorskip("playwright")
@@ -102,4 +104,68 @@ def test_undoing_an_expansion_removes_its_children(app, page):
     assert sorted(stored.nodes()) == sorted(tree.nodes())
     assert [(a.node_id, a.rating) for a in store.annotations(sid)] == [("0.0", 1)]
     shot(page, "small-02-undo-expand")
+    assert page.dialogs == []
+
+
+# -- an imported problem set is offered at once; a re-import counts what was new ------------------------------------
+def import_report(page, needle: str) -> str:
+    page.wait_for_function("(s) => (document.querySelector('#import-report textarea') || {}).value?.includes(s)",
+                           arg=needle, timeout=30_000)
+    return page.locator("#import-report textarea").input_value()
+
+
+def test_an_imported_problem_set_is_offered_at_once_and_a_reimport_adds_nothing(app, page, tmp_path):
+    url, store = app
+    texts = ["A baker sells 17 rolls in the morning and 25 in the afternoon. How many rolls? (picker test)",
+             "Tom has 9 marbles and gives away 4. How many are left? (picker test)"]
+    path = tmp_path / "picker-set.jsonl"
+    path.write_text("".join(json.dumps({"id": f"picker-{i}", "problem": t, "answer": a}) + "\n"
+                            for i, (t, a) in enumerate(zip(texts, ["42", "5"], strict=True))))
+    page.goto(url)
+    page.get_by_role("tab", name="Export / import").click()
+    page.locator("#import-file input[type=file]").set_input_files(str(path))
+    page.wait_for_function("() => document.querySelector('#import-file').innerText.includes('picker-set.jsonl')",
+                           timeout=30_000)
+    pick(page, "import-format", "problems")
+    page.click("#import-button")
+    assert import_report(page, "imported 2 new problems").startswith("imported 2 new problems, 0 sessions")
+
+    page.get_by_role("tab", name="Explore").click()  # no restart: the picker lists the set now
+    pick(page, "problem-pick", texts[1])
+    page.wait_for_function("(t) => document.querySelector('#problem textarea').value === t", arg=texts[1])
+    shot(page, "small-03-picker")
+
+    page.get_by_role("tab", name="Export / import").click()
+    page.click("#import-button")  # the same file again
+    line = import_report(page, "imported 0 new problems")
+    assert line.startswith("imported 0 new problems, 2 already present, 0 sessions"), line
+    assert [p.id for p in store.problems()].count("picker-0") == 1
+    assert page.dialogs == []
+
+
+# -- the export summary counts the records, steps and labels of every format ---------------------------------------
+def test_the_export_summary_counts_steps_and_labels_for_every_format(app, page):
+    url, store = app
+    tree = ReasoningTree(Problem("export-counts", "Use 4 7 8 8 to make 24.", domain="countdown",
+                                 meta={"numbers": [4, 7, 8, 8], "target": 24}))
+    a = tree.add_child("0", Step("8-7=1 (left: 1 4 8)", "compute"), score=0.6, value=0.6)
+    b = tree.add_child("0", Step("8+7=15 (left: 4 8 15)", "compute"), score=0.3, value=0.3)
+    t = tree.add_child(a, Step("(4-1)*8=24 (answer: (4-(8-7))*8)", "conclude", terminal=True,
+                               answer="(4-(8-7))*8"), score=0.9, value=0.9)
+    sid = store.create_session(tree, name="export-counts", config={}, provenance={}, catalog=None)
+    for node, rating in ((a, 1), (t, 1), (b, -1)):
+        store.rate(sid, node, "ann", rating)
+    open_session(page, url, sid, len(tree))
+    page.get_by_role("tab", name="Export / import").click()
+    expected = {  # records, steps, good, neutral, bad
+        "trl": (2, 3, 2, 0, 1), "prm800k": (2, 5, 3, 0, 2), "math-shepherd": (2, 3, 2, 0, 1),
+        "processbench": (2, 3, 2, 0, 1), "pairs": (1, 2, 1, 0, 1), "sft": (1, 2, 2, 0, 0),
+    }
+    for fmt, (n, steps, good, neutral, bad) in expected.items():
+        pick(page, "export-format", fmt)
+        page.click("#export-button")
+        want = f"{n} {fmt} records from 1 session · {steps} steps: {good} good, {neutral} neutral, {bad} bad"
+        page.wait_for_function("(s) => (document.querySelector('#export-summary textarea') || {}).value"
+                               "?.startsWith(s)", arg=want, timeout=30_000)
+    shot(page, "small-05-export-summary")
     assert page.dialogs == []

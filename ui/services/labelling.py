@@ -173,6 +173,8 @@ class Labelling:
         """Add a user-written step under `parent`: the domain books it, the session's PRM scores it."""
         ctx = self._context(tree, sid, 1)
         step = ctx.domain.observe(tree.state(parent), Step(text, factor))
+        if step.meta.get("invalid"):  # the domain's flag, as on a generated step (ARCHITECTURE.md, "Core concepts")
+            meta = {**(meta or {}), "invalid": step.meta["invalid"]}
         nid = tree.add_child(parent, step, origin=origin, meta=meta, iteration=next_iteration(tree))
         ctx.score([nid])
         return nid

@@ -35,7 +35,7 @@ def trace_rows(tree: ReasoningTree, nid: str, labels: dict[str, str]) -> list[li
         a = tree.node(n)
         rows.append([
             i, n, a["factor"] or "(problem)", a["origin"], a["text"], rounded(a["score"]), rounded(a["value"]),
-            rounded(tree.q(n)), a["visits"], rounded(a["prior"]), labels.get(n, ""), gold_mark(tree, n),
+            rounded(tree.q(n)), a["visits"], rounded(a["prior"]), labels.get(n, ""), check_mark(tree, n),
         ])
     return rows
 
@@ -60,13 +60,25 @@ def gold_mark(tree: ReasoningTree, nid: str) -> str:
     return "✓ correct" if ok else "✗ wrong"
 
 
+def invalid_mark(tree: ReasoningTree, nid: str) -> str:
+    """`⚠ invalid: <why>` for a step its domain flagged (Countdown: an operand not among the numbers left, a wrong
+    result), else ""."""
+    why = (tree.node(nid).get("meta") or {}).get("invalid")
+    return f"⚠ invalid: {why}" if why else ""
+
+
+def check_mark(tree: ReasoningTree, nid: str) -> str:
+    """The trace's `gold` cell: the domain's flag on the step, then the gold check of a final answer."""
+    return " · ".join(m for m in (invalid_mark(tree, nid), gold_mark(tree, nid)) if m)
+
+
 def node_info(tree: ReasoningTree, nid: str) -> str:
     """The inspector's one-line description of a node."""
     a = tree.node(nid)
     return (f"node {nid} · depth {a['depth']} · factor {a['factor'] or '(root)'} · {a['origin']}"
             f"{' · pruned' if not tree.is_live(nid) else ''}"
             f"{' · answer ' + str(a['answer']) if a['terminal'] else ''}"
-            f"{' · ' + mark if (mark := gold_mark(tree, nid)) else ''}")
+            f"{' · ' + mark if (mark := check_mark(tree, nid)) else ''}")
 
 
 def human_step_factor(tree: ReasoningTree, nid: str, names: list[str]) -> str:
@@ -135,5 +147,5 @@ def next_iteration(tree: ReasoningTree) -> int:
     return 1 + max(a["iteration"] for _, a in tree.graph.nodes(data=True))
 
 
-__all__ = ["ROOT", "SESSION_HEADERS", "SIBLING_HEADERS", "TRACE_HEADERS", "children_rows", "gold_mark",
-           "human_step_factor", "label_summary", "next_iteration", "node_info", "result_line", "rounded", "session_rows", "trace_rows", "undo_line"]
+__all__ = ["ROOT", "SESSION_HEADERS", "SIBLING_HEADERS", "TRACE_HEADERS", "check_mark", "children_rows", "gold_mark",
+           "human_step_factor", "invalid_mark", "label_summary", "next_iteration", "node_info", "result_line", "rounded", "session_rows", "trace_rows", "undo_line"]
