@@ -169,3 +169,26 @@ def test_the_export_summary_counts_steps_and_labels_for_every_format(app, page):
                                "?.startsWith(s)", arg=want, timeout=30_000)
     shot(page, "small-05-export-summary")
     assert page.dialogs == []
+
+
+# -- invalid bookkeeping is flagged on the node, for human and generated steps alike ---------------------------------
+def test_a_step_using_a_number_twice_is_flagged_in_the_inspector_trace_and_hover(app, page):
+    url, store = app
+    sid, tree = small_tree(store, "invalid-step")
+    open_session(page, url, sid, len(tree))
+    click_node(page, "0")
+    page.locator("#node-text textarea").fill("7+7=14")
+    page.click("#human-step")
+    new = wait_status(page, "added human step").split("added human step ", 1)[1].split(" ", 1)[0]
+    why = "7 is used twice but the numbers left (4 7 8 8) hold one 7"
+    stored = store.load_tree(sid).node(new)
+    assert stored["text"] == "7+7=14 (left: 4 8 8 14)" and stored["meta"]["invalid"] == why
+    page.wait_for_function("(w) => document.querySelector('#node-info textarea, #node-info input').value"
+                           ".includes('⚠ invalid: ' + w)", arg=why, timeout=10_000)
+    assert f"⚠ invalid: {why}" in page.locator("#trace-table").inner_text()
+    ub.hover_node(page, new)
+    assert f"⚠ invalid: {why}" in page.locator("#tree-plot .hoverlayer").text_content()
+    shot(page, "small-06-invalid-step")
+    click_node(page, "0.1")  # a valid step carries no flag
+    assert "invalid" not in page.locator("#node-info textarea, #node-info input").first.input_value()
+    assert page.dialogs == []
