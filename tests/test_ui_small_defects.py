@@ -124,8 +124,7 @@ def test_an_imported_problem_set_is_offered_at_once_and_a_reimport_adds_nothing(
     page.goto(url)
     page.get_by_role("tab", name="Export / import").click()
     page.locator("#import-file input[type=file]").set_input_files(str(path))
-    page.wait_for_function("() => document.querySelector('#import-file').innerText.includes('picker-set.jsonl')",
-                           timeout=30_000)
+    page.locator("#import-file a[download='picker-set.jsonl']").wait_for(timeout=30_000)  # uploaded
     pick(page, "import-format", "problems")
     page.click("#import-button")
     assert import_report(page, "imported 2 new problems").startswith("imported 2 new problems, 0 sessions")
