@@ -7,7 +7,7 @@ from pathlib import Path
 
 from reasoning.limits import MAX_DB_INT
 from storage.export import FORMATS, manifest_path, write_export
-from storage.importers import IMPORTERS, import_file
+from storage.importers import IMPORTERS, import_file, import_line
 from storage.labels import NEUTRAL, SOURCES, LabelOptions
 from storage.records import StorageError
 from storage.store import Store
@@ -52,8 +52,7 @@ def run_import(args: argparse.Namespace) -> int:
             report = import_file(store, args.file, args.format)
     except (StorageError, ValueError) as exc:
         return _fail(f"{exc} (nothing was imported)")
-    print(f"imported {report['problems']} problems, {len(report['sessions'])} sessions, {report['nodes']} steps, "
-          f"{report['labels']} labels from {args.file}")
+    print(f"{import_line(report)} from {args.file}")
     return 0
 
 
@@ -83,9 +82,10 @@ def run_export(args: argparse.Namespace) -> int:
         manifest = write_export(trees, args.format, args.out, options, file_format=file_format)
     except (StorageError, ValueError, OSError) as exc:
         return _fail(str(exc))
-    n = manifest["counts"]["records"]
-    print(f"wrote {n} {args.format} records from {len(trees)} sessions to {args.out} "
-          f"(manifest: {manifest_path(Path(args.out))})")
+    c = manifest["counts"]
+    n = c["records"]
+    print(f"wrote {n} {args.format} records from {len(trees)} sessions ({c['steps']} steps: {c['good']} good, "
+          f"{c['neutral']} neutral, {c['bad']} bad) to {args.out} (manifest: {manifest_path(Path(args.out))})")
     if n == 0:
         print("warning: no records: nothing is labeled under these options", file=sys.stderr)
     return 0

@@ -189,10 +189,13 @@ def _best(view: LabelView, path: list[str]) -> bool:
     return False not in goods and (view.options.all_paths or None not in goods)
 
 
+def _sft_paths(view: LabelView) -> list[list[str]]:
+    return [p for p in leaf_paths(view.tree) if _best(view, p)]
+
+
 def sft_records(view: LabelView) -> list[dict[str, Any]]:
     """`{"prompt", "completion"}` for each best path: a terminal path rated good throughout, or a correct import."""
-    return [{"prompt": _prompt(view), "completion": STEP_JOIN.join(_texts(view.tree, p))}
-            for p in leaf_paths(view.tree) if _best(view, p)]
+    return [{"prompt": _prompt(view), "completion": STEP_JOIN.join(_texts(view.tree, p))} for p in _sft_paths(view)]
 
 
 FORMATS: dict[str, Callable[[LabelView], list[dict[str, Any]]]] = {
@@ -287,9 +290,65 @@ def atomic_write_pair(first: tuple[Path, bytes], second: tuple[Path, bytes]) -> 
         backup.unlink(missing_ok=True)
 
 
-def _label_counts(records: list[dict[str, Any]]) -> dict[str, int]:
-    labels = [x for r in records for x in r.get("labels", []) if isinstance(x, bool)]
-    return {"good": labels.count(True), "bad": labels.count(False)}
+# -- counts: the steps each format writes and the label each carries there -----------------------------------------
+Mark = int | None  # +1 good, 0 neutral, -1 bad, None: written without a label
+
+
+def _trl_marks(view: LabelView, records: list[dict[str, Any]]) -> list[Mark]:
+    return [1 if x else -1 for r in records for x in r["labels"]]
+
+
+def _shepherd_marks(view: LabelView, records: list[dict[str, Any]]) -> list[Mark]:
+    """Read back from each record: `input` and `label` are the same text except where a step's `ки` tag stands in
+    one and its `+` or `-` in the other (a step text holding `ки` itself matches in both, so it is not a tag)."""
+    out: list[Mark] = []
+    for r in records:
+        src, lab, i, j = r["input"], r["label"], 0, 0
+        while i < len(src) and j < len(lab):
+            if src[i] == lab[j]:
+                i, j = i + 1, j + 1
+            elif src.startswith(SHEPHERD_TAG, i) and lab[j] in (SHEPHERD_GOOD, SHEPHERD_BAD):
+                out.append(1 if lab[j] == SHEPHERD_GOOD else -1)
+                i, j = i + len(SHEPHERD_TAG), j + 1
+            else:  # not a record this writer made
+                break
+    return out
+
+
+def _processbench_marks(view: LabelView, records: list[dict[str, Any]]) -> list[Mark]:
+    out: list[Mark] = []
+    for r in records:
+        n, first_bad = len(r["steps"]), r["label"]
+        out += [1] * n if first_bad < 0 else [1] * first_bad + [-1] + [None] * (n - first_bad - 1)
+    return out
+
+
+def _prm800k_marks(view: LabelView, records: list[dict[str, Any]]) -> list[Mark]:
+    out: list[Mark] = []
+    for r in records:
+        for st in r["label"]["steps"] or []:
+            written = [*(st["completions"] or []), *([st["human_completion"]] if st["human_completion"] else [])]
+            out += [c.get("rating") for c in written]
+    return out
+
+
+def _pair_marks(view: LabelView, records: list[dict[str, Any]]) -> list[Mark]:
+    return [m for _ in records for m in (1, -1)]  # the chosen step counts as good, the rejected one as bad
+
+
+def _sft_marks(view: LabelView, records: list[dict[str, Any]]) -> list[Mark]:
+    return [1 for p in _sft_paths(view) for _ in p]  # a best path: every step of it is a good demonstration
+
+
+MARKS: dict[str, Callable[[LabelView, list[dict[str, Any]]], list[Mark]]] = {
+    "trl": _trl_marks, "prm800k": _prm800k_marks, "math-shepherd": _shepherd_marks,
+    "processbench": _processbench_marks, "pairs": _pair_marks, "sft": _sft_marks,
+}
+
+
+def step_counts(marks: list[Mark]) -> dict[str, int]:
+    """Steps written and how many of them carry a good, neutral or bad label (the rest carry none)."""
+    return {"steps": len(marks), "good": marks.count(1), "neutral": marks.count(0), "bad": marks.count(-1)}
 
 
 def manifest_path(out: Path) -> Path:
@@ -304,12 +363,22 @@ def write_export(trees: list[LabeledTree], fmt: str, out: str | Path, options: L
     file_format = file_format or ("parquet" if out.suffix == ".parquet" else "jsonl")
     if file_format not in WRITERS:
         raise ValueError(f"unknown file format {file_format!r}; choose one of {sorted(WRITERS)}")
-    records = export_records(trees, fmt, options)
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; choose one of {sorted(FORMATS)}")
+    records: list[dict[str, Any]] = []
+    marks: list[Mark] = []
+    for lt in trees:
+        view = LabelView(lt, options)
+        mine = FORMATS[fmt](view)
+        records += mine
+        marks += MARKS[fmt](view, mine)
     data = WRITERS[file_format](records)
     manifest = {
         "format": fmt, "file": out.name, "file_format": file_format, "sha256": hashlib.sha256(data).hexdigest(),
         "created": datetime.now(UTC).isoformat(), "options": options.to_dict(),
-        "counts": {"records": len(records), "sessions": len(trees), "steps": _label_counts(records)},
+        # steps: how many the file holds (PRM800K: every rated alternative; pairs: chosen and rejected); good,
+        # neutral and bad: the labels they carry there (a binary format maps neutral as the options say)
+        "counts": {"records": len(records), "sessions": len(trees), **step_counts(marks)},
         "sessions": [lt.session_id for lt in trees],
     }
     # the data file and its manifest: both or neither (a data file without its manifest has no checksum or options)

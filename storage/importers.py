@@ -344,7 +344,17 @@ def import_file(store: Any, path: str | Path, fmt: str) -> dict[str, Any]:
     """Read then store a file in one transaction (all or nothing); returns counts and the new session ids."""
     batch = read_import(path, fmt)
     source = {"format": fmt, "file": Path(path).name}
-    ids = store.import_trees(batch.problems, batch.trees, annotator=f"imported:{fmt}", source=source)
+    done = store.import_counted(batch.problems, batch.trees, annotator=f"imported:{fmt}", source=source)
     labels = sum(len(t.annotations) for t in batch.trees)
-    return {"problems": len(batch.problems), "sessions": ids, "nodes": sum(len(t.tree) - 1 for t in batch.trees),
-            "labels": labels}
+    return {"problems": len(batch.problems), "new_problems": done["new_problems"],
+            "known_problems": done["known_problems"], "sessions": done["sessions"],
+            "nodes": sum(len(t.tree) - 1 for t in batch.trees), "labels": labels}
+
+
+def import_line(report: dict[str, Any]) -> str:
+    """One line saying what an import stored: new problems apart from those stored already (a re-import of the
+    same set adds none), then sessions, steps and labels."""
+    known = report.get("known_problems", 0)
+    return (f"imported {report.get('new_problems', report['problems'])} new problems"
+            f"{f', {known} already present' if known else ''}, {len(report['sessions'])} sessions, "
+            f"{report['nodes']} steps, {report['labels']} labels")

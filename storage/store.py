@@ -6,12 +6,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import CursorResult, Table, func, insert, or_, select, update
+from sqlalchemy import CursorResult, Table, delete, func, insert, or_, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -230,14 +230,15 @@ class Store:
         if missing:
             raise NotFoundError(f"nodes {missing} are not in the tree given")
 
+        acted_on = _acted_on(snap, node_ids, kind)
+
         def work(s: Session) -> Logged:
             _session_row(s, session_id)
             _insert_nodes(s, session_id, snap, sorted(node_ids, key=lambda n: snap.node(n)["created"]))
             _sync_next_child(s, session_id, snap, {snap.node(n)["parent"] for n in node_ids})
-            first = node_ids[0] if node_ids else None
-            return {"nodes": list(node_ids)}, _entry(session_id, first, annotator, kind, {"nodes": list(node_ids)})
+            return {"nodes": list(node_ids)}, _entry(session_id, acted_on, annotator, kind, {"nodes": list(node_ids)})
 
-        return self._action(action_id, work, (session_id, node_ids[0] if node_ids else None, annotator, kind))["nodes"]
+        return self._action(action_id, work, (session_id, acted_on, annotator, kind))["nodes"]
 
     def prune(self, session_id: int, node_id: str, annotator: str, *, pruned: bool = True,
               action_id: str | None = None, expected_version: int | None = None, live_session: bool = False,
@@ -364,16 +365,19 @@ class Store:
             )
             if target is None:
                 return {"undid": None}, None
-            UNDO[target.kind](s, target)
+            outcome = UNDO[target.kind](s, target) or {}
             s.execute(update(ActionRow).where(ActionRow.id == target.id).values(undone=True))
             undid = target.action_id
-            return {"undid": undid}, _entry(session_id, target.node_id, annotator, "undo", {"undid": undid})
+            done = {"undid": undid, "outcome": outcome}
+            return done, _entry(session_id, target.node_id, annotator, "undo", done)
 
-        undid = self._action(action_id, work, (session_id, None, annotator, "undo"))["undid"]
-        if undid is None:
+        done = self._action(action_id, work, (session_id, None, annotator, "undo"))
+        if done["undid"] is None:
             return None
         with self.read() as s:
-            return _action_value(s.scalars(select(ActionRow).where(ActionRow.action_id == undid)).one())
+            action = _action_value(s.scalars(select(ActionRow).where(ActionRow.action_id == done["undid"])).one())
+        # what the undo did beyond reverting (an expansion's `removed` nodes, or those only `hidden`), for messages
+        return replace(action, payload={**action.payload, **(done.get("outcome") or {})})
 
     # -- bulk reads and writes for export and import -------------------------------------------
     def labeled_trees(self, session_ids: Iterable[int] | None = None,
@@ -395,14 +399,21 @@ class Store:
     def import_trees(self, problems: list[Problem], trees: list[LabeledTree], *, annotator: str,
                      source: dict[str, Any]) -> list[int]:
         """Store imported problems and labeled trees in ONE transaction: all of them or, on any error, none."""
+        return self.import_counted(problems, trees, annotator=annotator, source=source)["sessions"]
 
-        def work(s: Session) -> list[int]:
-            _put_problems(s, problems)  # in bulk: a few statements per thousand problems, not several per problem
+    def import_counted(self, problems: list[Problem], trees: list[LabeledTree], *, annotator: str,
+                       source: dict[str, Any]) -> dict[str, Any]:
+        """`import_trees`, returning the new session ids and how many problems were new and how many were stored
+        already (a re-import of the same set adds no problem, and says so)."""
+
+        def work(s: Session) -> dict[str, Any]:
+            # in bulk: a few statements per thousand problems, not several per problem
+            new, present = _put_problems(s, problems)
             ids = [_insert_labeled(s, lt, annotator, source) for lt in trees]
             s.add(ActionRow(action_id=_new_action_id(), session_id=None, annotator=annotator, kind="import",
                             payload={"source": source, "sessions": ids, "problems": [p.id for p in problems]},
-                            result={"sessions": ids}))
-            return ids
+                            result={"sessions": ids, "new_problems": new, "known_problems": present}))
+            return {"sessions": ids, "new_problems": new, "known_problems": present}
 
         return self._transact(work)
 
@@ -439,10 +450,12 @@ def _put_problem(s: Session, p: Problem) -> None:
     _put_problems(s, [p])
 
 
-def _put_problems(s: Session, problems: list[Problem]) -> None:
-    """Store new problems and check known ones (same text and domain; an answer may be added, never changed).
-    Looks ids up CHUNK at a time and inserts with one executemany per chunk: linear, few round trips."""
+def _put_problems(s: Session, problems: list[Problem]) -> tuple[int, int]:
+    """Store new problems and check known ones (same text and domain; an answer may be added, never changed);
+    returns (problems added, problems stored already). Looks ids up CHUNK at a time and inserts with one
+    executemany per chunk: linear, few round trips."""
     base = utcnow()
+    added, present = 0, 0
     for start in range(0, len(problems), CHUNK):
         chunk = problems[start:start + CHUNK]
         for p in chunk:
@@ -451,6 +464,7 @@ def _put_problems(s: Session, problems: list[Problem]) -> None:
         stmt = select(ProblemRow.id, ProblemRow.text, ProblemRow.answer, ProblemRow.domain)
         known: dict[str, tuple[str, str | None, str]] = {
             r.id: (r.text, r.answer, r.domain) for r in s.execute(stmt.where(ProblemRow.id.in_([p.id for p in chunk])))}
+        present += len(known)
         new: list[dict[str, Any]] = []
         answers: list[dict[str, Any]] = []
         for i, p in enumerate(chunk, start):
@@ -468,8 +482,10 @@ def _put_problems(s: Session, problems: list[Problem]) -> None:
                 answers.append({"id": p.id, "answer": p.answer})
         if new:
             s.execute(insert(cast(Table, ProblemRow.__table__)), new)  # Core executemany: no ORM work per row
+            added += len(new)
         if answers:
             s.execute(update(ProblemRow), answers)
+    return added, present
 
 
 def _sid(session_id: int) -> int:
@@ -738,10 +754,43 @@ def _undo_prune(s: Session, a: ActionRow) -> None:
     _bump(s, NodeRow, _node_key(session_id, node_id), None, {"pruned": payload["before"]})
 
 
-def _undo_add(s: Session, a: ActionRow) -> None:
+def _undo_add(s: Session, a: ActionRow) -> dict[str, Any]:
+    """Remove the nodes an edit, human step or expansion added (with their own annotator's ratings and their
+    automatic labels), so the tree and every view of it are as before. Nodes someone else rated, or that grew
+    children since, are only hidden (pruned) instead: undo never deletes another person's work."""
     session_id, payload = _session_action(a)
-    for nid in payload["nodes"]:
+    added = list(payload["nodes"])
+    rows = s.execute(select(NodeRow.node_id, NodeRow.parent_id, NodeRow.depth)
+                     .where(NodeRow.session_id == session_id)).all()
+    depth = {r.node_id: r.depth for r in rows}
+    kids: dict[str | None, list[str]] = {}
+    for r in rows:
+        kids.setdefault(r.parent_id, []).append(r.node_id)
+    rated = {n for (n,) in s.execute(select(AnnotationRow.node_id).where(
+        AnnotationRow.session_id == session_id, AnnotationRow.node_id.in_(added),
+        AnnotationRow.annotator != a.annotator))}
+    gone = [n for n in added if n in depth and not kids.get(n) and n not in rated]
+    kept = [n for n in added if n in depth and n not in gone]
+    if gone:
+        for model in (AnnotationRow, AutoLabelRow):
+            s.execute(delete(model).where(model.session_id == session_id, model.node_id.in_(gone)))
+        s.execute(delete(NodeRow).where(NodeRow.session_id == session_id, NodeRow.node_id.in_(gone)))
+    for nid in kept:
         _bump(s, NodeRow, _node_key(session_id, nid), None, {"pruned": True})
+    return {"removed": sorted(gone, key=lambda n: (depth[n], n)), "hidden": kept}
+
+
+def _acted_on(tree: ReasoningTree, node_ids: list[str], kind: str) -> str | None:
+    """The node an adding action was done on, what its log entry names: the expanded node, the node a human step
+    was written under, or the edited step."""
+    if not node_ids:
+        return None
+    first = tree.node(node_ids[0])
+    if kind == "edit":
+        source = (first.get("meta") or {}).get("edited_from")
+        if isinstance(source, str):
+            return source
+    return first["parent"]
 
 
 def _undo_session(s: Session, a: ActionRow) -> None:
@@ -749,7 +798,7 @@ def _undo_session(s: Session, a: ActionRow) -> None:
     _bump(s, SessionRow, [SessionRow.id == session_id], None, payload["before"])
 
 
-UNDO: dict[str, Callable[[Session, ActionRow], None]] = {
+UNDO: dict[str, Callable[[Session, ActionRow], dict[str, Any] | None]] = {
     "rate": _undo_rate,
     "rate_many": _undo_rate_many,
     "prune": _undo_prune,

@@ -46,3 +46,18 @@ class FakeScorer:
 
     def provenance(self):
         return {"name": self.name}
+
+
+class ScriptedGenerator(FakeGenerator):
+    """Writes the given step texts, one per call in turn (each sample of a call the same), under any factor."""
+
+    name = "scripted-generator"
+
+    def __init__(self, texts: list[str]):
+        super().__init__()
+        self.texts = list(texts)
+
+    def propose(self, state, factor, n, *, temperature=None, seed=None):
+        text = self.texts[min(self.calls, len(self.texts) - 1)]
+        self.calls += 1
+        return [Step(text, factor.name, tokens=3) for _ in range(n)]

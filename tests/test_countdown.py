@@ -118,6 +118,35 @@ def test_an_uncorrected_slip_or_a_missing_operand_fails_the_checker():
     assert not DOMAIN.check(missing.problem, missing.steps[-1].answer)
 
 
+def test_an_operand_used_twice_is_flagged_invalid_as_a_wrong_result_is():
+    state = _walk([4, 7, 8, 8], [("compute", "7+7=14")])
+    twice = state.steps[0]
+    assert twice.text == "7+7=14 (left: 4 8 8 14)" and twice.meta["valid"] is False  # booked as claimed
+    assert twice.meta["invalid"] == "7 is used twice but the numbers left (4 7 8 8) hold one 7"
+    missing = _walk([4, 7, 8, 8], [("compute", "9-1=8")]).steps[0]
+    assert missing.meta["invalid"] == ("9 is not among the numbers left (4 7 8 8); "
+                                       "1 is not among the numbers left (4 7 8 8)")
+    slip = _walk([4, 7, 8, 8], [("compute", "8-7=2")]).steps[0]
+    assert slip.meta["invalid"] == "8-7 is 1, not 2"
+    garbage = _walk([4, 7, 8, 8], [("compute", "hmm")]).steps[0]
+    assert garbage.meta["invalid"].startswith("no operation the calculator can book")
+    good = _walk([4, 7, 8, 8], [("compute", "8-7=1"), ("verify", "8-7 is 1, right")]).steps
+    assert all("invalid" not in s.meta for s in good)
+
+
+def test_the_search_copies_the_flag_onto_the_node_and_only_there():
+    from fakes import FakeScorer, ScriptedGenerator
+    from reasoning.search import SearchConfig, search
+
+    generator = ScriptedGenerator(["8-7=1", "7+7=14"])
+    tree, _ = search(countdown_problem([4, 7, 8, 8]), generator, FakeScorer(),
+                     SearchConfig(algorithm="greedy", budget=2, candidates=1, factors=("compute",)))
+    first, second = tree.children("0")[0], tree.children(tree.children("0")[0])[0]
+    assert "invalid" not in tree.node(first)["meta"]  # a valid step's node is as before
+    assert tree.node(second)["meta"]["invalid"].startswith("7 is not among the numbers left (1 4 8)")
+    assert tree.node(second)["text"] == "7+7=14 (left: 1 4 8 14)"  # booked as claimed
+
+
 def test_one_number_left_ends_the_path_and_garbage_does_not_book():
     state = _walk([3, 8], [("compute", "hmm"), ("compute", "3*8=24")])
     assert state.steps[0].text == "hmm" and not state.steps[0].terminal

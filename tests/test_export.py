@@ -129,7 +129,27 @@ def test_jsonl_and_parquet_files_carry_the_same_records_and_a_manifest(tmp_path)
         rows = pq.read_table(pout).to_pylist()
         assert [r["prompt"] if "prompt" in r else r.get("problem", r.get("input")) for r in rows] == [
             r["prompt"] if "prompt" in r else r.get("problem", r.get("input")) for r in lines]
-    assert write_export([labeled()], "trl", tmp_path / "t.jsonl")["counts"]["steps"] == {"good": 3, "bad": 1}
+    assert write_export([labeled()], "trl", tmp_path / "t.jsonl")["counts"] == {
+        "records": 2, "sessions": 1, "steps": 4, "good": 3, "neutral": 0, "bad": 1}
+
+
+def test_the_manifest_counts_the_steps_and_labels_every_format_writes(tmp_path):
+    """The counts are those of the file: steps written and the label each carries there (they were TRL's `labels`
+    only, so five formats with records showed 0 good, 0 bad)."""
+    expected = {  # (records, steps, good, neutral, bad) of labeled() under the default options
+        "trl": (2, 4, 3, 0, 1),  # paths a-b and a-c
+        "math-shepherd": (2, 4, 3, 0, 1),  # the same paths, read back from the + and - marks
+        "processbench": (2, 4, 3, 0, 1),  # a-b: b is the first error; a-c: no error
+        "prm800k": (2, 8, 4, 2, 2),  # per step, every live sibling with its rating (d is neutral)
+        "pairs": (1, 2, 1, 0, 1),  # c chosen over b
+        "sft": (1, 2, 2, 0, 0),  # a-c, good throughout
+    }
+    for fmt, (n, steps, good, neutral, bad) in expected.items():
+        counts = write_export([labeled()], fmt, tmp_path / f"{fmt}.jsonl")["counts"]
+        assert counts == {"records": n, "sessions": 1, "steps": steps, "good": good, "neutral": neutral,
+                          "bad": bad}, fmt
+    shepherd = write_export([labeled()], "math-shepherd", tmp_path / "m.jsonl", LabelOptions(neutral="bad"))
+    assert shepherd["counts"]["steps"] == 5 and shepherd["counts"]["bad"] == 2  # d, neutral, written as bad
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):

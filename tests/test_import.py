@@ -11,7 +11,7 @@ from cli.data import add_export_arguments, add_import_arguments, run_export, run
 from reasoning.types import Problem, Step
 from storage import ImportFormatError, StorageError, Store
 from storage.export import export_records
-from storage.importers import import_file, read_import, split_steps
+from storage.importers import import_file, import_line, read_import, split_steps
 from storage.labels import LabelOptions
 
 pytestmark = pytest.mark.database
@@ -97,6 +97,10 @@ def test_processbench_labels_mark_the_first_error(store, tmp_path):
 def test_gsm8k_problems_import_with_their_gold_answers(store):
     report = import_file(store, GSM8K, "problems")
     assert report["problems"] == 1319 and report["sessions"] == []
+    assert (report["new_problems"], report["known_problems"]) == (1319, 0)
+    again = import_file(store, GSM8K, "problems")  # a re-import adds nothing, and says so
+    assert (again["new_problems"], again["known_problems"]) == (0, 1319) and store.counts()["problems"] == 1319
+    assert import_line(again) == "imported 0 new problems, 1319 already present, 0 sessions, 0 steps, 0 labels"
     first = store.problems()[0]
     assert first.text.startswith("Janet") and first.answer == "18"
 

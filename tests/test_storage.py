@@ -76,16 +76,37 @@ def test_save_tree_adds_nodes_and_stats_but_keeps_user_state(store):
     assert loaded.add_child("0.1", Step("x")) == "0.1.1"  # child ids are never reused
 
 
-def test_add_nodes_logs_the_action_and_undo_prunes_them(store):
+def test_add_nodes_logs_the_action_and_undo_removes_them(store):
     tree = small_tree()
     sid = store.create_session(tree)
     new = tree.add_child("0", Step("3 * 4 + 2 = 14."), origin="edited", meta={"edited_from": "0.0"})
     assert store.add_nodes(sid, tree, [new], kind="edit", annotator="bob", action_id="e1") == [new]
     assert store.add_nodes(sid, tree, [new], kind="edit", annotator="bob", action_id="e1") == [new]
     assert store.load_tree(sid).node(new)["origin"] == "edited"
-    assert [a.kind for a in store.actions(sid)] == ["edit"]
-    store.undo(sid, "bob")
-    assert store.load_tree(sid).node(new)["pruned"] is True
+    assert [(a.kind, a.node_id) for a in store.actions(sid)] == [("edit", "0.0")]  # the edited step
+    done = store.undo(sid, "bob")
+    assert (done.kind, done.node_id, done.payload["removed"]) == ("edit", "0.0", [new])
+    assert new not in store.load_tree(sid)
+
+
+def test_undoing_an_expansion_removes_its_children_and_keeps_ratings_elsewhere(store):
+    tree = small_tree()
+    sid = store.create_session(tree)
+    store.rate(sid, "0.0", "ann", 1)
+    kids = [tree.add_child("0.0", Step(f"step {i}", "compute")) for i in range(3)]
+    store.add_nodes(sid, tree, kids, kind="expand", annotator="ann")
+    assert store.actions(sid)[-1].node_id == "0.0"  # the expanded node, not its first new child
+    store.rate(sid, kids[1], "carol", -1)  # someone else's label on one new child
+    store.set_auto_labels(sid, [AutoLabel(kids[0], "rollout", 4, 2, 0.5, True)])
+    done = store.undo(sid, "ann")
+    assert (done.kind, done.node_id) == ("expand", "0.0")
+    assert done.payload["removed"] == [kids[0], kids[2]] and done.payload["hidden"] == [kids[1]]
+    after = store.load_tree(sid)
+    assert kids[0] not in after and kids[2] not in after and after.node(kids[1])["pruned"] is True
+    assert {(a.node_id, a.annotator, a.rating) for a in store.annotations(sid)} == {("0.0", "ann", 1),
+                                                                                  (kids[1], "carol", -1)}
+    assert store.auto_labels(sid) == []
+    assert after.add_child("0.0", Step("again")) not in kids  # ids are never reused
 
 
 # -- ratings, conflicts, idempotency, undo ---------------------------------------------------------

@@ -92,7 +92,8 @@ class Endpoints:
 
     def human_step(self, session_id: int, node_id: str, text: str, factor: str = "", annotator: str = "",
                    request: gr.Request = None) -> str:
-        """Add a step written by a person under a node (origin `human`, scored); returns the new id."""
+        """Add a step written by a person under a node (origin `human`, scored); returns the new id. `factor` is one
+        of the session's thought factors; left out, the one most of the node's children have (else `compute`)."""
         return self.engine.add_human_step(session_id, node_id, text, factor or None,
                                           annotator=who(annotator, request))
 
@@ -119,7 +120,8 @@ class Endpoints:
         """Undo the annotator's latest action in a session; `undid` is null when there was none."""
         done = self.engine.undo(session_id, annotator=who(annotator, request))
         return {"undid": None if done is None else {"kind": done.kind, "node_id": done.node_id,
-                                                    "action_id": done.action_id}}
+                                                    "action_id": done.action_id,
+                                                    "removed": done.payload.get("removed", [])}}
 
     def summarize(self, session_id: int, node_id: str) -> str:
         """A short summary of the root-to-node trace, written by the generator."""

@@ -100,6 +100,8 @@ def build_app(
             return user or saved or ""
 
         demo.load(restore_name, [saved_name], [annotator], api_visibility="undocumented", queue=False)
+        if shared.problem_pick is not None:  # the problems imported since the app started, on every page open
+            demo.load(lambda: data.problem_pick(engine), None, [shared.problem_pick], api_visibility="undocumented")
         annotator.change(lambda name: name, [annotator], [saved_name], api_visibility="undocumented", queue=False)
     launch_kwargs: dict[str, Any] = {
         "css_paths": [STATIC / "app.css"],

@@ -134,6 +134,8 @@ def _node_hover(nid: str, a: Mapping, q: float, labels: Mapping[str, str]) -> st
     if sampled > 1:
         nums += f" · sampled {sampled}×"
     parts = [head, escape_hover(a["text"]), nums]
+    if why := (a.get("meta") or {}).get("invalid"):  # the domain's flag (Countdown's bookkeeping, arithmetic)
+        parts.append("⚠ invalid: " + escape_hover(why, max_chars=160))
     if a["terminal"]:
         parts.append("answer: " + escape_hover(a["answer"], max_chars=80))
     if nid in labels:

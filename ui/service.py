@@ -210,6 +210,9 @@ class Explorer:
                        annotator: Any = None) -> str:
         return self.labelling.add_human_step(session_id, node_id, text, factor, annotator=annotator)
 
+    def human_step_choices(self, session_id: Any, node_id: Any) -> tuple[list[str], str]:
+        return self.labelling.human_step_choices(session_id, node_id)
+
     def expand(self, session_id: Any, node_id: Any, factor: Any, n: Any = 3, *, annotator: Any = None) -> list[str]:
         return self.labelling.expand(session_id, node_id, factor, n, annotator=annotator)
 

@@ -32,6 +32,7 @@ class Shared:
     color_by: gr.Radio
     tabs: gr.Tabs
     plot: gr.Plot | None = None
+    problem_pick: gr.Dropdown | None = None  # the Explore page's problem-set picker (refreshed after an import)
 
 
 def guarded(fn):

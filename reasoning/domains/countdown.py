@@ -4,7 +4,9 @@ A step is one operation written by the model, `8-7=1`. `observe` acts as a calcu
 the remaining numbers and appends it: `8-7=1 (left: 1 4 8)`. The calculator books what the model *claims*: a wrong
 result (`8-7=2`) or an operand that is not available is left as written and booked as claimed, so the mistake stays in
 the trace for the PRM (and the model's own `verify` steps) to catch; the reconstructed answer expression always uses
-the true operands, so the exact checker rejects such a path unless it is corrected. Factors:
+the true operands, so the exact checker rejects such a path unless it is corrected. Such a step carries `valid: False`
+and, in words, what is wrong in `meta["invalid"]` (e.g. `7 is used twice but the numbers left (4 7 8 8) hold one 7`),
+which the search and the explorer copy onto the node. Factors:
 
 - `verify` changes nothing; `correct` replaces the latest operation (undo, then book the new one);
 - any other factor books its operation; `conclude`, or one number left, ends the path with
@@ -95,6 +97,7 @@ class Board:
     history: list[list[tuple[Fraction, str]]] = field(default_factory=list)
     errors: int = 0  # booked operations that were mistakes (still in effect)
     error_stack: list[int] = field(default_factory=list)
+    mistake: str | None = None  # what was wrong with the latest booked operation, in words (None: nothing)
 
     @classmethod
     def start(cls, numbers: list[int]) -> Board:
@@ -117,10 +120,12 @@ class Board:
         """Book `op` as claimed; returns whether it was valid (operands available and arithmetic right)."""
         self.history.append(list(self.numbers))
         self.error_stack.append(self.errors)
+        left = self.left_text()
         pool = list(self.numbers)
         ea, ok_a = self._take(op.a, pool)
         eb, ok_b = self._take(op.b, pool)
         valid = ok_a and ok_b and op.true_result == op.claimed
+        self.mistake = None if valid else _mistake(op, ok_a, ok_b, left)
         pool.append((op.claimed, f"{_wrap(ea)}{op.op}{_wrap(eb)}"))
         self.numbers = pool
         self.errors += 0 if valid else 1
@@ -134,6 +139,24 @@ class Board:
     @property
     def last_expression(self) -> str:
         return self.numbers[-1][1]
+
+
+def _mistake(op: Operation, ok_a: bool, ok_b: bool, left: str) -> str:
+    """Why a booked operation is invalid: an operand that is not among the numbers left (or one used twice), a
+    wrong result, a division by zero."""
+    why = []
+    if not ok_a:
+        why.append(f"{fmt(op.a)} is not among the numbers left ({left})")
+    if not ok_b and op.b == op.a and ok_a:
+        why.append(f"{fmt(op.b)} is used twice but the numbers left ({left}) hold one {fmt(op.b)}")
+    elif not ok_b and (ok_a or op.b != op.a):
+        why.append(f"{fmt(op.b)} is not among the numbers left ({left})")
+    true = op.true_result
+    if true is None:
+        why.append("division by zero")
+    elif true != op.claimed:
+        why.append(f"{fmt_operand(op.a)}{op.op}{fmt_operand(op.b)} is {fmt(true)}, not {fmt(op.claimed)}")
+    return "; ".join(why)
 
 
 def replay(problem: Problem, steps: tuple[Step, ...] | list[Step]) -> Board:
@@ -175,8 +198,13 @@ class CountdownDomain:
         op, valid = _apply(board, fresh)
         if op is None:
             terminal = step.factor == "conclude"
-            return fresh.with_(terminal=terminal, answer=None, meta={**step.meta, "valid": step.factor == "verify"})
+            meta = {**step.meta, "valid": step.factor == "verify"}
+            if step.factor != "verify":
+                meta["invalid"] = "no operation the calculator can book (one such as 8-7=1)"
+            return fresh.with_(terminal=terminal, answer=None, meta=meta)
         meta = {**step.meta, "valid": valid, "left": [fmt(v) for v in board.values]}
+        if not valid:  # flagged on the node (the inspector, the hover and the trace show it); booked as claimed
+            meta["invalid"] = board.mistake
         if step.factor == "conclude" or len(board.numbers) == 1:
             answer = board.last_expression
             return fresh.with_(text=f"{text} (answer: {answer})", terminal=True, answer=answer, meta=meta)

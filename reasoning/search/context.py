@@ -185,6 +185,8 @@ class SearchContext:
             meta: dict[str, Any] = {"temperature": request.temperature}
             if raw.meta.get("token_ids") is not None:
                 meta["token_ids"] = list(raw.meta["token_ids"])
+            if step.meta.get("invalid"):  # the domain's flag (a Countdown operand not left, a wrong result)
+                meta["invalid"] = step.meta["invalid"]
             child = self.tree.add_child(
                 nid, step, prior=prior, iteration=self.iteration if job.iteration is None else job.iteration,
                 provenance=provenance, meta=meta,

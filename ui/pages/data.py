@@ -13,6 +13,19 @@ IMPORT_FORMATS = ["prm800k", "trl", "processbench", "solutions", "problems"]
 
 
 def build_page(engine: Explorer, shared: Shared) -> None:
+    _export_section(engine, shared)
+    _import_section(engine, shared)
+
+
+def export_line(manifest: dict) -> str:
+    """The export summary: records, then the steps the file holds and the labels they carry, for every format."""
+    c = manifest["counts"]
+    sessions = f"{c['sessions']} session{'s' * (c['sessions'] != 1)}"
+    return (f"{c['records']} {manifest['format']} records from {sessions} · {c['steps']} steps: {c['good']} good, "
+            f"{c['neutral']} neutral, {c['bad']} bad · sha256 {manifest['sha256'][:16]}…")
+
+
+def _export_section(engine: Explorer, shared: Shared) -> None:
     gr.Markdown("### Export labeled traces")
     with gr.Row():
         fmt = gr.Dropdown(EXPORT_FORMATS, value="trl", label="format", elem_id="export-format")
@@ -43,14 +56,13 @@ def build_page(engine: Explorer, shared: Shared) -> None:
                 raise gr.Error("type the session ids to export")
         path, manifest, first = engine.export(fmt_, labels=labels_, neutral=neutral_, soft=soft_,
                                               all_paths=all_paths_, session_ids=chosen, file_format=file_format_)
-        counts = manifest["counts"]
-        line = (f"{counts['records']} records from {counts['sessions']} sessions · steps {counts['steps']} · "
-                f"sha256 {manifest['sha256'][:16]}…")
-        return line, json.dumps(first, indent=2, ensure_ascii=False), str(path)
+        return export_line(manifest), json.dumps(first, indent=2, ensure_ascii=False), str(path)
 
     export.click(do_export, [fmt, labels, neutral, file_format, scope, ids, soft, all_paths, shared.session],
                  [summary, preview, download], api_visibility="undocumented")
 
+
+def _import_section(engine: Explorer, shared: Shared) -> None:
     gr.Markdown("### Import")
     with gr.Row():
         upload = gr.File(label="file (JSONL or Parquet)", file_types=[".jsonl", ".json", ".parquet"],
@@ -61,16 +73,27 @@ def build_page(engine: Explorer, shared: Shared) -> None:
         run = gr.Button("Import", variant="primary", elem_id="import-button")
     report = gr.Textbox(label="validation report", interactive=False, lines=4, elem_id="import-report")
 
-    def report_of(fn, verb):
-        def run(path, fmt_):
-            try:
-                return f"{verb}: " + json.dumps(fn(path, fmt_))
-            except USER_ERRORS as exc:  # the report says what is wrong; nothing was stored
-                return f"not valid, nothing imported: {exc}"
-        return run
+    def do_check(path, fmt_):
+        try:
+            return "valid: " + json.dumps(engine.validate_import(path, fmt_))
+        except USER_ERRORS as exc:  # the report says what is wrong; nothing was stored
+            return f"not valid, nothing imported: {exc}"
 
-    do_check = report_of(engine.validate_import, "valid")
-    do_import = report_of(engine.import_file, "imported")
+    def do_import(path, fmt_):
+        try:
+            report = engine.import_file(path, fmt_)
+        except USER_ERRORS as exc:  # the report says what is wrong; nothing was stored
+            return f"not valid, nothing imported: {exc}"
+        ids = report["sessions"]
+        return report["line"] + (f" (session ids {ids[0]}–{ids[-1]})" if ids else "")
 
     check.click(do_check, [upload, in_fmt], [report], api_visibility="undocumented")
-    run.click(do_import, [upload, in_fmt], [report], api_visibility="undocumented")
+    imported = run.click(do_import, [upload, in_fmt], [report], api_visibility="undocumented")
+    if shared.problem_pick is not None:  # the Explore page lists the new problems at once, not after a restart
+        imported.then(lambda: problem_pick(engine), None, [shared.problem_pick], api_visibility="undocumented")
+
+
+def problem_pick(engine: Explorer) -> gr.Dropdown:
+    """The Explore page's problem-set picker with every problem loaded or stored now."""
+    choices = engine.problem_choices()
+    return gr.Dropdown(choices=choices, visible=bool(choices))

@@ -31,6 +31,7 @@ def build_page(engine: Explorer, shared: Shared) -> None:
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=330):
             controls = _controls(engine)
+            shared.problem_pick = controls["pick"]  # the import on the data page refreshes it
         with gr.Column(scale=3):
             shared.plot = gr.Plot(plot_for(engine, None), elem_id="tree-plot", show_label=False)
             status = gr.Textbox(label="search status", elem_id="status", interactive=False, lines=1)

@@ -17,7 +17,8 @@ from ..feedback import reported
 from ..figure import tree_figure
 from ..plots import figure_options, session_figure
 from ..service import MAX_EXPAND, TRACE_HEADERS, Explorer
-from ..wiring import Shared, who
+from ..services.views import undo_line
+from ..wiring import USER_ERRORS, Shared, who
 from . import autolabel
 
 TRACE_TYPES = ["number", "str", "str", "str", "str", "number", "number", "number", "number", "number", "str", "str"]
@@ -58,6 +59,7 @@ class Inspector:
     focus_here: gr.Button
     whole_tree: gr.Button
     focus: gr.State  # the node whose subtree the plot shows ("" for the whole tree)
+    human_factor: gr.Dropdown | None = None  # the factor of a step written by hand (the session's catalog)
 
 
 def build_page(engine: Explorer, shared: Shared, status: gr.Textbox) -> Inspector:
@@ -67,6 +69,7 @@ def build_page(engine: Explorer, shared: Shared, status: gr.Textbox) -> Inspecto
     _wire_ratings(engine, shared, ins, status)
     _wire_actions(engine, shared, ins, status)
     _wire_resume(engine, shared, ins, status)
+    _wire_human_factor(engine, shared, ins)
     return ins
 
 
@@ -91,6 +94,8 @@ def _layout(engine: Explorer) -> Inspector:
             with gr.Row():
                 edit = gr.Button("Save edit as sibling", elem_id="edit-step", size="sm")
                 human = gr.Button("Add as human step below", elem_id="human-step", size="sm")
+                human_factor = gr.Dropdown(engine.catalog.names, value=None, label="factor of the human step",
+                                           elem_id="human-factor", min_width=140)
             with gr.Row():
                 factor = gr.Dropdown(engine.catalog.names, value=engine.catalog.names[0], label="factor",
                                      elem_id="expand-factor")
@@ -115,7 +120,7 @@ def _layout(engine: Explorer) -> Inspector:
         save_kids = gr.Button("Save children's ratings", elem_id="save-children", size="sm")
     return Inspector(click, info, trace, text, bad, neutral, good, unsure, note, edit, human, factor, count, expand,
                      budget, resume, prune, undo, summarize, summary, kids, save_kids, gr.State(0.0), focus_here,
-                     whole_tree, gr.State(""))
+                     whole_tree, gr.State(""), human_factor=human_factor)
 
 
 def view_outputs(shared: Shared, ins: Inspector) -> list:
@@ -238,10 +243,13 @@ def _wire_actions(engine: Explorer, shared: Shared, ins: Inspector, status: gr.T
 
     def do_undo(sid, nid, user):
         done = engine.undo(sid, annotator=user)
-        return f"undid your {done.kind} of node {done.node_id}" if done else "nothing of yours to undo"
+        if done is not None and done.node_id and (not nid or nid in (done.payload or {}).get("removed", ())):
+            # the selected node is gone (or none was selected): show the node the undone action was done on
+            return done.node_id, undo_line(done)
+        return undo_line(done)
 
     ins.edit.click(act(do_edit), [*common, ins.text], outs, api_visibility="undocumented", concurrency_id="model")
-    ins.human.click(act(do_human), [*common, ins.text, ins.factor], outs, api_visibility="undocumented",
+    ins.human.click(act(do_human), [*common, ins.text, ins.human_factor], outs, api_visibility="undocumented",
                     concurrency_id="model")
     ins.expand.click(act(do_expand), [*common, ins.factor, ins.count], outs, api_visibility="undocumented",
                      concurrency_id="model")
@@ -254,6 +262,22 @@ def _wire_actions(engine: Explorer, shared: Shared, ins: Inspector, status: gr.T
 
     ins.summarize.click(do_summarize, [shared.session, shared.node], [ins.summary, status],
                         api_visibility="undocumented", concurrency_id="model")
+
+
+def _wire_human_factor(engine: Explorer, shared: Shared, ins: Inspector) -> None:
+    """The human step's factor follows the selected node: the session's catalog, and a default that fits there."""
+
+    def offer(session_id, node_id):
+        if not session_id or not node_id:
+            return gr.skip()
+        try:
+            names, default = engine.human_step_choices(session_id, node_id)
+        except USER_ERRORS:  # the node went away (an undo): keep the choices as they are
+            return gr.skip()
+        return gr.Dropdown(choices=names, value=default)
+
+    shared.node.change(offer, [shared.session, shared.node], [ins.human_factor], api_visibility="undocumented",
+                       queue=False)
 
 
 def _wire_resume(engine: Explorer, shared: Shared, ins: Inspector, status: gr.Textbox) -> None:

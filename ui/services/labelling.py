@@ -17,7 +17,7 @@ from .. import validate as v
 from .models import ModelRegistry
 from .runs import domain_of, stored_config
 from .sessions import Sessions, new_action_id
-from .views import next_iteration
+from .views import human_step_factor, next_iteration
 
 MAX_EXPAND = 16
 SUMMARY_FACTOR = ThoughtFactor("summarize", "Summarize the reasoning so far", cue="In short, ")
@@ -83,18 +83,37 @@ class Labelling:
 
     def add_human_step(self, session_id: Any, node_id: Any, text: Any, factor: Any = None, *,
                        annotator: Any = None) -> str:
-        """A step written by a person under a node (origin `human`), scored by the PRM."""
+        """A step written by a person under a node (origin `human`), scored by the PRM. `factor` is one of the
+        session's catalog; left out, the one `human_step_choices` offers first."""
         t = self.sessions.target(session_id, node_id)
         text = v.text(text, "step text")
+        names = self.session_catalog(t.sid).names
         if factor in (None, ""):
-            factor = None
+            factor = human_step_factor(t.tree, t.nid, names)
         else:
-            v.choice(factor, "factor", self.catalog.names)
+            v.need(isinstance(factor, str) and factor in names,
+                   f"factor must be one of this session's factors {names}, got {str(factor)[:40]!r}")
         new = self._add_step(t.tree, t.sid, t.nid, text, factor, "human")
         with self.sessions.changing(t.sid):
             self.sessions.store.add_nodes(t.sid, t.tree, [new], kind="human_step", annotator=v.annotator(annotator),
                                           action_id=new_action_id())
         return new
+
+    def human_step_choices(self, session_id: Any, node_id: Any) -> tuple[list[str], str]:
+        """The factors a hand-written step under a node may take (the session's catalog) and the default one."""
+        t = self.sessions.target(session_id, node_id, editable=False)
+        names = self.session_catalog(t.sid).names
+        return names, human_step_factor(t.tree, t.nid, names)
+
+    def session_catalog(self, sid: int) -> Catalog:
+        """The catalog a session was searched with (stored with it), else the app's (imported sessions have none)."""
+        raw = getattr(self.sessions.info(sid), "catalog", None)
+        if isinstance(raw, dict):
+            try:
+                return Catalog.from_dict(raw)
+            except ValueError:
+                pass
+        return self.catalog
 
     def expand(self, session_id: Any, node_id: Any, factor: Any, n: Any = 3, *, annotator: Any = None) -> list[str]:
         """Sample `n` children under a node with one chosen thought factor, scored by the PRM; returns the new ones
@@ -154,6 +173,8 @@ class Labelling:
         """Add a user-written step under `parent`: the domain books it, the session's PRM scores it."""
         ctx = self._context(tree, sid, 1)
         step = ctx.domain.observe(tree.state(parent), Step(text, factor))
+        if step.meta.get("invalid"):  # the domain's flag, as on a generated step (ARCHITECTURE.md, "Core concepts")
+            meta = {**(meta or {}), "invalid": step.meta["invalid"]}
         nid = tree.add_child(parent, step, origin=origin, meta=meta, iteration=next_iteration(tree))
         ctx.score([nid])
         return nid

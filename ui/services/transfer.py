@@ -68,7 +68,10 @@ class Transfer:
                 "labels": sum(len(t.annotations) for t in batch.trees)}
 
     def import_file(self, path: Any, fmt: Any) -> dict:
-        from storage.importers import import_file
+        """Store an import file; the report counts new problems apart from those stored already, and `line` says
+        so in words."""
+        from storage.importers import import_file, import_line
 
         self.validate_import(path, fmt)
-        return import_file(self.store, path, fmt)
+        report = import_file(self.store, path, fmt)
+        return {**report, "line": import_line(report)}

@@ -35,7 +35,7 @@ def trace_rows(tree: ReasoningTree, nid: str, labels: dict[str, str]) -> list[li
         a = tree.node(n)
         rows.append([
             i, n, a["factor"] or "(problem)", a["origin"], a["text"], rounded(a["score"]), rounded(a["value"]),
-            rounded(tree.q(n)), a["visits"], rounded(a["prior"]), labels.get(n, ""), gold_mark(tree, n),
+            rounded(tree.q(n)), a["visits"], rounded(a["prior"]), labels.get(n, ""), check_mark(tree, n),
         ])
     return rows
 
@@ -60,13 +60,40 @@ def gold_mark(tree: ReasoningTree, nid: str) -> str:
     return "✓ correct" if ok else "✗ wrong"
 
 
+def invalid_mark(tree: ReasoningTree, nid: str) -> str:
+    """`⚠ invalid: <why>` for a step its domain flagged (Countdown: an operand not among the numbers left, a wrong
+    result), else ""."""
+    why = (tree.node(nid).get("meta") or {}).get("invalid")
+    return f"⚠ invalid: {why}" if why else ""
+
+
+def check_mark(tree: ReasoningTree, nid: str) -> str:
+    """The trace's `gold` cell: the domain's flag on the step, then the gold check of a final answer."""
+    return " · ".join(m for m in (invalid_mark(tree, nid), gold_mark(tree, nid)) if m)
+
+
 def node_info(tree: ReasoningTree, nid: str) -> str:
     """The inspector's one-line description of a node."""
     a = tree.node(nid)
     return (f"node {nid} · depth {a['depth']} · factor {a['factor'] or '(root)'} · {a['origin']}"
             f"{' · pruned' if not tree.is_live(nid) else ''}"
             f"{' · answer ' + str(a['answer']) if a['terminal'] else ''}"
-            f"{' · ' + mark if (mark := gold_mark(tree, nid)) else ''}")
+            f"{' · ' + mark if (mark := check_mark(tree, nid)) else ''}")
+
+
+def human_step_factor(tree: ReasoningTree, nid: str, names: list[str]) -> str:
+    """The factor a step written by hand under `nid` starts with (the user may pick another from `names`): the one
+    most of the node's live children have (what the search did next here), else the node's own factor, else
+    `compute`, else the catalog's first. The catalog's first factor (`restate`) used to be the silent default, which
+    booked every hand-written Countdown operation as a restatement."""
+    kids = [tree.node(c)["factor"] for c in tree.children(nid, include_pruned=False)]
+    counts = {f: kids.count(f) for f in kids if f in names}
+    if counts:
+        return max(counts, key=lambda f: (counts[f], -kids.index(f)))
+    own = tree.node(nid)["factor"]
+    if own in names and not tree.node(nid)["terminal"]:
+        return own
+    return "compute" if "compute" in names else names[0]
 
 
 def children_rows(tree: ReasoningTree, nid: str, ratings: dict[str, Any] | None = None) -> list[list[Any]]:
@@ -99,10 +126,26 @@ def result_line(sid: int, tree: ReasoningTree, result: Any) -> str:
             f"{' ' + mark if mark else ''} · {result.seconds:.1f} s")
 
 
+def undo_line(done: Any) -> str:
+    """The status line of an undo (`done`: the undone storage Action): what was undone on which node, and for a
+    step-adding action which nodes it removed (or only hid, when someone else had rated them or grown them)."""
+    if done is None:
+        return "nothing of yours to undo"
+    what = {"expand": "expansion", "human_step": "human step", "rate_many": "ratings"}.get(done.kind, done.kind)
+    where = {"human_step": "under node", "rate_many": "of the children of node"}.get(done.kind, "of node")
+    line = f"undid your {what} {where} {done.node_id}" if done.node_id else f"undid your {what}"
+    payload = done.payload or {}
+    if payload.get("removed"):
+        line += f": removed {', '.join(payload['removed'])}"
+    if payload.get("hidden"):
+        line += (f"; {', '.join(payload['hidden'])} only hidden (pruned): rated by someone else or grown since")
+    return line
+
+
 def next_iteration(tree: ReasoningTree) -> int:
     """The iteration number a hand-made change is recorded under (after every search iteration so far)."""
     return 1 + max(a["iteration"] for _, a in tree.graph.nodes(data=True))
 
 
-__all__ = ["ROOT", "SESSION_HEADERS", "SIBLING_HEADERS", "TRACE_HEADERS", "children_rows", "gold_mark", "label_summary",
-           "next_iteration", "node_info", "result_line", "rounded", "session_rows", "trace_rows"]
+__all__ = ["ROOT", "SESSION_HEADERS", "SIBLING_HEADERS", "TRACE_HEADERS", "check_mark", "children_rows", "gold_mark",
+           "human_step_factor", "invalid_mark", "label_summary", "next_iteration", "node_info", "result_line", "rounded", "session_rows", "trace_rows", "undo_line"]
