@@ -79,3 +79,18 @@ def test_a_redraw_checks_each_answer_once(monkeypatch):
     c = other.add_child("0", Step("The answer is 12.", None, terminal=True, answer="12"))
     assert gold_mark(other, c) == "✗ wrong", "a different gold is a different check"
     assert calls == ["12", "12"]
+
+
+def test_a_redraw_checks_a_bounded_number_of_new_answers():
+    from ui.services.views import gold_marks
+
+    views._GOLD_CACHE.clear()
+    tree = ReasoningTree(Problem("p3", "A problem", answer="3"))
+    ends = [tree.add_child("0", Step(f"The answer is {k}.", None, terminal=True, answer=str(k))) for k in range(5)]
+    step = tree.add_child("0", Step("A step.", None))
+    first = gold_marks(tree, [step, *ends], max_new=2)
+    assert list(first) == ends[:2], "two new checks, the rest wait"
+    second = gold_marks(tree, ends, max_new=2)
+    assert list(second) == ends[:4] and second[ends[2]] == "✗ wrong" and second[ends[3]] == "✓ correct"
+    everything = gold_marks(tree, ends, max_new=2)
+    assert everything == {n: ("✓ correct" if k == 3 else "✗ wrong") for k, n in enumerate(ends)}

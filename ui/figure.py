@@ -18,7 +18,7 @@ from reasoning.factors import load_catalog
 from reasoning.tree import ROOT, ReasoningTree, samples
 
 from .layout import children_by_creation, tidy_layout
-from .services.views import AutoMark, gold_mark
+from .services.views import AutoMark, gold_marks
 
 EDGE_GAP = 0.1  # vertical gap (in depth units) between an edge's ends and its nodes
 WEBGL_THRESHOLD = 1000  # past this many nodes, traces switch to WebGL (Scattergl)
@@ -249,6 +249,7 @@ def _points(order: list[str], pos, tree: ReasoningTree, opt: FigureOptions, dead
             labels: Mapping[str, str], ratings: Mapping[str, float], hidden: Mapping[str, int],
             autos: Mapping[str, AutoMark]) -> _Points:
     nodes = tree.graph.nodes
+    golds = gold_marks(tree, order)  # the ticks and crosses of finished paths (cached, bounded per redraw)
     base = 9.0 if len(order) <= 300 else 6.0 if len(order) <= 1500 else 4.0  # big trees: smaller markers
     pts = _Points([], [], [], [], [], [], [], [])
     for n in order:
@@ -260,8 +261,7 @@ def _points(order: list[str], pos, tree: ReasoningTree, opt: FigureOptions, dead
         pts.colors.append(_node_color(n, a, q, opt, dead, ratings, autos))
         pts.sizes.append(min(base + 3.0 * a["visits"] ** 0.5, 30.0))
         pts.syms.append(ROOT_SYMBOL if n == ROOT else factor_style(a["factor"] or a["origin"])[0])
-        # the tick or cross of a finished path (gold checks are cached, so a redraw pays a dict lookup per answer)
-        h = _node_hover(n, a, q, labels, gold_mark(tree, n) if a["terminal"] else "", autos.get(n))
+        h = _node_hover(n, a, q, labels, golds.get(n, ""), autos.get(n))
         pts.hover.append(h + (f"<br>+{hidden[n]} nodes folded below (Focus here shows them)" if n in hidden else ""))
         selected = n == opt.selected
         pts.line_w.append(3.0 if selected else 0.5)

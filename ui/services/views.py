@@ -114,17 +114,56 @@ def gold_mark(tree: ReasoningTree, nid: str) -> str:
     """A tick or a cross for a final answer, so a researcher sees at once whether a path is right: the imported
     `correct` flag when the trace came with one, else the domain's own checker against the problem's gold (Countdown's
     exact expression checker, math-verify for word problems); "" for a step, or when there is no gold to check."""
+    return _gold(tree, nid, True)[0] or ""
+
+
+GOLD_CHECKS_PER_CALL = 64  # answers not seen before that one gold_marks call checks; the rest wait for a later call
+
+
+def gold_marks(tree: ReasoningTree, nids: Iterable[str], max_new: int = GOLD_CHECKS_PER_CALL) -> dict[str, str]:
+    """The marks of the finished nodes among `nids` (steps are left out), for a figure redrawn often: answers checked
+    before cost a lookup, and at most `max_new` new ones are checked per call, so the first redraw of a large tree
+    full of distinct answers does not wait on hundreds of math-verify calls (the rest are marked on later redraws)."""
+    out: dict[str, str] = {}
+    for n in nids:
+        if not tree.node(n)["terminal"]:
+            continue
+        mark, new = _gold(tree, n, max_new > 0)
+        max_new -= new
+        if mark is not None:
+            out[n] = mark
+    return out
+
+
+def _gold(tree: ReasoningTree, nid: str, check: bool) -> tuple[str | None, bool]:
+    """(the mark, or None when the answer was never checked and `check` is off; whether a check ran now)."""
     a = tree.node(nid)
     if not a["terminal"]:
-        return ""
+        return "", False
     flag = (a.get("meta") or {}).get("correct")
     if isinstance(flag, bool):
-        return "✓ correct (imported)" if flag else "✗ wrong (imported)"
+        return ("✓ correct (imported)" if flag else "✗ wrong (imported)"), False
     p = tree.problem
     if a["answer"] is None or (p.answer is None and "numbers" not in (p.meta or {})):
-        return ""
-    ok = _checked(p, str(a["answer"]))
-    return "" if ok is None else "✓ correct" if ok else "✗ wrong"
+        return "", False
+    meta = p.meta or {}
+    numbers = meta.get("numbers")
+    key = (p.domain, p.answer, tuple(numbers) if isinstance(numbers, list) else repr(numbers),
+           repr(meta.get("target")), str(a["answer"]))
+    with _GOLD_LOCK:
+        known = key in _GOLD_CACHE
+        if known:
+            _GOLD_CACHE.move_to_end(key)
+            ok = _GOLD_CACHE[key]
+    if not known:
+        if not check:
+            return None, False
+        ok = _check(p, str(a["answer"]))
+        with _GOLD_LOCK:
+            _GOLD_CACHE[key] = ok
+            while len(_GOLD_CACHE) > _GOLD_CACHE_SIZE:
+                _GOLD_CACHE.popitem(last=False)
+    return ("" if ok is None else "✓ correct" if ok else "✗ wrong"), not known
 
 
 # The gold checks already made, by (domain, gold, numbers, target, answer): math-verify takes milliseconds per answer
@@ -134,25 +173,12 @@ _GOLD_CACHE_SIZE = 8192
 _GOLD_LOCK = threading.Lock()
 
 
-def _checked(p: Problem, answer: str) -> bool | None:
-    """The domain's verdict on `answer` (None when there is no usable gold), remembered."""
-    meta = p.meta or {}
-    numbers = meta.get("numbers")
-    key = (p.domain, p.answer, tuple(numbers) if isinstance(numbers, list) else repr(numbers),
-           repr(meta.get("target")), answer)
-    with _GOLD_LOCK:
-        if key in _GOLD_CACHE:
-            _GOLD_CACHE.move_to_end(key)
-            return _GOLD_CACHE[key]
+def _check(p: Problem, answer: str) -> bool | None:
+    """The domain's verdict on `answer`; None when there is no usable gold."""
     try:
-        ok: bool | None = bool(get_domain(p.domain).check(p, answer))
-    except (KeyError, TypeError, ValueError):  # no usable gold (an unknown domain, a malformed problem)
-        ok = None
-    with _GOLD_LOCK:
-        _GOLD_CACHE[key] = ok
-        while len(_GOLD_CACHE) > _GOLD_CACHE_SIZE:
-            _GOLD_CACHE.popitem(last=False)
-    return ok
+        return bool(get_domain(p.domain).check(p, answer))
+    except (KeyError, TypeError, ValueError):  # an unknown domain, a malformed problem
+        return None
 
 
 def node_info(tree: ReasoningTree, nid: str) -> str:
@@ -200,5 +226,5 @@ def next_iteration(tree: ReasoningTree) -> int:
 
 
 __all__ = ["ROOT", "SESSION_HEADERS", "SIBLING_HEADERS", "TRACE_HEADERS", "AutoMark", "auto_marks", "children_rows",
-           "gold_mark", "label_summary", "next_iteration", "node_info", "result_line", "rounded", "session_rows",
+           "gold_mark", "gold_marks", "label_summary", "next_iteration", "node_info", "result_line", "rounded", "session_rows",
            "trace_math", "trace_rows"]
