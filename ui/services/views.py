@@ -117,7 +117,7 @@ def gold_mark(tree: ReasoningTree, nid: str) -> str:
     return _gold(tree, nid, True)[0] or ""
 
 
-GOLD_CHECKS_PER_CALL = 64  # answers not seen before that one gold_marks call checks; the rest wait for a later call
+GOLD_CHECKS_PER_CALL = 16  # answers not seen before that one gold_marks call checks; the rest wait for a later call
 
 
 def gold_marks(tree: ReasoningTree, nids: Iterable[str], max_new: int = GOLD_CHECKS_PER_CALL) -> dict[str, str]:
