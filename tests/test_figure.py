@@ -180,3 +180,42 @@ def test_a_large_tree_folds_its_least_visited_subtrees_and_keeps_the_best_path()
     assert sum(int(x[1:]) for x in folded.text) + len(shown) == len(t)  # every node is shown or counted
     focus = tree_figure(t, FigureOptions(focus="0.5"))
     assert set(nodes_trace(focus).customdata) == {n for n in t.graph.nodes if n == "0.5" or n.startswith("0.5.")}
+
+
+def hovers(fig: go.Figure) -> dict[str, str]:
+    nt = nodes_trace(fig)
+    return dict(zip(nt.customdata, nt.hovertext, strict=True))
+
+
+def test_a_finished_path_shows_its_gold_check_in_the_hover():
+    """Issue 13: the tick or cross of the status and the trace is in the hover too, for checked and imported answers."""
+    t = ReasoningTree(Problem("p", "Use 4 7 8 8 to make 24.", domain="countdown", meta={"numbers": [4, 7, 8, 8],
+                                                                                       "target": 24}))
+    right = t.add_child("0", Step("done", "conclude", terminal=True, answer="(7-8/8)*4"), score=0.5, value=0.5)
+    wrong = t.add_child("0", Step("done", "conclude", terminal=True, answer="(8-7)*4*8"), score=0.5, value=0.5)
+    step = t.add_child("0", Step("8-7=1", "compute"), score=0.5, value=0.5)
+    flagged = t.add_child("0", Step("imported", None, terminal=True, answer="x"), meta={"correct": True})
+    h = hovers(tree_figure(t, validate=True))
+    assert "answer: (7-8/8)*4 · ✓ correct" in h[right] and "answer: (8-7)*4*8 · ✗ wrong" in h[wrong]
+    assert "✓" not in h[step] and "✗" not in h[step]
+    assert "✓ correct (imported)" in h[flagged]
+
+
+def test_colour_by_auto_label_with_its_colour_bar_and_hover():
+    from ui.services.views import AutoMark
+
+    t = small_tree()
+    autos = {"0.0": AutoMark(0.75, "rollouts 3/4 = 0.75 (rollout)"), "0.0.0": AutoMark(None, "no estimate (x)"),
+             "0.1": AutoMark(1.0, "rollouts 1/1 = 1.00 (rollout)")}
+    fig = tree_figure(t, FigureOptions(color_by="auto"), autos=autos, validate=True)
+    nt = nodes_trace(fig)
+    colors = dict(zip(nt.customdata, nt.marker.color, strict=True))
+    assert colors["0.0"] == pytest.approx(0.75)
+    assert colors["0.0.0"] == UNSCORED and colors["0"] == UNSCORED, "unlabelled nodes are grey 'unscored'"
+    assert colors["0.1"] == PRUNED
+    assert "auto label" in nt.marker.colorbar.title.text
+    assert "unscored" in list(nt.marker.colorbar.ticktext)
+    h = hovers(fig)
+    assert "auto: rollouts 3/4 = 0.75 (rollout)" in h["0.0"] and "auto:" not in h["0"]
+    evil = tree_figure(t, FigureOptions(color_by="auto"), autos={"0.0": AutoMark(0.5, EVIL)})
+    assert "<script>" not in hovers(evil)["0.0"]

@@ -83,3 +83,22 @@ def test_the_shared_page_works_offline_and_shows_a_clicked_trace_as_text(tmp_pat
     assert page.evaluate("() => window.__xss") is None and requests == []
     page.screenshot(path=str(tmp_path / "shared.png"))
     context.close()
+
+
+def test_the_shared_page_carries_auto_labels_and_gold_checks(tmp_path):
+    """Issue 13: colour by auto label works in the shared page too; its hovers and trace show the auto labels and
+    the gold check of a finished path."""
+    from storage.records import AutoLabel
+    from ui.share import share_html
+
+    db, sid = stored(tmp_path)
+    with Store(db) as store:
+        tree = store.load_tree(sid)
+        store.set_auto_labels(sid, [AutoLabel("0.0.0", "rollout", 4, 3, 0.75, True)])
+        page = share_html(tree, store.annotations(sid), title="t", color_by="auto",
+                          auto_labels=store.auto_labels(sid))
+    data = json.loads(page.split('<script type="application/json" id="tree-data">', 1)[1].split("</script>", 1)[0])
+    assert data["0.0.0"]["auto"] == "rollouts 3/4 = 0.75 (rollout)" and data["0.0"]["auto"] == ""
+    assert "gold" in data["0"] and "<th>auto</th>" in page
+    hover = page.replace("\\u002f", "/")  # plotly writes the figure's / as \u002f
+    assert "auto: rollouts 3/4 = 0.75 (rollout)" in hover and "auto label" in page  # the hover, the colour bar

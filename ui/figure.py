@@ -18,11 +18,13 @@ from reasoning.factors import load_catalog
 from reasoning.tree import ROOT, ReasoningTree, samples
 
 from .layout import children_by_creation, tidy_layout
+from .services.views import AutoMark, gold_marks
 
 EDGE_GAP = 0.1  # vertical gap (in depth units) between an edge's ends and its nodes
 WEBGL_THRESHOLD = 1000  # past this many nodes, traces switch to WebGL (Scattergl)
-COLOR_BY = ("value", "score", "q", "factor", "human")
-NUMERIC_COLOR_BY = ("value", "score", "q")
+COLOR_BY = ("value", "score", "q", "factor", "human", "auto")
+NUMERIC_COLOR_BY = ("value", "score", "q", "auto")
+COLORBAR_TITLES = {"auto": "auto label<br>(rollout value)"}
 # Symbols that both SVG and WebGL scatter draw.
 SYMBOLS = (
     "circle", "square", "diamond", "triangle-up", "triangle-down", "star", "hexagon", "pentagon",
@@ -122,7 +124,8 @@ def _fmt(x: float | None, digits: int = 3) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
 
 
-def _node_hover(nid: str, a: Mapping, q: float, labels: Mapping[str, str]) -> str:
+def _node_hover(nid: str, a: Mapping, q: float, labels: Mapping[str, str], gold: str = "",
+                auto: AutoMark | None = None) -> str:
     head = f"<b>{_esc(nid)}</b> · {_esc(str(a['factor'] or a['origin']))}"
     if a["origin"] not in ("generated", "root"):
         head += f" ({_esc(str(a['origin']))})"
@@ -137,9 +140,11 @@ def _node_hover(nid: str, a: Mapping, q: float, labels: Mapping[str, str]) -> st
     if why := (a.get("meta") or {}).get("invalid"):  # the domain's flag (Countdown's bookkeeping, arithmetic)
         parts.append("⚠ invalid: " + escape_hover(why, max_chars=160))
     if a["terminal"]:
-        parts.append("answer: " + escape_hover(a["answer"], max_chars=80))
+        parts.append("answer: " + escape_hover(a["answer"], max_chars=80) + (f" · {_esc(gold)}" if gold else ""))
     if nid in labels:
         parts.append("human: " + _esc(labels[nid]))
+    if auto is not None:
+        parts.append("auto: " + _esc(auto.text))
     return "<br>".join(parts)
 
 
@@ -150,10 +155,13 @@ def _visible_nodes(tree: ReasoningTree, max_iteration: int | None) -> set[str] |
     return {n for n, a in nodes.items() if n == ROOT or a["iteration"] <= max_iteration}
 
 
-def _color_value(a: Mapping, q: float, color_by: str, live: bool) -> float:
+def _color_value(a: Mapping, q: float, color_by: str, live: bool, auto: AutoMark | None = None) -> float:
     if not live:
         return PRUNED
-    v = q if color_by == "q" and a["visits"] else a[color_by if color_by != "q" else "value"]
+    if color_by == "auto":
+        v = auto.value if auto is not None else None
+    else:
+        v = q if color_by == "q" and a["visits"] else a[color_by if color_by != "q" else "value"]
     return UNSCORED if v is None else min(max(float(v), 0.0), 1.0)
 
 
@@ -231,16 +239,19 @@ class _Points:
 
 
 def _node_color(n: str, a: Mapping, q: float, opt: FigureOptions, dead: set[str],
-                ratings: Mapping[str, float]) -> float | str:
+                ratings: Mapping[str, float], autos: Mapping[str, AutoMark]) -> float | str:
     if opt.color_by == "factor":
         return PRUNED_COLOR if n in dead else "#ffffff" if n == ROOT else factor_style(a["factor"] or a["origin"])[1]
     if opt.color_by == "human":
         return PRUNED_COLOR if n in dead else HUMAN_COLORS[human_class(ratings.get(n))]
-    return _color_value(a, q, opt.color_by, n not in dead)
+    return _color_value(a, q, opt.color_by, n not in dead, autos.get(n))
 
 
-def _points(order: list[str], pos, nodes, opt: FigureOptions, dead: set[str], labels: Mapping[str, str],
-            ratings: Mapping[str, float], hidden: Mapping[str, int]) -> _Points:
+def _points(order: list[str], pos, tree: ReasoningTree, opt: FigureOptions, dead: set[str],
+            labels: Mapping[str, str], ratings: Mapping[str, float], hidden: Mapping[str, int],
+            autos: Mapping[str, AutoMark]) -> _Points:
+    nodes = tree.graph.nodes
+    golds = gold_marks(tree, order)  # the ticks and crosses of finished paths (cached, bounded per redraw)
     base = 9.0 if len(order) <= 300 else 6.0 if len(order) <= 1500 else 4.0  # big trees: smaller markers
     pts = _Points([], [], [], [], [], [], [], [])
     for n in order:
@@ -249,10 +260,10 @@ def _points(order: list[str], pos, nodes, opt: FigureOptions, dead: set[str], la
         q = a["value_sum"] / a["visits"] if a["visits"] else 0.0
         pts.xs.append(x)
         pts.ys.append(-depth)
-        pts.colors.append(_node_color(n, a, q, opt, dead, ratings))
+        pts.colors.append(_node_color(n, a, q, opt, dead, ratings, autos))
         pts.sizes.append(min(base + 3.0 * a["visits"] ** 0.5, 30.0))
         pts.syms.append(ROOT_SYMBOL if n == ROOT else factor_style(a["factor"] or a["origin"])[0])
-        h = _node_hover(n, a, q, labels)
+        h = _node_hover(n, a, q, labels, golds.get(n, ""), autos.get(n))
         pts.hover.append(h + (f"<br>+{hidden[n]} nodes folded below (Focus here shows them)" if n in hidden else ""))
         selected = n == opt.selected
         pts.line_w.append(3.0 if selected else 0.5)
@@ -283,7 +294,7 @@ def _marker(pts: _Points, opt: FigureOptions) -> dict:
                                                                                    "color": pts.line_c}}
     if opt.color_by in NUMERIC_COLOR_BY:
         marker.update(colorscale=COLORSCALE, cmin=CMIN, cmax=CMAX, colorbar={
-            "title": {"text": opt.color_by}, "thickness": 14, "len": 0.8,
+            "title": {"text": COLORBAR_TITLES.get(opt.color_by, opt.color_by)}, "thickness": 14, "len": 0.8,
             "tickvals": [UNSCORED, PRUNED, 0, 0.25, 0.5, 0.75, 1.0],
             "ticktext": ["unscored", "pruned", "0", "0.25", "0.5", "0.75", "1"],
         })
@@ -316,9 +327,11 @@ def tree_figure(
     ratings: Mapping[str, float] | None = None,
     best_path: list[str] | None = None,
     validate: bool = False,
+    autos: Mapping[str, AutoMark] | None = None,
 ) -> go.Figure:
     """The figure of a reasoning tree. `labels` maps node ids to a short human-label summary for the hover,
-    `ratings` to the mean human rating (colour by human label)."""
+    `ratings` to the mean human rating (colour by human label), `autos` to the automatic labels (hover, and
+    colour by auto label; views.auto_marks builds it from the stored ones)."""
     opt = options or FigureOptions()
     labels = labels or {}
     nodes = tree.graph.nodes
@@ -337,7 +350,7 @@ def tree_figure(
             kids, hidden = _fold(kids, shown_nodes(kids, nodes, opt.max_nodes, [*path, opt.selected or ROOT]))
         pos = tidy_layout(kids, root)
         order = sorted(pos, key=lambda n: nodes[n]["created"])
-        pts = _points(order, pos, nodes, opt, dead, labels, ratings or {}, hidden)
+        pts = _points(order, pos, tree, opt, dead, labels, ratings or {}, hidden, autos or {})
         ex, ey, ehover = _edges(order, pos, nodes)
         factors = list(dict.fromkeys(nodes[n]["factor"] for n in order if nodes[n]["factor"]))
     kind = "scattergl" if len(order) > WEBGL_THRESHOLD else "scatter"

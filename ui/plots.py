@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from .figure import COLOR_BY, FigureOptions, empty_figure, tree_figure
-from .services.views import label_summary
+from .services.views import auto_marks, label_summary
 
 
 class FigureEngine(Protocol):
@@ -42,6 +42,8 @@ def session_figure(engine: FigureEngine, session_id: Any, color_by: str | None =
     if not session_id:
         return empty_figure()
     tree = engine.tree(session_id)
-    notes = [] if engine.running(session_id) else engine.store.annotations(int(session_id))
+    running = engine.running(session_id)
+    notes = [] if running else engine.store.annotations(int(session_id))
+    autos = {} if running else auto_marks(engine.store.auto_labels(int(session_id)))
     return tree_figure(tree, figure_options(session_id, color_by, selected, focus), labels=label_summary(notes),
-                       ratings=mean_ratings(notes))
+                       ratings=mean_ratings(notes), autos=autos)

@@ -186,7 +186,8 @@ class Explorer:
 
     def inspect(self, session_id: Any, node_id: Any) -> NodeView:
         t = self.sessions_.target(session_id, node_id, editable=False)
-        rows = views.trace_rows(t.tree, t.nid, self.label_summary(t.sid))
+        autos = views.auto_marks(self.store.auto_labels(t.sid))
+        rows = views.trace_rows(t.tree, t.nid, self.label_summary(t.sid), autos)
         a = t.tree.node(t.nid)
         return NodeView(t.sid, t.nid, a["text"], rows, views.node_info(t.tree, t.nid), a.get("version"),
                         a["factor"], len(t.tree.children(t.nid, include_pruned=True)))

@@ -19,7 +19,7 @@ from reasoning.tree import ReasoningTree
 
 from .figure import FigureOptions, tree_figure
 from .plots import mean_ratings
-from .services.views import label_summary
+from .services.views import AutoMark, auto_marks, gold_mark, label_summary
 
 PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
@@ -35,7 +35,7 @@ body {{ font-family: system-ui, sans-serif; margin: 1rem; }}
 {figure}
 <h3 id="trace-title">Trace</h3>
 <table id="trace"><thead><tr><th>#</th><th>node</th><th>factor</th><th>step</th><th>PRM</th><th>value</th>
-<th>human</th></tr></thead><tbody></tbody></table>
+<th>human</th><th>gold</th><th>auto</th></tr></thead><tbody></tbody></table>
 <script type="application/json" id="tree-data">{data}</script>
 <script>
 (function () {{
@@ -47,7 +47,7 @@ body {{ font-family: system-ui, sans-serif; margin: 1rem; }}
     body.replaceChildren();
     path.forEach((n, i) => {{
       const a = nodes[n], tr = document.createElement("tr");
-      for (const v of [i, n, a.factor, a.text, a.score, a.value, a.human]) {{
+      for (const v of [i, n, a.factor, a.text, a.score, a.value, a.human, a.gold, a.auto]) {{
         const td = document.createElement("td");
         td.textContent = v === null || v === undefined ? "" : String(v);
         tr.appendChild(td);
@@ -78,32 +78,40 @@ def _r(x: float | None) -> float | None:
     return None if x is None else round(float(x), 3)
 
 
-def node_data(tree: ReasoningTree, labels: dict[str, str]) -> dict[str, dict[str, Any]]:
+def node_data(tree: ReasoningTree, labels: dict[str, str],
+              autos: dict[str, AutoMark] | None = None) -> dict[str, dict[str, Any]]:
     """What the page's trace table shows for each node (plain values; the page writes them as text)."""
+    autos = autos or {}
     out = {}
     for n, a in tree.graph.nodes(data=True):
+        auto = autos.get(n)
         out[n] = {"parent": a["parent"], "factor": a["factor"] or ("(problem)" if a["parent"] is None else a["origin"]),
-                  "text": a["text"], "score": _r(a["score"]), "value": _r(a["value"]), "human": labels.get(n, "")}
+                  "text": a["text"], "score": _r(a["score"]), "value": _r(a["value"]), "human": labels.get(n, ""),
+                  "gold": gold_mark(tree, n), "auto": auto.text if auto else ""}
     return out
 
 
-def share_html(tree: ReasoningTree, annotations: Iterable[Any], *, title: str, color_by: str = "value") -> str:
-    """The whole self-contained page of one tree."""
+def share_html(tree: ReasoningTree, annotations: Iterable[Any], *, title: str, color_by: str = "value",
+               auto_labels: Iterable[Any] = ()) -> str:
+    """The whole self-contained page of one tree (colours as `color_by`, "auto" included: the automatic labels
+    travel in the hovers, the colours and the trace's auto column)."""
     notes = list(annotations)
     labels = label_summary(notes)
+    autos = auto_marks(auto_labels)
     fig = tree_figure(tree, FigureOptions(color_by=color_by, max_nodes=None, uirevision="shared"), labels=labels,
-                      ratings=mean_ratings(notes))
+                      ratings=mean_ratings(notes), autos=autos)
     figure = fig.to_html(include_plotlyjs=True, full_html=False, config={"responsive": True})
     summary = f"{len(tree)} nodes, {len(labels)} labelled. Problem: {tree.problem.text}"
     return PAGE.format(title=html.escape(title), summary=html.escape(summary), figure=figure,
-                       data=_json_for_script(node_data(tree, labels)))
+                       data=_json_for_script(node_data(tree, labels, autos)))
 
 
 def write_share(store: Any, session_id: int, out: str | Path, *, color_by: str = "value") -> Path:
     """Write the page of a stored session to `out` atomically (a temporary file renamed): complete or absent."""
     info = store.session(session_id)
     page = share_html(store.load_tree(session_id), store.annotations(session_id),
-                      title=f"Reasoning tree · session {info.id} · {info.name}", color_by=color_by)
+                      title=f"Reasoning tree · session {info.id} · {info.name}", color_by=color_by,
+                      auto_labels=store.auto_labels(session_id))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".share-", suffix=".html")

@@ -1,6 +1,7 @@
 """Node inspector: the root-to-node trace of the clicked node and the actions on it (rate, edit, expand, prune...).
 
-Model text only ever reaches the page through Textboxes and plain-string Dataframe cells, never gr.HTML.
+Model text only ever reaches the page through Textboxes and plain-string Dataframe cells, never gr.HTML; the
+read-only rendered view (math typeset) gets Markdown source from ui.mathtext, in which only math is not plain text.
 Every event here reports a mistake in the status box and leaves the other components as they were (ui.feedback).
 """
 from __future__ import annotations
@@ -15,13 +16,19 @@ import gradio as gr
 from ..children import CHILDREN_HEADERS, CHILDREN_TYPES, children_rows, save_children
 from ..feedback import reported
 from ..figure import tree_figure
+from ..mathtext import LATEX_DELIMITERS, math_markdown
 from ..plots import figure_options, session_figure
 from ..service import MAX_EXPAND, TRACE_HEADERS, Explorer
-from ..services.views import undo_line
+from ..services.views import trace_math, undo_line
 from ..wiring import USER_ERRORS, Shared, who
 from . import autolabel
 
-TRACE_TYPES = ["number", "str", "str", "str", "str", "number", "number", "number", "number", "number", "str", "str"]
+TRACE_TYPES = ["number", "str", "str", "str", "str", "number", "number", "number", "number", "number", "str", "str",
+               "str"]
+# The trace is an overview: one line per step, so that a typical trace (8 and more steps) shows without scrolling;
+# the rendered view below it and the step text box show whole texts.
+TRACE_MAX_HEIGHT = 460
+TRACE_MAX_CHARS = 400
 
 
 def parse_click(value: str) -> str:
@@ -60,12 +67,14 @@ class Inspector:
     whole_tree: gr.Button
     focus: gr.State  # the node whose subtree the plot shows ("" for the whole tree)
     human_factor: gr.Dropdown | None = None  # the factor of a step written by hand (the session's catalog)
+    math: gr.Markdown | None = None  # the rendered (read-only) problem and trace, math typeset
 
 
 def build_page(engine: Explorer, shared: Shared, status: gr.Textbox) -> Inspector:
     ins = _layout(engine)
     autolabel.build_section(engine, shared)  # rollouts and first-error search on the selected node (own module)
     _wire_click(engine, shared, ins)
+    _wire_math(engine, shared, ins)
     _wire_ratings(engine, shared, ins, status)
     _wire_actions(engine, shared, ins, status)
     _wire_resume(engine, shared, ins, status)
@@ -78,10 +87,15 @@ def _layout(engine: Explorer) -> Inspector:
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             info = gr.Textbox(label="selected node", elem_id="node-info", interactive=False, lines=1)
-            trace = gr.Dataframe(headers=TRACE_HEADERS, datatype=TRACE_TYPES, interactive=False, wrap=True,
-                                 label="trace (root to node)", elem_id="trace-table", max_height=380,
-                                 column_widths=["3%", "7%", "10%", "9%", "35%", "6%", "6%", "6%", "6%", "6%", "6%"])
+            trace = gr.Dataframe(headers=TRACE_HEADERS, datatype=TRACE_TYPES, interactive=False, wrap=False,
+                                 label="trace (root to node): one line per step, whole texts below",
+                                 elem_id="trace-table", max_height=TRACE_MAX_HEIGHT, max_chars=TRACE_MAX_CHARS,
+                                 column_widths=["3%", "9%", "8%", "7%", "30%", "5%", "5%", "4%", "5%", "5%", "7%", "6%",
+                                                "6%"])
             text = gr.Textbox(label="step text (edit it, then 'Save edit as sibling')", elem_id="node-text", lines=3)
+            with gr.Accordion("Rendered (read-only): the problem and the trace, math typeset", open=True):
+                math = gr.Markdown("", elem_id="math-view", latex_delimiters=LATEX_DELIMITERS, line_breaks=True,
+                                   sanitize_html=True, max_height=520)
         with gr.Column(scale=2, min_width=320):
             with gr.Row():
                 bad = gr.Button("−1 bad", elem_id="rate-bad", size="sm")
@@ -120,7 +134,7 @@ def _layout(engine: Explorer) -> Inspector:
         save_kids = gr.Button("Save children's ratings", elem_id="save-children", size="sm")
     return Inspector(click, info, trace, text, bad, neutral, good, unsure, note, edit, human, factor, count, expand,
                      budget, resume, prune, undo, summarize, summary, kids, save_kids, gr.State(0.0), focus_here,
-                     whole_tree, gr.State(""), human_factor=human_factor)
+                     whole_tree, gr.State(""), human_factor=human_factor, math=math)
 
 
 def view_outputs(shared: Shared, ins: Inspector) -> list:
@@ -171,6 +185,32 @@ def _wire_click(engine: Explorer, shared: Shared, ins: Inspector) -> None:
     ins.whole_tree.click(unfocus, [shared.session, shared.node, shared.color_by], [ins.focus, shared.plot],
                          api_visibility="undocumented")
     shared.session.change(lambda: "", None, [ins.focus], api_visibility="undocumented", queue=False)
+
+
+def _table_rows(value: Any) -> list[list[Any]]:
+    """A Dataframe's value (pandas, or a list of rows) as a list of rows."""
+    if value is None:
+        return []
+    return value.values.tolist() if hasattr(value, "values") else list(value)
+
+
+def _wire_math(engine: Explorer, shared: Shared, ins: Inspector) -> None:
+    """The rendered view follows the trace table (no second trip to the store), and shows a session's problem as
+    soon as the session opens."""
+
+    @reported(1)
+    def show_trace(rows):
+        text = trace_math(_table_rows(rows))
+        return text if text else gr.skip()  # an emptied trace (a session switch) leaves the problem shown
+
+    @reported(1)
+    def show_problem(session_id):
+        if not session_id:
+            return ""
+        return f"**Problem**\n\n{math_markdown(engine.tree(session_id).problem.text)}"
+
+    ins.trace.change(show_trace, [ins.trace], [ins.math], api_visibility="undocumented", queue=False)
+    shared.session.change(show_problem, [shared.session], [ins.math], api_visibility="undocumented")
 
 
 def _action(engine: Explorer, fn: Callable, n_outputs: int, *, redraw: bool = True) -> Callable:

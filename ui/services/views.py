@@ -4,13 +4,21 @@ No database and no models here, so each view is tested on a tree built in memory
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from reasoning.domains import get_domain
 from reasoning.tree import ROOT, ReasoningTree
+from reasoning.types import Problem
 
-TRACE_HEADERS = ["#", "node", "factor", "origin", "step", "PRM", "value", "Q", "visits", "prior", "human", "gold"]
+from ..mathtext import math_markdown, plain
+
+# Columns are only ever appended: the API's /trace returns one dict per row keyed by these names.
+TRACE_HEADERS = ["#", "node", "factor", "origin", "step", "PRM", "value", "Q", "visits", "prior", "human", "gold",
+                 "auto"]
 SIBLING_HEADERS = ["node", "factor", "step", "PRM", "value", "visits", "rating"]
 SESSION_HEADERS = ["id", "name", "problem", "nodes", "labels", "updated", "deleted"]
 
@@ -28,36 +36,149 @@ def label_summary(annotations: Iterable[Any]) -> dict[str, str]:
     return {k: ", ".join(vs) for k, vs in out.items()}
 
 
-def trace_rows(tree: ReasoningTree, nid: str, labels: dict[str, str]) -> list[list[Any]]:
+@dataclass(frozen=True)
+class AutoMark:
+    """A node's automatic labels as the views show them: `value` in [0, 1] (the colour of colour-by-auto; None when
+    no label carries one) and `text`, one line per method (`rollouts 3/4 = 0.75 (rollout)`)."""
+
+    value: float | None
+    text: str
+
+
+def _auto_part(label: Any) -> str:
+    if label.rollouts:
+        return f"rollouts {label.successes}/{label.rollouts} = {label.successes / label.rollouts:.2f} ({label.method})"
+    if label.soft_value is not None:
+        return f"value {float(label.soft_value):.2f} ({label.method})"
+    if label.hard_label is not None:
+        return f"{'right' if label.hard_label else 'wrong'}, inferred ({label.method})"
+    return f"no estimate ({label.method})"
+
+
+def _auto_value(labels: list[Any]) -> float | None:
+    """The colour value: the soft value of the label with the most rollouts (as the exports read it), else its
+    success rate, else an inferred right / wrong as 1 / 0."""
+    best = max(labels, key=lambda a: a.rollouts)
+    if best.soft_value is not None:
+        return min(max(float(best.soft_value), 0.0), 1.0)
+    if best.rollouts:
+        return best.successes / best.rollouts
+    hard = next((a.hard_label for a in labels if a.hard_label is not None), None)
+    return None if hard is None else float(hard)
+
+
+def auto_marks(labels: Iterable[Any]) -> dict[str, AutoMark]:
+    """`{node: AutoMark}` from stored automatic labels (storage.records.AutoLabel: rollouts, first-error search)."""
+    by_node: dict[str, list[Any]] = {}
+    for label in labels:
+        by_node.setdefault(label.node_id, []).append(label)
+    return {n: AutoMark(_auto_value(ls), " · ".join(_auto_part(a) for a in sorted(ls, key=lambda a: a.method)))
+            for n, ls in by_node.items()}
+
+
+def trace_rows(tree: ReasoningTree, nid: str, labels: dict[str, str],
+               autos: Mapping[str, AutoMark] | None = None) -> list[list[Any]]:
     """One row per step of the root-to-node trace (TRACE_HEADERS)."""
+    autos = autos or {}
     rows = []
     for i, n in enumerate(tree.path(nid)):
         a = tree.node(n)
+        auto = autos.get(n)
         rows.append([
-            i, n, a["factor"] or "(problem)", a["origin"], a["text"], rounded(a["score"]), rounded(a["value"]),
+            i, n, a["factor"] or ("(problem)" if n == ROOT else a["origin"]), a["origin"], a["text"], rounded(a["score"]), rounded(a["value"]),
             rounded(tree.q(n)), a["visits"], rounded(a["prior"]), labels.get(n, ""), check_mark(tree, n),
+            auto.text if auto else "",
         ])
     return rows
+
+
+def trace_math(rows: Iterable[Any]) -> str:
+    """Markdown source of the rendered view of a trace (rows as trace_rows gives them, or as the page's table holds
+    them): the problem, then each step under its node, factor and gold mark, the selected node last. Every text is
+    typeset by ui.mathtext (math rendered, everything else inert); "" for an empty trace."""
+    col = {h: i for i, h in enumerate(TRACE_HEADERS)}
+    rows = [list(r) for r in rows if len(r) > col["step"] and str(r[col["node"]] or "").strip()]
+    parts = []
+    for k, r in enumerate(rows):
+        if k == 0 and r[col["node"]] == ROOT:
+            parts.append(f"**Problem**\n\n{math_markdown(r[col['step']])}")
+            continue
+        gold = r[col["gold"]] if len(r) > col["gold"] else ""
+        head = f"step {r[col['#']]} · node {r[col['node']]} · {r[col['factor']]}" + (f" · {gold}" if gold else "")
+        head += " (selected)" if k == len(rows) - 1 else ""
+        parts.append(f"**{plain(head)}**\n\n{math_markdown(r[col['step']])}")
+    return "\n\n".join(parts)
 
 
 def gold_mark(tree: ReasoningTree, nid: str) -> str:
     """A tick or a cross for a final answer, so a researcher sees at once whether a path is right: the imported
     `correct` flag when the trace came with one, else the domain's own checker against the problem's gold (Countdown's
     exact expression checker, math-verify for word problems); "" for a step, or when there is no gold to check."""
+    return _gold(tree, nid, True)[0] or ""
+
+
+GOLD_CHECKS_PER_CALL = 16  # answers not seen before that one gold_marks call checks; the rest wait for a later call
+
+
+def gold_marks(tree: ReasoningTree, nids: Iterable[str], max_new: int = GOLD_CHECKS_PER_CALL) -> dict[str, str]:
+    """The marks of the finished nodes among `nids` (steps are left out), for a figure redrawn often: answers checked
+    before cost a lookup, and at most `max_new` new ones are checked per call, so the first redraw of a large tree
+    full of distinct answers does not wait on hundreds of math-verify calls (the rest are marked on later redraws)."""
+    out: dict[str, str] = {}
+    for n in nids:
+        if not tree.node(n)["terminal"]:
+            continue
+        mark, new = _gold(tree, n, max_new > 0)
+        max_new -= new
+        if mark is not None:
+            out[n] = mark
+    return out
+
+
+def _gold(tree: ReasoningTree, nid: str, check: bool) -> tuple[str | None, bool]:
+    """(the mark, or None when the answer was never checked and `check` is off; whether a check ran now)."""
     a = tree.node(nid)
     if not a["terminal"]:
-        return ""
+        return "", False
     flag = (a.get("meta") or {}).get("correct")
     if isinstance(flag, bool):
-        return "✓ correct (imported)" if flag else "✗ wrong (imported)"
+        return ("✓ correct (imported)" if flag else "✗ wrong (imported)"), False
     p = tree.problem
     if a["answer"] is None or (p.answer is None and "numbers" not in (p.meta or {})):
-        return ""
+        return "", False
+    meta = p.meta or {}
+    numbers = meta.get("numbers")
+    key = (p.domain, p.answer, tuple(numbers) if isinstance(numbers, list) else repr(numbers),
+           repr(meta.get("target")), str(a["answer"]))
+    with _GOLD_LOCK:
+        known = key in _GOLD_CACHE
+        if known:
+            _GOLD_CACHE.move_to_end(key)
+            ok = _GOLD_CACHE[key]
+    if not known:
+        if not check:
+            return None, False
+        ok = _check(p, str(a["answer"]))
+        with _GOLD_LOCK:
+            _GOLD_CACHE[key] = ok
+            while len(_GOLD_CACHE) > _GOLD_CACHE_SIZE:
+                _GOLD_CACHE.popitem(last=False)
+    return ("" if ok is None else "✓ correct" if ok else "✗ wrong"), not known
+
+
+# The gold checks already made, by (domain, gold, numbers, target, answer): math-verify takes milliseconds per answer
+# and the figure marks every finished path on every redraw, so each distinct answer is checked once.
+_GOLD_CACHE: OrderedDict[tuple, bool | None] = OrderedDict()
+_GOLD_CACHE_SIZE = 8192
+_GOLD_LOCK = threading.Lock()
+
+
+def _check(p: Problem, answer: str) -> bool | None:
+    """The domain's verdict on `answer`; None when there is no usable gold."""
     try:
-        ok = get_domain(p.domain).check(p, a["answer"])
-    except (KeyError, TypeError, ValueError):  # no usable gold (an unknown domain, a malformed problem)
-        return ""
-    return "✓ correct" if ok else "✗ wrong"
+        return bool(get_domain(p.domain).check(p, answer))
+    except (KeyError, TypeError, ValueError):  # an unknown domain, a malformed problem
+        return None
 
 
 def invalid_mark(tree: ReasoningTree, nid: str) -> str:
@@ -147,5 +268,6 @@ def next_iteration(tree: ReasoningTree) -> int:
     return 1 + max(a["iteration"] for _, a in tree.graph.nodes(data=True))
 
 
-__all__ = ["ROOT", "SESSION_HEADERS", "SIBLING_HEADERS", "TRACE_HEADERS", "check_mark", "children_rows", "gold_mark",
-           "human_step_factor", "invalid_mark", "label_summary", "next_iteration", "node_info", "result_line", "rounded", "session_rows", "trace_rows", "undo_line"]
+__all__ = ["ROOT", "SESSION_HEADERS", "SIBLING_HEADERS", "TRACE_HEADERS", "AutoMark", "auto_marks", "check_mark",
+           "children_rows", "gold_mark", "gold_marks", "human_step_factor", "invalid_mark", "label_summary",
+           "next_iteration", "node_info", "result_line", "rounded", "session_rows", "trace_math", "trace_rows"]
