@@ -1,6 +1,8 @@
 """Every named API endpoint through gradio_client, including out-of-range parameters rejected with a clear message."""
 from __future__ import annotations
 
+import time
+
 import pytest
 from gradio_client import Client
 
@@ -190,3 +192,23 @@ def test_api_actions_do_not_rebuild_gradios_event_analytics(api, session, monkey
     for rating in (1, 0, -1, 1):
         client.predict(session, "0.1", rating, False, "", "dora", "", None, api_name="/rate")
     assert built == []
+
+
+def test_an_edit_does_not_wait_for_a_running_search(api, session):
+    """Whole searches and short model calls have their own slots: an annotator's edit (re-scored by the PRM) is
+    answered while another user's long search is still running, instead of queueing behind all of it."""
+    client, _ = api
+    known = {s["id"] for s in client.predict(api_name="/sessions")}
+    job = client.submit(PROBLEM, "mcts", 4000, api_name="/search")
+    started = None
+    for _ in range(600):  # the search's session is stored when it starts
+        started = next((s["id"] for s in client.predict(api_name="/sessions") if s["id"] not in known), None)
+        if started is not None:
+            break
+        time.sleep(0.1)
+    assert started is not None, "the long search never started"
+    edited = client.predict(session, "0.1", "an edit during a search", "carol", api_name="/edit_step")
+    still_running = client.predict(started, api_name="/stop")  # true only while the search runs
+    job.result(timeout=300)
+    assert edited.startswith("0.")
+    assert still_running, "the edit was answered only after the search had ended"

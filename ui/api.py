@@ -20,7 +20,11 @@ from .api_review import register_loop
 from .service import TRACE_HEADERS, Explorer, RunUpdate
 from .wiring import guarded, who
 
-MODEL_CALLS = {"search", "expand", "resume", "summarize", "edit_step", "human_step"}
+# Model work runs one at a time per slot, so it never floods the cores: whole searches in the "search" slot, and the
+# short model calls (a re-scored edit, a sampled expansion) in the "model" slot, so that an edit never waits for a
+# whole search to finish (the backends are thread-safe: a search's worker thread and an edit share them).
+SEARCH_CALLS = {"search", "resume"}
+MODEL_CALLS = {"expand", "summarize", "edit_step", "human_step"}
 SESSION_KEYS = ["id", "name", "problem", "nodes", "annotations", "updated", "deleted"]
 _API_TYPES: dict[str, Any] = {"int": int | None, "float": float | None, "choice": str | None, "bool": bool | None,
                               "floats": list[float] | float | str | None, "names": list[str] | str | None}
@@ -194,9 +198,8 @@ def register(engine: Explorer) -> None:
         fn = getattr(api, name)
         if name == "search":
             fn = with_search_signature(fn)
-        model_call = name in MODEL_CALLS
-        gr.api(guarded(fn), api_name=name, concurrency_id="model" if model_call else None,
-               concurrency_limit=1 if model_call else None)
+        slot = "search" if name in SEARCH_CALLS else "model" if name in MODEL_CALLS else None
+        gr.api(guarded(fn), api_name=name, concurrency_id=slot, concurrency_limit=1 if slot else None)
     register_loop(engine)  # automatic labels, review queue, calibration, agreement, active PRM (ui/api_review.py)
 
 
