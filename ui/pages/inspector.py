@@ -238,12 +238,13 @@ def _wire_ratings(engine: Explorer, shared: Shared, ins: Inspector, status: gr.T
     common = [shared.session, shared.node, shared.color_by, shared.annotator, ins.focus]
 
     def rater(rating: int) -> Callable:
-        @reported(1, 0)
+        @reported(3, 0)
         def rate(request: gr.Request, sid, nid, annotator, is_unsure, note_text, t0):
             user = who(annotator, request)
             seconds = max(0.0, min(time.time() - t0, 86400.0)) if t0 else None
             engine.rate(sid, nid, rating, annotator=user, unsure=is_unsure, note=note_text, seconds=seconds)
-            return f"rated node {nid} {rating:+d} as {user}" if rating else f"rated node {nid} 0 as {user}"
+            # the unsure tick and the note belong to one rating: cleared once it is stored (kept on a mistake)
+            return (f"rated node {nid} {rating:+d} as {user}" if rating else f"rated node {nid} 0 as {user}"), False, ""
         return rate
 
     @reported(2)
@@ -259,12 +260,10 @@ def _wire_ratings(engine: Explorer, shared: Shared, ins: Inspector, status: gr.T
     after_in, after_out = [shared.session, shared.node, shared.color_by, ins.focus], [ins.trace, ins.patch]
     for button, rating in ((ins.bad, -1), (ins.neutral, 0), (ins.good, 1)):
         # queue=False: one small transaction, acknowledged without the queue's round trip
-        event = button.click(rater(rating), [shared.session, shared.node, shared.annotator, ins.unsure, ins.note,
-                                             ins.selected_at], [status], api_visibility="undocumented", queue=False,
-                             show_progress="hidden")
-        # the unsure tick and the note belong to one rating: cleared once it is stored
-        event.success(lambda: (False, ""), None, [ins.unsure, ins.note], api_visibility="undocumented", queue=False)
-        event.then(after_rating, after_in, after_out, api_visibility="undocumented", show_progress="hidden")
+        button.click(rater(rating), [shared.session, shared.node, shared.annotator, ins.unsure, ins.note,
+                                     ins.selected_at], [status, ins.unsure, ins.note], api_visibility="undocumented",
+                     queue=False, show_progress="hidden",
+                     ).then(after_rating, after_in, after_out, api_visibility="undocumented", show_progress="hidden")
 
     def rate_children(sid, nid, user, rows):
         return save_children(engine, sid, nid, rows, user)
