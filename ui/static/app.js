@@ -28,15 +28,16 @@
   // Gradio's gr.Plot draws each new figure twice, and resizes it twice: the plot component that is about to be
   // replaced draws the new figure on its own element first, then a new component draws it again on a new
   // element, and each calls Plots.resize after (with a 2,000-node tree that was four full draws per update,
-  // most of a session's opening time). So draws and resizes wait one animation frame and are skipped on an element
-  // that has left the page by then, and a resize that would not change the size is skipped.
+  // most of a session's opening time). So draws and resizes wait for the end of the current task (a microtask, before
+  // the next paint) and are skipped on an element that has left the page by then; a resize that would not change
+  // the size is skipped too.
   const tamePlotly = () => {
     const P = window.Plotly;
     if (!P || P.__rteTamed || !P.react || !P.Plots) return;
     P.__rteTamed = true;
-    const later = (gd, draw) => new Promise((resolve) => requestAnimationFrame(() => {
-      resolve(gd && gd.isConnected === false ? gd : draw());
-    }));
+    const later = (gd, draw) => Promise.resolve().then(() => {
+      return gd && gd.isConnected === false ? gd : draw();
+    });
     const react = P.react, resize = P.Plots.resize;
     P.react = function (gd, ...rest) { return later(gd, () => react.call(this, gd, ...rest)); };
     P.Plots.resize = function (gd, ...rest) {
