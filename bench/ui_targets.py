@@ -1,6 +1,6 @@
 """The explorer's targets, measured in headless Chromium (issue 13); a benchmark, not a timed test.
 
-    python bench/ui_targets.py [--nodes 2000] [--budget 200] [--repeat 5]
+    python bench/ui_targets.py [--nodes 2000] [--budget 200] [--repeat 5] [--skip-search]
 
 Serves the app in this process with the demo models and a throwaway SQLite database, stores a tree of `--nodes`
 nodes, and measures as a user sees it: opening the tree (Sessions -> Open until the plot shows it), a click on a
@@ -8,6 +8,8 @@ node (until the inspector shows its trace), a rating (until the status acknowled
 the rating, and a live search in the UI against the same search over the `/search` API (wall time, side by side in
 one run, same problem, settings and seed; the nodes and answer of both are printed beside the times).
 Targets: open < 1.5 s, click < 0.5 s, rating < 0.3 s, zoom kept, UI search <= 1.5x `/search`.
+`--skip-search` leaves out the live search (minutes at budget 200) while iterating on the tree figures;
+`--search-only` measures only the live search.
 """
 from __future__ import annotations
 
@@ -123,6 +125,8 @@ def main() -> int:
     ap.add_argument("--nodes", type=int, default=2000)
     ap.add_argument("--budget", type=int, default=200)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--skip-search", action="store_true", help="measure the tree only, not the live search")
+    ap.add_argument("--search-only", action="store_true", help="measure the live search only, not the tree")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="rte-bench-ui-"))
     generator, scorer = demo_models()
@@ -131,35 +135,39 @@ def main() -> int:
     with serve(generator=generator, scorer=scorer, store=store) as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1500, "height": 1100})
-        opens = [open_tree(page, url, sid) for _ in range(args.repeat)]
-        print("open:", [round(x, 2) for x in opens], flush=True)
-        page.evaluate("() => Plotly.relayout(document.querySelector('#tree-plot .js-plotly-plot'),"
-                      " {'xaxis.range': [0, 60], 'yaxis.range': [-3.5, 0.5]})")
-        zoom = x_range(page)
-        clicks, rates = [], []
-        for k in range(args.repeat):
-            nid, secs = click_time(page, k)
-            clicks.append(secs)
-            rates.append(rate_time(page, nid, "good" if k % 2 else "bad"))
-            print(f"click {clicks[-1]:.2f} s, rate {rates[-1]:.2f} s", flush=True)
-        page.wait_for_timeout(500)
-        kept = all(abs(a - b) < 1e-6 for a, b in zip(x_range(page), zoom, strict=True))
-        page.screenshot(path=str(tmp / "bench-large-tree.png"))
-        ui_secs, ui_status = ui_search(page, url, args.budget)
-        api_secs, api_out = api_search(url, args.budget)
+        if not args.search_only:
+            opens = [open_tree(page, url, sid) for _ in range(args.repeat)]
+            print("open:", [round(x, 2) for x in opens], flush=True)
+            page.evaluate("() => Plotly.relayout(document.querySelector('#tree-plot .js-plotly-plot'),"
+                          " {'xaxis.range': [0, 60], 'yaxis.range': [-3.5, 0.5]})")
+            zoom = x_range(page)
+            clicks, rates = [], []
+            for k in range(args.repeat):
+                nid, secs = click_time(page, k)
+                clicks.append(secs)
+                rates.append(rate_time(page, nid, "good" if k % 2 else "bad"))
+                print(f"click {clicks[-1]:.2f} s, rate {rates[-1]:.2f} s", flush=True)
+            page.wait_for_timeout(500)
+            kept = all(abs(a - b) < 1e-6 for a, b in zip(x_range(page), zoom, strict=True))
+            page.screenshot(path=str(tmp / "bench-large-tree.png"))
+        if not args.skip_search:
+            ui_secs, ui_status = ui_search(page, url, args.budget)
+            api_secs, api_out = api_search(url, args.budget)
         browser.close()
     store.close()
-    med = statistics.median
-    print(f"tree of {args.nodes} nodes (median of {args.repeat}):")
-    print(f"  open  {med(opens):.2f} s   (target < 1.5 s; all: {', '.join(f'{x:.2f}' for x in opens)})")
-    print(f"  click {med(clicks):.2f} s   (target < 0.5 s; all: {', '.join(f'{x:.2f}' for x in clicks)})")
-    print(f"  rate  {med(rates):.2f} s   (target < 0.3 s; all: {', '.join(f'{x:.2f}' for x in rates)})")
-    print(f"  zoom kept across clicks and ratings: {kept}")
-    print(f"live search, budget {args.budget}, '{PROBLEM}', seed 0:")
-    print(f"  UI      {ui_secs:.1f} s  ({ui_status})")
-    print(f"  /search {api_secs:.1f} s  ({api_out.get('status')})")
-    print(f"  ratio UI / API = {ui_secs / api_secs:.2f} (target <= 1.5)")
-    print(f"screenshot: {tmp / 'bench-large-tree.png'}")
+    if not args.search_only:
+        med = statistics.median
+        print(f"tree of {args.nodes} nodes (median of {args.repeat}):")
+        print(f"  open  {med(opens):.2f} s   (target < 1.5 s; all: {', '.join(f'{x:.2f}' for x in opens)})")
+        print(f"  click {med(clicks):.2f} s   (target < 0.5 s; all: {', '.join(f'{x:.2f}' for x in clicks)})")
+        print(f"  rate  {med(rates):.2f} s   (target < 0.3 s; all: {', '.join(f'{x:.2f}' for x in rates)})")
+        print(f"  zoom kept across clicks and ratings: {kept}")
+        print(f"screenshot: {tmp / 'bench-large-tree.png'}")
+    if not args.skip_search:
+        print(f"live search, budget {args.budget}, '{PROBLEM}', seed 0:")
+        print(f"  UI      {ui_secs:.1f} s  ({ui_status})")
+        print(f"  /search {api_secs:.1f} s  ({api_out.get('status')})")
+        print(f"  ratio UI / API = {ui_secs / api_secs:.2f} (target <= 1.5)")
     return 0
 
 

@@ -91,8 +91,10 @@ def test_colours_symbols_sizes_and_selection():
     assert symbols["0.0"] != symbols["0.0.0"] and symbols["0.0"] in SYMBOLS
     sizes = dict(zip(nt.customdata, nt.marker.size, strict=True))
     assert sizes["0.0"] > sizes["0.0.0"]  # size grows with visits
-    widths = dict(zip(nt.customdata, nt.marker.line.width, strict=True))
-    assert widths["0.0"] > widths["0.1"]
+    (ring,) = fig.layout.shapes  # the selection: a ring around the selected node, and only there
+    at = dict(zip(nt.customdata, zip(nt.x, nt.y, strict=True), strict=True))
+    assert (ring.name, (ring.xanchor, ring.yanchor)) == ("selected", at["0.0"])
+    assert not tree_figure(t, FigureOptions(color_by="score")).layout.shapes
     assert nt.marker.colorbar.title.text == "score"
     q = nodes_trace(tree_figure(t, FigureOptions(color_by="q")))
     assert dict(zip(q.customdata, q.marker.color, strict=True))["0.0"] == pytest.approx(0.5)

@@ -234,8 +234,6 @@ class _Points:
     sizes: list[float]
     syms: list[str]
     hover: list[str]
-    line_w: list[float]
-    line_c: list[str]
 
 
 def _node_color(n: str, a: Mapping, q: float, opt: FigureOptions, dead: set[str],
@@ -253,7 +251,7 @@ def _points(order: list[str], pos, tree: ReasoningTree, opt: FigureOptions, dead
     nodes = tree.graph.nodes
     golds = gold_marks(tree, order)  # the ticks and crosses of finished paths (cached, bounded per redraw)
     base = 9.0 if len(order) <= 300 else 6.0 if len(order) <= 1500 else 4.0  # big trees: smaller markers
-    pts = _Points([], [], [], [], [], [], [], [])
+    pts = _Points([], [], [], [], [], [])
     for n in order:
         a = nodes[n]
         x, depth = pos[n]
@@ -265,10 +263,17 @@ def _points(order: list[str], pos, tree: ReasoningTree, opt: FigureOptions, dead
         pts.syms.append(ROOT_SYMBOL if n == ROOT else factor_style(a["factor"] or a["origin"])[0])
         h = _node_hover(n, a, q, labels, golds.get(n, ""), autos.get(n))
         pts.hover.append(h + (f"<br>+{hidden[n]} nodes folded below (Focus here shows them)" if n in hidden else ""))
-        selected = n == opt.selected
-        pts.line_w.append(3.0 if selected else 0.5)
-        pts.line_c.append(SELECTED_COLOR if selected else "#333333")
     return pts
+
+
+def selection_ring(x: float, y: float, size: float) -> dict:
+    """The selection highlight: a ring of fixed pixel size around the selected node, drawn as a layout shape.
+    Moving it is a cheap `Plotly.relayout` of one shape (ui/static/app.js draws the same ring when a click moves
+    the selection), where per-point marker lines had to redraw every node."""
+    r = size / 2 + 4
+    return {"type": "circle", "name": "selected", "xref": "x", "yref": "y", "xsizemode": "pixel",
+            "ysizemode": "pixel", "xanchor": x, "yanchor": y, "x0": -r, "x1": r, "y0": -r, "y1": r,
+            "line": {"color": SELECTED_COLOR, "width": 3}, "layer": "above"}
 
 
 def _edges(order: list[str], pos, nodes) -> tuple[list, list, list[str]]:
@@ -290,8 +295,7 @@ def _edges(order: list[str], pos, nodes) -> tuple[list, list, list[str]]:
 
 
 def _marker(pts: _Points, opt: FigureOptions) -> dict:
-    marker = {"color": pts.colors, "size": pts.sizes, "symbol": pts.syms, "line": {"width": pts.line_w,
-                                                                                   "color": pts.line_c}}
+    marker = {"color": pts.colors, "size": pts.sizes, "symbol": pts.syms, "line": {"width": 0.5, "color": "#333333"}}
     if opt.color_by in NUMERIC_COLOR_BY:
         marker.update(colorscale=COLORSCALE, cmin=CMIN, cmax=CMAX, colorbar={
             "title": {"text": COLORBAR_TITLES.get(opt.color_by, opt.color_by)}, "thickness": 14, "len": 0.8,
@@ -355,12 +359,12 @@ def tree_figure(
         factors = list(dict.fromkeys(nodes[n]["factor"] for n in order if nodes[n]["factor"]))
     kind = "scattergl" if len(order) > WEBGL_THRESHOLD else "scatter"
     scatter = lambda **kw: {"type": kind, **kw}  # noqa: E731
-    edge_text, edge_info, edge_size = _edge_hover_arrays(ehover)
+    edge_text, edge_info = _edge_hover_arrays(ehover)
     traces = [
+        # Lines only: plotly hovers the midpoints without markers, and 3 invisible markers per edge were most of
+        # the SVG elements of a large tree (and of its drawing time).
         scatter(
-            x=ex, y=ey, mode="lines+markers", name="edges", showlegend=False,
-            line={"color": "#b0b0b0", "width": 1},
-            marker={"size": edge_size, "color": "rgba(0,0,0,0)", "line": {"width": 0}},
+            x=ex, y=ey, mode="lines", name="edges", showlegend=False, line={"color": "#b0b0b0", "width": 1},
             hovertext=edge_text, hoverinfo=edge_info,
         ),
     ]
@@ -386,23 +390,24 @@ def tree_figure(
         legend={"orientation": "h", "y": 1.02, "x": 0, "yanchor": "bottom"},
         title={"text": _esc(title), "font": {"size": 12}, "x": 0.99, "xanchor": "right"} if title else None,
         xaxis={"visible": False}, yaxis={"visible": False},
-        hoverlabel={"align": "left"},
+        hoverlabel={"align": "left"}, meta={"color_by": opt.color_by},  # the page's label patches check it
     )
+    if opt.selected in pos:
+        i = order.index(opt.selected)
+        layout["shapes"] = [selection_ring(pts.xs[i], pts.ys[i], pts.sizes[i])]
     # The spec is built here and checked by the tests with validation on; skipping plotly's per-element
     # validation keeps a 20,000-node figure inside its time budget.
     return go.Figure({"data": traces, "layout": layout}, _validate=validate)
 
 
-def _edge_hover_arrays(ehover: list[str]) -> tuple[list[str], list[str], list[float]]:
+def _edge_hover_arrays(ehover: list[str]) -> tuple[list[str], list[str]]:
     """Per-point hover for the edge trace: only each edge's midpoint carries the factor label."""
     text: list[str] = []
     info: list[str] = []
-    size: list[float] = []
     for h in ehover:
         text.extend(("", h, "", ""))
         info.extend(("skip", "text", "skip", "skip"))
-        size.extend((0.0, 6.0, 0.0, 0.0))
-    return text, info, size
+    return text, info
 
 
 def _pruned_below(kids: Mapping[str, list[str]], nodes) -> set[str]:

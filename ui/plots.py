@@ -1,13 +1,25 @@
 """The tree figure of a session as the pages show it: stored human labels in the hover and, when colour is by
 human label, in the colours; the selection highlighted; a focused subtree; one `uirevision` per session so zoom
-and pan survive every redraw."""
+and pan survive every redraw.
+
+Speed (issue 13): a stored session's figure is kept, as the JSON that gr.Plot sends, until its tree or its labels
+change, so opening a session again or switching colours back costs no layout; clicks do not redraw at all (the
+page moves the selection ring in the browser), and a rating sends only the hovers and colours it changed
+(`label_patch`), not a new 2,000-node figure.
+"""
 from __future__ import annotations
 
+import json
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any, Protocol
 
 from .figure import COLOR_BY, FigureOptions, empty_figure, tree_figure
 from .services.views import auto_marks, label_summary
+
+FIGURE_CACHE_SIZE = 16  # figures kept, over all sessions, colours and selections
 
 
 class FigureEngine(Protocol):
@@ -36,14 +48,84 @@ def figure_options(session_id: Any, color_by: str | None, selected: str | None =
     return FigureOptions(color_by=color, selected=selected, focus=focus or None, uirevision=f"session-{session_id}")
 
 
+def _inputs(engine: FigureEngine, session_id: Any, color_by: str | None, selected: str | None,
+            focus: str | None) -> tuple[Any, FigureOptions, dict[str, Any]]:
+    """Everything a session's figure is drawn from: the tree, the options and tree_figure's keyword arguments."""
+    tree = engine.tree(session_id)
+    running = engine.running(session_id)
+    notes = [] if running else engine.store.annotations(int(session_id))
+    autos = {} if running else auto_marks(engine.store.auto_labels(int(session_id)))
+    return (tree, figure_options(session_id, color_by, selected, focus),
+            {"labels": label_summary(notes), "ratings": mean_ratings(notes), "autos": autos})
+
+
 def session_figure(engine: FigureEngine, session_id: Any, color_by: str | None = "value",
                    selected: str | None = None, focus: str | None = None):
     """The figure of a session (live or stored), or a blank plot when none is open."""
     if not session_id:
         return empty_figure()
-    tree = engine.tree(session_id)
-    running = engine.running(session_id)
-    notes = [] if running else engine.store.annotations(int(session_id))
-    autos = {} if running else auto_marks(engine.store.auto_labels(int(session_id)))
-    return tree_figure(tree, figure_options(session_id, color_by, selected, focus), labels=label_summary(notes),
-                       ratings=mean_ratings(notes), autos=autos)
+    tree, opts, kwargs = _inputs(engine, session_id, color_by, selected, focus)
+    return tree_figure(tree, opts, **kwargs)
+
+
+class _FigureCache:
+    """Figures as gr.Plot's JSON, by (session, options). An entry is used only while the session's tree is the very
+    same object (stored trees are replaced, never changed in place, when a change is saved: ui/services/sessions.py)
+    and tree_figure's other inputs (labels, ratings) are equal; a running search's tree is never cached."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.lock = threading.Lock()
+        self.entries: OrderedDict[tuple, tuple[Any, dict[str, Any], Any]] = OrderedDict()
+
+    def get(self, key: tuple, tree: Any, kwargs: dict[str, Any]) -> Any:
+        with self.lock:
+            hit = self.entries.get(key)
+            if hit is None or hit[0] is not tree or hit[1] != kwargs:
+                return None
+            self.entries.move_to_end(key)
+            return hit[2]
+
+    def put(self, key: tuple, tree: Any, kwargs: dict[str, Any], value: Any) -> None:
+        with self.lock:
+            self.entries[key] = (tree, kwargs, value)
+            self.entries.move_to_end(key)
+            while len(self.entries) > self.size:
+                self.entries.popitem(last=False)
+
+
+_figures = _FigureCache(FIGURE_CACHE_SIZE)
+
+
+def session_plot(engine: FigureEngine, session_id: Any, color_by: str | None = "value",
+                 selected: str | None = None, focus: str | None = None):
+    """`session_figure` as the value of a gr.Plot (its JSON), from the cache while nothing it shows has changed."""
+    from gradio.components.plot import PlotData
+
+    if not session_id:
+        return empty_figure()
+    tree, opts, kwargs = _inputs(engine, session_id, color_by, selected, focus)
+    if engine.running(session_id):
+        return tree_figure(tree, opts, **kwargs)
+    key = (id(engine.store), str(session_id), opts)
+    plot = _figures.get(key, tree, kwargs)
+    if plot is None:
+        plot = PlotData(type="plotly", plot=tree_figure(tree, opts, **kwargs).to_json())
+        _figures.put(key, tree, kwargs, plot)
+    return plot
+
+
+def label_patch(engine: FigureEngine, session_id: Any, color_by: str | None, selected: str | None,
+                focus: str | None, node_ids: Iterable[str]) -> str:
+    """What a rating changed on the plot, as JSON for the page's `rtePatch` (ui/static/app.js): the hover text and
+    the colour of each of `node_ids` in the session's figure as drawn now. The browser restyles only those points,
+    so a rating is acknowledged at once and the hovers still show every current label."""
+    if not session_id:
+        return ""
+    tree, opts, kwargs = _inputs(engine, session_id, color_by, selected, focus)
+    fig = tree_figure(tree, opts, **kwargs)
+    nodes = next(tr for tr in fig.data if tr.name == "nodes")
+    at = {n: i for i, n in enumerate(nodes.customdata)}
+    wanted = [n for n in dict.fromkeys(node_ids) if n in at]
+    return json.dumps({"uirevision": opts.uirevision, "color_by": opts.color_by, "at": time.time(),
+                       "nodes": {n: [nodes.hovertext[at[n]], nodes.marker.color[at[n]]] for n in wanted}})

@@ -12,7 +12,7 @@ from reasoning.search.config import BY_NAME, SETTINGS, Setting
 from ..domain_note import domain_note
 from ..feedback import reported
 from ..figure import FigureOptions, tree_figure
-from ..plots import session_figure
+from ..plots import session_plot
 from ..service import Explorer
 from ..share import write_share
 from ..wiring import Shared, who
@@ -23,8 +23,9 @@ EXAMPLE_PROBLEM = "Use 4 7 8 8 to make 24."
 
 def plot_for(engine: Explorer, session_id, color_by: str = "value", selected: str | None = None,
              focus: str | None = None):
-    """The tree figure of a session (live or stored), or a blank plot when none is open."""
-    return session_figure(engine, session_id, color_by, selected, focus)
+    """The tree figure of a session (live or stored), or a blank plot when none is open; a stored session's from
+    the figure cache while its tree and labels are unchanged (ui/plots.py)."""
+    return session_plot(engine, session_id, color_by, selected, focus)
 
 
 def build_page(engine: Explorer, shared: Shared) -> None:
@@ -73,16 +74,16 @@ def _wire_session_switch(engine: Explorer, shared: Shared, c: dict, ins: inspect
                          status: gr.Textbox) -> None:
     """Opening another session (or starting a run) replaces everything of the previous one: the problem box,
     the selection, the inspector, the summary and the status all belong to the session now open."""
-    outputs = [c["problem"], status, ins.info, ins.trace, ins.text, ins.kids, ins.summary]
+    outputs = [c["problem"], status, ins.info, ins.trace, ins.text, ins.kids, ins.summary, ins.selected]
 
     @reported(len(outputs), 1)
     def switched(session_id):
         if not session_id:
             return (gr.skip(),) * len(outputs)
         if engine.running(session_id):  # the run's own status lines follow
-            return gr.skip(), gr.skip(), "", [], "", [], ""
+            return gr.skip(), gr.skip(), "", [], "", [], "", ""
         info = engine.session_info(session_id)
-        return info.problem_text, session_line(engine, session_id), "", [], "", [], ""
+        return info.problem_text, session_line(engine, session_id), "", [], "", [], "", ""
 
     shared.session.change(switched, [shared.session], outputs, api_visibility="undocumented")
 
@@ -166,7 +167,7 @@ def _wire_search(engine: Explorer, shared: Shared, c: dict, status: gr.Textbox) 
     c["algorithm"].change(reported(len(tuned))(algorithm_defaults), [c["algorithm"], c["gen_dir"]], [c[k] for k in tuned],
                           api_visibility="undocumented", queue=False)
     c["run"].click(run, inputs, [shared.session, shared.node, shared.plot, status], api_visibility="undocumented",
-                   concurrency_id="model", concurrency_limit=1)
+                   concurrency_id="search", concurrency_limit=1)
 
     @reported(1, 0)
     def stop(session_id):

@@ -17,7 +17,7 @@ from ..children import CHILDREN_HEADERS, CHILDREN_TYPES, children_rows, save_chi
 from ..feedback import reported
 from ..figure import tree_figure
 from ..mathtext import LATEX_DELIMITERS, math_markdown
-from ..plots import figure_options, session_figure
+from ..plots import figure_options, label_patch, session_plot
 from ..service import MAX_EXPAND, TRACE_HEADERS, Explorer
 from ..services.views import trace_math, undo_line
 from ..wiring import USER_ERRORS, Shared, who
@@ -66,6 +66,9 @@ class Inspector:
     focus_here: gr.Button
     whole_tree: gr.Button
     focus: gr.State  # the node whose subtree the plot shows ("" for the whole tree)
+    selected: gr.Textbox  # hidden: the selected node as the browser sees it; its change moves the selection ring
+    redraw: gr.Textbox  # hidden: the browser asks for a redraw (a node to highlight that the plot does not show)
+    patch: gr.Textbox  # hidden: the hovers and colours a rating changed, applied to the plot in the browser
     human_factor: gr.Dropdown | None = None  # the factor of a step written by hand (the session's catalog)
     math: gr.Markdown | None = None  # the rendered (read-only) problem and trace, math typeset
 
@@ -84,6 +87,9 @@ def build_page(engine: Explorer, shared: Shared, status: gr.Textbox) -> Inspecto
 
 def _layout(engine: Explorer) -> Inspector:
     click = gr.Textbox(visible="hidden", elem_id="plot-click", label="clicked node")
+    selected = gr.Textbox(visible="hidden", elem_id="selected-node", label="selected node id")
+    redraw = gr.Textbox(visible="hidden", elem_id="plot-redraw", label="redraw request")
+    patch = gr.Textbox(visible="hidden", elem_id="plot-patch", label="plot patch")
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             info = gr.Textbox(label="selected node", elem_id="node-info", interactive=False, lines=1)
@@ -134,51 +140,89 @@ def _layout(engine: Explorer) -> Inspector:
         save_kids = gr.Button("Save children's ratings", elem_id="save-children", size="sm")
     return Inspector(click, info, trace, text, bad, neutral, good, unsure, note, edit, human, factor, count, expand,
                      budget, resume, prune, undo, summarize, summary, kids, save_kids, gr.State(0.0), focus_here,
-                     whole_tree, gr.State(""), human_factor=human_factor, math=math)
+                     whole_tree, gr.State(""), selected, redraw, patch, human_factor=human_factor, math=math)
+
+
+def panel_outputs(shared: Shared, ins: Inspector) -> list:
+    """The components `node_panel` fills, in its order: the selection and the inspector, not the plot."""
+    return [shared.node, ins.selected, ins.info, ins.trace, ins.text, ins.kids]
 
 
 def view_outputs(shared: Shared, ins: Inspector) -> list:
-    """The components `node_view` fills, in its order."""
-    return [shared.node, ins.info, ins.trace, ins.text, ins.kids, shared.plot]
+    """The components `node_view` fills, in its order: `panel_outputs` and the plot."""
+    return [*panel_outputs(shared, ins), shared.plot]
+
+
+def node_panel(engine: Explorer, session_id: Any, node_id: Any, annotator: str) -> tuple:
+    """The inspector's contents for a node: its id, the browser's copy (`id|time`, so that every selection reaches
+    the browser, even of the same node after a redraw), info, trace, step text and children. The plot is not
+    redrawn: the browser moves the selection ring (`rteShow` in ui/static/app.js)."""
+    if not session_id or not node_id:
+        return node_id, node_id or "", "", [], "", []
+    nv = engine.inspect(session_id, node_id)
+    return (nv.node_id, f"{nv.node_id}|{time.time()}", nv.info, nv.trace, nv.text,
+            children_rows(engine, session_id, nv.node_id, annotator))
 
 
 def node_view(engine: Explorer, session_id: Any, node_id: Any, color_by: str, annotator: str,
               focus: str = "") -> tuple:
-    """The inspector's contents and the redrawn tree (selection highlighted) for a node."""
+    """`node_panel` and the redrawn tree (selection highlighted), after a change of the tree itself."""
+    panel = node_panel(engine, session_id, node_id, annotator)
     if not session_id or not node_id:
-        return node_id, "", [], "", [], gr.skip()
-    nv = engine.inspect(session_id, node_id)
-    fig = session_figure(engine, session_id, color_by, nv.node_id, focus)
-    return (nv.node_id, nv.info, nv.trace, nv.text, children_rows(engine, session_id, nv.node_id, annotator), fig)
+        return (*panel, gr.skip())
+    return (*panel, session_plot(engine, session_id, color_by, panel[0], focus))
 
 
-def blank_view() -> tuple:
-    """What the inspector shows when no node is selected (a session was opened or a run started)."""
-    return None, "", [], "", [], ""
+SHOW_SELECTED = "(node) => { if (window.rteShow) window.rteShow(node); }"
+APPLY_PATCH = "(patch) => { if (window.rtePatch) window.rtePatch(patch); }"
 
 
 def _wire_click(engine: Explorer, shared: Shared, ins: Inspector) -> None:
-    outputs = [*view_outputs(shared, ins), ins.selected_at]
+    outputs = [*panel_outputs(shared, ins), ins.selected_at]
 
-    @reported(len(outputs))
-    def on_click(value, session_id, color_by, annotator, focus, request: gr.Request):
-        node_id = parse_click(value)
+    def select(session_id, node_id, annotator, request):
         if not node_id:
             return (gr.skip(),) * len(outputs)
-        return (*node_view(engine, session_id, node_id, color_by, who(annotator, request), focus), time.time())
+        return (*node_panel(engine, session_id, node_id, who(annotator, request)), time.time())
 
-    ins.click.change(on_click, [ins.click, shared.session, shared.color_by, shared.annotator, ins.focus], outputs,
-                     api_visibility="undocumented")
+    @reported(len(outputs))
+    def on_click(value, session_id, annotator, request: gr.Request):
+        return select(session_id, parse_click(value), annotator, request)
+
+    @reported(len(outputs))
+    def on_trace_row(evt: gr.SelectData, session_id, annotator, request: gr.Request):
+        row = evt.row_value or []  # the trace's columns: #, node, factor, ...
+        return select(session_id, str(row[1]) if len(row) > 1 and row[1] is not None else "", annotator, request)
+
+    # queue=False: a selection reads the cached tree in milliseconds; the queue's round trip took longer than that
+    ins.click.change(on_click, [ins.click, shared.session, shared.annotator], outputs, api_visibility="undocumented",
+                     queue=False, show_progress="hidden")
+    ins.trace.select(on_trace_row, [shared.session, shared.annotator], outputs, api_visibility="undocumented",
+                     queue=False, show_progress="hidden")
+    # The selection ring follows the selected node in the browser; a node the plot does not show (folded, outside
+    # the focused subtree, or picked on the replay plot) asks for a redraw that shows it.
+    ins.selected.change(None, [ins.selected], None, js=SHOW_SELECTED, api_visibility="undocumented")
+    ins.patch.change(None, [ins.patch], None, js=APPLY_PATCH, api_visibility="undocumented")
+
+    @reported(1)
+    def redraw(value, session_id, node_id, color_by, focus):
+        wanted = parse_click(value)
+        if not session_id or not wanted or wanted != node_id:  # a stale request: the selection moved on
+            return gr.skip()
+        return session_plot(engine, session_id, color_by, node_id, focus)
+
+    ins.redraw.change(redraw, [ins.redraw, shared.session, shared.node, shared.color_by, ins.focus], [shared.plot],
+                      api_visibility="undocumented")
 
     @reported(2)
     def focus_on(session_id, node_id, color_by):
         if not node_id:
             raise ValueError("no node is selected: click a node on the tree first")
-        return node_id, session_figure(engine, session_id, color_by, node_id, node_id)
+        return node_id, session_plot(engine, session_id, color_by, node_id, node_id)
 
     @reported(2)
     def unfocus(session_id, node_id, color_by):
-        return "", session_figure(engine, session_id, color_by, node_id)
+        return "", session_plot(engine, session_id, color_by, node_id)
 
     ins.focus_here.click(focus_on, [shared.session, shared.node, shared.color_by], [ins.focus, shared.plot],
                          api_visibility="undocumented")
@@ -215,9 +259,9 @@ def _wire_math(engine: Explorer, shared: Shared, ins: Inspector) -> None:
 
 def _action(engine: Explorer, fn: Callable, n_outputs: int, *, redraw: bool = True) -> Callable:
     """An event handler: run `fn(session, node, annotator, *args)` on the selected node, then refresh the inspector
-    and the plot; `fn` returns a status line, or (node to show, status line). With `redraw=False` (a rating) the
-    plot is only redrawn when its colours show human labels: the tree itself did not change, and a 2,000-node
-    figure sent back for nothing would slow every rating down."""
+    (and, with `redraw`, the plot); `fn` returns a status line, or (node to show, status line). A rating does not
+    redraw: the tree did not change, and what its labels change on the plot (hovers, colours by human label) is
+    sent afterwards as a small patch (`_wire_ratings`), so the rating is acknowledged at once."""
 
     @reported(n_outputs, n_outputs - 1)
     def run(request: gr.Request, session_id, node_id, color_by, annotator, focus, *args):
@@ -225,37 +269,54 @@ def _action(engine: Explorer, fn: Callable, n_outputs: int, *, redraw: bool = Tr
         user = who(annotator, request)
         result = fn(session_id, node_id, user, *args)
         target, message = result if isinstance(result, tuple) else (node_id, result)
-        if not redraw and color_by != "human":
-            nv = engine.inspect(session_id, target)
-            kids = children_rows(engine, session_id, nv.node_id, user)
-            return nv.node_id, nv.info, nv.trace, nv.text, kids, gr.skip(), message
+        if not redraw:
+            return (*node_panel(engine, session_id, target, user), message)
         return (*node_view(engine, session_id, target, color_by, user, focus), message)
 
     return run
 
 
 def _wire_ratings(engine: Explorer, shared: Shared, ins: Inspector, status: gr.Textbox) -> None:
+    """A rating is acknowledged first: one small transaction, answered with the status line alone (the node, its
+    text, info and children did not change). The trace's human column and the plot's hovers and colours follow in
+    a chained step; saving the children's ratings answers with the children table as saved."""
     common = [shared.session, shared.node, shared.color_by, shared.annotator, ins.focus]
-    outs = [*view_outputs(shared, ins), status]
 
     def rater(rating: int) -> Callable:
-        def rate(sid, nid, user, is_unsure, note_text, t0):
+        @reported(3, 0)
+        def rate(request: gr.Request, sid, nid, annotator, is_unsure, note_text, t0):
+            user = who(annotator, request)
             seconds = max(0.0, min(time.time() - t0, 86400.0)) if t0 else None
             engine.rate(sid, nid, rating, annotator=user, unsure=is_unsure, note=note_text, seconds=seconds)
-            return f"rated node {nid} {rating:+d} as {user}" if rating else f"rated node {nid} 0 as {user}"
+            # the unsure tick and the note belong to one rating: cleared once it is stored (kept on a mistake)
+            return (f"rated node {nid} {rating:+d} as {user}" if rating else f"rated node {nid} 0 as {user}"), False, ""
         return rate
 
+    @reported(2)
+    def after_rating(session_id, node_id, color_by, focus):
+        """The trace (its human column) and the plot patch (hovers, colours) of the rated node and its children."""
+        if not session_id or not node_id:
+            return gr.skip(), gr.skip()
+        tree = engine.tree(session_id)
+        kids = tree.children(node_id, include_pruned=True) if node_id in tree else []
+        return (engine.inspect(session_id, node_id).trace,
+                label_patch(engine, session_id, color_by, node_id, focus, [node_id, *kids]))
+
+    after_in, after_out = [shared.session, shared.node, shared.color_by, ins.focus], [ins.trace, ins.patch]
     for button, rating in ((ins.bad, -1), (ins.neutral, 0), (ins.good, 1)):
-        event = button.click(_action(engine, rater(rating), len(outs), redraw=False),
-                             [*common, ins.unsure, ins.note, ins.selected_at], outs, api_visibility="undocumented")
-        # the unsure tick and the note belong to one rating: cleared once it is stored
-        event.success(lambda: (False, ""), None, [ins.unsure, ins.note], api_visibility="undocumented", queue=False)
+        # queue=False: one small transaction, acknowledged without the queue's round trip
+        button.click(rater(rating), [shared.session, shared.node, shared.annotator, ins.unsure, ins.note,
+                                     ins.selected_at], [status, ins.unsure, ins.note], api_visibility="undocumented",
+                     queue=False, show_progress="hidden",
+                     ).then(after_rating, after_in, after_out, api_visibility="undocumented", show_progress="hidden")
 
     def rate_children(sid, nid, user, rows):
         return save_children(engine, sid, nid, rows, user)
 
+    outs = [*panel_outputs(shared, ins), status]
     ins.save_kids.click(_action(engine, rate_children, len(outs), redraw=False), [*common, ins.kids], outs,
-                        api_visibility="undocumented")
+                        api_visibility="undocumented").then(after_rating, after_in, after_out,
+                                                            api_visibility="undocumented", show_progress="hidden")
 
 
 def _wire_actions(engine: Explorer, shared: Shared, ins: Inspector, status: gr.Textbox) -> None:
@@ -321,10 +382,20 @@ def _wire_human_factor(engine: Explorer, shared: Shared, ins: Inspector) -> None
 
 
 def _wire_resume(engine: Explorer, shared: Shared, ins: Inspector, status: gr.Textbox) -> None:
-    @reported(2, 1)
-    def do_resume(session_id, node_id, n, color_by):
-        for up in engine.resume(session_id, node_id, n):
-            yield tree_figure(up.tree, figure_options(session_id, color_by, node_id)), up.status
+    panel = panel_outputs(shared, ins)
 
-    ins.resume.click(do_resume, [shared.session, shared.node, ins.budget, shared.color_by], [shared.plot, status],
-                     api_visibility="undocumented", concurrency_id="model")
+    @reported(2 + len(panel), 1)
+    def do_resume(request: gr.Request, session_id, node_id, n, color_by, annotator, focus):
+        """The tree grows on the plot while the search runs; when it ends, the plot (with its labels) and the
+        inspector show the selected node as it is now: its new children, visits and values."""
+        for up in engine.resume(session_id, node_id, n):
+            if up.done:
+                yield (session_plot(engine, session_id, color_by, node_id, focus), up.status,
+                       *node_panel(engine, session_id, node_id, who(annotator, request)))
+            else:
+                yield (tree_figure(up.tree, figure_options(session_id, color_by, node_id, focus)), up.status,
+                       *(gr.skip(),) * len(panel))
+
+    ins.resume.click(do_resume, [shared.session, shared.node, ins.budget, shared.color_by, shared.annotator,
+                                 ins.focus], [shared.plot, status, *panel],
+                     api_visibility="undocumented", concurrency_id="search", concurrency_limit=1)

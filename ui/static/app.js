@@ -25,7 +25,31 @@
     const saved = views[viewKey(plotId, gd)];
     if (saved && window.Plotly) window.Plotly.relayout(gd, saved);
   };
+  // Gradio's gr.Plot draws each new figure twice, and resizes it twice: the plot component that is about to be
+  // replaced draws the new figure on its own element first, then a new component draws it again on a new
+  // element, and each calls Plots.resize after (with a 2,000-node tree that was four full draws per update,
+  // most of a session's opening time). So draws and resizes wait for the end of the current task (a microtask, before
+  // the next paint) and are skipped on an element that has left the page by then; a resize that would not change
+  // the size is skipped too.
+  const tamePlotly = () => {
+    const P = window.Plotly;
+    if (!P || P.__rteTamed || !P.react || !P.Plots) return;
+    P.__rteTamed = true;
+    const later = (gd, draw) => Promise.resolve().then(() => {
+      return gd && gd.isConnected === false ? gd : draw();
+    });
+    const react = P.react, resize = P.Plots.resize;
+    P.react = function (gd, ...rest) { return later(gd, () => react.call(this, gd, ...rest)); };
+    P.Plots.resize = function (gd, ...rest) {
+      return later(gd, () => {
+        const L = gd && gd._fullLayout;
+        if (L && gd.clientWidth === L.width && gd.clientHeight === L.height) return gd;
+        return resize.call(this, gd, ...rest);
+      });
+    };
+  };
   const hook = () => {
+    tamePlotly();
     for (const [plotId, target] of Object.entries(PLOTS)) {
       document.querySelectorAll(`#${plotId} .js-plotly-plot`).forEach((gd) => {
         if (!gd.on || !gd._ev || gd._ev.__rteHooked) return;
@@ -34,13 +58,66 @@
         gd.on("plotly_relayout", (ev) => keepView(plotId, gd, ev));
         gd.on("plotly_click", (ev) => {
           const p = ev && ev.points && ev.points.find((q) => q.customdata !== undefined && q.customdata !== null);
-          if (p) forward(target, p.customdata);
+          if (!p) return;
+          if (plotId === "tree-plot") ringAt(gd, p.customdata);  // at once; the server's answer confirms it
+          forward(target, p.customdata);
         });
         gd.on("plotly_afterplot", hook);
       });
     }
   };
   setInterval(hook, 300);
+
+  // A click moves the selection without a redraw (a 2,000-node figure took seconds to send and draw twice): the
+  // ring around the selected node is one layout shape, as ui/figure.py's selection_ring draws it, moved by a
+  // relayout of that shape alone. The server's answer (#selected-node, "node|time") confirms the ring; a node the
+  // plot does not show (folded, outside the focus, picked on the replay plot) asks the server for a redraw.
+  const treePlot = () => document.querySelector("#tree-plot .js-plotly-plot");
+  const nodesOf = (gd) => (gd && gd.data ? gd.data.findIndex((d) => d.name === "nodes") : -1);
+  const ringAt = (gd, nodeId) => {
+    const k = nodesOf(gd);
+    if (k < 0 || !window.Plotly) return false;
+    const t = gd.data[k], i = nodeId ? t.customdata.indexOf(nodeId) : -1;
+    const shapes = ((gd.layout && gd.layout.shapes) || []).filter((s) => s.name !== "selected");
+    if (i >= 0) {
+      const size = Array.isArray(t.marker.size) ? t.marker.size[i] : t.marker.size, r = size / 2 + 4;
+      shapes.push({type: "circle", name: "selected", xref: "x", yref: "y", xsizemode: "pixel", ysizemode: "pixel",
+                   xanchor: t.x[i], yanchor: t.y[i], x0: -r, x1: r, y0: -r, y1: r,
+                   line: {color: "#ff1f8f", width: 3}, layer: "above"});
+    }
+    window.Plotly.relayout(gd, {shapes});
+    return i >= 0 || !nodeId;
+  };
+  window.rteShow = (value) => {
+    const nodeId = (value || "").split("|", 1)[0];
+    const gd = treePlot();
+    if (gd && !ringAt(gd, nodeId)) forward("plot-redraw", nodeId);
+  };
+  // A rating's patch (ui/plots.py label_patch): the new hover text and colour of the nodes it changed. A patch for
+  // another session's plot is dropped. When only hovers change (colour is not by human label), they are written in
+  // place, into the trace and into plotly's per-point hover text, which plotly reads when it shows a hover: a
+  // restyle would redraw all nodes (100 ms and more for 800 of them), just as the next click comes.
+  window.rtePatch = (json) => {
+    const gd = treePlot(), k = nodesOf(gd);
+    if (!json || k < 0 || !window.Plotly) return;
+    const patch = JSON.parse(json);
+    if (!gd.layout || gd.layout.uirevision !== patch.uirevision) return;
+    const t = gd.data[k], cd = gd.calcdata && gd.calcdata[k];
+    const same = gd.layout.meta && gd.layout.meta.color_by === patch.color_by;  // else a recolour is on its way
+    const points = Object.entries(patch.nodes).map(([id, [h, c]]) => [t.customdata.indexOf(id), h, c])
+      .filter(([i]) => i >= 0);
+    if (!points.length) return;
+    const recolour = same && Array.isArray(t.marker.color) && points.some(([i, , c]) => t.marker.color[i] !== c);
+    const inPlace = !recolour && Array.isArray(t.hovertext) && cd && cd.length === t.hovertext.length &&
+      points.every(([i]) => cd[i] && "htx" in cd[i]);
+    if (inPlace) {
+      for (const [i, h] of points) { t.hovertext[i] = h; cd[i].htx = h; }
+      return;
+    }
+    const hover = [...t.hovertext], color = recolour ? [...t.marker.color] : null;
+    for (const [i, h, c] of points) { hover[i] = h; if (color) color[i] = c; }
+    window.Plotly.restyle(gd, color ? {hovertext: [hover], "marker.color": [color]} : {hovertext: [hover]}, [k]);
+  };
   new MutationObserver(hook).observe(document.body, {childList: true, subtree: true});
 
   // Typing into a selected (not yet edited) cell of the children table: Gradio's Dataframe opens its editor on
