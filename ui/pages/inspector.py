@@ -178,12 +178,13 @@ APPLY_PATCH = "(patch) => { if (window.rtePatch) window.rtePatch(patch); }"
 
 
 def _wire_click(engine: Explorer, shared: Shared, ins: Inspector) -> None:
-    outputs = [*panel_outputs(shared, ins), ins.selected_at]
+    outputs = [*panel_outputs(shared, ins), ins.selected_at, ins.human_factor]
 
     def select(session_id, node_id, annotator, request):
         if not node_id:
             return (gr.skip(),) * len(outputs)
-        return (*node_panel(engine, session_id, node_id, who(annotator, request)), time.time())
+        return (*node_panel(engine, session_id, node_id, who(annotator, request)), time.time(),
+                human_factor_choice(engine, session_id, node_id))
 
     @reported(len(outputs))
     def on_click(value, session_id, annotator, request: gr.Request):
@@ -365,17 +366,23 @@ def _wire_actions(engine: Explorer, shared: Shared, ins: Inspector, status: gr.T
                         api_visibility="undocumented", concurrency_id="model")
 
 
+def human_factor_choice(engine: Explorer, session_id, node_id):
+    """The human step's factor dropdown for a node: the session's catalog and the default that fits there (a click
+    fills it in the same update as the inspector; the selection's change fills it after a resume or an undo)."""
+    if not session_id or not node_id:
+        return gr.skip()
+    try:
+        names, default = engine.human_step_choices(session_id, node_id)
+    except USER_ERRORS:  # the node went away (an undo): keep the choices as they are
+        return gr.skip()
+    return gr.Dropdown(choices=names, value=default)
+
+
 def _wire_human_factor(engine: Explorer, shared: Shared, ins: Inspector) -> None:
     """The human step's factor follows the selected node: the session's catalog, and a default that fits there."""
 
     def offer(session_id, node_id):
-        if not session_id or not node_id:
-            return gr.skip()
-        try:
-            names, default = engine.human_step_choices(session_id, node_id)
-        except USER_ERRORS:  # the node went away (an undo): keep the choices as they are
-            return gr.skip()
-        return gr.Dropdown(choices=names, value=default)
+        return human_factor_choice(engine, session_id, node_id)
 
     shared.node.change(offer, [shared.session, shared.node], [ins.human_factor], api_visibility="undocumented",
                        queue=False)
