@@ -14,8 +14,12 @@ venv() {  # create .venv and install a requirements file, skipping pip when noth
   stamp=".venv/.installed-$hash-$req"
   [ -f "$stamp" ] && [ -x .venv/bin/python ] && return 0
   if ls .venv/.installed-"$hash"-* >/dev/null 2>&1; then
-    say "installing $req into .venv (what tests need on top of the app: pytest, playwright, trl...;" \
-        "a minute or two, quiet until done)"
+    if [ "$req" = requirements-dev.txt ]; then
+      say "installing $req into .venv (what tests need on top of the app: pytest, playwright, trl...;" \
+          "a minute or two, quiet until done)"
+    else
+      say "checking $req in .venv (the test setup installed it already: a few seconds)"
+    fi
   elif ls .venv/.installed-* >/dev/null 2>&1; then
     say "updating .venv from $req (the requirements changed; usually a minute or two, quiet until done)"
   else
