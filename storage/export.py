@@ -6,7 +6,7 @@ import itertools
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -208,12 +208,20 @@ FORMATS: dict[str, Callable[[LabelView], list[dict[str, Any]]]] = {
 }
 
 
-def export_records(trees: list[LabeledTree], fmt: str, options: LabelOptions | None = None) -> list[dict[str, Any]]:
-    """All records of format `fmt` for `trees`, in session then path order. Pure: no I/O."""
+def _per_tree(trees: list[LabeledTree], fmt: str,
+              options: LabelOptions | None) -> Iterator[tuple[LabelView, list[dict[str, Any]]]]:
+    """Each tree's label view and its records of format `fmt`, in session order."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose one of {sorted(FORMATS)}")
     options = options or LabelOptions()
-    return [rec for lt in trees for rec in FORMATS[fmt](LabelView(lt, options))]
+    for lt in trees:
+        view = LabelView(lt, options)
+        yield view, FORMATS[fmt](view)
+
+
+def export_records(trees: list[LabeledTree], fmt: str, options: LabelOptions | None = None) -> list[dict[str, Any]]:
+    """All records of format `fmt` for `trees`, in session then path order. Pure: no I/O."""
+    return [rec for _, records in _per_tree(trees, fmt, options) for rec in records]
 
 
 # -- writing ---------------------------------------------------------------------------------------
@@ -363,13 +371,9 @@ def write_export(trees: list[LabeledTree], fmt: str, out: str | Path, options: L
     file_format = file_format or ("parquet" if out.suffix == ".parquet" else "jsonl")
     if file_format not in WRITERS:
         raise ValueError(f"unknown file format {file_format!r}; choose one of {sorted(WRITERS)}")
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown export format {fmt!r}; choose one of {sorted(FORMATS)}")
     records: list[dict[str, Any]] = []
     marks: list[Mark] = []
-    for lt in trees:
-        view = LabelView(lt, options)
-        mine = FORMATS[fmt](view)
+    for view, mine in _per_tree(trees, fmt, options):
         records += mine
         marks += MARKS[fmt](view, mine)
     data = WRITERS[file_format](records)
