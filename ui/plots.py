@@ -59,15 +59,6 @@ def _inputs(engine: FigureEngine, session_id: Any, color_by: str | None, selecte
             {"labels": label_summary(notes), "ratings": mean_ratings(notes), "autos": autos})
 
 
-def session_figure(engine: FigureEngine, session_id: Any, color_by: str | None = "value",
-                   selected: str | None = None, focus: str | None = None):
-    """The figure of a session (live or stored), or a blank plot when none is open."""
-    if not session_id:
-        return empty_figure()
-    tree, opts, kwargs = _inputs(engine, session_id, color_by, selected, focus)
-    return tree_figure(tree, opts, **kwargs)
-
-
 class _FigureCache:
     """Figures as gr.Plot's JSON, by (session, options). An entry is used only while the session's tree is the very
     same object (stored trees are replaced, never changed in place, when a change is saved: ui/services/sessions.py)
@@ -99,7 +90,8 @@ _figures = _FigureCache(FIGURE_CACHE_SIZE)
 
 def session_plot(engine: FigureEngine, session_id: Any, color_by: str | None = "value",
                  selected: str | None = None, focus: str | None = None):
-    """`session_figure` as the value of a gr.Plot (its JSON), from the cache while nothing it shows has changed."""
+    """The figure of a session (live or stored) as the value of a gr.Plot (its JSON; a blank plot when none is
+    open), from the cache while nothing it shows has changed."""
     from gradio.components.plot import PlotData
 
     if not session_id:
