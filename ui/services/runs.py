@@ -22,7 +22,7 @@ from .models import ModelRegistry, provenance
 from .sessions import Sessions
 from .views import result_line
 
-REDRAW_SECONDS = 0.5  # at most 2 snapshots a second reach the page while a search runs
+REDRAW_SECONDS = 1.5  # a snapshot reaches the page at most every 1.5 s while a search runs (BENCHMARKS.md, explorer)
 SAVE_SECONDS = 3.0  # a running search is saved this often
 
 
