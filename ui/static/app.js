@@ -166,13 +166,21 @@
                 "n": ["review-neutral", "rate-neutral"], "0": ["review-neutral", "rate-neutral"],
                 "b": ["review-bad", "rate-bad"], "-": ["review-bad", "rate-bad"]};
   const shown = (el) => el && el.offsetParent !== null;
+  // A click into a table hands the keyboard to that table until the next click elsewhere: when the table redraws
+  // under the typing (an update arriving), focus falls back to the page and the rest of "-1" must still not rate.
+  const TABLES = "[role=grid], table, .table-wrap, .gradio-dataframe";
+  let inTable = false;
+  document.addEventListener("pointerdown", (ev) => {
+    inTable = !!(ev.target && ev.target.closest && ev.target.closest(TABLES));
+  }, true);
   document.addEventListener("keydown", (ev) => {
     const t = ev.target;
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if (inTable && (!t || t === document.body)) return;
     if (t && (t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName))) return;
     // Keys typed in a table (a Dataframe cell takes typing before it shows an input) belong to that table: they
     // must never rate the selected node (the children table's "-1" once rated the parent).
-    if (t && t.closest && t.closest("[role=grid], table, .table-wrap, .gradio-dataframe")) return;
+    if (t && t.closest && t.closest(TABLES)) return;
     if (ev.key === "u") {
       const box = document.querySelector("#unsure input[type=checkbox]");
       if (box) { box.click(); ev.preventDefault(); }
