@@ -54,7 +54,12 @@ def children_cells(page) -> list[list[str]]:
 
 def type_rating(page, row: int, value: str, delay: float = 0) -> None:
     """Click the rating cell of a child once and type, as a user does (no double click), fast or slowly."""
-    page.locator(f"#children-table [data-testid='cell-{row}-{RATING_COL}']").click()
+    cell = f"#children-table [data-testid='cell-{row}-{RATING_COL}']"
+    page.locator(cell).click()
+    # a person's first key comes after the cell shows it is selected; a key sent before Gradio's grid has taken the
+    # click is dropped by the grid (it types nowhere and, since the shortcut fix, rates nothing)
+    page.wait_for_function("""(sel) => { const c = document.querySelector(sel);
+        return !!c && !!(c.closest('.cell-selected') || c.querySelector('.cell-selected')); }""", arg=cell)
     page.keyboard.type(value, delay=delay)
     page.keyboard.press("Enter")
 

@@ -185,7 +185,11 @@ def test_inspector_estimates_a_step_by_rollouts_with_progress_and_stop(app, page
     click_node(page, first)
     set_number(page, "autolabel-rollouts", 64)
     page.click("#estimate-rollouts")
-    wait_value(page, "autolabel-result", f"rollout estimate on node {first}", timeout=60)
+    # the progress line comes at once; on a quiet machine the whole estimate may take less than a poll of
+    # `wait_value`, so this waits frame by frame
+    page.wait_for_function("""(needle) => { const box = document.querySelector('#autolabel-result textarea');
+        return !!box && box.value.includes(needle); }""", arg=f"rollout estimate on node {first}", polling="raf",
+                           timeout=60_000)
     page.click("#stop-autolabel")
     end = wait_value(page, "autolabel-result", f"node {first}:", timeout=240)
     labels = [a for a in store.auto_labels(sid) if a.node_id == first]

@@ -30,6 +30,9 @@ def run_job(engine: Explorer, kind: str):
     @guarded
     def run(session_id, node_id, rollouts):
         job = engine.autojobs.start(kind, autojobs.request(session_id, node_id, rollouts))
+        # at once, then while it runs: on a quiet machine a small job ends before the first poll, and the box would
+        # otherwise go from the last result straight to the new one with no sign that anything ran
+        yield progress_line(job, engine.autojobs.stopping(job.session_id))
         while not job.finished.wait(POLL_SECONDS):
             yield progress_line(job, engine.autojobs.stopping(job.session_id))
         if job.error is not None:
