@@ -7,7 +7,8 @@ module adds one by defining it in a `bench/perf_*.py` file (found and imported b
 
 The results go to a table in BENCHMARKS.md (between the perf markers, with the machine and the command) and, with
 `--json FILE`, to a JSON file under stable keys: `nodes_per_s` and `solve_rate` (by leaves in flight),
-`kv_cache_ratio`, `prior_ratio`, `prm_batch_ratio`, `prm_round_ratio` (and `vllm_vs_transformers` from the vLLM section).
+`kv_cache_ratio`, `prior_ratio`, `prm_batch_ratio`, `prm_round_ratio`, `prm_batch_only_ratio`,
+`prm_prefix_ratio` (and `vllm_vs_transformers` from the vLLM section).
 """
 from __future__ import annotations
 
@@ -211,57 +212,74 @@ def prior_from_decode(run: PerfRun) -> None:
 
 @section("prm_batch")
 def prm_batch(run: PerfRun) -> None:
-    """The PRM on the same paths two ways: in token-capped batches vs one path per call. `prm_batch_ratio`: every
-    node of the finished MCTS trees (8 leaves in flight) scored in one `score_last` call per tree (split by the
-    scorer's token cap) vs one call per path; `prm_round_ratio`: each round's new nodes in one call (what a search
-    round sends) vs one per call. Tree by tree, both ways interleaved."""
+    """The PRM on the nodes of finished MCTS trees (8 leaves in flight), each way interleaved with one whole path
+    per call (the engine before issue 14), scores checked equal. `prm_batch_ratio`: all nodes of a tree in one
+    `score_last` call (token-capped batches, depth by depth, each path fed on top of its parent's KV) vs one whole
+    path per call; `prm_round_ratio`: round by round as the search sends them (each round's new nodes in one call,
+    parents' KV from earlier rounds) vs one per call; `prm_batch_only_ratio` and `prm_prefix_ratio` split the
+    rounds' gain into batching alone (whole paths) and the prefix cache alone."""
     trees = run.shared.get("trees") or run_side_by_side(
         run, {"8": (run.generator(), run.scorer(), run.config(parallel_leaves=8))},
         run.problems[: run.args.side_problems], keep_trees=True)["8"].trees
-    scorer = run.scorer()
-    whole, rounds = Split(), Split()
+    cached, whole = run.scorer(), run.scorer(kv_cache_mb=0)
+    at_once, rounds, hits = Split(), Split(), 0
     for tree in trees:
         by_iteration: dict[int, list[list[str]]] = {}
         for nid in tree.nodes():
             if nid != TREE_ROOT:
                 by_iteration.setdefault(tree.node(nid)["iteration"], []).append(tree.state(nid).step_texts)
-        paths = [p for group in by_iteration.values() for p in group]
-        whole.measure(scorer, tree.problem, [paths])
-        rounds.measure(scorer, tree.problem, list(by_iteration.values()))
-    run.figures["prm_batch_ratio"] = round(whole.ratio, 3)
-    run.figures["prm_round_ratio"] = round(rounds.ratio, 3)
-    run.row("PRM, all nodes of a tree in token-capped batches vs one path per call", f"{whole.ratio:.2f}x faster",
-            f"{whole.paths} paths of {len(trees)} MCTS trees (8 leaves), cap {scorer.batch_tokens} tokens; "
-            f"{whole.batched:.1f} s vs {whole.alone:.1f} s")
-    run.row("PRM, a round's new nodes in one call vs one path per call", f"{rounds.ratio:.2f}x faster",
-            f"{rounds.calls} rounds of {rounds.paths / max(1, rounds.calls):.1f} paths on average")
+        cached.kv_cache.clear()
+        at_once.measure({"tree": cached, "whole": whole}, whole, tree.problem,
+                        [p for group in by_iteration.values() for p in group])
+        cached.kv_cache.clear()
+        before = cached.kv_cache.hits
+        for iteration in sorted(by_iteration):
+            rounds.measure({"search": cached, "round": whole}, whole, tree.problem, by_iteration[iteration])
+        hits += cached.kv_cache.hits - before
+    tree_ratio, round_ratio = at_once.ratio("tree"), rounds.ratio("search")
+    batch_only, prefix = rounds.ratio("round"), rounds.seconds["round"] / max(rounds.seconds["search"], 1e-9)
+    run.figures.update(prm_batch_ratio=round(tree_ratio, 3), prm_round_ratio=round(round_ratio, 3),
+                       prm_batch_only_ratio=round(batch_only, 3), prm_prefix_ratio=round(prefix, 3))
+    run.row("PRM, all nodes of a tree in one call (token-capped batches, depth by depth on parents' KV) vs one "
+            "whole path per call", f"{tree_ratio:.2f}x faster",
+            f"{at_once.paths} paths of {len(trees)} MCTS trees (8 leaves), cap {cached.batch_tokens} tokens; "
+            f"{at_once.seconds['tree']:.1f} s vs {at_once.seconds['alone']:.1f} s (whole paths, one call per tree: "
+            f"{at_once.ratio('whole'):.2f}x)")
+    run.row("PRM, each search round's new nodes in one call (parents' KV from earlier rounds) vs one whole path "
+            "per call", f"{round_ratio:.2f}x faster",
+            f"{rounds.calls} rounds of {rounds.paths / max(1, rounds.calls):.1f} paths on average; "
+            f"{rounds.seconds['search']:.1f} s vs {rounds.seconds['alone']:.1f} s; the parent's KV (the question's, "
+            f"for a first step) found for {hits} of {rounds.paths} paths")
+    run.row("PRM rounds: batching alone (whole paths) / the prefix cache alone", f"{batch_only:.2f}x / {prefix:.2f}x",
+            "every way's scores equal one path per call's to 1e-3")
 
 
 @dataclass
 class Split:
-    """Seconds to score groups of paths one call per group (`batched`) vs one call per path (`alone`)."""
+    """Seconds to score groups of paths by each named scorer, one call per group, vs one call per path by the
+    reference scorer (`alone`); every way's scores must agree with the reference to 1e-3."""
 
-    batched: float = 0.0
-    alone: float = 0.0
+    seconds: dict[str, float] = field(default_factory=lambda: {"alone": 0.0})
     paths: int = 0
     calls: int = 0
 
-    def measure(self, scorer: Scorer, problem: Problem, groups: list[list[list[str]]]) -> None:
-        for paths in groups:  # each group both ways, back to back
+    def measure(self, ways: dict[str, Scorer], reference: Scorer, problem: Problem, paths: list[list[str]]) -> None:
+        got: dict[str, list[float]] = {}
+        for name, scorer in [*ways.items(), ("alone", reference)][:: 1 if self.calls % 2 == 0 else -1]:
             started = time.perf_counter()
-            batched = scorer.score_last(problem, paths)
-            self.batched += time.perf_counter() - started
-            started = time.perf_counter()
-            alone = [scorer.score_last(problem, [path])[0] for path in paths]
-            self.alone += time.perf_counter() - started
-            if any(abs(a - b) > 1e-3 for a, b in zip(batched, alone, strict=True)):
-                raise RuntimeError(f"{scorer.name}: batched PRM scores differ from one path per call")
-            self.paths += len(paths)
-            self.calls += 1
+            if name == "alone":
+                got[name] = [reference.score_last(problem, [path])[0] for path in paths]
+            else:
+                got[name] = scorer.score_last(problem, paths)
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+        for name, scores in got.items():
+            if any(abs(a - b) > 1e-3 for a, b in zip(scores, got["alone"], strict=True)):
+                raise RuntimeError(f"{reference.name}: PRM scores scored {name!r} differ from one path per call")
+        self.paths += len(paths)
+        self.calls += 1
 
-    @property
-    def ratio(self) -> float:
-        return self.alone / self.batched if self.batched else 0.0
+    def ratio(self, name: str) -> float:
+        return self.seconds["alone"] / self.seconds[name] if self.seconds.get(name) else 0.0
 
 
 def discover_sections() -> None:

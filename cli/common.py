@@ -16,6 +16,7 @@ from .parser import bounded_int
 # plain numbers (not imported from reasoning.backends, which loads torch): a test checks they match the backends'
 DEFAULT_KV_CACHE_MB = 256
 DEFAULT_BATCH_TOKENS = 16384
+DEFAULT_PRM_KV_CACHE_MB = 128
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--prm-batch-tokens", type=int, default=None,
                    help=f"padded tokens per PRM forward pass at most (default 1024 on a CPU, {DEFAULT_BATCH_TOKENS} "
                         "on a GPU)")
+    g.add_argument("--prm-kv-cache-mb", type=float, default=DEFAULT_PRM_KV_CACHE_MB,
+                   help="memory for the LRU cache of scored paths' KV, so a new node's path is scored by feeding only "
+                        f"its own step on top of its parent's (0: whole paths; default {DEFAULT_PRM_KV_CACHE_MB})")
     g.add_argument("--trust-remote-code", action="store_true", help="allow model code shipped with the model")
 
 
@@ -146,6 +150,7 @@ def load_models(args: argparse.Namespace, catalog=None):
     scorer = load_scorer(
         _model_arg(args.prm) if args.prm else DEMO_PRM_DIR, adapter=args.prm_adapter, device=args.device,
         trust_remote_code=args.trust_remote_code, batch_tokens=getattr(args, "prm_batch_tokens", None),
+        kv_cache_mb=getattr(args, "prm_kv_cache_mb", DEFAULT_PRM_KV_CACHE_MB),
     )
     return generator, scorer
 

@@ -235,7 +235,8 @@ def test_score_last_is_the_last_step_of_score_in_token_capped_batches(tiny, scor
     paths = [*PATHS, ["one step only"], [f"step {i}" for i in range(6)]]
     full = scorers[adapter].score(PROBLEM, paths)
     assert scorers[adapter].score_last(PROBLEM, paths) == pytest.approx([s[-1] for s in full], abs=1e-5)
-    small = load_scorer(tiny.prms[adapter], trust_remote_code=adapter == "qwen-prm", batch_tokens=1)
+    small = load_scorer(tiny.prms[adapter], trust_remote_code=adapter == "qwen-prm", batch_tokens=1,
+                        kv_cache_mb=0)  # whole paths: the prefix cache's own passes are tested below
     calls = []
     small.model.register_forward_pre_hook(lambda _m, _a: calls.append(1))
     assert small.score_last(PROBLEM, paths) == pytest.approx([s[-1] for s in full], abs=1e-5)
@@ -248,6 +249,7 @@ def test_the_cli_defaults_of_the_engine_settings_are_the_backends():
 
     assert common.DEFAULT_KV_CACHE_MB == generator.DEFAULT_KV_CACHE_MB
     assert common.DEFAULT_BATCH_TOKENS == prm.DEFAULT_BATCH_TOKENS
+    assert common.DEFAULT_PRM_KV_CACHE_MB == prm.DEFAULT_KV_CACHE_MB
 
 
 def test_the_token_cap_defaults_to_a_small_one_on_a_cpu(tiny):
@@ -263,3 +265,89 @@ def test_the_token_cap_defaults_to_a_small_one_on_a_cpu(tiny):
     parser = __import__("argparse").ArgumentParser()
     common.add_model_arguments(parser)
     assert parser.parse_args([]).prm_batch_tokens is None
+
+
+def _fed_tokens(scorer) -> list[int]:
+    """Record the input ids fed to each forward pass of `scorer`'s model (real tokens, padding excluded)."""
+    fed: list[int] = []
+    scorer.model.register_forward_pre_hook(
+        lambda _m, args, kwargs: fed.append(int(kwargs["attention_mask"][:, -kwargs["input_ids"].shape[1]:].sum())),
+        with_kwargs=True)
+    return fed
+
+
+@pytest.mark.parametrize("adapter", ["token-classification", "math-shepherd", "value-head", "qwen-prm"])
+def test_a_new_node_is_scored_on_its_parents_kv_with_the_whole_paths_score(tiny, adapter):
+    """The search scores each node once, then its children: a child's path is fed only its own step on top of the
+    parent's KV kept in the PRM's prefix cache, and reads the same score as the whole path. A model whose forward
+    ignores the cache (the tiny Qwen-PRM's remote code does) is caught at load and scores whole paths."""
+    trust = adapter == "qwen-prm"
+    reusing = load_scorer(tiny.prms[adapter], trust_remote_code=trust)
+    whole = load_scorer(tiny.prms[adapter], trust_remote_code=trust, kv_cache_mb=0)
+    assert reusing.reuses_prefix is (adapter != "qwen-prm") and whole.reuses_prefix is False
+    parents = [["Let me try 2 + 3."], ["Let me break this down: add."]]
+    children = [p + [s] for p in parents for s in ("Next, 2 + 3 = 5.", "So the answer is 6.")]
+    grandchildren = [c + ["So the answer is 5."] for c in children]
+    root = reusing.encode(QUESTION, [])[0]  # the question: kept once, where every path starts with its ids
+    rooted = reusing.reuses_prefix and all(reusing.encode(QUESTION, p)[0][: len(root)] == root for p in parents)
+    fed = _fed_tokens(reusing)
+    for generation in (parents, children, grandchildren):
+        fed.clear()
+        got = reusing.score_last(PROBLEM, generation)
+        assert got == pytest.approx(whole.score_last(PROBLEM, generation), abs=1e-5)
+        assert got == pytest.approx([s[-1] for s in whole.score(PROBLEM, generation)], abs=1e-5)
+        full = sum(len(reusing.encode(QUESTION, p)[0]) for p in generation)
+        if not reusing.reuses_prefix:
+            assert sum(fed) == full
+        elif generation is parents:  # the question once, then each first step on its KV (a shorter row of a
+            # pass is fed some of its cached ids instead of padding, so the count is at most the whole paths')
+            assert (len(fed), sum(fed) < full) == ((2, True) if rooted else (1, False))
+        else:  # only the new steps (and what the encoding puts after them) were fed
+            assert 0 < sum(fed) < full - len(generation) * len(reusing.encode(QUESTION, parents[0])[0]) // 2
+    if reusing.reuses_prefix:
+        assert reusing.kv_cache.hits == len(children) + len(grandchildren) + rooted * len(parents)
+    # a whole tree in one call (rescoring a stored tree): depth by depth, each child on its parent's KV from the
+    # wave before
+    together = load_scorer(tiny.prms[adapter], trust_remote_code=trust)
+    fed = _fed_tokens(together)
+    tree = grandchildren + children + parents
+    assert together.score_last(PROBLEM, tree) == pytest.approx(whole.score_last(PROBLEM, tree), abs=1e-5)
+    if together.reuses_prefix:
+        assert together.kv_cache.hits == len(children) + len(grandchildren) + rooted * len(parents)
+        assert len(fed) == 3 + rooted  # (the question,) first steps, second steps, third steps
+        assert sum(fed) < sum(len(together.encode(QUESTION, p)[0]) for p in tree)
+
+
+def test_a_bidirectional_prm_is_never_scored_on_a_cached_prefix(tiny, tmp_path):
+    """An encoder reads tokens after a position too, so a parent's KV cannot stand for its prefix: the load-time
+    check finds a different score and the scorer reads whole paths."""
+    from transformers import BertConfig, BertForTokenClassification
+
+    path = tmp_path / "bert-prm"
+    shutil.copytree(tiny.prms["token-classification"], path)
+    for f in path.glob("*.safetensors"):
+        f.unlink()
+    vocab = json.loads((path / "config.json").read_text(encoding="utf-8"))["vocab_size"]
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=256, num_labels=2,
+                        initializer_range=0.5)  # weights large enough that a token's output depends on its context
+    BertForTokenClassification(config).save_pretrained(path, safe_serialization=True)
+    scorer = load_scorer(path, adapter="token-classification")
+    assert scorer.reuses_prefix is False
+    paths = [["Let me try 2 + 3."], ["Let me try 2 + 3.", "Next, 2 + 3 = 5."]]
+    scorer.score_last(PROBLEM, paths[:1])
+    assert scorer.score_last(PROBLEM, paths[1:]) == pytest.approx([scorer.score(PROBLEM, paths[1:])[0][-1]], abs=1e-5)
+
+
+def test_the_prm_prefix_cache_is_bounded_and_its_size_checked(tiny):
+    with pytest.raises(ModelLoadError, match="kv_cache_mb must be between 0 and 1048576, got -1"):
+        load_scorer(tiny.prms["token-classification"], kv_cache_mb=-1)
+    small = load_scorer(tiny.prms["token-classification"], kv_cache_mb=0.001)  # ~1 KB: a few tokens' KV at most
+    small.score_last(PROBLEM, PATHS)
+    assert small.kv_cache.bytes <= small.kv_cache.max_bytes
+    parser = __import__("argparse").ArgumentParser()
+    from cli import common
+
+    common.add_model_arguments(parser)
+    assert parser.parse_args(["--prm-kv-cache-mb", "0"]).prm_kv_cache_mb == 0

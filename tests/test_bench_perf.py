@@ -18,7 +18,8 @@ def test_bench_perf_writes_its_table_and_json_under_the_documented_keys(tmp_path
                      "--sections", "leaves", "kv_cache", "prior", "prm_batch",  # (the vLLM section starts servers)
                      "--json", str(out), "--benchmarks", str(md)]) == 0
     figures = json.loads(out.read_text())
-    assert set(figures) >= {"nodes_per_s", "solve_rate", "kv_cache_ratio", "prior_ratio", "prm_batch_ratio"}
+    assert set(figures) >= {"nodes_per_s", "solve_rate", "kv_cache_ratio", "prior_ratio", "prm_batch_ratio",
+                            "prm_round_ratio", "prm_batch_only_ratio", "prm_prefix_ratio"}
     assert set(figures["nodes_per_s"]) == set(figures["solve_rate"]) == {"1", "8", "32"}
     assert all(v > 0 for v in figures["nodes_per_s"].values())
     text = md.read_text()

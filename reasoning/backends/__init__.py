@@ -22,6 +22,7 @@ from .loading import (
     weight_files,
 )
 from .prm import ADAPTERS, PRMAdapter
+from .prm import DEFAULT_KV_CACHE_MB as DEFAULT_PRM_KV_CACHE_MB
 
 if TYPE_CHECKING:
     from .openai_server import ServerGenerator, ServerPRM
@@ -88,11 +89,13 @@ def load_generator(
 
 def load_scorer(
     path: str | Path, *, adapter: str | None = None, device=None, dtype=None, trust_remote_code: bool = False,
-    batch_tokens: int | None = None,
+    batch_tokens: int | None = None, kv_cache_mb: float = DEFAULT_PRM_KV_CACHE_MB,
 ) -> PRMAdapter | ServerPRM:
     """A Scorer over a local PRM directory; `adapter=None` reads prm_config.json or infers it from config.json.
     `batch_tokens` caps the padded tokens of one PRM forward pass (None: 1024 on a CPU, DEFAULT_BATCH_TOKENS on
-    an accelerator). A URL (`http://127.0.0.1:8001/v1`) scores on a
+    an accelerator); `kv_cache_mb` bounds the LRU cache of scored paths' KV, so that a new node's path is scored
+    by feeding only its own step on top of its parent's (0: whole paths every time; a model that cannot reuse a
+    prefix scores whole paths anyway). A URL (`http://127.0.0.1:8001/v1`) scores on a
     vLLM pooling server instead (batched by the same token cap per request)."""
     if is_url(path):
         from .openai_server import ServerPRM
@@ -110,7 +113,7 @@ def load_scorer(
     if name not in ADAPTERS:
         raise ModelLoadError(f"unknown PRM adapter {name!r} for {path}; choose one of {sorted(ADAPTERS)}")
     scorer = ADAPTERS[name](path, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
-                            batch_tokens=batch_tokens, **options)
+                            batch_tokens=batch_tokens, kv_cache_mb=kv_cache_mb, **options)
     log.info("PRM %s loaded with adapter %s on %s", path, name, scorer.device)
     return scorer
 

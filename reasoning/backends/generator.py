@@ -16,7 +16,7 @@ from transformers import DynamicCache
 from ..factors import Catalog, ThoughtFactor, load_catalog
 from ..prompting import PromptFormat
 from ..types import ExpansionRequest, State, Step
-from .kvcache import Entry, PrefixKVCache, batched_cache, row_entry
+from .kvcache import Entry, PrefixKVCache, ragged_batch, row_entry
 from .loading import max_positions, right_padded, sha256_files, single_token_id
 
 log = logging.getLogger(__name__)
@@ -283,25 +283,10 @@ class TransformersGenerator:
         them (a row without an entry is fed all its ids: `width` must cover them). Ragged prefixes: the KV is
         left-padded with masked zeros, positions are each row's own. Returns logits [rows, width, vocab], the
         batch's cache, its attention mask, each row's last position and the input column of each row's first id."""
-        parts, inputs, masks, positions, firsts = [], [], [], [], []
-        used = [max(0, len(ids) - width) for _, ids in rows]
-        past = max(used)
-        for (entry, ids), u in zip(rows, used, strict=True):
-            if u > (entry.length if entry is not None else 0):
-                raise ValueError("a cached prefix is shorter than the ids it should precede")
-            fed = ids[u:]
-            pad = width - len(fed)
-            if past:
-                parts.append((entry, u, 1))
-            masks.append([0] * (past - u) + [1] * u + [0] * pad + [1] * len(fed))
-            inputs.append([self.pad_id] * pad + fed)
-            positions.append([0] * pad + list(range(u, u + len(fed))))
-            firsts.append(pad - u)  # the input column of ids[0] (negative when it lies in the cache)
-        cache = batched_cache(self.model.config, parts, past) if past else DynamicCache(config=self.model.config)
-        tensor = lambda rows_: torch.tensor(rows_, dtype=torch.long, device=self.device)  # noqa: E731
-        mask, pos = tensor(masks), tensor(positions)
-        out = self.model(input_ids=tensor(inputs), attention_mask=mask, position_ids=pos, cache=cache, use_cache=True)
-        return out.logits.float(), cache, mask, pos[:, -1], firsts
+        b = ragged_batch(self.model.config, rows, width, self.pad_id, self.device)
+        out = self.model(input_ids=b.ids, attention_mask=b.mask, position_ids=b.positions, cache=b.cache,
+                         use_cache=True)
+        return out.logits.float(), b.cache, b.mask, b.positions[:, -1], b.firsts
 
     def kv_stats(self) -> dict[str, int]:
         """Node cache hits, misses and size, and the tokens prefilled so far (for benchmarks and logs)."""

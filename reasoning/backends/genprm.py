@@ -45,6 +45,7 @@ class GenerativePRM(PRMAdapter):
 
     adapter = "generative"
     options = {"style": "boxed", "max_critique_tokens": 48}
+    reuse_prefix_kv = False  # each verdict follows a critique it writes: no path scores to read on a parent's KV
 
     def check_code(self, cfg: dict[str, Any], trust_remote_code: bool) -> None:
         super().check_code(cfg, trust_remote_code)

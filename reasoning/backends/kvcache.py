@@ -118,6 +118,41 @@ def batched_cache(config, parts: list[tuple[Entry | None, int, int]], width: int
     return cache
 
 
+@dataclass(frozen=True)
+class Ragged:
+    """One batched pass on top of cached prefixes of different lengths (see `ragged_batch`)."""
+
+    ids: torch.Tensor
+    mask: torch.Tensor
+    positions: torch.Tensor
+    cache: DynamicCache
+    firsts: list[int]
+
+
+def ragged_batch(config, rows: list[tuple[Entry | None, list[int]]], width: int, pad_id: int, device) -> Ragged:
+    """Inputs that feed each row the last `width` of its ids on top of its entry's KV of the ids before them (a row
+    without an entry is fed all its ids: `width` must cover them). The KV is left-padded with masked zeros to the
+    longest cached prefix, the fed ids are left-padded to `width`, and positions are each row's own. `firsts[i]` is
+    the input column of row i's first id (negative when it lies in the cache)."""
+    parts, inputs, masks, positions, firsts = [], [], [], [], []
+    used = [max(0, len(ids) - width) for _, ids in rows]
+    past = max(used)
+    for (entry, ids), u in zip(rows, used, strict=True):
+        if u > (entry.length if entry is not None else 0):
+            raise ValueError("a cached prefix is shorter than the ids it should precede")
+        fed = ids[u:]
+        pad = width - len(fed)
+        if past:
+            parts.append((entry, u, 1))
+        masks.append([0] * (past - u) + [1] * u + [0] * pad + [1] * len(fed))
+        inputs.append([pad_id] * pad + fed)
+        positions.append([0] * pad + list(range(u, u + len(fed))))
+        firsts.append(pad - u)
+    cache = batched_cache(config, parts, past) if past else DynamicCache(config=config)
+    tensor = lambda rows_: torch.tensor(rows_, dtype=torch.long, device=device)  # noqa: E731
+    return Ragged(tensor(inputs), tensor(masks), tensor(positions), cache, firsts)
+
+
 def _tensor(layer: Any, name: str) -> torch.Tensor:
     """A cache layer's `keys` or `values` (attention layers only: a model whose cache has none is refused)."""
     t = getattr(layer, name, None)

@@ -11,6 +11,7 @@ import torch
 
 from ..domains import get_domain
 from ..types import Problem
+from .kvcache import Entry, PrefixKVCache, Ragged, ragged_batch, row_entry
 from .loading import (
     ModelLoadError,
     check_causal_lm,
@@ -34,6 +35,29 @@ DEFAULT_BATCH_TOKENS = 16384  # padded tokens per PRM forward pass at most (rows
 # On a CPU a pass is compute-bound and its activations must stay in cache: on the demo PRM, one thread, a cap of
 # 512-1024 tokens scored a tree's paths 1.4-1.6x faster than one path per call, and 16384 was slower than one per call.
 CPU_BATCH_TOKENS = 1024
+# The KV of scored paths kept so that a new node's path is scored by feeding only its own step on top of its
+# parent's KV (a search scores every node once, and its children extend its path): LRU by bytes, 0 turns it off.
+DEFAULT_KV_CACHE_MB = 128
+
+
+_NO_LOGITS = torch.empty(0)  # a PRM's cache entries keep no next-token logits
+
+
+def _parent_key(ids: list[int], positions: list[int], root: list[int]) -> tuple[int, ...] | None:
+    """The ids of a path's parent path as the PRM cache keys it (through the parent's last read position); for a
+    first step, the question's ids (`root`) when the path starts with them."""
+    if len(positions) >= 2:
+        return tuple(ids[: positions[-2] + 1]) if positions[-2] >= 0 else None
+    if root and len(root) < len(ids) and ids[: len(root)] == root:
+        return tuple(root)
+    return None
+
+
+def _raw(outputs: Any, row: int, column: int) -> torch.Tensor:
+    """An adapter's forward outputs at one position, before any softmax (logits, or a value head's values)."""
+    values = outputs if isinstance(outputs, torch.Tensor) else getattr(outputs, "logits", None)
+    values = outputs[0] if values is None else values
+    return values[row, column].float()
 
 
 def default_batch_tokens(device: Any) -> int:
@@ -46,12 +70,15 @@ class PRMAdapter:
 
     adapter = "base"
     auto_class = "AutoModelForCausalLM"
+    reuse_prefix_kv = True  # scores a new node on its parent's cached KV where the model allows (checked at load)
     options: dict[str, Any] = {}
 
     def __init__(self, path, *, device=None, dtype=None, trust_remote_code: bool = False,
-                 batch_tokens: int | None = None, **options: Any):
+                 batch_tokens: int | None = None, kv_cache_mb: float = DEFAULT_KV_CACHE_MB, **options: Any):
         if batch_tokens is not None and batch_tokens < 1:
             raise ModelLoadError(f"{path}: the PRM's batch_tokens must be at least 1, got {batch_tokens}")
+        if not 0 <= kv_cache_mb <= 1_048_576:
+            raise ModelLoadError(f"{path}: the PRM's kv_cache_mb must be between 0 and 1048576, got {kv_cache_mb}")
         self.path, cfg = read_config(path)
         unknown = set(options) - set(self.options)
         if unknown:
@@ -73,6 +100,8 @@ class PRMAdapter:
         self.check_model()
         self.max_positions = max_positions(self.model.config)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        self.kv_cache = PrefixKVCache(int(kv_cache_mb * 2**20))
+        self.reuses_prefix = self.reuse_prefix_kv and bool(self.kv_cache.max_bytes) and self._prefix_reuse_works()
 
     # -- hooks -------------------------------------------------------------------------------------
     def check_code(self, cfg: dict[str, Any], trust_remote_code: bool) -> None:
@@ -120,10 +149,15 @@ class PRMAdapter:
 
     def _scored(self, problem: Problem, paths: Sequence[Sequence[str]], *, last_only: bool) -> list[list[float]]:
         question = get_domain(problem.domain).prompt(problem)
-        encoded = [self._fit(*self.encode(question, list(p))) for p in paths]
+        raw = [self.encode(question, list(p)) for p in paths]
+        encoded = [self._fit(*r) for r in raw]
         out: list[list[float]] = [[] for _ in paths]
         live = sorted((i for i, p in enumerate(paths) if p), key=lambda i: len(encoded[i][0]))
         with torch.inference_mode():
+            if last_only and self.reuses_prefix:
+                whole = [i for i in live if len(encoded[i][0]) == len(raw[i][0])]  # a cut path is not cached
+                self._score_last_reusing(encoded, whole, out, self.encode(question, [])[0])
+                live = [i for i in live if len(encoded[i][0]) != len(raw[i][0])]
             for chunk in self._chunks(live, [len(e[0]) for e in encoded]):
                 ids, mask = self._batch([encoded[i][0] for i in chunk])
                 outputs = self.forward(ids, mask)
@@ -131,6 +165,86 @@ class PRMAdapter:
                     positions = encoded[i][1][-1:] if last_only else encoded[i][1]
                     out[i] = self.read(outputs, row, positions)
         return out
+
+    # -- the prefix cache --------------------------------------------------------------------------
+    def _score_last_reusing(self, encoded: list[tuple[list[int], list[int]]], order: list[int],
+                            out: list[list[float]], root: list[int]) -> None:
+        """The last step's score of each path in `order`, feeding only what follows the parent's KV where the
+        parent's path (its ids through its last read position) is in the cache, the whole path otherwise; every
+        path's own KV is kept for its children. A path whose parent is in the same call waits for a later wave
+        (a whole tree scored at once: depth by depth). Within a wave, hits and misses go in separate token-capped
+        passes (one width per pass: a miss fed whole beside the hits would widen every row). A first step's parent
+        is the question (`root`, the encoding of no steps), kept once per problem where the adapter's encoding
+        starts every path with it."""
+        parents = {i: _parent_key(*encoded[i], root) for i in order}
+        key = tuple(root)
+        if root and key in parents.values() and self.kv_cache.get(key) is None:
+            batch, _ = self._pass([(None, root)], len(root))
+            self.kv_cache.put(key, row_entry(batch.cache, 0, batch.mask[0].nonzero()[:, 0], _NO_LOGITS))
+        own = {tuple(encoded[i][0][: encoded[i][1][-1] + 1]): i for i in order if encoded[i][1][-1] >= 0}
+        wave: dict[int, int] = {}
+        for i in sorted(order, key=lambda i: len(encoded[i][1])):  # a parent has fewer steps than its child
+            parent = parents[i]
+            wave[i] = wave[own[parent]] + 1 if parent is not None and own.get(parent, i) != i else 0
+        for depth in sorted(set(wave.values())):
+            self._score_wave(encoded, [i for i in order if wave[i] == depth], out, parents)
+
+    def _score_wave(self, encoded: list[tuple[list[int], list[int]]], order: list[int], out: list[list[float]],
+                    parents: dict[int, tuple[int, ...] | None]) -> None:
+        hits: list[tuple[int, Entry | None, int]] = []
+        misses: list[tuple[int, Entry | None, int]] = []
+        for i in order:
+            ids, parent = encoded[i][0], parents[i]
+            entry = self.kv_cache.get(parent) if parent is not None else None
+            if entry is None:
+                misses.append((i, None, len(ids)))
+            else:
+                hits.append((i, entry, len(ids) - entry.length))
+        for group in (hits, misses):
+            group.sort(key=lambda row: row[2])
+            for chunk in self._chunks(list(range(len(group))), [fed for _, _, fed in group]):
+                rows = [group[k] for k in chunk]
+                width = max(fed for _, _, fed in rows)
+                batch, outputs = self._pass([(e, encoded[i][0]) for i, e, _ in rows], width)
+                for row, (i, _, _) in enumerate(rows):
+                    ids, positions = encoded[i]
+                    last = positions[-1]
+                    out[i] = self.read(outputs, row, [batch.firsts[row] + last] if last >= 0 else [-1])
+                    if last >= 0:
+                        columns = batch.mask[row].nonzero()[: last + 1, 0]
+                        self.kv_cache.put(tuple(ids[: last + 1]), row_entry(batch.cache, row, columns, _NO_LOGITS))
+
+    def _pass(self, rows: list[tuple[Entry | None, list[int]]], width: int) -> tuple[Ragged, Any]:
+        """One forward pass feeding each row its last `width` ids on top of its entry's KV (kvcache.ragged_batch)."""
+        batch = ragged_batch(self.model.config, rows, width, self.pad_id, self.device)
+        outputs = self.forward(batch.ids, batch.mask, position_ids=batch.positions, cache=batch.cache, use_cache=True)
+        return batch, outputs
+
+    def _prefix_reuse_works(self) -> bool:
+        """Whether a path's last score read on top of its parent's KV equals the score of the whole path (true of
+        causal models that take a cache; a bidirectional encoder, or remote code without the cache API, fails and
+        scores whole paths)."""
+        try:
+            ids, positions = self.encode("Use 3 5 7 8 to make 24.", ["8 - 5 = 3", "3 * 8 = 24"])
+            if len(positions) < 2 or positions[-2] < 0:
+                return False
+            with torch.inference_mode():
+                ref_ids, mask = self._batch([ids])
+                ref = _raw(self.forward(ref_ids, mask), 0, positions[-1])
+                head = ids[: positions[-2] + 1]
+                batch, _ = self._pass([(None, head)], len(head))
+                entry = row_entry(batch.cache, 0, batch.mask[0].nonzero()[:, 0], _NO_LOGITS)
+                batch, outputs = self._pass([(entry, ids)], len(ids) - len(head))
+                got = _raw(outputs, 0, batch.firsts[0] + positions[-1])
+        except Exception as exc:  # a model without the cache API
+            log.info("%s: scoring whole paths (the PRM cannot reuse a parent's KV: %s)", self.name, exc)
+            return False
+        # relative to the outputs' scale: a causal model's differ by float rounding (1e-7 in float32)
+        error = float((got - ref).abs().max() / (ref.abs().max() + 1e-12))
+        if error > (1e-4 if self.dtype == torch.float32 else 3e-2):
+            log.info("%s: scoring whole paths (outputs read on a parent's KV differ by %.2g)", self.name, error)
+            return False
+        return True
 
     def _chunks(self, order: list[int], lengths: list[int]) -> list[list[int]]:
         """Consecutive rows (shortest first) whose padded size stays within `batch_tokens` (one row at least)."""
@@ -142,8 +256,8 @@ class PRMAdapter:
                 chunks.append([i])
         return chunks
 
-    def forward(self, ids: torch.Tensor, mask: torch.Tensor):
-        return self.model(input_ids=ids, attention_mask=mask)
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor, **extra: Any):
+        return self.model(input_ids=ids, attention_mask=mask, **extra)
 
     def _fit(self, ids: list[int], positions: list[int]) -> tuple[list[int], list[int]]:
         """Keep the last tokens that fit the PRM's context; steps read before the cut get position -1."""
@@ -323,8 +437,8 @@ class ValueHeadPRM(PRMAdapter):
                                  f"expected (1, {width}) and a bias of shape (1,)")
         self.head_weight, self.head_bias = self.head_weight.to(self.device), self.head_bias.to(self.device)
 
-    def forward(self, ids: torch.Tensor, mask: torch.Tensor):
-        hidden = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[-1]
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor, **extra: Any):
+        hidden = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True, **extra).hidden_states[-1]
         return torch.sigmoid(hidden.float() @ self.head_weight.T + self.head_bias)[..., 0]
 
     def read(self, outputs, row: int, positions: list[int]) -> list[float]:
