@@ -304,7 +304,7 @@ def test_a_new_node_is_scored_on_its_parents_kv_with_the_whole_paths_score(tiny,
             assert (len(fed), sum(fed) < full) == ((2, True) if rooted else (1, False))
         else:  # only the new steps (and what the encoding puts after them) were fed
             assert 0 < sum(fed) < full - len(generation) * len(reusing.encode(QUESTION, parents[0])[0]) // 2
-    if reusing.reuses_prefix:
+    if reusing.reuses_prefix:  # one hit per path whose parent (or question) was kept
         assert reusing.kv_cache.hits == len(children) + len(grandchildren) + rooted * len(parents)
     # a whole tree in one call (rescoring a stored tree): depth by depth, each child on its parent's KV from the
     # wave before

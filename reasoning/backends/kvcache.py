@@ -48,6 +48,11 @@ class PrefixKVCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __contains__(self, key: tuple[int, ...]) -> bool:
+        """Whether `key` is kept (not counted as a hit or a miss, nor made recent)."""
+        with self._lock:
+            return key in self._entries
+
     def get(self, key: tuple[int, ...]) -> Entry | None:
         with self._lock:
             entry = self._entries.get(key)

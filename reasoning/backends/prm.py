@@ -178,7 +178,7 @@ class PRMAdapter:
         starts every path with it."""
         parents = {i: _parent_key(*encoded[i], root) for i in order}
         key = tuple(root)
-        if root and key in parents.values() and self.kv_cache.get(key) is None:
+        if root and key in parents.values() and key not in self.kv_cache:
             batch, _ = self._pass([(None, root)], len(root))
             self.kv_cache.put(key, row_entry(batch.cache, 0, batch.mask[0].nonzero()[:, 0], _NO_LOGITS))
         own = {tuple(encoded[i][0][: encoded[i][1][-1] + 1]): i for i in order if encoded[i][1][-1] >= 0}
