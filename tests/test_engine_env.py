@@ -58,3 +58,21 @@ def test_engine_serve_refuses_a_missing_model_in_one_line(tmp_path, capsys):
     assert code == 2 and len(err) == 1 and "is not a model directory" in err[0]
     code = app.main(["engine", "serve", "--model", str(tmp_path), "--port", "70000"])
     assert code == 2 and "--port must be between 1 and 65535" in capsys.readouterr().err
+
+
+def test_a_served_qwen_prm_is_read_at_its_own_step_separator(tiny, tmp_path):
+    """vLLM reads a `*ForProcessRewardModel` only at its step tag (default: Qwen2.5's id 151651); the command
+    passes the id of the model's own `<extra_0>`, and none for other models."""
+    import json as json_
+
+    from reasoning.serving.server import step_tag_id
+
+    qwen = tiny.prms["qwen-prm"]
+    tag = step_tag_id(qwen)
+    tokenizer = json_.loads((qwen / "tokenizer.json").read_text(encoding="utf-8"))
+    assert tag == next(t["id"] for t in tokenizer["added_tokens"] if t["content"] == "<extra_0>") != 151651
+    cmd = server_command(ServerSpec(model=qwen, port=8123, pooling=True), tmp_path / "python", qwen)
+    assert json_.loads(cmd[cmd.index("--pooler-config") + 1]) == {"step_tag_id": tag}
+    other = server_command(ServerSpec(model=tiny.prms["token-classification"], port=8123, pooling=True),
+                           tmp_path / "python", tiny.prms["token-classification"])
+    assert "--pooler-config" not in other and step_tag_id(tiny.prms["token-classification"]) is None

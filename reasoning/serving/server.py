@@ -137,7 +137,35 @@ def server_command(spec: ServerSpec, python: Path, model_dir: Path) -> list[str]
     ]
     if spec.pooling:
         cmd += ["--runner", "pooling"]
+        tag = step_tag_id(model_dir)
+        if tag is not None and not any(a.startswith("--pooler-config") for a in spec.extra_args):
+            cmd += ["--pooler-config", json.dumps({"step_tag_id": tag})]
     return cmd + list(spec.extra_args)
+
+
+def step_tag_id(model_dir: Path) -> int | None:
+    """For a Qwen2.5-Math-PRM-style model (`*ForProcessRewardModel`), the id of its step separator in its own
+    tokenizer (prm_config.json's `separator`, else `<extra_0>`), which vLLM's step pooling reads the scores at; else
+    None. vLLM's default for that architecture is 151651, the id in Qwen2.5's vocabulary: a model with another
+    tokenizer would get no scores at all (an empty list per input)."""
+    def read(name: str) -> Any:
+        try:
+            return json.loads((model_dir / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    config = read("config.json") or {}
+    if not any(str(a).endswith("ForProcessRewardModel") for a in config.get("architectures") or []):
+        return None
+    separator = (read("prm_config.json") or {}).get("separator") or "<extra_0>"
+    tokenizer = read("tokenizer.json") or {}
+    for token in tokenizer.get("added_tokens") or []:
+        if token.get("content") == separator:
+            return int(token["id"])
+    vocab = (tokenizer.get("model") or {}).get("vocab")
+    if isinstance(vocab, dict) and separator in vocab:
+        return int(vocab[separator])
+    raise EngineServerError(f"{model_dir}: its tokenizer has no token {separator!r} to read the step scores at")
 
 
 def server_environment(spec: ServerSpec) -> dict[str, str]:
