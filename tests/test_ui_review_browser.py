@@ -155,6 +155,8 @@ def test_one_keystroke_rates_the_current_step_and_brings_up_the_next(app, page):
 def set_number(page: Page, elem_id: str, n: int) -> None:
     """Type a number and leave the box, so the page has the new value before a button sends it."""
     box = page.locator(f"#{elem_id} input").first
+    box.wait_for(state="visible")
+    page.wait_for_timeout(300)  # an accordion just opened mounts its boxes; a value typed during the mount was reset
     box.fill(str(n))
     box.press("Tab")
     page.wait_for_timeout(500)
