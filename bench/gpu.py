@@ -141,6 +141,8 @@ def transformers_rates(gen_dir: Path, prm_dir: Path, shape: Shape, bandwidth: fl
     factor = catalog.get("compute")
     gen.propose_batch([ExpansionRequest(s, factor, 1, temperature=1.0, seed=0) for s in prompts(2)])  # warm up
     rows = out.setdefault("transformers", {})
+    out["transformers_loop"] = {"batched_sampling": gen.batched_sampling, "slot_decode": gen.slot_decode}
+    print(f"transformers backend: batched sampling {gen.batched_sampling}, slot decode {gen.slot_decode}", flush=True)
     for n in in_flight:
         states = prompts(n)
         context = sum(len(gen.context_ids(s)) for s in states) / n + step_tokens / 2
@@ -153,18 +155,67 @@ def transformers_rates(gen_dir: Path, prm_dir: Path, shape: Shape, bandwidth: fl
         tokens = sum(st.tokens for batch in steps for st in batch)
         rate = tokens / seconds
         budget = min(budget_cap, max(4, 2 * n))
-        started = time.perf_counter()
-        _, result = search(Problem("m", prompts(1)[0].problem.text), gen, prm,
-                           SearchConfig(budget=budget, candidates=1, widen=0.85, parallel_leaves=n, max_depth=4))
-        nodes_per_s = result.nodes_created / (time.perf_counter() - started)
+        config = SearchConfig(budget=budget, candidates=1, widen=0.85, parallel_leaves=n, max_depth=4)
+        # a search on another problem first: the decoders of every batch size the search meets are captured (once
+        # per process), so the timed search measures the steady state a session of many searches runs at
+        search(Problem("w", prompts(2)[1].problem.text), gen, prm, config)
+        with _Timed(gen, "propose_batch") as g_time, _Timed(prm, "score_last") as p_time:
+            started = time.perf_counter()
+            _, result = search(Problem("m", prompts(1)[0].problem.text), gen, prm, config)
+            seconds = time.perf_counter() - started
+        nodes_per_s = result.nodes_created / seconds
         rows[str(n)] = {
             "decode_tokens_per_s": round(rate, 1), "mcts_nodes_per_s": round(nodes_per_s, 2),
             "bandwidth_fraction": round(rate / ceiling(shape, weight_bytes, n, int(context), bandwidth), 4),
             "step_tokens": round(tokens / n, 1), "mcts_budget": budget,
+            "mcts_generator_calls": g_time.calls, "mcts_rows_per_call": round(g_time.rows / max(1, g_time.calls), 1),
+            "mcts_generator_share": round(g_time.seconds / seconds, 3), "mcts_prm_share": round(p_time.seconds / seconds, 3),
         }
         print(f"transformers  {n:3d} in flight: {rate:9.1f} decode tokens/s "
               f"({100 * rows[str(n)]['bandwidth_fraction']:.1f}% of the bandwidth ceiling), "
-              f"MCTS {nodes_per_s:.2f} nodes/s", flush=True)
+              f"MCTS {nodes_per_s:.2f} nodes/s ({g_time.calls} generator calls of {g_time.rows / max(1, g_time.calls):.1f}"
+              f" rows; generator {100 * g_time.seconds / seconds:.0f}%, PRM {100 * p_time.seconds / seconds:.0f}%)",
+              flush=True)
+    n = max(in_flight)
+    if budget_cap > 8:  # the steady state at the most in flight: a budget of several full rounds
+        config = SearchConfig(budget=4 * n, candidates=1, widen=0.85, parallel_leaves=n, max_depth=6)
+        with _Timed(gen, "propose_batch") as g_time:
+            started = time.perf_counter()
+            _, result = search(Problem("m4", prompts(3)[2].problem.text), gen, prm, config)
+            seconds = time.perf_counter() - started
+        out["mcts_large"] = {"in_flight": n, "budget": 4 * n, "nodes_per_s": round(result.nodes_created / seconds, 2),
+                             "generator_calls": g_time.calls,
+                             "rows_per_call": round(g_time.rows / max(1, g_time.calls), 1)}
+        print(f"MCTS budget {4 * n} at {n} in flight: {result.nodes_created / seconds:.2f} nodes/s "
+              f"({g_time.calls} generator calls of {g_time.rows / max(1, g_time.calls):.1f} rows)", flush=True)
+
+
+class _Timed:
+    """Counts the calls, rows (requests' n) and seconds of one method of an object while in the `with` block."""
+
+    def __init__(self, obj, name: str):
+        self.obj, self.name, self.calls, self.rows, self.seconds = obj, name, 0, 0, 0.0
+
+    def __enter__(self):
+        inner = getattr(self.obj, self.name)
+
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                self.calls += 1
+                if self.name == "propose_batch":
+                    self.rows += sum(r.n for r in args[0])
+                else:
+                    self.rows += len(args[1])
+                self.seconds += time.perf_counter() - started
+
+        setattr(self.obj, self.name, timed)
+        return self
+
+    def __exit__(self, *exc):
+        delattr(self.obj, self.name)
 
 
 def vllm_rates(gen_dir: Path, shape: Shape, bandwidth: float, in_flight, step_tokens: int,
@@ -197,12 +248,142 @@ def vllm_rates(gen_dir: Path, shape: Shape, bandwidth: float, in_flight, step_to
               f"{n / seconds:.2f} steps/s", flush=True)
 
 
+def engine_floor(gen_dir: Path, shape: Shape, bandwidth: float, in_flight, step_tokens: int,
+                 out: dict[str, Any]) -> None:
+    """Where the transformers backend's decode time goes: the same model decoding greedily with nothing of ours
+    around it (a DynamicCache, one forward per token: the eager floor), and the same step replayed as one CUDA graph
+    over a StaticCache (the launch overhead removed: what a graph-captured decode could reach). Each is printed as
+    tokens/s and a fraction of the bandwidth ceiling; a failure is printed in one line and skipped."""
+    from transformers import AutoModelForCausalLM, DynamicCache, StaticCache
+
+    model = AutoModelForCausalLM.from_pretrained(gen_dir, dtype=shape.dtype).to(shape.device).eval()
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    vocab = min(500, shape.config["vocab_size"])
+    rows = out.setdefault("floor", {})
+    for n in in_flight:
+        context = 100
+        ids = torch.randint(3, vocab, (n, context), device=shape.device)
+        row: dict[str, Any] = {}
+        try:
+            with torch.inference_mode():
+                cache = DynamicCache(config=model.config)
+                logits = model(input_ids=ids, past_key_values=cache, use_cache=True).logits[:, -1]
+                _sync(shape.device)
+                started = time.perf_counter()
+                for _ in range(step_tokens):
+                    nxt = logits.argmax(-1, keepdim=True)
+                    logits = model(input_ids=nxt, past_key_values=cache, use_cache=True).logits[:, -1]
+                _sync(shape.device)
+            row["eager_tokens_per_s"] = round(n * step_tokens / (time.perf_counter() - started), 1)
+        except Exception as exc:  # a report, not a crash: the run's other figures still come back
+            row["eager_error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+        if shape.device.startswith("cuda"):
+            try:
+                row["graph_tokens_per_s"] = round(_graph_decode(model, ids, step_tokens, StaticCache), 1)
+            except Exception as exc:
+                row["graph_error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+        limit = ceiling(shape, weight_bytes, n, context + step_tokens // 2, bandwidth)
+        for key in ("eager", "graph"):
+            if f"{key}_tokens_per_s" in row:
+                row[f"{key}_bandwidth_fraction"] = round(row[f"{key}_tokens_per_s"] / limit, 4)
+        rows[str(n)] = row
+        print(f"floor         {n:3d} in flight: {row}", flush=True)
+    del model
+
+
+def _graph_decode(model, ids: torch.Tensor, steps: int, static_cache) -> float:
+    """Greedy decode tokens/s with each one-token step replayed as a captured CUDA graph."""
+    n, context = ids.shape
+    with torch.inference_mode():
+        cache = static_cache(config=model.config, max_cache_len=context + steps + 8)
+        logits = model(input_ids=ids, past_key_values=cache, use_cache=True,
+                       cache_position=torch.arange(context, device=ids.device)).logits[:, -1]
+        tok = logits.argmax(-1, keepdim=True).clone()
+        position = torch.full((n, 1), context, device=ids.device, dtype=torch.long)
+        cache_position = torch.tensor([context], device=ids.device, dtype=torch.long)
+
+        def step():
+            return model(input_ids=tok, position_ids=position, cache_position=cache_position, past_key_values=cache,
+                         use_cache=True).logits[:, -1].argmax(-1, keepdim=True)
+
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(2):
+                step()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            nxt = step()
+        torch.cuda.synchronize()
+        started = time.perf_counter()
+        for _ in range(steps):
+            graph.replay()
+            tok.copy_(nxt)
+            position.add_(1)
+            cache_position.add_(1)
+        torch.cuda.synchronize()
+        return n * steps / (time.perf_counter() - started)
+
+
+def compare_loops(gen_dir: Path, shape: Shape, n: int, step_tokens: int, out: dict[str, Any]) -> None:
+    """The decode loop's variants side by side on the same requests at `n` in flight, each from a cold node cache
+    after an untimed warm-up (graph capture): the ragged loop with a sampler per plan, the ragged loop sampling
+    all rows at once, and fixed slots (each step one CUDA graph on a GPU). Then a torch.profiler table of the
+    default loop: the top operators by host time and the device time."""
+    from reasoning.backends import load_generator
+
+    gen = load_generator(gen_dir, device=shape.device, dtype=shape.dtype, max_step_tokens=step_tokens)
+    default = (gen.batched_sampling, gen.slot_decode)
+    factor = load_catalog().get("compute")
+    requests = [ExpansionRequest(s, factor, 1, temperature=1.0, seed=i) for i, s in enumerate(prompts(n))]
+    ways = {"ragged_per_plan": (False, False), "ragged_batched": (True, False)}
+    if gen.slot_decode or shape.device == "cpu":
+        ways["slots"] = (True, True)
+    rates: dict[str, float] = {}
+    for name, (batched, slots) in ways.items():
+        gen.batched_sampling, gen.slot_decode = batched, slots
+        gen.kv_cache.clear()
+        gen.propose_batch(requests)  # warm-up: kernels, graph capture
+        gen.kv_cache.clear()
+        _sync(shape.device)
+        started = time.perf_counter()
+        steps = gen.propose_batch(requests)
+        _sync(shape.device)
+        rates[name] = sum(st.tokens for b in steps for st in b) / (time.perf_counter() - started)
+    base = rates["ragged_per_plan"]
+    out["loops"] = {"in_flight": n, **{f"{k}_tokens_per_s": round(v, 1) for k, v in rates.items()},
+                    **{f"{k}_ratio": round(v / base, 2) for k, v in rates.items() if k != "ragged_per_plan"}}
+    print(f"loops         {n:3d} in flight: " + ", ".join(f"{k} {v:.1f} tokens/s ({v / base:.2f}x)"
+                                                       for k, v in rates.items()), flush=True)
+    gen.batched_sampling, gen.slot_decode = default
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if shape.device.startswith("cuda"):
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    gen.kv_cache.clear()
+    with torch.profiler.profile(activities=activities) as prof:
+        started = time.perf_counter()
+        gen.propose_batch(requests)
+        _sync(shape.device)
+        seconds = time.perf_counter() - started
+    averages = prof.key_averages()
+    table = averages.table(sort_by="self_cpu_time_total", row_limit=12, max_name_column_width=40)
+    if shape.device.startswith("cuda"):
+        table += "\n" + averages.table(sort_by="self_cuda_time_total", row_limit=12, max_name_column_width=40)
+    print(f"profile of one propose_batch at {n} in flight ({seconds:.2f} s; batched sampling {default[0]}, "
+          f"slots {default[1]}):\n{table}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench.gpu", description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="a tiny shape on CPU (a smoke test, seconds)")
     parser.add_argument("--json", metavar="FILE", help="write the figures here as JSON")
     parser.add_argument("--in-flight", nargs="+", type=int, default=None, help=f"default {IN_FLIGHT}")
     parser.add_argument("--no-vllm", action="store_true", help="only the transformers backend")
+    parser.add_argument("--floor", action="store_true", help="also the eager and CUDA-graph floors of a bare decode "
+                        "(implies --loops)")
+    parser.add_argument("--loops", action="store_true", help="also the decode loop's variants side by side and a "
+                        "profile of one propose_batch (where the time goes)")
     parser.add_argument("--step-tokens", type=int, default=None, help=f"tokens per step (default {STEP_TOKENS}; "
                         "--tiny: 8)")
     args = parser.parse_args(argv)
@@ -223,6 +404,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         gen_dir, prm_dir = build_models(Path(tmp), shape)
         bandwidth = out["copy_bandwidth_gb_s"] * 1e9
         transformers_rates(gen_dir, prm_dir, shape, bandwidth, in_flight, 8 if args.tiny else 128, step_tokens, out)
+        if args.floor:
+            engine_floor(gen_dir, shape, bandwidth, in_flight, step_tokens, out)
+        if args.floor or args.loops:
+            compare_loops(gen_dir, shape, max(in_flight), step_tokens, out)
         if args.no_vllm or args.tiny:
             print("vLLM: skipped (" + ("--tiny runs on CPU" if args.tiny else "--no-vllm") + ")")
         else:

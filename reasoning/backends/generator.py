@@ -18,12 +18,15 @@ from ..prompting import PromptFormat
 from ..types import ExpansionRequest, State, Step
 from .kvcache import Entry, PrefixKVCache, ragged_batch, row_entry
 from .loading import max_positions, right_padded, sha256_files, single_token_id
+from .slots import SlotDecoder, bucket, supports_slots
 
 log = logging.getLogger(__name__)
 
 
 DEFAULT_KV_CACHE_MB = 256
 DEFAULT_PREFILL_TOKENS = 8192
+SLOT_TAIL_ROOM = 16  # columns beyond the step limit for the tokens that close a step (a close tag, a newline)
+SLOT_DECODERS = 8  # fixed-shape decoders (and their CUDA graphs) kept per generator: one per power-of-two batch size
 
 
 @dataclass
@@ -89,6 +92,8 @@ class TransformersGenerator:
         kv_cache_mb: float = DEFAULT_KV_CACHE_MB,
         prior_from_decode: bool = True,
         prefill_tokens: int = DEFAULT_PREFILL_TOKENS,
+        batched_sampling: bool | None = None,
+        slot_decode: bool | None = None,
     ):
         if max_step_tokens < 1:
             raise ValueError(f"max_step_tokens must be at least 1, got {max_step_tokens}")
@@ -104,6 +109,20 @@ class TransformersGenerator:
         self.kv_reuse, self.max_step_tokens, self.top_p = kv_reuse, max_step_tokens, top_p
         self.format = PromptFormat(mode=prompt_mode or self._detect_mode())
         self.device = next(model.parameters()).device
+        # one sampler for all rows of a decode step (see _sample_rows): the default off CPU, where each plan's own
+        # sampler would cost launches and a sync per plan and token; on CPU the per-plan sampler is as fast and
+        # keeps the demo's trees for a seed as they were. The cache-free reference path samples per plan.
+        self.batched_sampling = kv_reuse and (self.device.type != "cpu" if batched_sampling is None
+                                              else batched_sampling)
+        # decode steps of fixed shape, each one CUDA graph on a GPU (slots.py): the default on CUDA for the models
+        # it supports; forced on elsewhere it runs the same steps eagerly (the tests compare it with the ragged loop)
+        if slot_decode and not supports_slots(model):
+            raise ValueError(f"slot decoding needs a Qwen2/Qwen3/Llama/Mistral model with SDPA attention and no "
+                             f"sliding window; {getattr(model.config, 'model_type', '?')} is not one")
+        self.slot_decode = kv_reuse and (self.device.type == "cuda" and supports_slots(model)
+                                         if slot_decode is None else slot_decode)
+        self._slot_decoders: dict[tuple[int, int], SlotDecoder] = {}
+        self._slots_lock = threading.Lock()
         self.max_positions = max_positions(model.config)
         self.eos_ids = self._eos_ids()
         self.pad_id = next(iter(self.eos_ids), 0) if tokenizer.pad_token_id is None else tokenizer.pad_token_id
@@ -223,7 +242,7 @@ class TransformersGenerator:
             return torch.log_softmax(entry.logits, dim=-1)[[s[0] for s in starts]]
         width = max(len(s) for s in starts) + 1
         logits, _, _, _, _ = self._forward_from([(entry, context + s) for s in starts], width)
-        logp = torch.log_softmax(logits, dim=-1)
+        logp = torch.log_softmax(logits.float(), dim=-1)
         out = []
         for i, s in enumerate(starts):
             full = len(context) + len(s)
@@ -291,11 +310,13 @@ class TransformersGenerator:
         """One batched pass feeding each row the last `width` of its ids on top of its entry's KV of the ids before
         them (a row without an entry is fed all its ids: `width` must cover them). Ragged prefixes: the KV is
         left-padded with masked zeros, positions are each row's own. Returns logits [rows, width, vocab], the
-        batch's cache, its attention mask, each row's last position and the input column of each row's first id."""
+        batch's cache, its attention mask, each row's last position and the input column of each row's first id.
+        The logits stay in the model's dtype (a float copy of a whole prefill's logits is gigabytes at a 150k
+        vocabulary): callers convert the positions they read."""
         b = ragged_batch(self.model.config, rows, width, self.pad_id, self.device)
         out = self.model(input_ids=b.ids, attention_mask=b.mask, position_ids=b.positions, cache=b.cache,
                          use_cache=True)
-        return out.logits.float(), b.cache, b.mask, b.positions[:, -1], b.firsts
+        return out.logits, b.cache, b.mask, b.positions[:, -1], b.firsts
 
     def kv_stats(self) -> dict[str, int]:
         """Node cache hits, misses and size, and the tokens prefilled so far (for benchmarks and logs)."""
@@ -347,7 +368,7 @@ class TransformersGenerator:
         context = self.context_ids(request.state, factors)
         start = self.start_ids(request.factor)
         room = self.max_step_tokens if self.max_positions is None else self.max_positions - len(context) - len(start)
-        rng = torch.Generator(device=self.device)
+        rng = torch.Generator(device="cpu" if self.batched_sampling else self.device)
         rng.manual_seed(request.seed) if request.seed is not None else rng.seed()
         temperature = 1.0 if request.temperature is None else float(request.temperature)
         prior_over = request.prior_over if self.prior_from_decode else None
@@ -389,14 +410,18 @@ class TransformersGenerator:
             [(e, p.context + p.start) for p, e in zip(plans, entries, strict=True)], width)
         for i, (plan, entry) in enumerate(zip(plans, entries, strict=True)):
             if entry is None:
-                self._keep_prefill(plan.context, cache, i, mask[i], logits[i, firsts[i] + len(plan.context) - 1])
+                self._keep_prefill(plan.context, cache, i, mask[i],
+                                   logits[i, firsts[i] + len(plan.context) - 1].float())
         repeat = [i for i, p in enumerate(plans) for _ in p.rows]
         if len(repeat) != len(plans):
             index = torch.tensor(repeat, device=self.device)
             cache.batch_select_indices(index)
             mask, last = mask[index], last[index]
-        logits = logits[repeat, -1]
+        logits = logits[repeat, -1].float()
         active = [(p, row) for p in plans for row in p.rows]
+        if self.slot_decode:
+            self._decode_slots(active, logits, cache, mask, last)
+            return
         while active:
             feed = self._next_tokens(active, logits, cache, mask)
             keep = [j for j, tokens in enumerate(feed) if tokens]
@@ -416,6 +441,51 @@ class TransformersGenerator:
             out = self.model(input_ids=torch.tensor(ids, device=self.device), attention_mask=mask,
                              position_ids=positions, cache=cache, use_cache=True)
             logits = out.logits[:, -1].float()
+
+    def _decode_slots(self, active, logits: torch.Tensor, cache, mask: torch.Tensor, last: torch.Tensor) -> None:
+        """The decode loop of `_decode_batch` in fixed slots (slots.py): row i of the first pass stays in slot i,
+        every step feeds each row with something to feed one token at the next column (a finished step's closing
+        tokens go one per step), and rows that are done stay masked. The tokens are the ragged loop's."""
+        rows, width = mask.shape
+        key = bucket(rows, width + max(p.limit for p, _ in active) + SLOT_TAIL_ROOM)
+        with self._slots_lock:
+            decoder = self._slot_decoders.pop(key, None)
+        if decoder is None:
+            decoder = SlotDecoder(self.model, *key, graph=True)
+        try:
+            decoder.load(cache, mask)
+            del cache
+            positions = [int(p) for p in last.tolist()]
+            queue: dict[int, list[int]] = {}
+            ready, column = list(range(rows)), width
+            while True:
+                if ready:
+                    feed = self._next_tokens([active[s] for s in ready], logits, decoder.cache, decoder.mask,
+                                             slots=ready)
+                    queue.update((s, list(tokens)) for s, tokens in zip(ready, feed, strict=True) if tokens)
+                if not queue:
+                    break
+                if column >= decoder.columns:  # no room left for a closing tail: those children get no KV
+                    for s in queue:
+                        active[s][1].tail, active[s][1].child = [], None
+                    break
+                ids, fed = [self.pad_id] * decoder.slots, [False] * decoder.slots
+                at = [0] * decoder.slots
+                for s, tokens in queue.items():
+                    ids[s], fed[s] = tokens.pop(0), True
+                    positions[s] += 1
+                    at[s] = positions[s]
+                out = decoder.step(column, ids, at, fed)
+                column += 1
+                ready = [s for s, tokens in queue.items() if not tokens]
+                for s in ready:
+                    del queue[s]
+                logits = out[torch.tensor(ready, device=out.device)].float() if ready else logits[:0]
+        finally:
+            with self._slots_lock:
+                self._slot_decoders[key] = decoder
+                while len(self._slot_decoders) > SLOT_DECODERS:
+                    del self._slot_decoders[next(iter(self._slot_decoders))]
 
     def _hits_and_prefilled(self, plans: list[_Plan]) -> list[Entry | None]:
         """Each plan's node KV from the cache; when some hit and some miss, the misses are prefilled on their own
@@ -437,9 +507,11 @@ class TransformersGenerator:
             self.kv_cache.put(tuple(context), row_entry(cache, row, columns, logits))
         self.prefilled_tokens += len(context)
 
-    def _next_tokens(self, active, logits: torch.Tensor, cache, mask: torch.Tensor) -> list[list[int]]:
+    def _next_tokens(self, active, logits: torch.Tensor, cache, mask: torch.Tensor,
+                     slots: list[int] | None = None) -> list[list[int]]:
         """The tokens each row feeds next (none: the row is done and leaves the batch): a sampled one, or the whole
-        tail that closes a finished step; a row whose tail was fed reads its child's prior here."""
+        tail that closes a finished step; a row whose tail was fed reads its child's prior here. Row j's KV and
+        mask are row `slots[j]` of `cache` and `mask` when given (the slot loop), else row j."""
         feed: list[list[int]] = [[] for _ in active]
         sampling = False
         by_plan: dict[int, list[int]] = {}
@@ -447,13 +519,12 @@ class TransformersGenerator:
             if row.tail is None:
                 by_plan.setdefault(id(plan), []).append(j)
             else:
-                self._child_done(plan, row, cache, j, mask[j], logits[j])
-        for js in by_plan.values():
+                slot = j if slots is None else slots[j]
+                self._child_done(plan, row, cache, slot, mask[slot], logits[j])
+        sample = self._sample_rows if self.batched_sampling else self._sample_per_plan
+        for js, tokens, logps in sample(active, list(by_plan.values()), logits):
             plan = active[js[0]][0]
-            sub = logits[js]
-            tokens = self._sample(sub, plan.temperature, plan.rng)
-            logps = torch.log_softmax(sub, dim=-1).gather(1, tokens[:, None])[:, 0].tolist()
-            for j, tok, lp in zip(js, tokens.tolist(), logps, strict=True):
+            for j, tok, lp in zip(js, tokens, logps, strict=True):
                 row = active[j][1]
                 going = self._advance(row, tok, lp, plan.stops)
                 if going and len(row.ids) < plan.limit:
@@ -540,6 +611,41 @@ class TransformersGenerator:
         for i in active:
             plan.rows[i].text = self._text(plan.rows[i].ids)
 
+    def _sample_per_plan(self, active, groups: list[list[int]], logits: torch.Tensor):
+        """Each plan's rows sampled with its own generator on the model's device: (rows, tokens, logprobs)."""
+        drawn = []
+        for js in groups:
+            plan = active[js[0]][0]
+            sub = logits[js]
+            tokens = self._sample(sub, plan.temperature, plan.rng)
+            logps = torch.log_softmax(sub, dim=-1).gather(1, tokens[:, None])[:, 0].tolist()
+            drawn.append((js, tokens.tolist(), logps))
+        return drawn
+
+    def _sample_rows(self, active, groups: list[list[int]], logits: torch.Tensor):
+        """Every sampling row's next token in one set of kernels and one transfer to the host (the per-plan
+        sampler costs a few launches and a device sync per plan and token: at 64 plans in flight on a GPU that is
+        most of a decode step). Inverse-CDF sampling at each row's temperature and the top-p cut, with the
+        uniform draws taken from each plan's own generator on the host, so a plan's tokens for a seed do not
+        depend on what shares the batch. Returns (rows, tokens, logprobs) per plan."""
+        if not groups:
+            return []
+        order = [j for js in groups for j in js]
+        plans = [active[js[0]][0] for js in groups]
+        rows = logits[torch.tensor(order, device=logits.device)] if order != list(range(len(active))) else logits
+        temps = [p.temperature for p, js in zip(plans, groups, strict=True) for _ in js]
+        u = torch.cat([torch.rand(len(js), generator=p.rng, dtype=torch.float64)
+                       for p, js in zip(plans, groups, strict=True)]) if any(t > 0.0 for t in temps) else None
+        tokens = sample_inverse_cdf(rows, temps, u, self.top_p)
+        logps = rows.gather(1, tokens[:, None])[:, 0] - torch.logsumexp(rows, dim=-1)
+        both = torch.stack([tokens.double(), logps.double()]).cpu()  # the one sync of this token
+        ids, lps = [int(x) for x in both[0].tolist()], both[1].tolist()
+        out, at_ = [], 0
+        for js in groups:
+            out.append((js, ids[at_: at_ + len(js)], lps[at_: at_ + len(js)]))
+            at_ += len(js)
+        return out
+
     def _sample(self, logits: torch.Tensor, temperature: float, rng: torch.Generator) -> torch.Tensor:
         if temperature <= 0.0:
             return logits.argmax(dim=-1)
@@ -565,6 +671,27 @@ class TransformersGenerator:
 
     def _text(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+
+def sample_inverse_cdf(logits: torch.Tensor, temperatures: Sequence[float], u: torch.Tensor | None,
+                       top_p: float = 1.0) -> torch.Tensor:
+    """One token per row of `logits` [rows, vocab]: the argmax where a row's temperature is 0, else the first
+    token whose cumulative probability (softmax at the row's temperature, top-p cut) exceeds `u` (uniform in
+    [0, 1), one per row) times the row's total."""
+    tokens = logits.argmax(dim=-1)
+    if u is None or not any(t > 0.0 for t in temperatures):
+        return tokens
+    t = torch.tensor([t if t > 0.0 else 1.0 for t in temperatures], device=logits.device, dtype=logits.dtype)
+    probs = torch.softmax(logits / t[:, None], dim=-1)
+    if top_p < 1.0:
+        probs = top_p_filter(probs, top_p)
+    cdf = probs.cumsum(dim=-1)  # float32: its rounding (about 1e-7 of the total) cannot reach a token's odds
+    # below 1 by one float32 step, so that u * total stays under the total (a draw past it would land on the last
+    # token whatever its probability)
+    at = (u.to(logits.device, cdf.dtype).clamp(max=1.0 - 2.0**-23) * cdf[:, -1])[:, None]
+    sampled = torch.searchsorted(cdf, at, right=True)[:, 0].clamp_(max=logits.shape[-1] - 1)
+    hot = torch.tensor([t > 0.0 for t in temperatures], device=logits.device)
+    return torch.where(hot, sampled, tokens)
 
 
 def top_p_filter(probs: torch.Tensor, top_p: float) -> torch.Tensor:
