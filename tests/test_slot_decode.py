@@ -4,6 +4,7 @@ same search tree. (The graph capture itself needs CUDA: `python -m bench.gpu` me
 from __future__ import annotations
 
 import pytest
+import torch
 
 from reasoning.backends import load_generator, load_scorer
 from reasoning.backends.generator import SLOT_DECODERS
@@ -48,8 +49,14 @@ def test_slots_give_the_ragged_loops_tokens_logprobs_and_child_priors(tiny, temp
         assert (p is None) == (q is None)
         if p is not None:
             assert p == pytest.approx(q, abs=1e-5)
-    # the children's KV went into the node cache in both: expanding one needs no prefill
+    # the prefilled nodes' and the children's KV went into the node cache in both, the same tensors: expanding a
+    # child needs no prefill
     assert slots.kv_stats()["entries"] == ragged.kv_stats()["entries"]
+    root = tuple(slots.context_ids(STATES[0], (CATALOG.get("compute"), *CATALOG.enabled)))
+    a_root, b_root = slots.kv_cache.get(root), ragged.kv_cache.get(root)
+    assert a_root is not None and b_root is not None and a_root.length == b_root.length == len(root)
+    for (ka, va), (kb, vb) in zip(a_root.layers, b_root.layers, strict=True):
+        assert torch.allclose(ka, kb, atol=1e-5) and torch.allclose(va, vb, atol=1e-5)
     child = STATES[0].extend(flat_a[0])
     before = slots.kv_stats()["prefilled_tokens"]
     again = slots.propose(child, CATALOG.get("verify"), 2, temperature=0.0)

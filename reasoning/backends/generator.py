@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -408,11 +409,12 @@ class TransformersGenerator:
                     *(len(p.context) + len(p.start) for p, e in zip(plans, entries, strict=True) if e is None))
         logits, cache, mask, last, firsts = self._forward_from(
             [(e, p.context + p.start) for p, e in zip(plans, entries, strict=True)], width)
-        for i, (plan, entry) in enumerate(zip(plans, entries, strict=True)):
-            if entry is None:
-                self._keep_prefill(plan.context, cache, i, mask[i],
-                                   logits[i, firsts[i] + len(plan.context) - 1].float())
         repeat = [i for i, p in enumerate(plans) for _ in p.rows]
+        prefilled = [(repeat.index(i), plan.context, logits[i, firsts[i] + len(plan.context) - 1].float())
+                for i, (plan, entry) in enumerate(zip(plans, entries, strict=True)) if entry is None]
+        if not self.slot_decode:  # (the slot loop keeps them from its own buffer: one copy per node)
+            for at, context, after in prefilled:
+                self._keep_prefill(context, cache, repeat[at], mask[repeat[at]], after)
         if len(repeat) != len(plans):
             index = torch.tensor(repeat, device=self.device)
             cache.batch_select_indices(index)
@@ -420,7 +422,7 @@ class TransformersGenerator:
         logits = logits[repeat, -1].float()
         active = [(p, row) for p in plans for row in p.rows]
         if self.slot_decode:
-            self._decode_slots(active, logits, cache, mask, last)
+            self._decode_slots(active, logits, cache, mask, last, prefilled)
             return
         while active:
             feed = self._next_tokens(active, logits, cache, mask)
@@ -442,19 +444,18 @@ class TransformersGenerator:
                              position_ids=positions, cache=cache, use_cache=True)
             logits = out.logits[:, -1].float()
 
-    def _decode_slots(self, active, logits: torch.Tensor, cache, mask: torch.Tensor, last: torch.Tensor) -> None:
+    def _decode_slots(self, active, logits: torch.Tensor, cache, mask: torch.Tensor, last: torch.Tensor,
+                      prefilled: list[tuple[int, list[int], torch.Tensor]]) -> None:
         """The decode loop of `_decode_batch` in fixed slots (slots.py): row i of the first pass stays in slot i,
         every step feeds each row with something to feed one token at the next column (a finished step's closing
         tokens go one per step), and rows that are done stay masked. The tokens are the ragged loop's."""
         rows, width = mask.shape
         key = bucket(rows, width + max(p.limit for p, _ in active) + SLOT_TAIL_ROOM)
-        with self._slots_lock:
-            decoder = self._slot_decoders.pop(key, None)
-        if decoder is None:
-            decoder = SlotDecoder(self.model, *key, graph=True)
-        try:
+        with self._slot_decoder(key) as decoder:
             decoder.load(cache, mask)
             del cache
+            for slot, context, after in prefilled:  # nodes prefilled in the first pass, into the node cache
+                self._keep_prefill(context, decoder.cache, slot, decoder.mask[slot], after)
             positions = [int(p) for p in last.tolist()]
             queue: dict[int, list[int]] = {}
             ready, column = list(range(rows)), width
@@ -481,6 +482,17 @@ class TransformersGenerator:
                 for s in ready:
                     del queue[s]
                 logits = out[torch.tensor(ready, device=out.device)].float() if ready else logits[:0]
+
+    @contextmanager
+    def _slot_decoder(self, key: tuple[int, int]) -> Iterator[SlotDecoder]:
+        """The decoder of bucket `key`, taken out of the pool while in use (a thread decoding at the same time
+        makes its own); the pool keeps the SLOT_DECODERS most recently used."""
+        with self._slots_lock:
+            decoder = self._slot_decoders.pop(key, None)
+        if decoder is None:
+            decoder = SlotDecoder(self.model, *key, graph=True)
+        try:
+            yield decoder
         finally:
             with self._slots_lock:
                 self._slot_decoders[key] = decoder
@@ -504,7 +516,7 @@ class TransformersGenerator:
         """Keep a node prefilled inside a batch in the node cache (its first columns in that row)."""
         if self.kv_cache.max_bytes:
             columns = mask.nonzero()[: len(context), 0]
-            self.kv_cache.put(tuple(context), row_entry(cache, row, columns, logits))
+            self.kv_cache.put(tuple(context), _row_entry(cache, row, columns, logits))
         self.prefilled_tokens += len(context)
 
     def _next_tokens(self, active, logits: torch.Tensor, cache, mask: torch.Tensor,
@@ -573,7 +585,7 @@ class TransformersGenerator:
             return
         if self.kv_cache.max_bytes or (plan.prior_over is not None and plan.prior_ids is None):
             # a copy of the row's KV only where it is used: the node cache, or the cues-mode prior pass after
-            entry = row_entry(cache, j, columns, logits)
+            entry = _row_entry(cache, j, columns, logits)
             self.kv_cache.put(tuple(row.child), entry)
             row.entry = entry
         if plan.prior_ids is not None:
@@ -671,6 +683,13 @@ class TransformersGenerator:
 
     def _text(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+
+def _row_entry(cache, row: int, columns: torch.Tensor, logits: torch.Tensor) -> Entry:
+    """One row's KV at `columns` as a node-cache entry: from a slot decoder's single buffer in one copy, else per
+    layer (`kvcache.row_entry`)."""
+    decoder = getattr(cache, "slot_decoder", None)
+    return decoder.entry(row, columns, logits) if decoder is not None else row_entry(cache, row, columns, logits)
 
 
 def sample_inverse_cdf(logits: torch.Tensor, temperatures: Sequence[float], u: torch.Tensor | None,
