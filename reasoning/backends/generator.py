@@ -466,9 +466,12 @@ class TransformersGenerator:
                     queue.update((s, list(tokens)) for s, tokens in zip(ready, feed, strict=True) if tokens)
                 if not queue:
                     break
-                if column >= decoder.columns:  # no room left for a closing tail: those children get no KV
+                if column >= decoder.columns:  # no room left (a closing tail longer than SLOT_TAIL_ROOM)
                     for s in queue:
-                        active[s][1].tail, active[s][1].child = [], None
+                        row = active[s][1]
+                        if row.tail is None:  # (cannot happen: a bucket holds every row's step limit)
+                            row.text = self._text(row.ids)
+                        row.tail, row.child = [], None  # this child gets no KV and no prior from the decode
                     break
                 ids, fed = [self.pad_id] * decoder.slots, [False] * decoder.slots
                 at = [0] * decoder.slots

@@ -15,6 +15,7 @@ The same code runs eagerly on a CPU, which is how the tests check it against the
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 import torch
@@ -24,6 +25,7 @@ from transformers.cache_utils import StaticLayer
 from .kvcache import Entry, _tensor
 
 log = logging.getLogger(__name__)
+_CAPTURE = threading.Lock()  # one capture at a time in the process (workers may share a GPU)
 
 SLOT_MODEL_TYPES = frozenset({"qwen2", "qwen3", "llama", "mistral"})
 COLUMN_BUCKET = 256
@@ -116,7 +118,8 @@ class SlotDecoder:
                 self._forward()
         torch.cuda.current_stream(self.device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        # thread_local: another thread's work on the GPU (a PRM scoring for another worker) is not an error
+        with _CAPTURE, torch.cuda.graph(graph, capture_error_mode="thread_local"):
             self.logits = self._forward()
         self.graph = graph
         self.kv.zero_()  # what the warm-up wrote at column 0
