@@ -267,12 +267,12 @@ def engine_floor(gen_dir: Path, shape: Shape, bandwidth: float, in_flight, step_
         try:
             with torch.inference_mode():
                 cache = DynamicCache(config=model.config)
-                logits = model(input_ids=ids, past_key_values=cache, use_cache=True).logits[:, -1]
+                logits = model(input_ids=ids, cache=cache, use_cache=True).logits[:, -1]
                 _sync(shape.device)
                 started = time.perf_counter()
                 for _ in range(step_tokens):
                     nxt = logits.argmax(-1, keepdim=True)
-                    logits = model(input_ids=nxt, past_key_values=cache, use_cache=True).logits[:, -1]
+                    logits = model(input_ids=nxt, cache=cache, use_cache=True).logits[:, -1]
                 _sync(shape.device)
             row["eager_tokens_per_s"] = round(n * step_tokens / (time.perf_counter() - started), 1)
         except Exception as exc:  # a report, not a crash: the run's other figures still come back
@@ -296,14 +296,14 @@ def _graph_decode(model, ids: torch.Tensor, steps: int, static_cache) -> float:
     n, context = ids.shape
     with torch.inference_mode():
         cache = static_cache(config=model.config, max_cache_len=context + steps + 8)
-        logits = model(input_ids=ids, past_key_values=cache, use_cache=True,
+        logits = model(input_ids=ids, cache=cache, use_cache=True,
                        cache_position=torch.arange(context, device=ids.device)).logits[:, -1]
         tok = logits.argmax(-1, keepdim=True).clone()
         position = torch.full((n, 1), context, device=ids.device, dtype=torch.long)
         cache_position = torch.tensor([context], device=ids.device, dtype=torch.long)
 
         def step():
-            return model(input_ids=tok, position_ids=position, cache_position=cache_position, past_key_values=cache,
+            return model(input_ids=tok, position_ids=position, cache_position=cache_position, cache=cache,
                          use_cache=True).logits[:, -1].argmax(-1, keepdim=True)
 
         side = torch.cuda.Stream()
