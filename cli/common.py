@@ -52,15 +52,16 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-step-tokens", type=bounded_int(1, MAX_STEP_TOKENS), default=64,
                    help=f"tokens per generated step at most (1-{MAX_STEP_TOKENS})")
     g.add_argument("--no-kv-reuse", action="store_true", help="recompute the prefix for every token (no shared cache)")
-    g.add_argument("--kv-cache-mb", type=float, default=DEFAULT_KV_CACHE_MB,
+    g.add_argument("--kv-cache-mb", type=float, default=None,
                    help="memory for the LRU cache of tree nodes' prefix KV, so a node expanded again skips its "
-                        f"prefill (0: none; default {DEFAULT_KV_CACHE_MB})")
+                        f"prefill (0: none; default {DEFAULT_KV_CACHE_MB} on a CPU, a tenth of the GPU's memory)")
     g.add_argument("--prm-batch-tokens", type=int, default=None,
                    help=f"padded tokens per PRM forward pass at most (default 1024 on a CPU, {DEFAULT_BATCH_TOKENS} "
                         "on a GPU)")
-    g.add_argument("--prm-kv-cache-mb", type=float, default=DEFAULT_PRM_KV_CACHE_MB,
+    g.add_argument("--prm-kv-cache-mb", type=float, default=None,
                    help="memory for the LRU cache of scored paths' KV, so a new node's path is scored by feeding only "
-                        f"its own step on top of its parent's (0: whole paths; default {DEFAULT_PRM_KV_CACHE_MB})")
+                        f"its own step on top of its parent's (0: whole paths; default {DEFAULT_PRM_KV_CACHE_MB} on a "
+                        "CPU, a twentieth of the GPU's memory)")
     g.add_argument("--trust-remote-code", action="store_true", help="allow model code shipped with the model")
 
 
@@ -145,12 +146,12 @@ def load_models(args: argparse.Namespace, catalog=None):
         _model_arg(args.generator) if args.generator else DEMO_GENERATOR_DIR, catalog=catalog, device=args.device,
         trust_remote_code=args.trust_remote_code, kv_reuse=not args.no_kv_reuse,
         max_step_tokens=args.max_step_tokens, top_p=getattr(args, "top_p", None) or 1.0,
-        kv_cache_mb=getattr(args, "kv_cache_mb", DEFAULT_KV_CACHE_MB),
+        kv_cache_mb=getattr(args, "kv_cache_mb", None),
     )
     scorer = load_scorer(
         _model_arg(args.prm) if args.prm else DEMO_PRM_DIR, adapter=args.prm_adapter, device=args.device,
         trust_remote_code=args.trust_remote_code, batch_tokens=getattr(args, "prm_batch_tokens", None),
-        kv_cache_mb=getattr(args, "prm_kv_cache_mb", DEFAULT_PRM_KV_CACHE_MB),
+        kv_cache_mb=getattr(args, "prm_kv_cache_mb", None),
     )
     return generator, scorer
 

@@ -80,7 +80,7 @@ def _models(args: argparse.Namespace, catalog, need_prm: bool):
 
     from reasoning.backends import DEMO_GENERATOR_DIR, load_generator
 
-    from .common import DEFAULT_KV_CACHE_MB, load_models
+    from .common import load_models
 
     if need_prm:
         return load_models(args, catalog)
@@ -88,7 +88,7 @@ def _models(args: argparse.Namespace, catalog, need_prm: bool):
         Path(args.generator) if args.generator else DEMO_GENERATOR_DIR, catalog=catalog, device=args.device,
         trust_remote_code=args.trust_remote_code, kv_reuse=not args.no_kv_reuse,
         max_step_tokens=args.max_step_tokens, top_p=getattr(args, "top_p", None) or 1.0,
-        kv_cache_mb=getattr(args, "kv_cache_mb", DEFAULT_KV_CACHE_MB),
+        kv_cache_mb=getattr(args, "kv_cache_mb", None),
     )
     return generator, None
 

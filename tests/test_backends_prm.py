@@ -351,3 +351,28 @@ def test_the_prm_prefix_cache_is_bounded_and_its_size_checked(tiny):
 
     common.add_model_arguments(parser)
     assert parser.parse_args(["--prm-kv-cache-mb", "0"]).prm_kv_cache_mb == 0
+
+
+def test_the_kv_caches_default_to_a_share_of_the_gpus_memory_and_to_a_few_hundred_mb_on_a_cpu(tiny, monkeypatch):
+    """A fixed few hundred MB holds a handful of a 7B model's node prefixes (57 KB of KV a token): on CUDA the
+    generator's node cache defaults to a tenth of the GPU's memory and the PRM's to a twentieth; given sizes win."""
+    import argparse
+    from types import SimpleNamespace
+
+    from cli import common
+    from reasoning.backends import generator, prm
+    from reasoning.backends.loading import kv_cache_budget_mb
+
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda _d: SimpleNamespace(total_memory=80 * 2**30))
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert kv_cache_budget_mb(None, cuda, generator.DEFAULT_KV_CACHE_MB, generator.GPU_KV_CACHE_SHARE) == 8192
+    assert kv_cache_budget_mb(None, cuda, prm.DEFAULT_KV_CACHE_MB, prm.GPU_KV_CACHE_SHARE) == 4096
+    assert kv_cache_budget_mb(None, cpu, generator.DEFAULT_KV_CACHE_MB, generator.GPU_KV_CACHE_SHARE) == 256
+    assert kv_cache_budget_mb(0, cuda, 256, 0.1) == 0 and kv_cache_budget_mb(64, cuda, 256, 0.1) == 64
+    # the loaders and the CLI leave the choice to the device
+    assert load_generator(tiny.gpt2_tags).kv_cache.max_bytes == 256 * 2**20
+    assert load_scorer(tiny.token_classification).kv_cache.max_bytes == 128 * 2**20
+    parser = argparse.ArgumentParser()
+    common.add_model_arguments(parser)
+    args = parser.parse_args([])
+    assert args.kv_cache_mb is None and args.prm_kv_cache_mb is None

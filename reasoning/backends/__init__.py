@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any
 from ..factors import Catalog, load_catalog
 from ..manifest import DEMO_GENERATOR_DIR, DEMO_PRM_DIR, REPO_ROOT
 from ..serving.client import ServerError, is_url
-from .generator import DEFAULT_KV_CACHE_MB, TransformersGenerator, top_p_filter
+from .generator import DEFAULT_KV_CACHE_MB, GPU_KV_CACHE_SHARE, TransformersGenerator, top_p_filter
 from .genprm import GenerativePRM
 from .loading import (
     ModelLoadError,
     check_causal_lm,
     check_remote_code,
     device_and_dtype,
+    kv_cache_budget_mb,
     load_model,
     load_tokenizer,
     read_config,
@@ -36,7 +37,8 @@ PRM_CONFIG = "prm_config.json"
 ARCHITECTURE_ADAPTERS = {"ForTokenClassification": "token-classification", "ForProcessRewardModel": "qwen-prm"}
 
 __all__ = [
-    "ADAPTERS", "ARCHITECTURE_ADAPTERS", "DEMO_GENERATOR_DIR", "DEMO_PRM_DIR", "REPO_ROOT", "ModelLoadError",
+    "ADAPTERS", "ARCHITECTURE_ADAPTERS", "DEFAULT_KV_CACHE_MB", "DEFAULT_PRM_KV_CACHE_MB", "DEMO_GENERATOR_DIR",
+    "DEMO_PRM_DIR", "REPO_ROOT", "ModelLoadError",
     "PRMAdapter", "ServerError", "TransformersGenerator", "device_and_dtype", "is_url", "load_generator", "load_scorer",
     "top_p_filter",
 ]
@@ -53,7 +55,7 @@ def load_generator(
     max_step_tokens: int = 64,
     top_p: float = 1.0,
     prompt_mode: str | None = None,
-    kv_cache_mb: float = DEFAULT_KV_CACHE_MB,
+    kv_cache_mb: float | None = None,
     prior_from_decode: bool = True,
     batched_sampling: bool | None = None,
     slot_decode: bool | None = None,
@@ -62,7 +64,8 @@ def load_generator(
     an OpenAI-compatible server when `path` is a URL (`http://127.0.0.1:8000/v1`; several, comma-separated,
     share the work; the server keeps its own KV cache, so the cache options do not apply).
 
-    `kv_cache_mb` bounds the LRU cache of node prefixes' KV (0: none); `prior_from_decode` reads a new child's
+    `kv_cache_mb` bounds the LRU cache of node prefixes' KV (0: none; None: DEFAULT_KV_CACHE_MB on a CPU, a tenth of
+    the GPU's memory on CUDA); `prior_from_decode` reads a new child's
     factor prior from the decode that wrote its step instead of a separate pass; `batched_sampling` samples every
     row of a decode step in one set of kernels (None: on an accelerator, not on CPU); `slot_decode` decodes in fixed
     slots, each step one CUDA graph (None: on CUDA for the model families that support it)."""
@@ -84,7 +87,8 @@ def load_generator(
     catalog = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
     generator = TransformersGenerator(
         model, tokenizer, path=path, catalog=catalog, weights=weights, kv_reuse=kv_reuse,
-        max_step_tokens=max_step_tokens, top_p=top_p, prompt_mode=prompt_mode, kv_cache_mb=kv_cache_mb,
+        max_step_tokens=max_step_tokens, top_p=top_p, prompt_mode=prompt_mode,
+        kv_cache_mb=kv_cache_budget_mb(kv_cache_mb, dev, DEFAULT_KV_CACHE_MB, GPU_KV_CACHE_SHARE),
         prior_from_decode=prior_from_decode, batched_sampling=batched_sampling, slot_decode=slot_decode,
     )
     log.info("generator %s loaded on %s (%s), prompt mode %s", path, dev, dt, generator.format.mode)
@@ -93,13 +97,14 @@ def load_generator(
 
 def load_scorer(
     path: str | Path, *, adapter: str | None = None, device=None, dtype=None, trust_remote_code: bool = False,
-    batch_tokens: int | None = None, kv_cache_mb: float = DEFAULT_PRM_KV_CACHE_MB,
+    batch_tokens: int | None = None, kv_cache_mb: float | None = None,
 ) -> PRMAdapter | ServerPRM:
     """A Scorer over a local PRM directory; `adapter=None` reads prm_config.json or infers it from config.json.
     `batch_tokens` caps the padded tokens of one PRM forward pass (None: 1024 on a CPU, DEFAULT_BATCH_TOKENS on
     an accelerator); `kv_cache_mb` bounds the LRU cache of scored paths' KV, so that a new node's path is scored
     by feeding only its own step on top of its parent's (0: whole paths every time; a model that cannot reuse a
-    prefix scores whole paths anyway). A URL (`http://127.0.0.1:8001/v1`) scores on a
+    prefix scores whole paths anyway; None: DEFAULT_PRM_KV_CACHE_MB on a CPU, a twentieth of the GPU's memory on
+    CUDA). A URL (`http://127.0.0.1:8001/v1`) scores on a
     vLLM pooling server instead (batched by the same token cap per request)."""
     if is_url(path):
         from .openai_server import ServerPRM

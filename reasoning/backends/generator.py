@@ -24,7 +24,8 @@ from .slots import SlotDecoder, bucket, supports_slots
 log = logging.getLogger(__name__)
 
 
-DEFAULT_KV_CACHE_MB = 256
+DEFAULT_KV_CACHE_MB = 256  # on a CPU; on CUDA the loader's default is GPU_KV_CACHE_SHARE of the GPU's memory
+GPU_KV_CACHE_SHARE = 0.10
 DEFAULT_PREFILL_TOKENS = 8192
 SLOT_TAIL_ROOM = 16  # columns beyond the step limit for the tokens that close a step (a close tag, a newline)
 SLOT_DECODERS = 8  # fixed-shape decoders (and their CUDA graphs) kept per generator: one per power-of-two batch size

@@ -48,6 +48,17 @@ def device_and_dtype(device: str | torch.device | None = None, dtype: str | torc
     return dev, DTYPES[dtype]
 
 
+def kv_cache_budget_mb(requested: float | None, device: torch.device, cpu_default: float, gpu_share: float) -> float:
+    """The size of a KV cache in MB: `requested` when given, else `cpu_default` off CUDA and `gpu_share` of the
+    GPU's memory on CUDA (a fixed few hundred MB holds the prefixes of a handful of nodes of a 7B model: 57 KB of
+    KV a token)."""
+    if requested is not None:
+        return float(requested)
+    if device.type == "cuda":
+        return round(gpu_share * torch.cuda.get_device_properties(device).total_memory / 2**20)
+    return float(cpu_default)
+
+
 def read_config(path: str | Path) -> tuple[Path, dict[str, Any]]:
     """The directory and its parsed config.json, or a ModelLoadError for a missing directory or a broken config."""
     path = Path(path).expanduser()

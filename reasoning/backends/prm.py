@@ -17,6 +17,7 @@ from .loading import (
     check_causal_lm,
     check_remote_code,
     device_and_dtype,
+    kv_cache_budget_mb,
     load_model,
     load_tokenizer,
     max_positions,
@@ -37,7 +38,8 @@ DEFAULT_BATCH_TOKENS = 16384  # padded tokens per PRM forward pass at most (rows
 CPU_BATCH_TOKENS = 1024
 # The KV of scored paths kept so that a new node's path is scored by feeding only its own step on top of its
 # parent's KV (a search scores every node once, and its children extend its path): LRU by bytes, 0 turns it off.
-DEFAULT_KV_CACHE_MB = 128
+DEFAULT_KV_CACHE_MB = 128  # on a CPU; on CUDA GPU_KV_CACHE_SHARE of the GPU's memory
+GPU_KV_CACHE_SHARE = 0.05
 
 
 _NO_LOGITS = torch.empty(0)  # a PRM's cache entries keep no next-token logits
@@ -74,10 +76,10 @@ class PRMAdapter:
     options: dict[str, Any] = {}
 
     def __init__(self, path, *, device=None, dtype=None, trust_remote_code: bool = False,
-                 batch_tokens: int | None = None, kv_cache_mb: float = DEFAULT_KV_CACHE_MB, **options: Any):
+                 batch_tokens: int | None = None, kv_cache_mb: float | None = None, **options: Any):
         if batch_tokens is not None and batch_tokens < 1:
             raise ModelLoadError(f"{path}: the PRM's batch_tokens must be at least 1, got {batch_tokens}")
-        if not 0 <= kv_cache_mb <= 1_048_576:
+        if kv_cache_mb is not None and not 0 <= kv_cache_mb <= 1_048_576:
             raise ModelLoadError(f"{path}: the PRM's kv_cache_mb must be between 0 and 1048576, got {kv_cache_mb}")
         self.path, cfg = read_config(path)
         unknown = set(options) - set(self.options)
@@ -100,7 +102,8 @@ class PRMAdapter:
         self.check_model()
         self.max_positions = max_positions(self.model.config)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        self.kv_cache = PrefixKVCache(int(kv_cache_mb * 2**20))
+        budget = kv_cache_budget_mb(kv_cache_mb, self.device, DEFAULT_KV_CACHE_MB, GPU_KV_CACHE_SHARE)
+        self.kv_cache = PrefixKVCache(int(budget * 2**20))
         self.reuses_prefix = self.reuse_prefix_kv and bool(self.kv_cache.max_bytes) and self._prefix_reuse_works()
 
     # -- hooks -------------------------------------------------------------------------------------
