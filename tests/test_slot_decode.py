@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from reasoning.backends import load_generator, load_scorer
+from reasoning.backends import generator, load_generator, load_scorer
 from reasoning.backends.generator import SLOT_DECODERS
 from reasoning.backends.slots import bucket, supports_slots
 from reasoning.factors import load_catalog
@@ -65,14 +65,22 @@ def test_slots_give_the_ragged_loops_tokens_logprobs_and_child_priors(tiny, temp
         s.meta["token_ids"] for s in ragged.propose(child, CATALOG.get("verify"), 2, temperature=0.0)]
 
 
-def test_a_few_fixed_shape_decoders_serve_batches_of_every_size(tiny):
+def test_a_few_fixed_shape_decoders_serve_batches_of_every_size(tiny, monkeypatch):
     slots, _ = _pair(tiny, max_step_tokens=8)
     for n in (1, 2, 3, 5, 9):
         slots.propose_batch([ExpansionRequest(STATES[i % 2], CATALOG.get("compute"), 1, temperature=1.0, seed=i)
                              for i in range(n)])
     assert 1 <= len(slots._slot_decoders) <= SLOT_DECODERS
-    assert all(s & (s - 1) == 0 and c % 256 == 0 for s, c in slots._slot_decoders)
+    assert all(s & (s - 1) == 0 and c & (c - 1) == 0 and c >= 256 for s, c in slots._slot_decoders)
     assert bucket(1, 5) == (1, 256) and bucket(5, 257) == (8, 512) and bucket(64, 256) == (64, 256)
+    assert bucket(3, 600) == (4, 1024)
+    # the pool's KV blocks stay within its byte budget beside the decoder just used
+    small, _ = _pair(tiny, max_step_tokens=8, kv_cache_mb=0)
+    monkeypatch.setattr(generator, "SLOT_POOL_MIN_BYTES", 1)
+    for n in (1, 2, 3, 5):
+        small.propose_batch([ExpansionRequest(STATES[0], CATALOG.get("compute"), 1, temperature=1.0, seed=i)
+                             for i in range(n)])
+        assert len(small._slot_decoders) == 1
 
 
 @pytest.mark.parametrize("leaves", [1, 4])
@@ -86,9 +94,16 @@ def test_a_greedy_search_builds_the_same_tree_in_slots(tiny, leaves):
 
 
 def test_slots_are_refused_for_a_model_without_prepared_masks_and_off_by_default_on_cpu(tiny):
+    from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
+
     gpt2 = load_generator(tiny.gpt2_tags)
     assert not supports_slots(gpt2.model) and not gpt2.slot_decode
     with pytest.raises(ValueError, match="slot decoding needs"):
         load_generator(tiny.gpt2_tags, slot_decode=True)
+    # Llama and Mistral pass a prepared mask to their own mask builder, which does not take it
+    shape = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+             "num_key_value_heads": 1, "vocab_size": 64}
+    for config, model in ((LlamaConfig, LlamaForCausalLM), (MistralConfig, MistralForCausalLM)):
+        assert not supports_slots(model(config(**shape, attn_implementation="sdpa")))
     qwen = load_generator(tiny.qwen2_cues)
     assert supports_slots(qwen.model) and not qwen.slot_decode  # CPU: the ragged loop stays the default

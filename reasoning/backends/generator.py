@@ -28,7 +28,8 @@ DEFAULT_KV_CACHE_MB = 256  # on a CPU; on CUDA the loader's default is GPU_KV_CA
 GPU_KV_CACHE_SHARE = 0.10
 DEFAULT_PREFILL_TOKENS = 8192
 SLOT_TAIL_ROOM = 16  # columns beyond the step limit for the tokens that close a step (a close tag, a newline)
-SLOT_DECODERS = 8  # fixed-shape decoders (and their CUDA graphs) kept per generator: one per power-of-two batch size
+SLOT_DECODERS = 8  # fixed-shape decoders (and their CUDA graphs) kept per generator, least recently used dropped
+SLOT_POOL_MIN_BYTES = 2**30  # their KV blocks together at most max(this, the node cache's size), the one in use apart
 
 
 @dataclass
@@ -119,7 +120,7 @@ class TransformersGenerator:
         # decode steps of fixed shape, each one CUDA graph on a GPU (slots.py): the default on CUDA for the models
         # it supports; forced on elsewhere it runs the same steps eagerly (the tests compare it with the ragged loop)
         if slot_decode and not supports_slots(model):
-            raise ValueError(f"slot decoding needs a Qwen2/Qwen3/Llama/Mistral model with SDPA attention and no "
+            raise ValueError(f"slot decoding needs a Qwen2/Qwen3 model with SDPA attention and no "
                              f"sliding window; {getattr(model.config, 'model_type', '?')} is not one")
         self.slot_decode = kv_reuse and (self.device.type == "cuda" and supports_slots(model)
                                          if slot_decode is None else slot_decode)
@@ -423,7 +424,11 @@ class TransformersGenerator:
         logits = logits[repeat, -1].float()
         active = [(p, row) for p in plans for row in p.rows]
         if self.slot_decode:
-            self._decode_slots(active, logits, cache, mask, last, prefilled)
+            key = bucket(len(active), mask.shape[1] + max(p.limit for p in plans) + SLOT_TAIL_ROOM)
+            with self._slot_decoder(key) as decoder:
+                decoder.load(cache, mask)
+                del cache  # (the first pass's KV is in the slots now: not kept beside them for the decode)
+                self._decode_slots(decoder, active, logits, last, mask.shape[1], prefilled)
             return
         while active:
             feed = self._next_tokens(active, logits, cache, mask)
@@ -445,52 +450,51 @@ class TransformersGenerator:
                              position_ids=positions, cache=cache, use_cache=True)
             logits = out.logits[:, -1].float()
 
-    def _decode_slots(self, active, logits: torch.Tensor, cache, mask: torch.Tensor, last: torch.Tensor,
+    def _decode_slots(self, decoder: SlotDecoder, active, logits: torch.Tensor, last: torch.Tensor, width: int,
                       prefilled: list[tuple[int, list[int], torch.Tensor]]) -> None:
-        """The decode loop of `_decode_batch` in fixed slots (slots.py): row i of the first pass stays in slot i,
-        every step feeds each row with something to feed one token at the next column (a finished step's closing
-        tokens go one per step), and rows that are done stay masked. The tokens are the ragged loop's."""
-        rows, width = mask.shape
-        key = bucket(rows, width + max(p.limit for p, _ in active) + SLOT_TAIL_ROOM)
-        with self._slot_decoder(key) as decoder:
-            decoder.load(cache, mask)
-            del cache
-            for slot, context, after in prefilled:  # nodes prefilled in the first pass, into the node cache
-                self._keep_prefill(context, decoder.cache, slot, decoder.mask[slot], after)
-            positions = [int(p) for p in last.tolist()]
-            queue: dict[int, list[int]] = {}
-            ready, column = list(range(rows)), width
-            while True:
-                if ready:
-                    feed = self._next_tokens([active[s] for s in ready], logits, decoder.cache, decoder.mask,
-                                             slots=ready)
-                    queue.update((s, list(tokens)) for s, tokens in zip(ready, feed, strict=True) if tokens)
-                if not queue:
-                    break
-                if column >= decoder.columns:  # no room left (a closing tail longer than SLOT_TAIL_ROOM)
-                    for s in queue:
-                        row = active[s][1]
-                        if row.tail is None:  # (cannot happen: a bucket holds every row's step limit)
-                            row.text = self._text(row.ids)
-                        row.tail, row.child = [], None  # this child gets no KV and no prior from the decode
-                    break
-                ids, fed = [self.pad_id] * decoder.slots, [False] * decoder.slots
-                at = [0] * decoder.slots
-                for s, tokens in queue.items():
-                    ids[s], fed[s] = tokens.pop(0), True
-                    positions[s] += 1
-                    at[s] = positions[s]
-                out = decoder.step(column, ids, at, fed)
-                column += 1
-                ready = [s for s, tokens in queue.items() if not tokens]
-                for s in ready:
-                    del queue[s]
-                logits = out[torch.tensor(ready, device=out.device)].float() if ready else logits[:0]
+        """The decode loop of `_decode_batch` in fixed slots (slots.py), the first pass's KV loaded in `decoder`
+        (`width` columns): row i stays in slot i, every step feeds each row with something to feed one token at the
+        next column (a finished step's closing tokens go one per step), and rows that are done stay masked. The
+        tokens, logprobs, priors and cache entries are the ragged loop's up to floating-point rounding (padded
+        columns and one-token tails sum in another order: on a GPU a near-tie may sample otherwise)."""
+        for slot, context, after in prefilled:  # nodes prefilled in the first pass, into the node cache
+            self._keep_prefill(context, decoder.cache, slot, decoder.mask[slot], after)
+        positions = [int(p) for p in last.tolist()]
+        queue: dict[int, list[int]] = {}
+        ready, column = list(range(len(active))), width
+        while True:
+            if ready:
+                feed = self._next_tokens([active[s] for s in ready], logits, decoder.cache, decoder.mask,
+                                         slots=ready)
+                queue.update((s, list(tokens)) for s, tokens in zip(ready, feed, strict=True) if tokens)
+            if not queue:
+                break
+            if column >= decoder.columns:  # no room left (a closing tail longer than SLOT_TAIL_ROOM)
+                for s in queue:
+                    row = active[s][1]
+                    if row.tail is None:  # (cannot happen: a bucket holds every row's step limit)
+                        row.text = self._text(row.ids)
+                    row.tail, row.child = [], None  # this child gets no KV and no prior from the decode
+                break
+            ids, fed = [self.pad_id] * decoder.slots, [False] * decoder.slots
+            at = [0] * decoder.slots
+            for s, tokens in queue.items():
+                ids[s], fed[s] = tokens.pop(0), True
+                positions[s] += 1
+                at[s] = positions[s]
+            out = decoder.step(column, ids, at, fed)
+            column += 1
+            ready = [s for s, tokens in queue.items() if not tokens]
+            for s in ready:
+                del queue[s]
+            logits = out[torch.tensor(ready, device=out.device)].float() if ready else logits[:0]
 
     @contextmanager
     def _slot_decoder(self, key: tuple[int, int]) -> Iterator[SlotDecoder]:
         """The decoder of bucket `key`, taken out of the pool while in use (a thread decoding at the same time
-        makes its own); the pool keeps the SLOT_DECODERS most recently used."""
+        makes its own); the pool keeps the SLOT_DECODERS most recently used whose KV blocks fit in
+        max(SLOT_POOL_MIN_BYTES, the node cache's size) beside the one just used (a deep tree's wider buckets
+        push out the narrower ones)."""
         with self._slots_lock:
             decoder = self._slot_decoders.pop(key, None)
         if decoder is None:
@@ -500,7 +504,10 @@ class TransformersGenerator:
         finally:
             with self._slots_lock:
                 self._slot_decoders[key] = decoder
-                while len(self._slot_decoders) > SLOT_DECODERS:
+                budget = max(SLOT_POOL_MIN_BYTES, self.kv_cache.max_bytes)
+                while len(self._slot_decoders) > 1 and (
+                        len(self._slot_decoders) > SLOT_DECODERS
+                        or sum(d.nbytes for d in self._slot_decoders.values()) > budget + decoder.nbytes):
                     del self._slot_decoders[next(iter(self._slot_decoders))]
 
     def _hits_and_prefilled(self, plans: list[_Plan]) -> list[Entry | None]:

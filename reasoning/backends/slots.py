@@ -9,7 +9,8 @@ finished, and the unused slots of a bucket are masked out). Those shapes never c
 step is captured once per (slots, columns) bucket and replayed: one launch a step.
 
 Only models whose forward takes prepared masks (`attention_mask={"full_attention": mask}`), use SDPA attention and
-have no sliding-window layers qualify (`supports_slots`): the Qwen2 family the product targets, Llama and Mistral.
+have no sliding-window layers qualify (`supports_slots`): Qwen2 (the Qwen2.5-Math generators the product targets)
+and Qwen3. Llama and Mistral hand such a mask to their own mask builder, which does not take it.
 The same code runs eagerly on a CPU, which is how the tests check it against the ragged loop.
 """
 from __future__ import annotations
@@ -27,8 +28,8 @@ from .kvcache import Entry, _tensor
 log = logging.getLogger(__name__)
 _CAPTURE = threading.Lock()  # one capture at a time in the process (workers may share a GPU)
 
-SLOT_MODEL_TYPES = frozenset({"qwen2", "qwen3", "llama", "mistral"})
-COLUMN_BUCKET = 256
+SLOT_MODEL_TYPES = frozenset({"qwen2", "qwen3"})
+MIN_COLUMNS = 256
 
 
 def supports_slots(model) -> bool:
@@ -41,10 +42,9 @@ def supports_slots(model) -> bool:
 
 
 def bucket(rows: int, columns: int) -> tuple[int, int]:
-    """The (slots, columns) of the buffer that holds `rows` rows of `columns` positions: slots a power of two,
-    columns a multiple of COLUMN_BUCKET, so that a few captured graphs serve every batch."""
-    slots = 1 << max(0, rows - 1).bit_length()
-    return slots, -(-columns // COLUMN_BUCKET) * COLUMN_BUCKET
+    """The (slots, columns) of the buffer that holds `rows` rows of `columns` positions: both powers of two (columns
+    at least MIN_COLUMNS), so that a few captured graphs serve every batch of a search however deep its tree."""
+    return 1 << max(0, rows - 1).bit_length(), max(MIN_COLUMNS, 1 << max(0, columns - 1).bit_length())
 
 
 class _SlotLayer(StaticLayer):
@@ -134,6 +134,10 @@ class SlotDecoder:
         self.mask.zero_()
         self.mask[:, 0] = True
         self.mask[:rows, :width] = mask.to(torch.bool)
+
+    @property
+    def nbytes(self) -> int:
+        return self.kv.numel() * self.kv.element_size()
 
     def entry(self, slot: int, columns: torch.Tensor, logits: torch.Tensor) -> Entry:
         """Slot `slot`'s KV at `columns` as a node-cache entry: one gather for all layers (the per-layer copy of
