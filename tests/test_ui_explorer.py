@@ -210,6 +210,46 @@ def test_the_annotator_name_survives_a_restart_of_the_app(app, browser, tmp_path
     context.close()
 
 
+def test_a_name_typed_while_the_page_loads_is_kept_and_credited(app, browser):
+    """The page restores the annotator name kept in the browser when it loads. In a browser that kept none, the
+    restore answered '' and wiped a name typed before the answer came, so the next ratings went to 'anonymous'.
+    The page's first calls to the server are held here until the name is typed, then let through."""
+    url, store = app
+    sid, tree = small_tree(store, "early-name")
+    context = browser.new_context(viewport={"width": 1500, "height": 1100})  # nothing kept in this browser
+    pg = context.new_page()
+    held: list = []
+    pg.route("**/gradio_api/**", lambda route: held.append(route) if route.request.method == "POST"
+             else route.continue_())
+    pg.goto(url)
+    box = pg.locator("#annotator input, #annotator textarea").first
+    box.wait_for()
+    for _ in range(100):  # the load calls are on their way (and held)
+        if held:
+            break
+        pg.wait_for_timeout(100)
+    assert held, "the page made no call to the server on load"
+    box.fill("bob")
+    box.press("Tab")
+    release = list(held)
+    pg.unroute("**/gradio_api/**")  # what comes next goes straight through
+    for route in release:
+        try:
+            route.continue_()
+        except Exception as exc:  # unroute may already have let a pending one through
+            assert "already handled" in str(exc)
+    pg.wait_for_timeout(2500)
+    assert box.input_value() == "bob"
+    open_session(pg, url, sid, len(tree))  # a reload: the name comes back from the browser's copy
+    pg.wait_for_function("() => (document.querySelector('#annotator input, #annotator textarea') || {}).value"
+                         " === 'bob'", timeout=15_000)
+    click_node(pg, "0.1")
+    pg.click("#rate-good")
+    wait_status(pg, "rated node 0.1 +1 as bob")
+    assert [a.annotator for a in store.annotations(sid, "0.1")] == ["bob"]
+    context.close()
+
+
 def test_a_problem_outside_the_demo_models_domain_is_flagged_before_the_search(app, page):
     url, _ = app
     page.goto(url)

@@ -96,8 +96,10 @@ def build_app(
                 data.build_page(engine, shared)
 
         def restore_name(saved: str, request: gr.Request):
+            """The login name, else the name this browser kept; with neither, the box is left as it is (an empty
+            answer would wipe a name typed while the page loaded, and its ratings would go to 'anonymous')."""
             user = getattr(request, "username", None)
-            return user or saved or ""
+            return user or saved or gr.update()
 
         demo.load(restore_name, [saved_name], [annotator], api_visibility="undocumented", queue=False)
         if shared.problem_pick is not None:  # the problems imported since the app started, on every page open
