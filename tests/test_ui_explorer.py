@@ -200,14 +200,20 @@ def test_the_annotator_name_survives_a_restart_of_the_app(app, browser, tmp_path
         box.press("Tab")
         pg.wait_for_timeout(1500)
     with serve(generator=generator, scorer=scorer, store=store, port=port) as url:  # the app restarted
-        open_session(pg, url, sid, len(tree))
-        pg.wait_for_function("() => (document.querySelector('#annotator input, #annotator textarea') || {}).value"
-                             " === 'alice'", timeout=15_000)
-        click_node(pg, "0.1")
-        pg.click("#rate-good")
-        wait_status(pg, "rated node 0.1 +1 as alice")
-    assert [a.annotator for a in store.annotations(sid, "0.1")] == ["alice"]
+        reopen_and_rate_as(pg, url, store, sid, tree, "alice")
     context.close()
+
+
+def reopen_and_rate_as(pg, url: str, store: Store, sid: int, tree: ReasoningTree, name: str) -> None:
+    """Open the session again (a page load), wait for the annotator box to show `name` from the browser's copy,
+    rate node 0.1 good and check the rating is stored under `name`."""
+    open_session(pg, url, sid, len(tree))
+    pg.wait_for_function("(name) => (document.querySelector('#annotator input, #annotator textarea') || {}).value"
+                         " === name", arg=name, timeout=15_000)
+    click_node(pg, "0.1")
+    pg.click("#rate-good")
+    wait_status(pg, f"rated node 0.1 +1 as {name}")
+    assert [a.annotator for a in store.annotations(sid, "0.1")] == [name]
 
 
 def test_a_name_typed_while_the_page_loads_is_kept_and_credited(app, browser):
@@ -240,13 +246,7 @@ def test_a_name_typed_while_the_page_loads_is_kept_and_credited(app, browser):
             assert "already handled" in str(exc)
     pg.wait_for_timeout(2500)
     assert box.input_value() == "bob"
-    open_session(pg, url, sid, len(tree))  # a reload: the name comes back from the browser's copy
-    pg.wait_for_function("() => (document.querySelector('#annotator input, #annotator textarea') || {}).value"
-                         " === 'bob'", timeout=15_000)
-    click_node(pg, "0.1")
-    pg.click("#rate-good")
-    wait_status(pg, "rated node 0.1 +1 as bob")
-    assert [a.annotator for a in store.annotations(sid, "0.1")] == ["bob"]
+    reopen_and_rate_as(pg, url, store, sid, tree, "bob")  # the name comes back from the browser's copy
     context.close()
 
 
