@@ -13,7 +13,7 @@ from typing import Any
 
 from reasoning.tree import ROOT, ReasoningTree
 
-from .labels import LabelOptions, LabelView, export_paths, leaf_paths
+from .labels import LabelOptions, LabelView, account, export_paths, labeled_runs, leaf_paths, rating_counts, views
 from .records import LabeledTree
 
 STEP_JOIN = "\n"  # how steps are joined where a format wants one string (SFT completions, preference prompts)
@@ -41,28 +41,38 @@ def _context(view: LabelView, parent: str) -> str:
 
 
 # -- TRL stepwise (contract), Math-Shepherd, ProcessBench ----------------------------------------
+def _with_context(view: LabelView, context: list[str]) -> str:
+    """The prompt of a record whose labeled steps start below the root: the problem and the steps before them."""
+    return STEP_JOIN.join([_prompt(view), *_texts(view.tree, context)])
+
+
 def trl_records(view: LabelView) -> list[dict[str, Any]]:
-    """`{"prompt", "completions", "labels"}` per labeled root-to-node path; soft values go in `soft_labels`."""
+    """`{"prompt", "completions", "labels"}` per run of labeled steps on a root-to-leaf path (the steps before a run
+    that starts below the root are part of its prompt: context, not targets); soft values go in `soft_labels`."""
     out = []
-    for path in export_paths(view):
-        rec: dict[str, Any] = {"prompt": _prompt(view), "completions": _texts(view.tree, path),
+    for context, path in labeled_runs(view):
+        rec: dict[str, Any] = {"prompt": _with_context(view, context), "completions": _texts(view.tree, path),
                                "labels": [view.good(n) for n in path]}
         if view.options.soft:
             rec["soft_labels"] = [view.soft(n) for n in path]
+        view.mark(path)
         out.append(rec)
     return out
 
 
 def math_shepherd_records(view: LabelView) -> list[dict[str, Any]]:
-    """Math-Shepherd's `input` (each step ends in `ки`) and `label` (the tag replaced by `+` or `-`)."""
+    """Math-Shepherd's `input` (each labeled step ends in `ки`) and `label` (the tag replaced by `+` or `-`); the
+    untagged steps before a run that starts below the root are context."""
     out = []
-    for path in export_paths(view):
+    for context, path in labeled_runs(view):
         texts = _texts(view.tree, path)
         marks = [SHEPHERD_GOOD if view.good(n) else SHEPHERD_BAD for n in path]
+        head = _with_context(view, context) + " "
         out.append({
-            "input": _prompt(view) + " " + "\n".join(f"{t} {SHEPHERD_TAG}" for t in texts),
-            "label": _prompt(view) + " " + "\n".join(f"{t} {m}" for t, m in zip(texts, marks, strict=True)),
+            "input": head + "\n".join(f"{t} {SHEPHERD_TAG}" for t in texts),
+            "label": head + "\n".join(f"{t} {m}" for t, m in zip(texts, marks, strict=True)),
         })
+        view.mark(path)
     return out
 
 
@@ -86,6 +96,7 @@ def processbench_records(view: LabelView) -> list[dict[str, Any]]:
             continue
         steps, label = read
         seen.add(tuple(steps))
+        view.mark(steps if label < 0 else steps[:label + 1])
         out.append({"id": f"{view.lt.session_id}:{steps[-1]}", "problem": _prompt(view),
                     "steps": _texts(view.tree, steps), "label": label})
     return out
@@ -93,6 +104,7 @@ def processbench_records(view: LabelView) -> list[dict[str, Any]]:
 
 # -- PRM800K -------------------------------------------------------------------------------------
 def _completion(view: LabelView, nid: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    view.mark([nid])
     return {"text": view.tree.node(nid)["text"], "rating": view.rating(nid), **(extra or {"flagged": False})}
 
 
@@ -110,10 +122,8 @@ def _prm800k_step(view: LabelView, parent: str, nid: str) -> dict[str, Any]:
 def _prm800k_generic(view: LabelView, skip: set[str]) -> list[dict[str, Any]]:
     """A record per path (ending outside `skip`): each step's live siblings rated, the path's node chosen."""
     tree, out = view.tree, []
-    notes_by_node: dict[str, list] = {}
-    for a in view.lt.annotations:
-        notes_by_node.setdefault(a.node_id, []).append(a)
-    for path in export_paths(view, partial=True):
+    notes_by_node = view.by_node
+    for path in _prm800k_paths(view):
         if path[-1] in skip:
             continue
         steps = [_prm800k_step(view, p, n) for p, n in zip([ROOT, *path[:-1]], path, strict=True)]
@@ -130,6 +140,13 @@ def _prm800k_generic(view: LabelView, skip: set[str]) -> list[dict[str, Any]]:
                       "finish_reason": finish},
         })
     return out
+
+
+def _prm800k_paths(view: LabelView) -> list[list[str]]:
+    """Whole root-to-leaf paths with all_paths, else each run of labeled steps with the path down to it."""
+    if view.options.all_paths:
+        return leaf_paths(view.tree)
+    return [context + steps for context, steps in labeled_runs(view)]
 
 
 def _prm800k_trace(view: LabelView, trace: dict[str, Any]) -> dict[str, Any]:
@@ -174,6 +191,7 @@ def pair_records(view: LabelView) -> list[dict[str, Any]]:
         values = {c: v for c in view.tree.children(parent) if (v := view.value(c)) is not None}
         for a, b in itertools.permutations(values, 2):
             if values[a] > values[b]:
+                view.mark([a, b])
                 out.append({"prompt": _context(view, parent), "chosen": view.tree.node(a)["text"],
                             "rejected": view.tree.node(b)["text"]})
     return out
@@ -195,7 +213,10 @@ def _sft_paths(view: LabelView) -> list[list[str]]:
 
 def sft_records(view: LabelView) -> list[dict[str, Any]]:
     """`{"prompt", "completion"}` for each best path: a terminal path rated good throughout, or a correct import."""
-    return [{"prompt": _prompt(view), "completion": STEP_JOIN.join(_texts(view.tree, p))} for p in _sft_paths(view)]
+    paths = _sft_paths(view)
+    for p in paths:
+        view.mark(p)
+    return [{"prompt": _prompt(view), "completion": STEP_JOIN.join(_texts(view.tree, p))} for p in paths]
 
 
 FORMATS: dict[str, Callable[[LabelView], list[dict[str, Any]]]] = {
@@ -206,22 +227,34 @@ FORMATS: dict[str, Callable[[LabelView], list[dict[str, Any]]]] = {
     "pairs": pair_records,
     "sft": sft_records,
 }
+# Why a rating that survived the options' filters (annotators, pruning, combining, neutral) can still be left out of
+# a format: the formats that carry every such rating have none.
+FORMAT_GAPS = {
+    "trl": "", "math-shepherd": "", "prm800k": "",
+    "processbench": "ProcessBench writes a path only from the first step to its first error, every step labeled",
+    "pairs": "pairs need a live sibling with a different label",
+    "sft": "SFT writes only terminal paths rated good throughout",
+}
 
 
 def _per_tree(trees: list[LabeledTree], fmt: str,
-              options: LabelOptions | None) -> Iterator[tuple[LabelView, list[dict[str, Any]]]]:
-    """Each tree's label view and its records of format `fmt`, in session order."""
+              options: LabelOptions | None) -> Iterator[list[tuple[LabelView, list[dict[str, Any]]]]]:
+    """Each tree's label views with their records of format `fmt`, in session order (combining `each`: one view per
+    annotator, whose records carry an `annotator` field)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose one of {sorted(FORMATS)}")
     options = options or LabelOptions()
     for lt in trees:
-        view = LabelView(lt, options)
-        yield view, FORMATS[fmt](view)
+        out = []
+        for view in views(lt, options):
+            made = FORMATS[fmt](view)
+            out.append((view, [{**r, "annotator": view.annotator} for r in made] if view.annotator else made))
+        yield out
 
 
 def export_records(trees: list[LabeledTree], fmt: str, options: LabelOptions | None = None) -> list[dict[str, Any]]:
     """All records of format `fmt` for `trees`, in session then path order. Pure: no I/O."""
-    return [rec for _, records in _per_tree(trees, fmt, options) for rec in records]
+    return [rec for per_view in _per_tree(trees, fmt, options) for _, records in per_view for rec in records]
 
 
 # -- writing ---------------------------------------------------------------------------------------
@@ -367,15 +400,20 @@ def write_export(trees: list[LabeledTree], fmt: str, out: str | Path, options: L
                  file_format: str | None = None) -> dict[str, Any]:
     """Write the export and its manifest (counts, options, sha256) beside it; returns the manifest."""
     out = Path(out)
+    if out.is_dir():  # refused before anything is touched: writing would swap the user's folder out of the way
+        raise ValueError(f"{out} is a directory; name the export file to write (e.g. {out / 'export.jsonl'})")
     options = options or LabelOptions()
     file_format = file_format or ("parquet" if out.suffix == ".parquet" else "jsonl")
     if file_format not in WRITERS:
         raise ValueError(f"unknown file format {file_format!r}; choose one of {sorted(WRITERS)}")
     records: list[dict[str, Any]] = []
     marks: list[Mark] = []
-    for view, mine in _per_tree(trees, fmt, options):
-        records += mine
-        marks += MARKS[fmt](view, mine)
+    accounts = []
+    for lt, per_view in zip(trees, _per_tree(trees, fmt, options), strict=True):
+        for view, mine in per_view:
+            records += mine
+            marks += MARKS[fmt](view, mine)
+        accounts += account(lt, [view for view, _ in per_view], options or LabelOptions(), FORMAT_GAPS[fmt])
     data = WRITERS[file_format](records)
     manifest = {
         "format": fmt, "file": out.name, "file_format": file_format, "sha256": hashlib.sha256(data).hexdigest(),
@@ -383,6 +421,8 @@ def write_export(trees: list[LabeledTree], fmt: str, out: str | Path, options: L
         # steps: how many the file holds (PRM800K: every rated alternative; pairs: chosen and rejected); good,
         # neutral and bad: the labels they carry there (a binary format maps neutral as the options say)
         "counts": {"records": len(records), "sessions": len(trees), **step_counts(marks)},
+        # every stored human rating: how many reached the file, per annotator, and why the others did not
+        "ratings": rating_counts(accounts),
         "sessions": [lt.session_id for lt in trees],
     }
     # the data file and its manifest: both or neither (a data file without its manifest has no checksum or options)

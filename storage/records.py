@@ -44,6 +44,7 @@ class Annotation:
     version: int = 1
     created: datetime | None = None
     updated: datetime | None = None
+    adjudicated: bool = False  # an adjudicator's decision: it settles the node's label in every export
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -86,6 +87,7 @@ class SessionInfo:
     config: dict[str, Any] | None = None
     provenance: dict[str, Any] | None = None
     catalog: dict[str, Any] | None = None
+    meta: dict[str, Any] | None = None  # import source and traces, the search's state ("search": running, ...)
 
 
 @dataclass(frozen=True)

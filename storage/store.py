@@ -271,17 +271,19 @@ class Store:
     # -- annotations ---------------------------------------------------------------------------
     def rate(self, session_id: int, node_id: str, annotator: str, rating: int, *, unsure: bool = False,
              note: str = "", seconds: float | None = None, action_id: str | None = None,
-             expected_version: int | None = None, live_session: bool = False) -> Annotation:
+             expected_version: int | None = None, live_session: bool = False,
+             adjudicated: bool = False) -> Annotation:
         """Set `annotator`'s rating of a node. `expected_version` is the version of that annotator's rating the
         caller saw (0: none yet); a stale one raises ConflictError. `live_session` also refuses a deleted session,
         inside the same transaction: the web's rate touches the session row, the node, the annotation and the log,
-        never the whole tree."""
+        never the whole tree. `adjudicated` stores the rating as an adjudicator's decision, which settles the node's
+        label in every export whatever the other annotators said."""
         _check_rating(rating)
         if not annotator or not annotator.strip():
             raise ValueError("an annotator name is needed")
         _clean(annotator, "annotator name")
         values = {"rating": int(rating), "unsure": bool(unsure), "note": _clean(note or "", "note"),
-                  "seconds": seconds}
+                  "seconds": seconds, "adjudicated": bool(adjudicated)}
 
         def work(s: Session) -> Logged:
             if live_session:
@@ -306,7 +308,7 @@ class Store:
             changes, out = [], []
             for nid, rating in ratings.items():
                 _node_row(s, session_id, nid)
-                values = {"rating": int(rating), "unsure": False, "note": "", "seconds": None}
+                values = {"rating": int(rating), "unsure": False, "note": "", "seconds": None, "adjudicated": False}
                 before, row = _put_annotation(s, session_id, nid, annotator, values, None)
                 assert row is not None  # values were given, so the annotation is stored
                 changes.append({"node_id": nid, "before": before})
@@ -641,7 +643,7 @@ def _tree(problem: ProblemRow, nodes: Sequence[NodeRow]) -> ReasoningTree:
 
 def _annotation(row: AnnotationRow) -> Annotation:
     return Annotation(row.session_id, row.node_id, row.annotator, row.rating, row.unsure, row.note, row.seconds,
-                      row.version, row.created, row.updated)
+                      row.version, row.created, row.updated, bool(row.adjudicated))
 
 
 def _annotation_row(s: Session, session_id: int, node_id: str, annotator: str) -> AnnotationRow | None:
@@ -662,7 +664,8 @@ def _put_annotation(s: Session, session_id: int, node_id: str, annotator: str, v
         s.add(row)
         s.flush()
         return None, row
-    before = {"rating": row.rating, "unsure": row.unsure, "note": row.note, "seconds": row.seconds}
+    before = {"rating": row.rating, "unsure": row.unsure, "note": row.note, "seconds": row.seconds,
+              "adjudicated": row.adjudicated}
     key = [AnnotationRow.id == row.id]
     if values is None:
         _bump(s, AnnotationRow, key, expected, {}, row.version)

@@ -193,3 +193,104 @@ def test_trl_prm_tokenize_row_puts_labels_on_the_separator_tokens(monkeypatch):
         assert [y for _, y in marked] == [int(x) for x in rec["labels"]]
         assert all(row["input_ids"][i] == sep[-1] for i, _ in marked)
         assert row["input_ids"][0] == tokenizer.bos_token_id
+
+
+# -- every human rating reaches every format that can carry it (the labeller's work must arrive) ----------------------
+def three_annotators() -> LabeledTree:
+    """The walkthrough's session: 10 ratings on 8 nodes by alice, bob and dave, most of them below unrated steps.
+
+    root ─ 0.0 ─ 0.0.0 (alice -1 then dave +1: a disagreement) ─ 0.0.0.0 (alice +1, terminal)
+         │     └ 0.0.1 (bob 0)
+         └ 0.1 ─ 0.1.0 ─ 0.1.0.0 (bob -1, dave -1)
+                       └ 0.1.0.1 (alice +1)
+               └ 0.1.1 (dave +1) ─ 0.1.1.0 (bob +1, terminal)
+    0.0, 0.1 and 0.1.0 are unrated, so no path from the root is labeled throughout."""
+    t = ReasoningTree(Problem("cd-4-7-8-8", "Use 4 7 8 8 to make 24.", "8*(7-(8-4))", "countdown"))
+    add = lambda parent, text, **kw: t.add_child(parent, Step(text, **kw))  # noqa: E731
+    a = add("0", "8-4=4 (left: 4 7 8)")
+    b = add(a, "7-4=3 (left: 3 8)")
+    c = add(b, "8*3=24 (answer: 8*(7-(8-4)))", terminal=True, answer="8*(7-(8-4))")
+    d = add(a, "7+4=11 (left: 8 11)")
+    e = add("0", "8+8=16 (left: 4 7 16)")
+    f = add(e, "16-7=9 (left: 4 9)")
+    g = add(f, "9*4=36 (left: 36)")
+    h = add(f, "9+4=13 (left: 13)")
+    i = add(e, "16+4=20 (left: 7 20)")
+    j = add(i, "20+7=27 (answer: 27)", terminal=True, answer="27")
+    from datetime import UTC, datetime, timedelta
+    t0 = datetime(2026, 12, 1, tzinfo=UTC)
+    rated = [(b, "alice", -1), (c, "alice", 1), (d, "bob", 0), (g, "bob", -1), (g, "dave", -1), (h, "alice", 1),
+             (i, "dave", 1), (j, "bob", 1), (b, "dave", 1), (h, "bob", 1)]
+    notes = [Annotation(1, n, who, r, created=t0 + timedelta(minutes=k)) for k, (n, who, r) in enumerate(rated)]
+    return LabeledTree(1, t, notes, [])
+
+
+def carried(fmt: str, lt: LabeledTree, **options) -> dict:
+    """{step text: label} of every step the format writes with a label (TRL and Math-Shepherd read per record)."""
+    recs = export_records([lt], fmt, LabelOptions(**options))
+    out: dict = {}
+    for r in recs:
+        if fmt == "trl":
+            out.update(zip(r["completions"], r["labels"], strict=True))
+        elif fmt == "prm800k":
+            for st in r["label"]["steps"]:
+                out.update({c["text"]: c["rating"] for c in st["completions"] if c["rating"] is not None})
+    return out
+
+
+def test_every_human_rating_reaches_trl_and_prm800k_even_below_unrated_steps(tmp_path):
+    lt = three_annotators()
+    trl = carried("trl", lt, neutral="bad")
+    assert trl["9*4=36 (left: 36)"] is False  # bob and dave's -1 below two unrated steps (was absent)
+    assert set(trl) == {lt.tree.node(a.node_id)["text"] for a in lt.annotations}
+    rec = next(r for r in export_records([lt], "trl") if r["completions"] == ["9*4=36 (left: 36)", ])
+    assert rec["prompt"] == "Use 4 7 8 8 to make 24.\n8+8=16 (left: 4 7 16)\n16-7=9 (left: 4 9)"  # context
+    prm = carried("prm800k", lt)
+    assert len(prm) == 7 and prm["7+4=11 (left: 8 11)"] == 0  # every rated node, the neutral one too
+    for fmt in ("trl", "math-shepherd", "prm800k"):
+        counts = write_export([lt], fmt, tmp_path / f"{fmt}.jsonl", LabelOptions(neutral="bad"))["ratings"]
+        # 10 stored; under `latest` alice's -1 on 0.0.0 is superseded by dave's later +1
+        assert (counts["stored"], counts["exported"]) == (10, 9), fmt
+        assert counts["left_out"] == {"superseded by a later or surer rating (--combine latest)": 1}
+        assert counts["by_annotator"]["alice"] == {
+            "stored": 3, "exported": 2,
+            "left_out": {"superseded by a later or surer rating (--combine latest)": 1}}
+        assert counts["by_annotator"]["bob"]["exported"] == 4 and counts["by_annotator"]["dave"]["exported"] == 3
+
+
+def test_the_account_says_why_a_rating_is_left_out(tmp_path):
+    lt = three_annotators()
+    m = write_export([lt], "trl", tmp_path / "t.jsonl")  # neutral dropped by default
+    assert m["ratings"]["left_out"]["neutral, dropped (--neutral drop)"] == 1
+    pb = write_export([lt], "processbench", tmp_path / "p.jsonl")["ratings"]
+    assert pb["exported"] == 0 and sum(pb["left_out"].values()) == 10  # no path is labeled from its first step
+    only = write_export([lt], "trl", tmp_path / "o.jsonl", LabelOptions(annotators=("bob",)))["ratings"]
+    assert only["by_annotator"]["alice"]["left_out"] == {"annotator not selected (--annotators)": 3}
+    assert only["by_annotator"]["bob"]["exported"] == 3  # his neutral is dropped
+    lt.tree.set_pruned("0.1.0")
+    pruned = write_export([lt], "trl", tmp_path / "x.jsonl")["ratings"]
+    assert pruned["left_out"]["on a pruned branch"] == 4  # 0.1.0.0 and 0.1.0.1, twice each
+
+
+def test_annotators_ratings_combine_as_the_export_asks():
+    lt = three_annotators()
+    b = "7-4=3 (left: 3 8)"
+    assert carried("trl", lt)[b] is True  # latest: dave's +1 after alice's -1
+    assert b not in carried("trl", lt, combine="majority")  # one against one: a tie
+    assert b not in carried("trl", lt, combine="unanimous")
+    assert carried("trl", lt, combine="unanimous")["9*4=36 (left: 36)"] is False  # bob and dave agree
+    each = export_records([lt], "trl", LabelOptions(combine="each"))
+    by = {(r["annotator"], c): y for r in each for c, y in zip(r["completions"], r["labels"], strict=True)}
+    assert by[("alice", b)] is False and by[("dave", b)] is True and ("bob", b) not in by
+    lt.annotations.append(Annotation(1, "0.0.0", "carol", -1, adjudicated=True))  # an adjudicator settles it
+    for how in ("latest", "majority", "unanimous"):
+        assert carried("trl", lt, combine=how)[b] is False, how
+
+
+def test_an_export_refuses_a_directory_before_touching_it(tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "notes.txt").write_text("x")
+    with pytest.raises(ValueError, match="is a directory"):
+        write_export([labeled()], "trl", d)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"] and (d / "notes.txt").read_text() == "x"
