@@ -208,6 +208,15 @@ class Store:
         self._action(action_id, work, (session_id, None, annotator, kind))
         return self.session(session_id)
 
+    def update_session_meta(self, session_id: int, **values: Any) -> None:
+        """Merge `values` into a session's meta JSON (not a user action: no log entry, no version bump)."""
+
+        def work(s: Session) -> None:
+            row = _session_row(s, session_id)
+            row.meta = {**(row.meta or {}), **values}
+
+        self._transact(work)
+
     # -- trees ---------------------------------------------------------------------------------
     def save_tree(self, session_id: int, tree: ReasoningTree) -> int:
         """Upsert every node of `tree` (new nodes whole, known nodes' search statistics only); returns nodes added."""
@@ -572,7 +581,7 @@ def _session_info(s: Session, row: SessionRow) -> SessionInfo:
     notes = s.execute(select(func.count()).select_from(AnnotationRow).where(AnnotationRow.session_id == row.id)
                       ).scalar_one()
     return SessionInfo(row.id, row.name, row.problem_id, row.problem.text, row.deleted, row.version, row.created,
-                       row.updated, nodes, notes, row.config, row.provenance, row.catalog)
+                       row.updated, nodes, notes, row.config, row.provenance, row.catalog, row.meta)
 
 
 def _node_values(session_id: int, nid: str, attrs: Mapping[str, Any]) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from .wiring import guarded, who
 # whole search to finish (the backends are thread-safe: a search's worker thread and an edit share them).
 SEARCH_CALLS = {"search", "resume"}
 MODEL_CALLS = {"expand", "summarize", "edit_step", "human_step"}
-SESSION_KEYS = ["id", "name", "problem", "nodes", "annotations", "updated", "deleted"]
+SESSION_KEYS = ["id", "name", "problem", "nodes", "annotations", "updated", "deleted", "search"]
 _API_TYPES: dict[str, Any] = {"int": int | None, "float": float | None, "choice": str | None, "bool": bool | None,
                               "floats": list[float] | float | str | None, "names": list[str] | str | None}
 

@@ -15,7 +15,8 @@ def build_page(engine: Explorer, shared: Shared) -> None:
         query = gr.Textbox(label="filter (name or problem text)", elem_id="session-filter", scale=3)
         deleted = gr.Checkbox(label="show deleted", elem_id="show-deleted")
         refresh = gr.Button("Refresh", size="sm", elem_id="sessions-refresh")
-    table = gr.Dataframe(headers=SESSION_HEADERS, datatype=["number", "str", "str", "number", "number", "str", "str"],
+    table = gr.Dataframe(headers=SESSION_HEADERS,
+                         datatype=["number", "str", "str", "number", "number", "str", "str", "str"],
                          interactive=False, wrap=True, elem_id="sessions-table", max_height=360)
     with gr.Row():
         sid = gr.Number(None, label="session id", precision=0, elem_id="session-pick",
@@ -54,7 +55,7 @@ def build_page(engine: Explorer, shared: Shared) -> None:
             raise ValueError("type a session id or click a row of the table first")
         info = engine.session_info(session_id)
         fig = plot_for(engine, str(info.id), color_by)
-        return str(info.id), None, fig, gr.Tabs(selected="explore-tab"), f"opened session {info.id}"
+        return str(info.id), None, fig, gr.Tabs(selected="explore-tab"), opened_line(engine, info)
 
     open_btn.click(do_open, [sid, shared.color_by], [shared.session, shared.node, shared.plot, shared.tabs, message],
                    api_visibility="undocumented")
@@ -81,3 +82,11 @@ def build_page(engine: Explorer, shared: Shared) -> None:
             plot_for(engine, str(int(b)), color_by) if b else empty_figure("right run")
 
     compare.click(do_compare, [left, right, shared.color_by], [plot_l, plot_r], api_visibility="undocumented")
+
+
+def opened_line(engine: Explorer, info) -> str:
+    """The message of Open: an interrupted search says how to go on with it."""
+    if engine.sessions_.search_state(info) == "interrupted":
+        return (f"opened session {info.id}: its search was interrupted at {info.nodes} nodes; "
+                "select a node and use 'Resume search from here' to go on")
+    return f"opened session {info.id}"

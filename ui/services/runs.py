@@ -1,7 +1,9 @@
 """Live runs: a search on a new session, or resumed from a node, streamed to the page as it grows.
 
 A running search grows its tree in a worker thread (in memory, `Sessions.live`), saved every SAVE_SECONDS and when it
-ends, so a crash loses little; the page and the API read snapshots of it and never hold the search back.
+ends, so a crash loses little; the page and the API read snapshots of it and never hold the search back. A search runs
+to its end (or its Stop) whether or not anyone still reads it: closing the page does not stop it. Its state (running,
+finished, stopped; interrupted when the server stopped under it) is stored with the session (`Sessions.mark`).
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from reasoning.types import Problem
 
 from .. import validate as v
 from .models import ModelRegistry, provenance
-from .sessions import Sessions
+from .sessions import FINISHED, INTERRUPTED, RUNNING, STOPPED, Sessions
 from .views import result_line
 
 REDRAW_SECONDS = 1.5  # a snapshot reaches the page at most every 1.5 s while a search runs (BENCHMARKS.md, explorer)
@@ -103,19 +105,17 @@ class LiveRuns:
             self.sessions.cache.pop(sid, None)  # the live tree is read while it runs; the stored one will change
         run = _Run(sid, tree, stop, status=f"session {sid}: searching…")
         try:
+            self.sessions.mark(sid, RUNNING)
             events = iterate(tree, generator, scorer, config, catalog=catalog, start=start, stop=stop)
         except ValueError as exc:
+            run.error = exc
             self._finish(run)
             raise v.UserError(str(exc)) from None
         worker = threading.Thread(target=self._work, args=(run, events), name=f"search-{sid}", daemon=True)
         worker.start()
-        finished = False
-        try:
-            yield RunUpdate(sid, tree.snapshot(), run.status)
-            finished = yield from _poll(run)
-        finally:
-            if not finished:  # the reader went away (page closed, generator dropped): stop the search
-                stop.set()
+        yield RunUpdate(sid, tree.snapshot(), run.status)
+        # A reader that goes away here (the page closed, the generator dropped) leaves the worker running to its end.
+        yield from _poll(run)
         if run.error is not None:
             if isinstance(run.error, ValueError):
                 raise v.UserError(str(run.error)) from None
@@ -140,9 +140,11 @@ class LiveRuns:
             self._finish(run)
 
     def _finish(self, run: _Run) -> None:
-        """Save the tree once more, then forget the run (readers load the saved tree from then on) and wake readers."""
+        """Save the tree and how the search ended, then forget the run (readers load the saved tree from then on) and
+        wake readers."""
         try:
             self.sessions.store.save_tree(run.sid, run.tree)
+            self.sessions.mark(run.sid, _ending(run))
         except BaseException as exc:
             run.error = run.error or exc
         finally:
@@ -172,6 +174,14 @@ class _Run:
             self.status, self.done = status, self.done or done
             self.changes += 1
             self.changed.notify_all()
+
+
+def _ending(run: _Run) -> str:
+    """The state a search ended in: a failed one can be resumed like one the server lost."""
+    if run.error is not None:
+        return INTERRUPTED
+    stopped = run.stop.is_set() or bool(getattr(run.result, "stopped", False))
+    return STOPPED if stopped else FINISHED
 
 
 def _poll(run: _Run) -> Iterator[RunUpdate]:

@@ -17,6 +17,10 @@ from reasoning.tree import ReasoningTree
 from .. import validate as v
 from .views import session_rows
 
+# A session's search state, kept in its meta JSON ("search"). A session stored as running that runs in no search of
+# this server (the server stopped while it ran) reads as interrupted: it can be resumed from any node.
+RUNNING, FINISHED, STOPPED, INTERRUPTED = "running", "finished", "stopped", "interrupted"
+
 
 def new_action_id() -> str:
     return uuid.uuid4().hex
@@ -96,6 +100,15 @@ class Sessions:
     def running(self, session_id: Any) -> bool:
         return v.session_id(session_id) in self.live
 
+    def search_state(self, info: Any) -> str:
+        """What became of a session's search: running, finished, stopped, interrupted, or "" (none ran here)."""
+        state = (getattr(info, "meta", None) or {}).get("search", "")
+        return INTERRUPTED if state == RUNNING and info.id not in self.live else state
+
+    def mark(self, sid: int, state: str) -> None:
+        """Store a session's search state (RUNNING when a search starts, how it ended when it ends)."""
+        self.store.update_session_meta(sid, search=state)
+
     def not_running(self, sid: int) -> None:
         v.need(sid not in self.live, f"a search is running on session {sid}: stop it or wait for it to finish")
 
@@ -129,7 +142,7 @@ class Sessions:
     def rows(self, query: Any = "", include_deleted: Any = False) -> list[list[Any]]:
         query = v.text(query or "", "filter", limit=200, allow_empty=True).strip().lower()
         found = self.store.list_sessions(query or None, include_deleted=v.flag(include_deleted, "include deleted"))
-        return session_rows(found)
+        return session_rows(found, self.search_state)
 
     def rename(self, session_id: Any, name: Any, *, annotator: Any = None):
         sid = v.session_id(session_id)

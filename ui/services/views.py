@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,7 @@ from ..mathtext import math_markdown, plain
 TRACE_HEADERS = ["#", "node", "factor", "origin", "step", "PRM", "value", "Q", "visits", "prior", "human", "gold",
                  "auto"]
 SIBLING_HEADERS = ["node", "factor", "step", "PRM", "value", "visits", "rating"]
-SESSION_HEADERS = ["id", "name", "problem", "nodes", "labels", "updated", "deleted"]
+SESSION_HEADERS = ["id", "name", "problem", "nodes", "labels", "updated", "deleted", "search"]
 
 
 def rounded(x: float | None, digits: int = 3) -> float | None:
@@ -228,10 +228,10 @@ def children_rows(tree: ReasoningTree, nid: str, ratings: dict[str, Any] | None 
     return rows
 
 
-def session_rows(sessions: Iterable[Any]) -> list[list[Any]]:
-    """Rows of the sessions table (SESSION_HEADERS)."""
+def session_rows(sessions: Iterable[Any], search_state: Callable[[Any], str] = lambda s: "") -> list[list[Any]]:
+    """Rows of the sessions table (SESSION_HEADERS); `search_state` reads a session's search state."""
     return [[s.id, s.name, s.problem_text[:120], s.nodes, s.annotations,
-             s.updated.strftime("%Y-%m-%d %H:%M") if s.updated else "", "yes" if s.deleted else ""]
+             s.updated.strftime("%Y-%m-%d %H:%M") if s.updated else "", "yes" if s.deleted else "", search_state(s)]
             for s in sessions]
 
 
