@@ -20,8 +20,10 @@ def _add_db(p: argparse.ArgumentParser) -> None:
 
 
 def add_import_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", required=True, choices=sorted(IMPORTERS), help="the file's record format")
-    p.add_argument("file", metavar="FILE", help="JSONL file (or .parquet) to import; all of it or nothing is stored")
+    p.add_argument("--format", choices=sorted(IMPORTERS), help="the file's record format (default: detected from "
+                   "its records' fields, and said)")
+    p.add_argument("file", metavar="FILE", help="JSONL file (or .parquet) to import; all of it or nothing is stored, "
+                   "and traces imported before are skipped, so importing a file again adds nothing")
     _add_db(p)
 
 
@@ -52,7 +54,7 @@ def run_import(args: argparse.Namespace) -> int:
             report = import_file(store, args.file, args.format)
     except (StorageError, ValueError) as exc:
         return _fail(f"{exc} (nothing was imported)")
-    print(f"{import_line(report)} from {args.file}")
+    print(f"{args.file}: {import_line(report)}")
     return 0
 
 

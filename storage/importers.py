@@ -116,6 +116,7 @@ class TreeBuilder:
     tree: ReasoningTree = field(init=False)
     ratings: dict[str, int] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    records: list[Any] = field(default_factory=list)  # the records it was read from, for their fingerprints
     _index: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -152,9 +153,11 @@ class TreeBuilder:
             ids.append(parent)
         return ids
 
-    def labeled(self, name: str) -> LabeledTree:
+    def labeled(self, name: str, fmt: str) -> LabeledTree:
+        """The tree with its ratings; its meta's `fingerprints` name the records it holds (see `fingerprint`)."""
         notes = [Annotation(0, nid, "", r) for nid, r in self.ratings.items()]
-        return LabeledTree(0, self.tree, notes, [], self.meta, name)
+        prints = [fingerprint(fmt, rec) for rec in self.records]
+        return LabeledTree(0, self.tree, notes, [], {**self.meta, "fingerprints": prints}, name)
 
 
 def _answer(text: str) -> str | None:
@@ -165,16 +168,18 @@ def _answer(text: str) -> str | None:
 class Builders(dict):
     """Tree builders by problem id, in first-seen order; a second text under one id is an error."""
 
-    def get_for(self, problem: Problem, where: str) -> TreeBuilder:
+    def get_for(self, problem: Problem, where: str, rec: Any) -> TreeBuilder:
+        """The builder of `problem`'s tree, which `rec` (the record read at `where`) adds to."""
         b = self.get(problem.id)
         if b is None:
             b = self[problem.id] = TreeBuilder(problem)
         elif b.problem.text != problem.text:
             raise ImportFormatError(f"{where}: field 'id' {problem.id!r} names another problem earlier in the file")
+        b.records.append(rec)
         return b
 
     def trees(self, fmt: str) -> list[LabeledTree]:
-        return [b.labeled(f"imported {fmt}: {b.problem.text[:60]}") for b in self.values()]
+        return [b.labeled(f"imported {fmt}: {b.problem.text[:60]}", fmt) for b in self.values()]
 
 
 @dataclass
@@ -219,7 +224,7 @@ def read_prm800k(records: Iterable[Record]) -> ImportBatch:
         rec = _obj(rec, where)
         q = _obj(_get(rec, "question", where, dict), where, "question")
         text = _text(_get(q, "problem", where, str, "question.problem"), where, "question.problem", MAX_PROBLEM_CHARS)
-        b = builders.get_for(_problem(text, q.get("ground_truth_answer")), where)
+        b = builders.get_for(_problem(text, q.get("ground_truth_answer")), where, rec)
         label = _get(rec, "label", where, dict)
         steps = _get(label, "steps", where, list, "label.steps")
         trace: list[dict[str, Any]] = []
@@ -248,7 +253,7 @@ def read_trl(records: Iterable[Record]) -> ImportBatch:
               len(labels))
         for i, x in enumerate(labels):
             _need(x in (True, False, 0, 1), where, f"labels[{i}]", "must be true or false", x)
-        builders.get_for(_problem(prompt), where).path(steps, [1 if x else -1 for x in labels])
+        builders.get_for(_problem(prompt), where, rec).path(steps, [1 if x else -1 for x in labels])
     return ImportBatch([b.problem for b in builders.values()], builders.trees("trl"))
 
 
@@ -265,7 +270,7 @@ def read_processbench(records: Iterable[Record]) -> ImportBatch:
         last = {"source": "processbench", "id": rec.get("id")}
         if "final_answer_correct" in rec:
             last["correct"] = bool(rec["final_answer_correct"])
-        builders.get_for(_problem(text), where).path(steps, ratings, last, terminal=True)
+        builders.get_for(_problem(text), where, rec).path(steps, ratings, last, terminal=True)
     return ImportBatch([b.problem for b in builders.values()], builders.trees("processbench"))
 
 
@@ -289,7 +294,7 @@ def read_solutions(records: Iterable[Record]) -> ImportBatch:
     """`{"id"?, "problem", "answer"?, "solutions": [{"steps": [...]} or {"text": ...}, "correct"?, "source"?]}`."""
     builders = Builders()
     for where, rec in records:
-        b = builders.get_for(_record_problem(rec, where), where)
+        b = builders.get_for(_record_problem(rec, where), where, rec)
         for i, sol in enumerate(_get(_obj(rec, where), "solutions", where, list)):
             name = f"solutions[{i}]"
             sol = _obj(sol, where, name)
@@ -330,31 +335,161 @@ IMPORTERS: dict[str, Callable[[Iterable[Record]], ImportBatch]] = {
 }
 
 
-def read_import(path: str | Path, fmt: str) -> ImportBatch:
-    """Read a whole file in format `fmt`; an ImportFormatError names the line and field of the first problem."""
+# -- which format: the records' fields tell, when the user does not say ----------------------------------
+AUTO = "auto"  # the format choice that means "detect it from the file's records"
+DETECT_RECORDS = 20  # records read to detect a format; they must all agree
+
+SIGNATURES: dict[str, Callable[[dict[str, Any]], bool]] = {  # in order: the first that fits a record names it
+    "prm800k": lambda r: isinstance(r.get("question"), dict) and isinstance(r.get("label"), dict),
+    "trl": lambda r: {"prompt", "completions", "labels"} <= r.keys(),
+    "processbench": lambda r: {"problem", "steps", "label"} <= r.keys(),
+    "solutions": lambda r: {"problem", "solutions"} <= r.keys(),
+    "problems": lambda r: "problem" in r or "question" in r or "numbers" in r,
+}
+
+
+def record_format(rec: Any) -> str | None:
+    """The import format whose fields a record has, or None."""
+    if not isinstance(rec, dict):
+        return None
+    return next((fmt for fmt, fits in SIGNATURES.items() if fits(rec)), None)
+
+
+def detect_format(path: str | Path) -> str:
+    """The format of a file's first records (they must agree); an ImportFormatError says which record does not fit."""
+    found: str | None = None
+    for n, (where, rec) in enumerate(read_records(path)):
+        if n == DETECT_RECORDS:
+            break
+        fmt = record_format(rec)
+        if fmt is None:
+            keys = ", ".join(sorted(rec)) if isinstance(rec, dict) else type(rec).__name__
+            raise ImportFormatError(f"{where}: no import format has these fields ({keys[:80]}); choose the format")
+        if found not in (None, fmt):
+            raise ImportFormatError(f"{where}: reads as {fmt} but the records before it as {found}; choose the format")
+        found = fmt
+    if found is None:
+        raise ImportFormatError(f"{path}: no records")
+    return found
+
+
+def resolve_format(path: str | Path, fmt: str | None) -> tuple[str, bool]:
+    """(format, detected): the format asked for, or the one the file's records have when none (or `auto`) is."""
+    if fmt in (None, "", AUTO):
+        return detect_format(path), True
     if fmt not in IMPORTERS:
         raise ImportFormatError(f"unknown import format {fmt!r}; choose one of {sorted(IMPORTERS)}")
-    batch = IMPORTERS[fmt](read_records(path))
+    return fmt, False
+
+
+def read_batch(records: list[Record], fmt: str, path: str | Path) -> ImportBatch:
+    """Records read in format `fmt`; an ImportFormatError names the line and field of the first problem."""
+    batch = IMPORTERS[fmt](records)
     if not batch.problems:
         raise ImportFormatError(f"{path}: no records")
     return batch
 
 
-def import_file(store: Any, path: str | Path, fmt: str) -> dict[str, Any]:
-    """Read then store a file in one transaction (all or nothing); returns counts and the new session ids."""
-    batch = read_import(path, fmt)
+def read_import(path: str | Path, fmt: str | None) -> ImportBatch:
+    """Read a whole file in format `fmt` (None or `auto`: detected); errors name the line and field."""
+    fmt, _ = resolve_format(path, fmt)
+    return read_batch(list(read_records(path)), fmt, path)
+
+
+# -- importing: the same traces twice are stored once ----------------------------------------------------
+def fingerprint(fmt: str, rec: Any) -> str:
+    """sha256 of a record as canonical JSON (sorted keys, no spaces, ASCII) under its format: the same trace read
+    again, from any file, in any key order or spacing, has the same fingerprint. Sessions keep theirs in their meta."""
+    text = json.dumps(rec, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(f"{fmt}\n{text}".encode()).hexdigest()
+
+
+@dataclass
+class Unseen:
+    """A file's records split by fingerprint: those to store, those stored already (with their sessions) and those
+    repeated earlier in the same file."""
+
+    records: list[Record]
+    stored: dict[str, tuple[int, bool]]
+    repeated: int
+
+
+def unseen_records(records: list[Record], fmt: str, stored: dict[str, tuple[int, bool]]) -> Unseen:
+    """The records whose fingerprint is neither in `stored` (fingerprint -> (session id, deleted)) nor earlier in
+    the file."""
+    fresh: list[Record] = []
+    known: dict[str, tuple[int, bool]] = {}
+    seen: set[str] = set()
+    repeated = 0
+    for where, rec in records:
+        f = fingerprint(fmt, rec)
+        if f in stored:
+            known[f] = stored[f]
+        elif f in seen:
+            repeated += 1
+        else:
+            seen.add(f)
+            fresh.append((where, rec))
+    return Unseen(fresh, known, repeated)
+
+
+def import_file(store: Any, path: str | Path, fmt: str | None = None) -> dict[str, Any]:
+    """Read then store a file in one transaction (all or nothing); returns counts and the new session ids.
+
+    `fmt` None (or `auto`) detects the format from the records. Every record is checked; those a session holds
+    already (same fingerprint) or that repeat an earlier line are skipped, so importing a file again adds nothing."""
+    fmt, detected = resolve_format(path, fmt)
+    records = list(read_records(path))
+    batch = read_batch(records, fmt, path)
+    traces = len(records) if batch.trees else 0  # problem sets make no sessions: a stored problem counts as present
+    unseen = Unseen(records, {}, 0)
+    if traces:
+        unseen = unseen_records(records, fmt, store.imported_traces(p.id for p in batch.problems))
+        if len(unseen.records) < len(records):
+            batch = ImportBatch(batch.problems, IMPORTERS[fmt](unseen.records).trees if unseen.records else [])
     source = {"format": fmt, "file": Path(path).name}
     done = store.import_counted(batch.problems, batch.trees, annotator=f"imported:{fmt}", source=source)
-    labels = sum(len(t.annotations) for t in batch.trees)
-    return {"problems": len(batch.problems), "new_problems": done["new_problems"],
-            "known_problems": done["known_problems"], "sessions": done["sessions"],
-            "nodes": sum(len(t.tree) - 1 for t in batch.trees), "labels": labels}
+    return {"format": fmt, "detected": detected, "problems": len(batch.problems),
+            "new_problems": done["new_problems"], "known_problems": done["known_problems"],
+            "sessions": done["sessions"], "nodes": sum(len(t.tree) - 1 for t in batch.trees),
+            "labels": sum(len(t.annotations) for t in batch.trees), "traces": traces,
+            "known_traces": len(unseen.stored) + done.get("skipped_traces", 0), "repeated_traces": unseen.repeated,
+            "known_sessions": sorted({sid for sid, _ in unseen.stored.values()}),
+            "deleted_sessions": sorted({sid for sid, deleted in unseen.stored.values() if deleted})}
 
 
 def import_line(report: dict[str, Any]) -> str:
-    """One line saying what an import stored: new problems apart from those stored already (a re-import of the
-    same set adds none), then sessions, steps and labels."""
+    """One line saying what an import stored: the detected format, new problems apart from those stored already,
+    sessions, steps and labels, then the traces skipped because they were imported before or repeat in the file."""
     known = report.get("known_problems", 0)
-    return (f"imported {report.get('new_problems', report['problems'])} new problems"
+    line = (f"imported {report.get('new_problems', report['problems'])} new problems"
             f"{f', {known} already present' if known else ''}, {len(report['sessions'])} sessions, "
             f"{report['nodes']} steps, {report['labels']} labels")
+    skipped = _skipped(report)
+    detected = f"detected format {report['format']}: " if report.get("detected") else ""
+    return detected + line + (f"; {skipped}" if skipped else "")
+
+
+def _skipped(report: dict[str, Any]) -> str:
+    """What an import left out as already stored: nothing new at all, or how many traces of how many."""
+    known, repeated, total = report.get("known_traces", 0), report.get("repeated_traces", 0), report.get("traces", 0)
+    parts = []
+    if known:
+        deleted = report.get("deleted_sessions") or []
+        sessions = report.get("known_sessions") or []
+        where = f" (in sessions {_ids(sessions)})" if sessions else ""
+        where = where[:-1] + f"; deleted, restore to see them: {_ids(deleted)})" if deleted else where
+        if known + repeated == total and not report["sessions"]:
+            parts.append(f"nothing new: all {known} traces were imported before{where}")
+        else:
+            parts.append(f"{known} of {total} traces were imported before and skipped{where}")
+    if repeated:
+        parts.append(f"{repeated} repeated lines skipped")
+    return "; ".join(parts)
+
+
+def _ids(ids: list[int]) -> str:
+    """Session ids, a run of consecutive ones as a range (3–8)."""
+    if ids and ids == list(range(ids[0], ids[-1] + 1)) and len(ids) > 2:
+        return f"{ids[0]}–{ids[-1]}"
+    return ", ".join(map(str, ids))

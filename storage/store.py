@@ -414,19 +414,27 @@ class Store:
 
     def import_counted(self, problems: list[Problem], trees: list[LabeledTree], *, annotator: str,
                        source: dict[str, Any]) -> dict[str, Any]:
-        """`import_trees`, returning the new session ids and how many problems were new and how many were stored
-        already (a re-import of the same set adds no problem, and says so)."""
+        """`import_trees`, returning the new session ids, how many problems were new and how many were stored
+        already, and how many traces were skipped because a session holds them already: a tree whose meta
+        `fingerprints` (storage.importers.fingerprint) are all stored adds nothing, so a re-import adds nothing."""
 
         def work(s: Session) -> dict[str, Any]:
             # in bulk: a few statements per thousand problems, not several per problem
             new, present = _put_problems(s, problems)
-            ids = [_insert_labeled(s, lt, annotator, source) for lt in trees]
+            fresh, skipped = _unseen_trees(s, trees)
+            ids = [_insert_labeled(s, lt, annotator, source) for lt in fresh]
+            result = {"sessions": ids, "new_problems": new, "known_problems": present, "skipped_traces": skipped}
             s.add(ActionRow(action_id=_new_action_id(), session_id=None, annotator=annotator, kind="import",
                             payload={"source": source, "sessions": ids, "problems": [p.id for p in problems]},
-                            result={"sessions": ids, "new_problems": new, "known_problems": present}))
-            return {"sessions": ids, "new_problems": new, "known_problems": present}
+                            result=result))
+            return result
 
         return self._transact(work)
+
+    def imported_traces(self, problem_ids: Iterable[str]) -> dict[str, tuple[int, bool]]:
+        """The fingerprints of the traces imported for these problems: fingerprint -> (session id, deleted)."""
+        with self.read() as s:
+            return _imported_traces(s, sorted(set(problem_ids)))
 
     def counts(self) -> dict[str, int]:
         """Row counts per table (for tests and the status line)."""
@@ -720,6 +728,41 @@ def _labeled_tree(s: Session, row: SessionRow) -> LabeledTree:
     autos = s.scalars(select(AutoLabelRow).where(AutoLabelRow.session_id == row.id).order_by(AutoLabelRow.id))
     return LabeledTree(row.id, _tree(row.problem, nodes), [_annotation(a) for a in notes],
                        [_auto_label(a) for a in autos], row.meta or {}, row.name)
+
+
+def _imported_traces(s: Session, problem_ids: list[str]) -> dict[str, tuple[int, bool]]:
+    """Fingerprint -> (session id, deleted) of the traces imported for these problems; reads only the sessions'
+    `meta.fingerprints`, never their traces, CHUNK problems at a time."""
+    found: dict[str, tuple[int, bool]] = {}
+    for start in range(0, len(problem_ids), CHUNK):
+        stmt = select(SessionRow.id, SessionRow.deleted, SessionRow.meta["fingerprints"]).where(
+            SessionRow.problem_id.in_(problem_ids[start:start + CHUNK])).order_by(SessionRow.id)
+        for sid, deleted, prints in s.execute(stmt):
+            for f in prints if isinstance(prints, list) else []:
+                found.setdefault(f, (sid, bool(deleted)))
+    return found
+
+
+def _unseen_trees(s: Session, trees: list[LabeledTree]) -> tuple[list[LabeledTree], int]:
+    """The trees whose traces no session holds yet, and how many traces the others hold. Their problems are locked
+    first (PostgreSQL; SQLite writes one at a time), so two imports of one file cannot both find it new."""
+    pids = sorted({lt.tree.problem.id for lt in trees if lt.meta.get("fingerprints")})
+    for start in range(0, len(pids), CHUNK):
+        s.execute(select(ProblemRow.id).where(ProblemRow.id.in_(pids[start:start + CHUNK]))
+                  .order_by(ProblemRow.id).with_for_update(key_share=True))
+    stored = _imported_traces(s, pids) if pids else {}
+    fresh, skipped = [], 0
+    for lt in trees:
+        prints = lt.meta.get("fingerprints") or []
+        seen = sum(f in stored for f in prints)
+        if not seen:
+            fresh.append(lt)
+        elif seen < len(prints):  # the caller left out what it found stored; another import stored more since
+            raise ConflictError("another import stored some of these traces meanwhile: import the file again to "
+                                "add the rest")
+        else:
+            skipped += seen
+    return fresh, skipped
 
 
 def _insert_labeled(s: Session, lt: LabeledTree, annotator: str, source: dict[str, Any]) -> int:

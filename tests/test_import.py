@@ -11,7 +11,7 @@ from cli.data import add_export_arguments, add_import_arguments, run_export, run
 from reasoning.types import Problem, Step
 from storage import ImportFormatError, StorageError, Store
 from storage.export import export_records
-from storage.importers import import_file, import_line, read_import, split_steps
+from storage.importers import detect_format, import_file, import_line, read_import, split_steps
 from storage.labels import LabelOptions
 
 pytestmark = pytest.mark.database
@@ -174,3 +174,139 @@ def test_cli_import_then_export(tmp_path, capsys):
 def test_read_import_refuses_an_unknown_format(tmp_path):
     with pytest.raises(ImportFormatError, match="unknown import format 'csv'"):
         read_import(PRM800K, "csv")
+
+
+# -- importing the same traces again adds nothing (issue 22, item 3) ------------------------------------------------
+SAMPLES = {  # one small file per format; each record is one trace (or one problem)
+    "trl": [{"prompt": "What is 2 + 3?", "completions": ["2 + 3 = 5.", "The answer is 5."], "labels": [True, True]},
+            {"prompt": "What is 2 + 3?", "completions": ["2 + 3 = 6."], "labels": [False]},
+            {"prompt": "What is 4 * 4?", "completions": ["4 * 4 = 16."], "labels": [True]}],
+    "processbench": [{"id": "pb-1", "problem": "1 + 1?", "steps": ["1 + 1 = 3", "so 3"], "label": 0},
+                     {"id": "pb-2", "problem": "2 + 2?", "steps": ["2 + 2 = 4", "so 4"], "label": -1}],
+    "solutions": [{"id": "s1", "problem": "What is 6 * 7?", "answer": "42", "solutions": [
+                       {"steps": ["6 * 7 = 42.", "The answer is 42."], "correct": True}, {"text": "6 * 7 = 41."}]},
+                  {"id": "s2", "problem": "What is 9 - 4?", "solutions": [{"text": "9 - 4 = 5."}]}],
+}
+
+
+def sample_file(tmp_path: Path, fmt: str, name: str = "a.jsonl") -> Path:
+    if fmt == "prm800k":
+        return PRM800K
+    if fmt == "problems":
+        return write_jsonl(tmp_path / name, GSM8K.read_text().splitlines()[:20])
+    return write_jsonl(tmp_path / name, SAMPLES[fmt])
+
+
+def stored_state(store) -> tuple[dict, list]:
+    return store.counts(), export_records(store.labeled_trees(), "trl", LabelOptions(neutral="good", all_paths=True))
+
+
+@pytest.mark.parametrize("fmt", ["prm800k", "trl", "processbench", "solutions", "problems"])
+def test_importing_the_same_file_again_adds_nothing_and_says_so(store, tmp_path, fmt):
+    path = sample_file(tmp_path, fmt)
+    first = import_file(store, path, fmt)
+    assert first["sessions"] or fmt == "problems"
+    counts, records = stored_state(store)
+    for _ in range(2):
+        again = import_file(store, path, fmt)
+        assert again["sessions"] == [] and again["new_problems"] == 0
+        assert (store.counts() | {"actions": 0}, stored_state(store)[1]) == (counts | {"actions": 0}, records)
+    line = import_line(again)
+    assert line.startswith(f"imported 0 new problems, {first['problems']} already present, 0 sessions, 0 steps, 0 labels")
+    if fmt != "problems":  # a problem set makes no sessions: its problems already count as present
+        n = len(path.read_text().splitlines())
+        assert f"; nothing new: all {n} traces were imported before (in sessions {first['sessions'][0]}" in line
+
+
+def test_the_same_traces_with_other_spacing_and_key_order_are_the_same(store, tmp_path):
+    import_file(store, PRM800K, "prm800k")
+    shuffled = [json.dumps(dict(reversed(json.loads(x).items())), indent=None, separators=(", ", ": "))
+                for x in PRM800K.read_text().splitlines()]
+    again = import_file(store, write_jsonl(tmp_path / "renamed.jsonl", shuffled), "prm800k")
+    assert again["sessions"] == [] and again["known_traces"] == 6
+    assert len(export_records(store.labeled_trees(), "prm800k")) == 6
+
+
+def test_a_file_with_new_and_old_traces_adds_only_the_new_ones(store, tmp_path):
+    first = write_jsonl(tmp_path / "first.jsonl", SAMPLES["trl"][:2])
+    import_file(store, first, "trl")
+    both = write_jsonl(tmp_path / "both.jsonl", [SAMPLES["trl"][2], *SAMPLES["trl"][:2], SAMPLES["trl"][2]])
+    report = import_file(store, both, "trl")
+    assert len(report["sessions"]) == 1 and (report["known_traces"], report["repeated_traces"]) == (2, 1)
+    assert import_line(report).endswith("; 2 of 4 traces were imported before and skipped (in sessions 1); "
+                                        "1 repeated lines skipped")
+    assert [r["prompt"] for r in export_records(store.labeled_trees(), "trl")] == [
+        "What is 2 + 3?", "What is 2 + 3?", "What is 4 * 4?"]
+    assert import_file(store, both, "trl")["sessions"] == []
+
+
+def test_repeated_lines_in_one_file_are_stored_once(store, tmp_path):
+    lines = PRM800K.read_text().splitlines()
+    report = import_file(store, write_jsonl(tmp_path / "twice.jsonl", lines + lines[:3]), "prm800k")
+    assert len(report["sessions"]) == 6 and report["repeated_traces"] == 3
+    assert export_records(store.labeled_trees(), "prm800k") == [json.loads(x) for x in lines]
+
+
+def test_a_reimport_names_the_deleted_sessions_that_hold_its_traces(store):
+    sids = import_file(store, PRM800K, "prm800k")["sessions"]
+    store.delete_session(sids[1], "alice")
+    line = import_line(import_file(store, PRM800K, "prm800k"))
+    assert line.endswith("(in sessions 1–6; deleted, restore to see them: 2)") and store.counts()["sessions"] == 6
+
+
+def test_the_store_skips_trees_it_holds_and_refuses_a_half_stored_one(store):
+    batch = read_import(PRM800K, "prm800k")
+    source = {"format": "prm800k", "file": "x"}
+    store.import_counted(batch.problems, batch.trees, annotator="imported:prm800k", source=source)
+    done = store.import_counted(batch.problems, batch.trees, annotator="imported:prm800k", source=source)
+    assert (done["sessions"], done["skipped_traces"]) == ([], 6)
+    grown = read_import(PRM800K, "prm800k").trees[0]
+    grown.meta["fingerprints"].append("0" * 64)  # another import stored part of this tree meanwhile
+    with pytest.raises(StorageError, match="another import stored some of these traces meanwhile"):
+        store.import_counted(batch.problems, [grown], annotator="imported:prm800k", source=source)
+    assert store.counts()["sessions"] == 6
+
+
+def test_concurrent_imports_of_one_file_store_it_once(db_url):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with Store(db_url) as seed:  # known problems: the imports meet on their rows, not on inserting them
+        for p in read_import(PRM800K, "prm800k").problems:
+            seed.save_problem(p)
+    stores = [Store(db_url) for _ in range(3)]
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            reports = list(pool.map(lambda s: import_file(s, PRM800K, "prm800k"), stores))
+        assert sorted(len(r["sessions"]) for r in reports) == [0, 0, 6]
+        assert stores[0].counts()["sessions"] == 6
+    finally:
+        for s in stores:
+            s.close()
+
+
+# -- the format is detected from the records when none is chosen (issue 22, item 13) ------------------------------
+@pytest.mark.parametrize("fmt", ["prm800k", "trl", "processbench", "solutions", "problems"])
+def test_the_format_is_detected_from_the_records(store, tmp_path, fmt):
+    assert detect_format(sample_file(tmp_path, fmt)) == fmt
+    report = import_file(store, sample_file(tmp_path, fmt))
+    assert (report["format"], report["detected"]) == (fmt, True)
+    assert import_line(report).startswith(f"detected format {fmt}: imported ")
+
+
+def test_a_file_whose_records_fit_no_format_or_disagree_must_be_named(tmp_path):
+    with pytest.raises(ImportFormatError, match=r"x.jsonl:1: no import format has these fields \(steps, text\)"):
+        detect_format(write_jsonl(tmp_path / "x.jsonl", [{"text": "a", "steps": []}]))
+    mixed = write_jsonl(tmp_path / "m.jsonl", [SAMPLES["trl"][0], SAMPLES["solutions"][0]])
+    with pytest.raises(ImportFormatError, match="m.jsonl:2: reads as solutions but the records before it as trl"):
+        detect_format(mixed)
+
+
+def test_cli_import_detects_the_format_and_a_reimport_adds_nothing(tmp_path, capsys):
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert run_cli("import", [str(PRM800K), "--db", db]) == 0
+    assert capsys.readouterr().out.startswith(f"{PRM800K}: detected format prm800k: imported 6 new problems, 6 sessions")
+    assert run_cli("import", [str(PRM800K), "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert "0 sessions, 0 steps, 0 labels; nothing new: all 6 traces were imported before (in sessions 1–6)" in out
+    with Store(db) as store:
+        assert store.counts()["sessions"] == 6

@@ -10,6 +10,7 @@ from ..wiring import USER_ERRORS, Shared, guarded
 
 EXPORT_FORMATS = ["trl", "prm800k", "math-shepherd", "processbench", "pairs", "sft"]
 IMPORT_FORMATS = ["prm800k", "trl", "processbench", "solutions", "problems"]
+DETECT = ("detect from the file", "auto")  # the import format's default: read from the records' fields
 
 
 def build_page(engine: Explorer, shared: Shared) -> None:
@@ -67,7 +68,7 @@ def _import_section(engine: Explorer, shared: Shared) -> None:
     with gr.Row():
         upload = gr.File(label="file (JSONL or Parquet)", file_types=[".jsonl", ".json", ".parquet"],
                          elem_id="import-file")
-        in_fmt = gr.Dropdown(IMPORT_FORMATS, value="solutions", label="format", elem_id="import-format")
+        in_fmt = gr.Dropdown([DETECT, *IMPORT_FORMATS], value=DETECT[1], label="format", elem_id="import-format")
     with gr.Row():
         check = gr.Button("Validate", elem_id="import-validate")
         run = gr.Button("Import", variant="primary", elem_id="import-button")
@@ -75,9 +76,10 @@ def _import_section(engine: Explorer, shared: Shared) -> None:
 
     def do_check(path, fmt_):
         try:
-            return "valid: " + json.dumps(engine.validate_import(path, fmt_))
+            found = engine.validate_import(path, fmt_)
         except USER_ERRORS as exc:  # the report says what is wrong; nothing was stored
             return f"not valid, nothing imported: {exc}"
+        return (f"detected format {found['format']}; " if found["detected"] else "") + "valid: " + json.dumps(found)
 
     def do_import(path, fmt_):
         try:

@@ -56,22 +56,31 @@ class Transfer:
                 shutil.rmtree(stale, ignore_errors=True)
             return Path(tempfile.mkdtemp(dir=self._root))
 
-    def validate_import(self, path: Any, fmt: Any) -> dict:
-        """Read an import file without storing it: counts, or the first problem found (line and field)."""
-        from storage.importers import IMPORTERS, read_import
+    def validate_import(self, path: Any, fmt: Any = "auto") -> dict:
+        """Read an import file without storing it: its format (`auto`: detected from its records, and `detected`
+        says so), counts, or the first problem found (line and field)."""
+        from storage.importers import read_batch, read_records, resolve_format
 
-        fmt = v.choice(fmt, "format", list(IMPORTERS))
-        v.need(isinstance(path, str | Path) and Path(path).is_file(), "choose a file to import")
-        batch = read_import(path, fmt)
-        return {"format": fmt, "problems": len(batch.problems), "sessions": len(batch.trees),
+        fmt, detected = resolve_format(path, _checked(path, fmt))
+        batch = read_batch(list(read_records(path)), fmt, path)
+        return {"format": fmt, "detected": detected, "problems": len(batch.problems), "sessions": len(batch.trees),
                 "nodes": sum(len(t.tree) - 1 for t in batch.trees),
                 "labels": sum(len(t.annotations) for t in batch.trees)}
 
-    def import_file(self, path: Any, fmt: Any) -> dict:
-        """Store an import file; the report counts new problems apart from those stored already, and `line` says
-        so in words."""
+    def import_file(self, path: Any, fmt: Any = "auto") -> dict:
+        """Store an import file (`auto`: its format detected from its records); traces imported before are skipped.
+        The report counts what was new apart from what was stored already, and `line` says so in words."""
         from storage.importers import import_file, import_line
 
-        self.validate_import(path, fmt)
-        report = import_file(self.store, path, fmt)
+        report = import_file(self.store, path, _checked(path, fmt))
         return {**report, "line": import_line(report)}
+
+
+def _checked(path: Any, fmt: Any) -> str:
+    """The format choice (a format, or `auto`) once the choice and the file are checked."""
+    from storage.importers import AUTO, IMPORTERS
+
+    fmt = v.choice(fmt, "format", [AUTO, *IMPORTERS])
+    v.need(isinstance(path, str | Path) and Path(path).is_file(), "choose a file to import")
+    return fmt
+
