@@ -8,7 +8,7 @@ from pathlib import Path
 from reasoning.limits import MAX_DB_INT
 from storage.export import FORMATS, manifest_path, write_export
 from storage.importers import IMPORTERS, import_file, import_line
-from storage.labels import NEUTRAL, SOURCES, LabelOptions
+from storage.labels import COMBINES, NEUTRAL, SOURCES, LabelOptions, ratings_line
 from storage.records import StorageError
 from storage.store import Store
 
@@ -38,6 +38,12 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--neutral", choices=list(NEUTRAL), default="drop", help="what a neutral (0) rating becomes")
     p.add_argument("--all-paths", action="store_true", help="also paths with unlabeled steps, where the format "
                    "can carry them")
+    p.add_argument("--combine", choices=COMBINES, default="latest",
+                   help="how several annotators' ratings of one step become its label: the latest sure one, the "
+                   "majority (none on a tie), only unanimous ones, or each annotator's as their own records; an "
+                   "adjudicator's decision settles a step in all four")
+    p.add_argument("--annotators", nargs="+", metavar="NAME", default=(),
+                   help="only these annotators' ratings (default: everyone's)")
     p.add_argument("--session", type=bounded_int(1, MAX_DB_INT), nargs="+", metavar="ID",
                    help="only these sessions (default: all)")
     p.add_argument("--parquet", action="store_true", help="write Parquet instead of JSONL")
@@ -76,7 +82,8 @@ def run_export_html(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     if args.format == "html":
         return run_export_html(args)
-    options = LabelOptions(args.labels, args.soft, args.neutral, args.all_paths)
+    options = LabelOptions(args.labels, args.soft, args.neutral, args.all_paths, args.combine,
+                           tuple(args.annotators))
     file_format = "parquet" if args.parquet else None
     try:
         with Store(args.db, create=False) as store:  # reading only: a mistyped --db must not make a database
@@ -88,6 +95,7 @@ def run_export(args: argparse.Namespace) -> int:
     n = c["records"]
     print(f"wrote {n} {args.format} records from {len(trees)} sessions ({c['steps']} steps: {c['good']} good, "
           f"{c['neutral']} neutral, {c['bad']} bad) to {args.out} (manifest: {manifest_path(Path(args.out))})")
+    print(ratings_line(manifest["ratings"]))
     if n == 0:
         print("warning: no records: nothing is labeled under these options", file=sys.stderr)
     return 0

@@ -130,7 +130,7 @@ def _prm800k_generic(view: LabelView, skip: set[str]) -> list[dict[str, Any]]:
         rated = [a for p in [ROOT, *path[:-1]] for c in tree.children(p) for a in notes_by_node.get(c, [])]
         last = tree.node(path[-1])
         finish = "solution" if last["terminal"] else "found_error" if view.rating(path[-1]) == -1 else "give_up"
-        stamps = [a.updated or a.created for a in rated if a.updated or a.created]
+        stamps = [t for a in rated if (t := a.updated or a.created) is not None]
         out.append({
             "labeler": "+".join(sorted({a.annotator for a in rated})) or None,
             "timestamp": max(stamps).isoformat() if stamps else None,

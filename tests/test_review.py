@@ -60,6 +60,15 @@ def test_filters_by_session_problem_set_and_annotator():
     assert "0.0" not in [it.node_id for it in left] and len(left) == 2
 
 
+def test_the_adjudicators_queue_holds_the_disputed_steps_until_settled():
+    ratings = {"0.0": {"ann": 1, "bob": -1}, "0.0.0": {"ann": 1, "bob": 1}, "0.1": {"ann": 0, "bob": 1}}
+    items = rv.review_items([source(ratings=ratings, adjudicated={"0.1": ("carol", 1)})])
+    disputed = rv.review_queue(items, rv.QueueFilter(disputed=True))
+    assert [it.node_id for it in disputed] == ["0.0"]  # 0.0.0 agrees; 0.1 is settled already
+    settled = next(it for it in items if it.node_id == "0.1")
+    assert rv.human_text(settled) == "ann +0, bob +1 · settled by carol: +1"
+
+
 def test_queue_rows_show_text_as_plain_strings():
     rows = rv.queue_rows(rv.review_queue(rv.review_items([source(rollouts={"0.0": (7, 8)})])))
     assert rows[0][0] == 1 and len(rows[0]) == len(rv.QUEUE_HEADERS)

@@ -72,13 +72,15 @@ class Endpoints:
 
     def rate(self, session_id: int, node_id: str, rating: int, unsure: bool = False, note: str = "",
              annotator: str = "", action_id: str = "", expected_version: int | None = None,
-             request: gr.Request = None) -> dict:
+             adjudicated: bool = False, request: gr.Request = None) -> dict:
         """Rate a step -1 / 0 / +1 (PRM800K) with an optional unsure flag and note.
 
         `action_id` makes a retry idempotent; `expected_version` (the version of your own rating you last saw,
-        0 for none) turns a concurrent change into an explicit conflict error instead of an overwrite."""
+        0 for none) turns a concurrent change into an explicit conflict error instead of an overwrite;
+        `adjudicated` stores the rating as an adjudicator's decision, which settles the step in every export."""
         ann = self.engine.rate(session_id, node_id, rating, annotator=who(annotator, request), unsure=unsure,
-                               note=note, action_id=action_id, expected_version=expected_version)
+                               note=note, action_id=action_id, expected_version=expected_version,
+                               adjudicated=adjudicated)
         return ann.to_json()
 
     def rate_children(self, session_id: int, node_id: str, ratings: dict[str, int], annotator: str = "",
@@ -154,12 +156,15 @@ class Endpoints:
                 for (f, d), s in sorted(stats.items())]
 
     def export(self, fmt: str = "trl", labels: str = "human", neutral: str = "drop", soft: bool = False,
-               all_paths: bool = False, session_ids: list[int] | None = None, preview: int = 5) -> dict:
-        """Export labeled traces; returns the manifest and the first `preview` records (0-50)."""
+               all_paths: bool = False, session_ids: list[int] | None = None, preview: int = 5,
+               combine: str = "latest", annotators: list[str] | None = None) -> dict:
+        """Export labeled traces; returns the manifest (with every stored rating accounted for) and the first
+        `preview` records (0-50). `combine`: latest, majority, unanimous or each; `annotators`: only theirs."""
         if not isinstance(preview, int) or not 0 <= preview <= 50:
             raise gr.Error("preview must be an integer between 0 and 50")
         _, manifest, first = self.engine.export(fmt, labels=labels, neutral=neutral, soft=soft, all_paths=all_paths,
-                                                session_ids=session_ids, preview=preview)
+                                                session_ids=session_ids, preview=preview, combine=combine,
+                                                annotators=annotators)
         return {"manifest": manifest, "records": first}
 
     def names(self) -> Iterable[str]:

@@ -16,11 +16,12 @@ from .wiring import guarded
 MAX_QUEUE = 500
 
 
-def _filter(session_id: Any, problem_set: Any, annotator: Any, skip_rated_by: Any) -> rv.QueueFilter:
+def _filter(session_id: Any, problem_set: Any, annotator: Any, skip_rated_by: Any,
+            disputed: Any = False) -> rv.QueueFilter:
     sid = None if session_id in (None, "", 0) else v.session_id(session_id)
     return rv.QueueFilter(sid, v.text(problem_set or "", "problem_set", limit=400, allow_empty=True),
                           v.annotator(annotator) if annotator else "",
-                          v.annotator(skip_rated_by) if skip_rated_by else "")
+                          v.annotator(skip_rated_by) if skip_rated_by else "", v.flag(disputed, "disputed"))
 
 
 class LoopEndpoints:
@@ -49,16 +50,18 @@ class LoopEndpoints:
         return self.engine.autojobs.stop(session_id)
 
     def review_queue(self, session_id: int | None = None, problem_set: str = "", annotator: str = "",
-                     skip_rated_by: str = "", limit: int = 50) -> list[dict]:
+                     skip_rated_by: str = "", limit: int = 50, disputed: bool = False) -> list[dict]:
         """Steps ordered by how much the active PRM's score, the rollout value and human ratings disagree, then by
         PRM uncertainty; filters: session, problem set, steps rated by `annotator`, steps not rated by
-        `skip_rated_by`."""
+        `skip_rated_by`, and (`disputed`) only steps where annotators disagree and no adjudicator has decided."""
         limit = v.integer(limit, "limit", 1, MAX_QUEUE)
-        flt = _filter(session_id, problem_set, annotator, skip_rated_by)
+        flt = _filter(session_id, problem_set, annotator, skip_rated_by, disputed)
         queue = rv.review_queue(rv.review_items(self.engine.review.sources(flt.session_id)), flt)
         return [{"session_id": it.session_id, "node_id": it.node_id, "problem_set": it.problem_set,
                  "prm": it.prm, "rollout": it.rollout, "successes": it.successes, "rollouts": it.rollouts,
                  "ratings": dict(it.ratings), "disagreement": it.disagreement, "uncertainty": it.uncertainty,
+                 "adjudication": None if it.adjudication is None else
+                 {"annotator": it.adjudication[0], "rating": it.adjudication[1]},
                  "text": it.text} for it in queue[:limit]]
 
     def calibration(self, session_id: int | None = None, bins: int = 10) -> dict:

@@ -5,6 +5,8 @@ import json
 
 import gradio as gr
 
+from storage.labels import COMBINES, ratings_line
+
 from ..service import Explorer
 from ..wiring import USER_ERRORS, Shared, guarded
 
@@ -23,7 +25,8 @@ def export_line(manifest: dict) -> str:
     c = manifest["counts"]
     sessions = f"{c['sessions']} session{'s' * (c['sessions'] != 1)}"
     return (f"{c['records']} {manifest['format']} records from {sessions} · {c['steps']} steps: {c['good']} good, "
-            f"{c['neutral']} neutral, {c['bad']} bad · sha256 {manifest['sha256'][:16]}…")
+            f"{c['neutral']} neutral, {c['bad']} bad · sha256 {manifest['sha256'][:16]}…\n"
+            + ratings_line(manifest["ratings"]))
 
 
 def _export_section(engine: Explorer, shared: Shared) -> None:
@@ -40,13 +43,21 @@ def _export_section(engine: Explorer, shared: Shared) -> None:
         ids = gr.Textbox(label="session ids (e.g. 3, 5)", elem_id="export-ids")
         soft = gr.Checkbox(label="soft labels in an extra field", elem_id="export-soft")
         all_paths = gr.Checkbox(label="include paths with unlabeled steps", elem_id="export-all-paths")
+    with gr.Row():
+        combine = gr.Dropdown(list(COMBINES), value="latest", label="annotators' ratings combine as",
+                              info="latest sure rating · majority (a tie: none) · unanimous only · each annotator's "
+                              "own records; an adjudicator's decision settles a step in all four",
+                              elem_id="export-combine")
+        annotators = gr.Textbox(label="only these annotators (e.g. alice, bob; blank: everyone)",
+                                elem_id="export-annotators")
     export = gr.Button("Export", variant="primary", elem_id="export-button")
     summary = gr.Textbox(label="manifest", interactive=False, lines=3, elem_id="export-summary")
     preview = gr.Code(label="first records", language="json", interactive=False, elem_id="export-preview")
     download = gr.File(label="download", interactive=False, elem_id="export-file")
 
     @guarded
-    def do_export(fmt_, labels_, neutral_, file_format_, scope_, ids_, soft_, all_paths_, session_id):
+    def do_export(fmt_, labels_, neutral_, file_format_, scope_, ids_, soft_, all_paths_, combine_, annotators_,
+                  session_id):
         if scope_ == "open session":
             if not session_id:
                 raise gr.Error("no session is open: pick 'all sessions' or open one first")
@@ -56,10 +67,12 @@ def _export_section(engine: Explorer, shared: Shared) -> None:
             if scope_ == "these ids" and not (ids_ or "").strip():
                 raise gr.Error("type the session ids to export")
         path, manifest, first = engine.export(fmt_, labels=labels_, neutral=neutral_, soft=soft_,
-                                              all_paths=all_paths_, session_ids=chosen, file_format=file_format_)
+                                              all_paths=all_paths_, session_ids=chosen, file_format=file_format_,
+                                              combine=combine_, annotators=annotators_)
         return export_line(manifest), json.dumps(first, indent=2, ensure_ascii=False), str(path)
 
-    export.click(do_export, [fmt, labels, neutral, file_format, scope, ids, soft, all_paths, shared.session],
+    export.click(do_export, [fmt, labels, neutral, file_format, scope, ids, soft, all_paths, combine, annotators,
+                             shared.session],
                  [summary, preview, download], api_visibility="undocumented")
 
 

@@ -29,15 +29,19 @@ class Filters:
     problem_set: gr.Dropdown
     annotator: gr.Dropdown
     skip_mine: gr.Checkbox
+    adjudicate: gr.Checkbox
 
     def inputs(self) -> list:
-        return [self.session, self.problem_set, self.annotator, self.skip_mine]
+        return [self.session, self.problem_set, self.annotator, self.skip_mine, self.adjudicate]
 
 
-def queue_filter(session: str, problem_set: str, annotator: str, skip_mine: bool, user: str) -> rv.QueueFilter:
+def queue_filter(session: str, problem_set: str, annotator: str, skip_mine: bool, adjudicate: bool,
+                 user: str) -> rv.QueueFilter:
+    """The queue's filter from the controls; adjudicating queues only the steps where annotators disagree."""
     sid = v.session_id(session) if (session or "").strip() else None
     return rv.QueueFilter(sid, "" if problem_set in (None, ANY) else str(problem_set),
-                          "" if annotator in (None, ANY) else str(annotator), user if skip_mine else "")
+                          "" if annotator in (None, ANY) else str(annotator), user if skip_mine else "",
+                          disputed=v.flag(bool(adjudicate), "adjudicate"))
 
 
 def detail(engine: Explorer, item: rv.ReviewItem | None) -> tuple[str, str]:
@@ -50,7 +54,7 @@ def detail(engine: Explorer, item: rv.ReviewItem | None) -> tuple[str, str]:
         a = tree.node(nid)
         mark = "▶ " if nid == item.node_id else "  "
         lines.append(f"{mark}{i}. [{a['factor'] or '-'}] {a['text'] or ''}")
-    human = ", ".join(f"{a} {r:+d}" for a, r in sorted(item.ratings.items())) or "none"
+    human = rv.human_text(item) or "none"
     rollout = f"{item.rollout:.2f} ({item.successes}/{item.rollouts})" if item.rollout is not None else "-"
     prm = "-" if item.prm is None else f"{item.prm:.2f}"
     info = (f"session {item.session_id} · node {item.node_id} · PRM {prm} · rollout {rollout} · human {human} · "
@@ -58,10 +62,11 @@ def detail(engine: Explorer, item: rv.ReviewItem | None) -> tuple[str, str]:
     return info, f"Problem: {tree.problem.text}\n" + "\n".join(lines)
 
 
-def queue_view(engine: Explorer, session, problem_set, annotator, skip_mine, user, prefer=None, skip=None):
+def queue_view(engine: Explorer, session, problem_set, annotator, skip_mine, adjudicate, user, prefer=None,
+               skip=None):
     """Everything the review page shows, from one read of the store; `prefer` keeps the current step when it is
     still queued, `skip` moves past the step just rated."""
-    flt = queue_filter(session, problem_set, annotator, skip_mine, user)
+    flt = queue_filter(session, problem_set, annotator, skip_mine, adjudicate, user)
     items = rv.review_items(engine.review.sources(flt.session_id))
     queue = rv.review_queue(items, flt)
     keys = [[it.session_id, it.node_id] for it in queue]
@@ -91,6 +96,8 @@ def build_page(engine: Explorer, shared: Shared, tab: gr.Tab | None = None) -> N
             gr.Dropdown([ANY], value=ANY, label="problem set", elem_id="review-set", scale=2),
             gr.Dropdown([ANY], value=ANY, label="rated by", elem_id="review-annotator", scale=1),
             gr.Checkbox(True, label="hide steps I rated", elem_id="review-skip-mine", scale=1),
+            gr.Checkbox(False, label="adjudicate: only steps where annotators disagree; my rating settles them",
+                        elem_id="review-adjudicate", scale=2),
         )
         refresh = gr.Button("Refresh queue", elem_id="review-refresh", size="sm", scale=1)
     with gr.Row(equal_height=False):
@@ -127,20 +134,23 @@ def build_page(engine: Explorer, shared: Shared, tab: gr.Tab | None = None) -> N
             if not cur:
                 raise gr.Error("no step to rate: the queue is empty (refresh, or change the filters)")
             user = who(annotator, request)
-            engine.rate(cur[0], cur[1], rating, annotator=user)
+            adjudicate = bool(filters[-1])
+            engine.rate(cur[0], cur[1], rating, annotator=user, adjudicated=adjudicate)
             out = queue_view(engine, *filters, user, skip=list(cur))
             nxt = out[7]
             moved = f"; next: session {nxt[0]} node {nxt[1]}" if nxt else "; the queue is empty"
-            return (*out, f"rated session {cur[0]} node {cur[1]} {rating:+d} as {user}{moved}")
+            how = "settled" if adjudicate else "rated"
+            return (*out, f"{how} session {cur[0]} node {cur[1]} {rating:+d} as {user}{moved}")
         return rate
 
     @guarded
-    def choose(evt: gr.SelectData, request: gr.Request, annotator, keys, session, problem_set, rated_by, skip_mine):
+    def choose(evt: gr.SelectData, request: gr.Request, annotator, keys, session, problem_set, rated_by, skip_mine,
+               adjudicate):
         row = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
         if not isinstance(row, int) or not 0 <= row < len(keys):
             return (gr.skip(),) * (len(outputs) + 1)
-        return (*queue_view(engine, session, problem_set, rated_by, skip_mine, who(annotator, request), prefer=list(keys[row])),
-                "")
+        return (*queue_view(engine, session, problem_set, rated_by, skip_mine, adjudicate, who(annotator, request),
+                            prefer=list(keys[row])), "")
 
     inputs = [shared.annotator, *f.inputs()]
     refresh.click(load, inputs, [*outputs, status], api_visibility="undocumented")
@@ -148,7 +158,7 @@ def build_page(engine: Explorer, shared: Shared, tab: gr.Tab | None = None) -> N
         button.click(rater(rating), [shared.annotator, current, *f.inputs()], [*outputs, status],
                      api_visibility="undocumented")
     table.select(choose, [shared.annotator, ids, *f.inputs()], [*outputs, status], api_visibility="undocumented")
-    for control in (f.problem_set, f.annotator, f.skip_mine):
+    for control in (f.problem_set, f.annotator, f.skip_mine, f.adjudicate):
         control.input(load, inputs, [*outputs, status], api_visibility="undocumented")
     f.session.submit(load, inputs, [*outputs, status], api_visibility="undocumented")
     if tab is not None:  # the queue loads when the tab is opened, not for every visitor of the app

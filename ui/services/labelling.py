@@ -31,10 +31,12 @@ class Labelling:
     max_budget: int
 
     def rate(self, session_id: Any, node_id: Any, rating: Any, *, annotator: Any = None, unsure: Any = False,
-             note: Any = "", seconds: Any = None, expected_version: Any = None, action_id: Any = None):
+             note: Any = "", seconds: Any = None, expected_version: Any = None, action_id: Any = None,
+             adjudicated: Any = False):
         """Rate one step. Touches only the rows it needs: the session's deleted flag, the node, the annotation and
         the action log, all checked inside the rating's own transaction; the tree is never loaded (with 16
-        annotators, loading it per rating made acknowledgement take seconds)."""
+        annotators, loading it per rating made acknowledgement take seconds). `adjudicated`: the rating is an
+        adjudicator's decision, which settles the step's label in every export."""
         sid, nid = v.session_id(session_id), v.node_id(node_id)
         v.need(nid != ROOT, "the root is the problem itself; rate a step instead")
         self.sessions.not_running(sid)
@@ -44,7 +46,7 @@ class Labelling:
                 sid, nid, v.annotator(annotator), v.rating(rating), unsure=v.flag(unsure, "unsure"),
                 note=v.text(note or "", "note", limit=v.MAX_NOTE, allow_empty=True), seconds=secs,
                 action_id=v.action_id(action_id) or new_action_id(), expected_version=v.version(expected_version),
-                live_session=True,
+                live_session=True, adjudicated=v.flag(adjudicated, "adjudicated"),
             )
 
     def rate_children(self, session_id: Any, node_id: Any, rows: Any, *, annotator: Any = None) -> int:

@@ -25,7 +25,7 @@ RATING_VALUE = {-1: 0.0, 0: 0.5, 1: 1.0}  # PRM800K ratings on the PRM's scale (
 class ReviewSource:
     """One session's tree with its labels, as the queue reads them. `scores` overrides the stored PRM scores (the
     active PRM's, when it differs from the one the search ran with); `ratings` is {node: {annotator: rating}};
-    `rollouts` is {node: (successes, rollouts)}."""
+    `rollouts` is {node: (successes, rollouts)}; `adjudicated` is {node: (adjudicator, rating)}."""
 
     session_id: int
     problem_set: str
@@ -33,6 +33,7 @@ class ReviewSource:
     ratings: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     rollouts: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     scores: Mapping[str, float | None] | None = None
+    adjudicated: Mapping[str, tuple[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,12 @@ class ReviewItem:
     ratings: Mapping[str, int]
     disagreement: float
     uncertainty: float
+    adjudication: tuple[str, int] | None = None  # (adjudicator, rating) once the step is settled
+
+    @property
+    def humans_disagree(self) -> bool:
+        """Annotators gave different ratings and no adjudicator has settled the step yet."""
+        return self.adjudication is None and len(set(self.ratings.values())) > 1
 
     @property
     def priority(self) -> float:
@@ -63,12 +70,15 @@ class ReviewItem:
 @dataclass(frozen=True)
 class QueueFilter:
     """Which nodes the queue offers: blank fields mean any. `annotator` keeps the nodes that annotator rated (to
-    review their labels); `skip_rated_by` drops the nodes the current annotator already rated (so rating moves on)."""
+    review their labels); `skip_rated_by` drops the nodes the current annotator already rated (so rating moves on);
+    `disputed` keeps only the steps where annotators disagree and no adjudicator has decided (an adjudicator's
+    queue)."""
 
     session_id: int | None = None
     problem_set: str = ""
     annotator: str = ""
     skip_rated_by: str = ""
+    disputed: bool = False
 
 
 def disagreement(prm: float | None, rollout: float | None, ratings: Iterable[int]) -> float:
@@ -96,7 +106,8 @@ def review_items(sources: Iterable[ReviewSource]) -> list[ReviewItem]:
             rollout = succ / n if n else None
             ratings = dict(src.ratings.get(nid, {}))
             items.append(ReviewItem(src.session_id, nid, src.problem_set, attrs["text"] or "", prm, rollout, succ, n,
-                                    ratings, disagreement(prm, rollout, ratings.values()), uncertainty(prm)))
+                                    ratings, disagreement(prm, rollout, ratings.values()), uncertainty(prm),
+                                    src.adjudicated.get(nid)))
     return items
 
 
@@ -106,6 +117,8 @@ def keep(item: ReviewItem, f: QueueFilter) -> bool:
     if f.problem_set and item.problem_set != f.problem_set:
         return False
     if f.annotator and f.annotator not in item.ratings:
+        return False
+    if f.disputed and not item.humans_disagree:
         return False
     return not (f.skip_rated_by and f.skip_rated_by in item.ratings)
 
@@ -124,11 +137,19 @@ def _fmt(x: float | None) -> str:
     return "" if x is None else f"{x:.2f}"
 
 
+def human_text(item: ReviewItem) -> str:
+    """The human ratings of a step, and the adjudicator's decision once there is one."""
+    text = ", ".join(f"{a} {r:+d}" for a, r in sorted(item.ratings.items()))
+    if item.adjudication:
+        text += f" · settled by {item.adjudication[0]}: {item.adjudication[1]:+d}"
+    return text
+
+
 def queue_rows(queue: Sequence[ReviewItem], limit: int = 200) -> list[list[object]]:
     """Table rows of the queue (plain strings for model text: the Dataframe shows them as text)."""
     rows: list[list[object]] = []
     for rank, it in enumerate(queue[:limit], 1):
-        human = ", ".join(f"{a} {r:+d}" for a, r in sorted(it.ratings.items()))
+        human = human_text(it)
         rollout = f"{_fmt(it.rollout)} ({it.successes}/{it.rollouts})" if it.rollouts else ""
         rows.append([rank, it.session_id, it.node_id, _fmt(it.prm), rollout, human, f"{it.disagreement:.2f}",
                      it.problem_set, it.text[:300]])

@@ -66,12 +66,15 @@ class ReviewData:
         for info in infos:
             tree = self.store.load_tree(info.id)
             ratings: dict[str, dict[str, int]] = defaultdict(dict)
+            decided: dict[str, tuple[str, int]] = {}
             for a in self.store.annotations(info.id):
                 ratings[a.node_id][a.annotator] = a.rating
+                if a.adjudicated:
+                    decided[a.node_id] = (a.annotator, a.rating)
             rollouts = {a.node_id: (a.successes, a.rollouts) for a in self.store.auto_labels(info.id)
                         if a.method == "rollout" and a.rollouts}
             out.append(ReviewSource(info.id, problem_set(info.provenance, tree), tree, dict(ratings), rollouts,
-                                    self._scores(info.id, info.provenance, tree)))
+                                    self._scores(info.id, info.provenance, tree), decided))
         return out
 
     def _scores(self, session_id: int, prov: dict | None, tree: ReasoningTree) -> dict[str, float | None] | None:

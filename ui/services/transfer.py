@@ -29,16 +29,20 @@ class Transfer:
 
     def export(self, fmt: Any, *, labels: Any = "human", neutral: Any = "drop", soft: Any = False,
                all_paths: Any = False, session_ids: Any = None, file_format: Any = "jsonl",
+               combine: Any = "latest", annotators: Any = None,
                out_dir: str | Path | None = None, preview: int = 5) -> tuple[Path, dict, list[dict]]:
-        """Write an export file (and its manifest) to a fresh temporary folder: (path, manifest, first records)."""
+        """Write an export file (and its manifest) to a fresh temporary folder: (path, manifest, first records).
+        `annotators`: names separated by commas (or a list); blank: everyone's ratings."""
         from storage.export import FORMATS, WRITERS, export_records, write_export
-        from storage.labels import NEUTRAL, SOURCES, LabelOptions
+        from storage.labels import COMBINES, NEUTRAL, SOURCES, LabelOptions
 
         fmt = v.choice(fmt, "format", list(FORMATS))
         file_format = v.choice(file_format, "file format", list(WRITERS))
         options = LabelOptions(labels=v.choice(labels, "labels", SOURCES), soft=v.flag(soft, "soft"),
                                neutral=v.choice(neutral, "neutral", list(NEUTRAL)),
-                               all_paths=v.flag(all_paths, "all paths"))
+                               all_paths=v.flag(all_paths, "all paths"),
+                               combine=v.choice(combine, "combine", COMBINES),
+                               annotators=annotator_list(annotators))
         ids = None if not session_ids else [v.session_id(s) for s in id_list(session_ids)]
         trees = self.store.labeled_trees(ids)
         folder = Path(out_dir) if out_dir else self._folder()
@@ -84,3 +88,11 @@ def _checked(path: Any, fmt: Any) -> str:
     v.need(isinstance(path, str | Path) and Path(path).is_file(), "choose a file to import")
     return fmt
 
+
+def annotator_list(value: Any) -> tuple[str, ...]:
+    """Annotator names from a comma-separated text or a list of names (blank: none, meaning everyone)."""
+    if value is None or value == "":
+        return ()
+    names = value.split(",") if isinstance(value, str) else value
+    v.need(isinstance(names, list | tuple), f"annotators must be names separated by commas, got {value!r}")
+    return tuple(v.annotator(n) for n in names if not isinstance(n, str) or n.strip())
