@@ -99,7 +99,7 @@ class Explorer:
 
     # -- problems and catalog ------------------------------------------------------------------------
     def problem(self, text: str) -> Problem:
-        text = v.text(text, "problem", limit=v.MAX_TEXT)
+        text = v.text(text, "problem", limit=v.MAX_PROBLEM)
         for problems in self.problem_sets.values():
             for p in problems:
                 if p.text == text.strip():

@@ -10,6 +10,7 @@ from reasoning.limits import (
     MAX_DEPTH,
     MAX_NAME_CHARS,
     MAX_NOTE_CHARS,
+    MAX_PROBLEM_CHARS,
     MAX_STEP_CHARS,
     TextError,
     check_text,
@@ -17,6 +18,7 @@ from reasoning.limits import (
 
 NODE_ID = re.compile(rf"^0(?:\.\d{{1,6}}){{0,{MAX_DEPTH}}}$")
 MAX_TEXT = MAX_STEP_CHARS  # the limits live in reasoning.limits, shared with imports, storage and the command line
+MAX_PROBLEM = MAX_PROBLEM_CHARS  # a problem statement: the same limit as the command line and imports
 MAX_NOTE = MAX_NOTE_CHARS
 MAX_NAME = MAX_NAME_CHARS
 RATINGS = (-1, 0, 1)

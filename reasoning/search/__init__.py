@@ -9,7 +9,7 @@ from ..protocols import Domain, Generator, OutcomeScorer, Scorer
 from ..tree import ROOT, ReasoningTree
 from ..types import Problem
 from .config import ALGORITHMS, HELP, SearchConfig, SearchEvent, SearchResult
-from .context import SearchContext
+from .context import SearchContext, search_factors
 from .mcts import mcts, puct
 from .simple import beam, best_of_n, greedy
 
@@ -22,7 +22,7 @@ STRATEGIES: dict[str, Callable[[SearchContext, str], Iterator[SearchEvent]]] = {
 
 __all__ = [
     "ALGORITHMS", "HELP", "STRATEGIES", "SearchConfig", "SearchEvent", "SearchResult", "SearchContext",
-    "iterate", "search", "puct",
+    "iterate", "search", "search_factors", "puct",
 ]
 
 

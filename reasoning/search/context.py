@@ -18,6 +18,21 @@ from ..types import ExpansionRequest, State, Step
 from .config import SearchConfig, SearchEvent, SearchResult
 
 
+def search_factors(config: SearchConfig, catalog: Catalog) -> tuple[ThoughtFactor, ...]:
+    """The thought factors a search under `config` expands with; a ValueError names an unknown or missing one, so a
+    caller can check a config against its catalog before it stores anything."""
+    if config.factors is None:
+        factors = catalog.enabled
+    else:
+        unknown = [n for n in config.factors if n not in catalog.names]
+        if unknown:
+            raise ValueError(f"unknown thought factor {unknown[0]!r}; the catalog has {', '.join(catalog.names)}")
+        factors = tuple(catalog.get(n) for n in config.factors)
+    if not factors:
+        raise ValueError("no thought factor is enabled")
+    return factors
+
+
 @dataclass
 class Job:
     """One node to expand inside a batch: `n` candidates under `factor`; `new`/`merged` are filled by the batch."""
@@ -50,10 +65,7 @@ class SearchContext:
         if config.answer_selection == "orm" and orm is None:
             raise ValueError("answer_selection 'orm' needs an outcome reward model (--orm DIR)")
         self.orm = orm
-        factors = catalog.enabled if config.factors is None else tuple(catalog.get(n) for n in config.factors)
-        if not factors:
-            raise ValueError("no thought factor is enabled")
-        self.factors: tuple[ThoughtFactor, ...] = factors
+        self.factors: tuple[ThoughtFactor, ...] = search_factors(config, catalog)
         self.rng = random.Random(config.seed)
         self.stop = stop or threading.Event()
         self.created = 0

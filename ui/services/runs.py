@@ -15,7 +15,7 @@ from typing import Any
 
 from reasoning.domains import get_domain
 from reasoning.factors import Catalog
-from reasoning.search import SearchConfig, iterate
+from reasoning.search import SearchConfig, iterate, search_factors
 from reasoning.tree import ROOT, ReasoningTree
 from reasoning.types import Problem
 
@@ -46,6 +46,17 @@ def domain_of(problem: Problem):
         raise v.UserError(str(exc)) from None
 
 
+def checked_search(config: SearchConfig, catalog: Catalog) -> None:
+    """What the search would refuse once started, refused before its session is stored (a refused `/search` left
+    an empty session behind): an unknown thought factor, and ORM answer selection (the explorer loads no ORM)."""
+    v.need(config.answer_selection != "orm", "answer_selection 'orm' needs an outcome reward model, which the "
+           "explorer does not load (use `python app.py search --orm DIR`)")
+    try:
+        search_factors(config, catalog)
+    except ValueError as exc:
+        raise v.UserError(str(exc)) from None
+
+
 @dataclass
 class LiveRuns:
     sessions: Sessions
@@ -59,6 +70,7 @@ class LiveRuns:
         """Start a new session on a problem and stream its growing tree."""
         generator, scorer = self.models.pair(generator_dir, prm_dir)
         domain_of(problem)
+        checked_search(config, catalog)  # before the session is stored: a refused search leaves nothing behind
         tree = ReasoningTree(problem)
         prov = {
             "generator": provenance(generator), "scorer": provenance(scorer),
