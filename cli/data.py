@@ -71,7 +71,7 @@ def run_export_html(args: argparse.Namespace) -> int:
     if not args.session or len(args.session) != 1:
         return _fail("--format html writes the tree of one session: give exactly one --session ID")
     try:
-        with Store(args.db) as store:
+        with Store(args.db, create=False) as store:  # reading only: a mistyped --db must not make a database
             out = write_share(store, args.session[0], args.out)
     except (StorageError, LookupError, ValueError, OSError) as exc:
         return _fail(str(exc).strip("'\""))

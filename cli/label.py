@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from .common import add_model_arguments, add_search_arguments
+from .parser import bounded_int
 
 
 def add_label_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,7 +25,8 @@ def add_label_arguments(p: argparse.ArgumentParser) -> None:
                    "root-to-leaf path (method 'first_error')")
     g.add_argument("--rollout-temperature", type=float, default=0.7, help="sampling temperature of the rollouts")
     g.add_argument("--max-steps", type=int, default=12, help="steps a rollout may add before it counts as failed")
-    g.add_argument("--chunk", type=int, default=8, help="nodes per stored batch (what an interruption can lose)")
+    g.add_argument("--chunk", type=bounded_int(1, 100_000), default=8,
+                   help="nodes per stored batch (what an interruption can lose)")
     g.add_argument("--relabel", action="store_true", help="label again nodes that already have a label")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--db", metavar="URL", help="database URL (default: $DATABASE_URL, else SQLite in the data folder)")
@@ -43,7 +45,8 @@ def run_label(args: argparse.Namespace) -> int:
                            max_steps=args.max_steps, seed=0 if args.seed is None else args.seed)
     search = search_config(args, Settings.from_env()) if args.problems else None
     problems = _read_gold_problems(args.problems) if args.problems else None
-    with Store(args.db) as store:
+    # labelling stored sessions only reads which there are: a mistyped --db must not make an empty database
+    with Store(args.db, create=problems is not None) as store:
         sessions = _sessions(store, args)  # an unknown session id fails here, before any model loads
         generator, scorer = _models(args, catalog, need_prm=problems is not None)
         if problems is not None:

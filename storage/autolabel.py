@@ -58,13 +58,15 @@ def label_rollouts(store: Store, session_id: int, generator: Generator, config: 
     """Rollout-estimate `node_ids` (default: every live step of the session) and store each chunk as it finishes.
 
     `stop` is checked between rollout rounds: the chunk in flight is dropped, earlier chunks stay stored."""
+    if chunk < 1:  # a chunk of 0 took no node at a time and labelled nothing
+        raise ValueError(f"chunk must be at least 1 node, got {chunk}")
     tree = store.load_tree(session_id)
     wanted = live_steps(tree) if node_ids is None else _known(tree, list(node_ids))
     done = labelled_nodes(store, session_id, "rollout") if skip_labelled else set()
     todo = [n for n in wanted if n not in done]
     report = LabelReport(skipped=len(wanted) - len(todo))
     prov = provenance(generator, config)
-    for k in range(0, len(todo), max(1, chunk)):
+    for k in range(0, len(todo), chunk):
         part = todo[k : k + chunk]
         got = estimate(generator, [tree.state(n) for n in part], config, stop=stop)
         store.set_auto_labels(session_id, [rollout_label(n, e, prov) for n, e in zip(part, got, strict=True)])

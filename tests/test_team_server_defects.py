@@ -8,9 +8,15 @@ from __future__ import annotations
 
 import pytest
 
+import app
 from reasoning.backends import load_generator, load_scorer
+from reasoning.factors import load_catalog
+from reasoning.labeling import RolloutConfig
 from reasoning.limits import MAX_PROBLEM_CHARS
+from reasoning.tree import ReasoningTree
+from reasoning.types import Problem, Step
 from storage import Store
+from storage.autolabel import label_rollouts
 from ui.service import Explorer
 from ui.validate import UserError
 
@@ -48,3 +54,57 @@ def test_the_api_takes_a_problem_as_long_as_an_import_may_be(engine):
     assert engine.problem(text).text == text.strip()
     with pytest.raises(UserError, match=f"at most {MAX_PROBLEM_CHARS}"):
         engine.problem("y" * (MAX_PROBLEM_CHARS + 1))
+
+
+# -- defects 4 and 5: reading commands create no database; a labelling run that would label nothing is refused -----
+def run_app(argv: list[str], capsys) -> tuple[int, str]:
+    capsys.readouterr()
+    try:
+        code = app.main(argv)
+    except SystemExit as exc:  # argparse's refusal
+        code = int(exc.code or 0)
+    return code, capsys.readouterr().err
+
+
+def one_line(err: str, *needles: str) -> str:
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+    return lines[0]
+
+
+@pytest.mark.parametrize("argv", [
+    ["export", "--format", "html", "--session", "1", "--out", "tree.html"],
+    ["label", "--all", "--rollouts", "2"],
+    ["label", "--session", "1", "--rollouts", "2"],
+])
+def test_a_mistyped_db_creates_no_database(argv, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    missing = tmp_path / "typo" / "explorer.db"
+    code, err = run_app([*argv, "--db", f"sqlite:///{missing}"], capsys)
+    assert code == 2
+    one_line(err, "no database at", str(missing))
+    assert not missing.parent.exists()
+
+
+@pytest.mark.parametrize("flag,value,needle", [
+    ("--chunk", "0", "--chunk"),
+    ("--rollout-temperature", "nan", "rollout temperature"),
+])
+def test_label_refuses_settings_that_label_nothing_or_fail_in_the_model(flag, value, needle, tmp_path, capsys):
+    db = tmp_path / "explorer.db"
+    Store(f"sqlite:///{db}").close()
+    code, err = run_app(["label", "--session", "1", "--rollouts", "2", flag, value, "--db", f"sqlite:///{db}"],
+                        capsys)
+    assert code == 2
+    one_line(err, needle)
+
+
+def test_label_rollouts_refuses_a_chunk_of_zero(tiny, store):
+    t = ReasoningTree(Problem("p", "What is 2 + 3?", "5"))
+    t.add_child("0", Step("2 + 3 = 5.", factor="compute", terminal=True, answer="5"))
+    sid = store.create_session(t, name="chunk")
+    config = RolloutConfig(load_catalog().enabled, n=2)
+    with pytest.raises(ValueError, match="chunk must be at least 1"):
+        label_rollouts(store, sid, load_generator(tiny.gpt2_tags, max_step_tokens=4), config, chunk=0)

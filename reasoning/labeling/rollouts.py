@@ -9,6 +9,7 @@ state drawing the same factor share a request, so the backend decodes them from 
 """
 from __future__ import annotations
 
+import math
 import random
 import threading
 from collections.abc import Callable, Sequence
@@ -42,8 +43,8 @@ class RolloutConfig:
             raise ValueError("rollouts need at least one enabled thought factor")
         if not 1 <= self.n <= 1024:
             raise ValueError(f"rollouts per node must be in 1..1024, got {self.n}")
-        if self.temperature < 0:
-            raise ValueError(f"rollout temperature must be >= 0, got {self.temperature}")
+        if not math.isfinite(self.temperature) or self.temperature < 0:
+            raise ValueError(f"rollout temperature must be a finite number >= 0, got {self.temperature}")
         if self.max_steps < 1:
             raise ValueError(f"rollout max steps must be at least 1, got {self.max_steps}")
 
