@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
                "add_search_command_arguments", "run_search"),
     "solve": ("solve a problems file, one result record per problem", "cli.search", "add_solve_arguments",
               "run_solve"),
+    "runs": ("runs of a problem set: list, show, compare (paired statistics, --html report), export", "cli.runs",
+             "add_runs_arguments", "run_runs"),
     "import": ("import traces or problem sets into the database", "cli.data", "add_import_arguments",
                "run_import"),
     "export": ("export labeled traces as PRM training data", "cli.data", "add_export_arguments", "run_export"),

@@ -34,8 +34,14 @@ def add_search_command_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_solve_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--problems", required=True, metavar="FILE.jsonl", help="problem records, one per line")
+    p.add_argument("--problems", metavar="FILE.jsonl", help="problem records, one per line (not with --resume)")
     p.add_argument("--out", required=True, metavar="FILE.jsonl", help="result records, one per problem")
+    p.add_argument("--run-name", metavar="NAME", help="record the solve as a run in the database (--db, else the "
+                   "default SQLite): every result with its tree, resumable, listed by `runs list`")
+    p.add_argument("--resume", metavar="RUN", help="resume a stopped or killed run (id or name): its problems, "
+                   "settings and models' identities come from the database; finished problems are not redone")
+    p.add_argument("--problem-set", metavar="NAME", help="the name the run's problems are stored under (default: "
+                   "the problems file's name)")
     add_search_arguments(p, budget_required=True)
     add_model_arguments(p)
     p.add_argument("--db", metavar="URL", help="also save every tree to this database")
@@ -128,6 +134,12 @@ def solve_one(problem, generator, scorer, config, catalog, orm=None) -> tuple[di
 def run_solve(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    if args.run_name or args.resume:
+        from .runs import solve_run
+
+        return solve_run(args)
+    if not args.problems:
+        raise ValueError("--problems is required (or --resume RUN to continue a recorded run)")
     settings = Settings.from_env()
     config = search_config(args, settings)  # validate everything before loading models
     if not 1 <= args.workers <= 64:

@@ -159,3 +159,57 @@ class ActionRow(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     undone: Mapped[bool] = mapped_column(Boolean, default=False)
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ProblemSetItemRow(Base):
+    """A named problem set: its problems in order (a problem may belong to several sets)."""
+
+    __tablename__ = "problem_set_items"
+
+    set_name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    problem_id: Mapped[str] = mapped_column(ForeignKey("problems.id"), index=True)
+
+
+class RunRow(Base):
+    """A run: one search configuration over a problem set, with the models' identities and its state."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(300), default="")
+    problem_set: Mapped[str] = mapped_column(String(200), default="")
+    algorithm: Mapped[str] = mapped_column(String(40))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)  # the whole SearchConfig
+    models: Mapped[dict[str, Any]] = mapped_column(JSON)  # generator and PRM: directory + sha256, or URL + model
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    started_by: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[str] = mapped_column(String(20), default="running")  # running, finished, stopped, failed
+    started: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ended: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class RunItemRow(Base):
+    """One problem of a run, and its result once searched: written once (pending -> done), with its session."""
+
+    __tablename__ = "run_items"
+    __table_args__ = (UniqueConstraint("run_id", "problem_id", name="uq_run_item_problem"),)
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    problem_id: Mapped[str] = mapped_column(ForeignKey("problems.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending, done
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("sessions.id"))
+    answer: Mapped[str | None] = mapped_column(Text)
+    correct: Mapped[bool | None] = mapped_column(Boolean)  # the domain's checker, never the PRM
+    nodes: Mapped[int | None] = mapped_column(Integer)
+    tokens: Mapped[int | None] = mapped_column(Integer)
+    seconds: Mapped[float | None] = mapped_column(Float)
+    # where the budget went: a correct final answer anywhere in the tree, the deepest step, merged duplicate samples
+    found: Mapped[bool | None] = mapped_column(Boolean)
+    depth: Mapped[int | None] = mapped_column(Integer)
+    duplicates: Mapped[int | None] = mapped_column(Integer)
+    value: Mapped[float | None] = mapped_column(Float)  # the chosen answer's value (for calibration)
+    factors: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # per factor on the chosen path: steps
+    finished: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

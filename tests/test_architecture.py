@@ -7,6 +7,7 @@ dependency. The layers (see README.md, "Layout"):
     cli/      commands: may import reasoning, storage and ui (serve); not demo (the product does not need it)
     ui/       the web UI: may import reasoning and storage; not demo
     storage/  the database: may import reasoning; not ui, cli, demo
+    experiments/ runs of a problem set (execute, record, compare): may import reasoning and storage
     reasoning/ the core: imports none of the above
     demo/     training of the demo models and the scaling report (training code: may use torch)
     bench/    benchmarks (may use torch, to pin threads); tests/ the test suite
@@ -52,9 +53,12 @@ class Rule:
 
 
 RULES = [
-    Rule("reasoning/ imports no ui, storage, cli, demo, bench or app", ("reasoning",), (),
-         ("ui", "storage", "cli", "demo", "bench", "app")),
-    Rule("storage/ imports no ui, cli, demo, bench or app", ("storage",), (), ("ui", "cli", "demo", "bench", "app")),
+    Rule("reasoning/ imports no ui, storage, experiments, cli, demo, bench or app", ("reasoning",), (),
+         ("ui", "storage", "experiments", "cli", "demo", "bench", "app")),
+    Rule("storage/ imports no ui, experiments, cli, demo, bench or app", ("storage",), (),
+         ("ui", "experiments", "cli", "demo", "bench", "app")),
+    Rule("experiments/ imports no ui, cli, demo, bench or app", ("experiments",), (),
+         ("ui", "cli", "demo", "bench", "app")),
     Rule("the product (ui/, cli/) imports no demo", ("ui", "cli"), (), ("demo",)),
     Rule("nothing but the tests imports app", (), ("tests",), ("app",)),
     Rule("production code imports no tests", (), ("tests",), TEST_MODULES),
