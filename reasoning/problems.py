@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from . import limits
 from .limits import MAX_ANSWER_CHARS, MAX_ID_CHARS, MAX_PROBLEM_CHARS, TextError, check_text
 from .types import Problem
 
@@ -83,15 +86,53 @@ def _record_problem(rec: dict[str, Any], where: str) -> Problem:
     return Problem(pid, text.strip(), None if answer is None else str(answer))
 
 
+def check_input_file(path: str | Path, error: type[ValueError] = ProblemFormatError, what: str = "") -> int:
+    """The size of an input file (a problems or import file) that is a regular file of at most MAX_IMPORT_BYTES,
+    else `error` in one line. Checked before anything is read: a FIFO would hang the reader and a device such as
+    /dev/zero would fill the memory."""
+    try:
+        return _regular_size(os.stat(path), path, error, what)
+    except OSError as exc:
+        raise error(f"cannot read {what}{path}: {exc.strerror}") from None
+
+
+def read_input_file(path: str | Path, error: type[ValueError] = ProblemFormatError, what: str = "") -> bytes:
+    """The bytes of an input file under `check_input_file`'s rule, never more than MAX_IMPORT_BYTES of them (opened
+    without blocking and checked again once open, so a file swapped for a FIFO meanwhile cannot hang it)."""
+    check_input_file(path, error, what)
+    try:
+        with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as f:
+            _regular_size(os.fstat(f.fileno()), path, error, what)
+            data = f.read(limits.MAX_IMPORT_BYTES + 1)
+    except OSError as exc:
+        raise error(f"cannot read {what}{path}: {exc.strerror}") from None
+    if len(data) > limits.MAX_IMPORT_BYTES:  # it grew since it was checked
+        raise error(_too_large(path, what))
+    return data
+
+
+def _regular_size(st: os.stat_result, path: str | Path, error: type[ValueError], what: str) -> int:
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a pipe" if stat.S_ISFIFO(st.st_mode) else \
+            "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a file"
+        raise error(f"{what}{path} is {kind}, not a regular file: give a file")
+    if st.st_size > limits.MAX_IMPORT_BYTES:
+        raise error(_too_large(path, what, st.st_size))
+    return st.st_size
+
+
+def _too_large(path: str | Path, what: str, size: int | None = None) -> str:
+    has = f" ({size:,} bytes)" if size is not None else ""
+    return f"{what}{path} is too large{has}: at most {limits.MAX_IMPORT_BYTES:,} bytes; split it"
+
+
 def jsonl_records(path: str | Path, error: type[ValueError] = ProblemFormatError,
                   what: str = "") -> Iterator[tuple[str, Any]]:
     """The JSON value of every non-blank line of a UTF-8 file, with where it came from ("file:line"); an unreadable
     file or a line of bad JSON raises `error` naming the file and the line."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise error(f"cannot read {what}{path}: {exc.strerror}") from None
+        lines = read_input_file(path, error, what).decode("utf-8").splitlines()
     except UnicodeDecodeError:
         raise error(f"{what}{path} is not UTF-8 text") from None
     for i, line in enumerate(lines, 1):

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from reasoning.limits import MAX_DEPTH, MAX_PROBLEM_CHARS, MAX_STEP_CHARS, TextError, check_text
-from reasoning.problems import ProblemFormatError, jsonl_records, problem_from_record
+from reasoning.problems import ProblemFormatError, check_input_file, jsonl_records, problem_from_record
 from reasoning.tree import ROOT, ReasoningTree
 from reasoning.types import Problem, Step
 
@@ -35,6 +35,7 @@ def read_records(path: str | Path) -> Iterator[Record]:
 def _parquet_records(path: Path) -> Iterator[Record]:
     import pyarrow.parquet as pq
 
+    check_input_file(path, ImportFormatError)
     try:
         rows = pq.read_table(path).to_pylist()
     except (OSError, ValueError) as exc:

@@ -6,9 +6,18 @@ problem limit everywhere; bounded imports; and the rough edges (one-line refusal
 """
 from __future__ import annotations
 
+import json
+import os
+import resource
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
 import pytest
 
 import app
+from reasoning import limits
 from reasoning.backends import load_generator, load_scorer
 from reasoning.factors import load_catalog
 from reasoning.labeling import RolloutConfig
@@ -17,10 +26,12 @@ from reasoning.tree import ReasoningTree
 from reasoning.types import Problem, Step
 from storage import Store
 from storage.autolabel import label_rollouts
+from ui.app import build_app
 from ui.service import Explorer
 from ui.validate import UserError
 
 pytestmark = pytest.mark.model  # tiny models built from configs
+ROOT = Path(__file__).resolve().parents[1]
 PROBLEM = "Natalia sold clips to 48 of her friends in April, and then half as many in May. How many in all?"
 
 
@@ -108,3 +119,51 @@ def test_label_rollouts_refuses_a_chunk_of_zero(tiny, store):
     config = RolloutConfig(load_catalog().enabled, n=2)
     with pytest.raises(ValueError, match="chunk must be at least 1"):
         label_rollouts(store, sid, load_generator(tiny.gpt2_tags, max_step_tokens=4), config, chunk=0)
+
+
+# -- defect 7: import reads are bounded --------------------------------------------------------------------------
+def test_import_refuses_a_file_larger_than_the_import_limit_before_storing(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(limits, "MAX_IMPORT_BYTES", 64)
+    big = tmp_path / "problems.jsonl"
+    big.write_text("".join(json.dumps({"id": f"p{i}", "problem": "What is 2 + 3?"}) + "\n" for i in range(4)))
+    db = tmp_path / "explorer.db"
+    code, err = run_app(["import", "--format", "problems", str(big), "--db", f"sqlite:///{db}"], capsys)
+    assert code == 2
+    one_line(err, "too large", "at most 64 bytes")
+    with Store(f"sqlite:///{db}") as store:
+        assert store.problems() == []
+
+
+def test_import_of_a_fifo_is_refused_at_once(tmp_path, capsys):
+    fifo = tmp_path / "traces.jsonl"
+    os.mkfifo(fifo)
+    done: list[tuple[int, str]] = []
+    worker = threading.Thread(target=lambda: done.append(run_app(
+        ["import", "--format", "problems", str(fifo), "--db", f"sqlite:///{tmp_path / 'explorer.db'}"], capsys)),
+        daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    if worker.is_alive():  # it waits for a writer: give it an empty one so the thread ends, then fail
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        worker.join(timeout=30)
+        pytest.fail("importing a FIFO waited for a writer")
+    code, err = done[0]
+    assert code == 2
+    one_line(err, "is a pipe, not a regular file")
+
+
+def test_import_of_dev_zero_is_refused_before_reading(tmp_path):
+    def cap_memory() -> None:  # without the check, reading /dev/zero ends here instead of filling the machine
+        resource.setrlimit(resource.RLIMIT_AS, (4 * 1024**3, 4 * 1024**3))
+
+    run = subprocess.run([sys.executable, str(ROOT / "app.py"), "import", "--format", "problems", "/dev/zero",
+                          "--db", f"sqlite:///{tmp_path / 'explorer.db'}"], capture_output=True, text=True,
+                         timeout=300, preexec_fn=cap_memory, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert run.returncode == 2
+    one_line(run.stderr, "/dev/zero is a device, not a regular file")
+
+
+def test_web_uploads_are_bounded_by_the_import_limit(models, tmp_path):
+    with Store(f"sqlite:///{tmp_path / 'explorer.db'}") as store:
+        _, launch_kwargs = build_app(generator=models[0], scorer=models[1], store=store)
+    assert launch_kwargs["max_file_size"] == limits.MAX_IMPORT_BYTES

@@ -9,6 +9,7 @@ from typing import Any
 import gradio as gr
 
 from reasoning.factors import Catalog, load_catalog
+from reasoning.limits import MAX_IMPORT_BYTES
 from reasoning.search.config import DEFAULT_MAX_BUDGET
 
 from . import api
@@ -109,6 +110,7 @@ def build_app(
         "css_paths": [STATIC / "app.css"],
         "js": (STATIC / "app.js").read_text(encoding="utf-8"),
         "footer_links": ["api"],
+        "max_file_size": MAX_IMPORT_BYTES,  # an upload larger than an import may be is refused before it is stored
     }
     if auth:
         from starlette.middleware import Middleware
