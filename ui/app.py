@@ -15,7 +15,7 @@ from reasoning.search.config import DEFAULT_MAX_BUDGET
 from . import api
 from .figure import COLOR_BY
 from .login import LoginThrottleMiddleware, ThrottlePolicy
-from .pages import analytics, data, explore, review, sessions
+from .pages import analytics, data, explore, review, runs, sessions
 from .service import Explorer
 from .services.models import ModelLoader, load_with_backends
 from .wiring import Shared
@@ -91,6 +91,8 @@ def build_app(
                 sessions.build_page(engine, shared)
             with gr.Tab("Review queue", id="review-tab") as review_tab:
                 review.build_page(engine, shared, review_tab)
+            with gr.Tab("Runs", id="runs-tab") as runs_tab:
+                runs.build_page(engine, shared, runs_tab)
             with gr.Tab("Analytics", id="stats"):
                 analytics.build_page(engine, shared)
             with gr.Tab("Export / import", id="data-tab"):

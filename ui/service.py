@@ -21,6 +21,7 @@ from reasoning.types import Problem
 from . import validate as v
 from .services import views
 from .services.autojobs import AutoLabelJobs
+from .services.experiments import RunJobs
 from .services.labelling import MAX_EXPAND, Labelling
 from .services.models import ModelLoader, ModelRegistry, load_with_backends
 from .services.review_data import ReviewData
@@ -72,6 +73,7 @@ class Explorer:
         self.transfer = Transfer(self.store)
         self.review = ReviewData(self.store, self.registry)  # the review queue's inputs (ui/pages/review.py)
         self.autojobs = AutoLabelJobs(self.store, self.registry)  # rollouts and first-error search from the web
+        self.experiments = RunJobs(self.store, self.registry, self.catalog, self.max_budget)  # the Runs page
 
     # -- models and settings -------------------------------------------------------------------------
     def models(self, generator_dir: str | None, prm_dir: str | None) -> tuple[Generator, Scorer]:
