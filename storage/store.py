@@ -137,9 +137,14 @@ class Store:
     def save_problem(self, problem: Problem) -> None:
         self._transact(lambda s: _put_problem(s, problem))
 
-    def problems(self) -> list[Problem]:
+    def problems(self, *, text: str | None = None, limit: int | None = None) -> list[Problem]:
+        """Stored problems in the order they came, all of them or (`text`) those with exactly this text, at most
+        `limit`: the lookup is the database's, so 200,000 stored problems cost a search or a page open no scan here."""
+        stmt = select(ProblemRow).order_by(ProblemRow.created, ProblemRow.id)
+        if text is not None:
+            stmt = stmt.where(ProblemRow.text == text)
         with self.read() as s:
-            return [_problem(r) for r in s.scalars(select(ProblemRow).order_by(ProblemRow.created, ProblemRow.id))]
+            return [_problem(r) for r in s.scalars(stmt.limit(limit))]
 
     def create_session(self, tree: ReasoningTree, *, name: str = "", config: Any = None,
                        provenance: dict[str, Any] | None = None, catalog: Any = None,

@@ -49,6 +49,9 @@ class NodeView:
     children: int
 
 
+PICKER_PROBLEMS = 2000  # the problem picker offers the first stored problems; any other can be typed or pasted
+
+
 @dataclass
 class Explorer:
     """Models, storage and live searches, shared by every browser session of the running app."""
@@ -106,8 +109,8 @@ class Explorer:
             for p in problems:
                 if p.text == text.strip():
                     return p
-        for p in self.store.problems():  # a stored problem brings its gold answer (an imported GSM8K set)
-            if p.text == text.strip() and _complete(p):
+        for p in self.store.problems(text=text.strip(), limit=20):  # a stored one brings its gold answer
+            if _complete(p):
                 return p
         try:
             return parse_problem_text(text)
@@ -126,10 +129,10 @@ class Explorer:
         """Problem texts from the loaded problem sets and the problems stored in the database (imported sets)."""
         texts = [p.text for problems in self.problem_sets.values() for p in problems]
         try:
-            texts += [p.text for p in self.store.problems()]
+            texts += [p.text for p in self.store.problems(limit=PICKER_PROBLEMS)]
         except Exception:  # noqa: BLE001 - the picker is a convenience; an empty one is fine
             log.exception("cannot list stored problems")
-        return list(dict.fromkeys(texts))[:2000]
+        return list(dict.fromkeys(texts))[:PICKER_PROBLEMS]
 
     def catalog_rows(self, catalog: Catalog | None = None) -> list[list[Any]]:
         """The thought-factor table; with no catalog given, the factors the model recommends are the enabled ones."""
