@@ -213,3 +213,16 @@ class RunItemRow(Base):
     value: Mapped[float | None] = mapped_column(Float)  # the chosen answer's value (for calibration)
     factors: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # per factor on the chosen path: steps
     finished: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LoginThrottleRow(Base):
+    """Failed logins and lockouts of one throttle key, so that a restart or another server on the same database
+    keeps them (`storage.logins`, `ui/login.py`); a row is deleted once it `expires` (seconds since the epoch)."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(500), primary_key=True)
+    failures: Mapped[list[float]] = mapped_column(JSON)
+    locked_until: Mapped[float] = mapped_column(Float, default=0.0)
+    trusted_until: Mapped[float] = mapped_column(Float, default=0.0)
+    expires: Mapped[float] = mapped_column(Float, index=True)

@@ -124,3 +124,15 @@ class LabeledTree:
     auto_labels: list[AutoLabel] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
     name: str = ""
+
+
+@dataclass(frozen=True)
+class LoginEntry:
+    """The login throttle's record of one key (a user name, a client address, or the pair): recent failure times,
+    a lockout, whether the pair logged in before (trusted), all in seconds since the epoch, and when the record may
+    be forgotten (`expires`). ui/login.py holds the policy that writes them."""
+
+    failures: tuple[float, ...] = ()
+    locked_until: float = 0.0
+    trusted_until: float = 0.0
+    expires: float = 0.0

@@ -99,15 +99,20 @@ def test_an_unexpected_failure_is_one_line_with_a_log_reference(api, monkeypatch
 @pytest.fixture(scope="module")
 def login_app(models, tmp_path_factory):
     store = Store(f"sqlite:///{tmp_path_factory.mktemp('hardening-login') / 'explorer.db'}")
-    policy = ThrottlePolicy(limit=4, window=60, lockout=60, base_delay=0.05, max_delay=0.2)
-    with serve(generator=models[0], scorer=models[1], store=store, auth=[("alice", "right-pw"), ("bob", "bob-pw")],
-               login_policy=policy) as url:
+    policy = ThrottlePolicy(limit=4, window=60, lockout=60, address_limit=4, user_limit=6, base_delay=0.05,
+                            max_delay=0.2)
+    with serve(generator=models[0], scorer=models[1], store=store,
+               auth=[("alice", "right-pw"), ("bob", "bob-pw"), ("carol", "carol-pw")], login_policy=policy) as url:
         yield url
     store.close()
 
 
-def login(url: str, user: str, password: str) -> httpx.Response:
-    return httpx.post(url.rstrip("/") + "/login", data={"username": user, "password": password}, timeout=30)
+def login(url: str, user: str, password: str, *, address: str = "127.0.0.1", multipart: bool = False) -> httpx.Response:
+    """A login from a loopback `address`, as a urlencoded form or (as `curl -F` sends it) a multipart one."""
+    form = {"username": user, "password": password}
+    body = {"files": {k: (None, v) for k, v in form.items()}} if multipart else {"data": form}
+    with httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=30) as client:
+        return client.post(url.rstrip("/") + "/login", **body)
 
 
 def test_repeated_wrong_passwords_lock_the_user_and_the_address_out(login_app):
@@ -118,6 +123,15 @@ def test_repeated_wrong_passwords_lock_the_user_and_the_address_out(login_app):
     assert locked.status_code == 429 and "too many failed logins" in locked.json()["detail"]
     assert int(locked.headers["retry-after"]) > 0
     assert login(login_app, "bob", "bob-pw").status_code == 429  # the guessing address is locked out too
+
+
+def test_multipart_guesses_from_many_addresses_lock_the_user_out_of_new_ones(login_app):
+    """issue 26: multipart logins were all keyed `user:`, so they never counted against the name they guessed."""
+    for address in ("127.0.0.3", "127.0.0.4"):
+        codes = [login(login_app, "carol", f"guess-{i}", address=address, multipart=True).status_code
+                 for i in range(3)]
+        assert codes == [400, 400, 400]
+    assert login(login_app, "carol", "carol-pw", address="127.0.0.5").status_code == 429
 
 
 # -- served paths: Gradio's file routes give nothing outside what the app serves -----------------------------

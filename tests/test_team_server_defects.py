@@ -6,15 +6,23 @@ problem limit everywhere; bounded imports; and the rough edges (one-line refusal
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import resource
 import subprocess
 import sys
 import threading
+import time
+from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 import app
 from reasoning import limits
@@ -26,7 +34,9 @@ from reasoning.tree import ReasoningTree
 from reasoning.types import Problem, Step
 from storage import Store
 from storage.autolabel import label_rollouts
+from storage.logins import LoginBook
 from ui.app import build_app
+from ui.login import Keys, LoginThrottle, LoginThrottleMiddleware, ThrottlePolicy
 from ui.service import Explorer
 from ui.validate import UserError
 
@@ -167,3 +177,71 @@ def test_web_uploads_are_bounded_by_the_import_limit(models, tmp_path):
     with Store(f"sqlite:///{tmp_path / 'explorer.db'}") as store:
         _, launch_kwargs = build_app(generator=models[0], scorer=models[1], store=store)
     assert launch_kwargs["max_file_size"] == limits.MAX_IMPORT_BYTES
+
+
+# -- defect 1: login throttling that a multipart body cannot bypass and no stranger can turn against a user -------
+PASSWORDS = {"alice": "right-pw", "bob": "bob-pw"}
+FAST = ThrottlePolicy(limit=3, address_limit=3, user_limit=3, base_delay=0.0, max_delay=0.0)
+
+
+async def _check_password(request: Request) -> JSONResponse:
+    form = await request.form()
+    ok = PASSWORDS.get(str(form.get("username", "")).strip()) == form.get("password")
+    return JSONResponse({}, status_code=200 if ok else 400)
+
+
+def throttled(**kwargs) -> LoginThrottleMiddleware:
+    """Gradio's login answer (200 right, 400 wrong) behind the throttle, without a server."""
+    return LoginThrottleMiddleware(Starlette(routes=[Route("/login", _check_password, methods=["POST"])]),
+                                   **{"policy": FAST, **kwargs})
+
+
+def attempt(app, user: str, password: str, address: str, *, multipart: bool = False) -> int:
+    async def post() -> int:
+        transport = httpx.ASGITransport(app=app, client=(address, 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://explorer") as client:
+            form = {"username": user, "password": password}
+            if multipart:
+                r = await client.post("/login", files={k: (None, val) for k, val in form.items()})
+            else:
+                r = await client.post("/login", data=form)
+            return r.status_code
+
+    return asyncio.run(post())
+
+
+def test_multipart_logins_count_against_their_user_name():
+    app = throttled()
+    assert [attempt(app, "alice", "guess", f"10.0.0.{i}", multipart=True) for i in range(3)] == [400] * 3
+    assert attempt(app, "alice", "right-pw", "10.0.0.7") == 429  # three addresses guessed: alice is locked
+    assert attempt(app, "bob", "bob-pw", "10.0.0.7", multipart=True) == 200
+
+
+def test_a_stranger_cannot_lock_a_user_out_of_the_address_she_logs_in_from():
+    app = throttled(policy=replace(FAST, user_limit=5))
+    assert attempt(app, "alice", "right-pw", "10.0.1.1") == 200
+    assert [attempt(app, "alice", "guess", "10.0.2.1") for _ in range(3)] == [400] * 3
+    assert attempt(app, "alice", "right-pw", "10.0.2.1") == 429  # the guessing address, and the pair
+    assert [attempt(app, "alice", "guess", f"10.0.3.{i}", multipart=True) for i in range(2)] == [400] * 2
+    assert attempt(app, "alice", "right-pw", "10.0.1.1", multipart=True) == 200  # her own address lets her in
+    assert attempt(app, "alice", "right-pw", "10.0.4.1") == 429  # a new address waits out the per-user lock
+
+
+def test_a_login_body_beyond_the_limit_is_refused_unread():
+    assert attempt(throttled(), "alice" * 20_000, "x", "10.0.5.1") == 413
+
+
+def test_lockouts_survive_a_restart_and_hold_on_every_server_of_the_database(db_url):
+    policy, keys = replace(FAST, user_limit=10), Keys.of("alice", "10.0.0.1")
+    with Store(db_url) as store:
+        first = LoginThrottle(policy, book=LoginBook(store))
+        for _ in range(3):
+            first.failed(keys)
+        assert first.wait(keys)[0] > 0
+    with Store(db_url) as store:  # a new process on the same database
+        again = LoginThrottle(policy, book=LoginBook(store))
+        locked, _ = again.wait(keys)
+        assert 0 < locked <= policy.lockout
+        assert again.wait(Keys.of("alice", "10.0.0.2"))[0] == 0  # another address: under the per-user limit
+        later = LoginThrottle(policy, clock=lambda: time.time() + policy.lockout + 1, book=LoginBook(store))
+        assert later.wait(keys) == (0.0, 0.0)

@@ -117,10 +117,13 @@ def build_app(
     if auth:
         from starlette.middleware import Middleware
 
+        from storage.logins import LoginBook
+
         launch_kwargs["auth"] = auth
         launch_kwargs["auth_message"] = "Log in to label reasoning traces."
-        # repeated wrong passwords slow down, then lock out, per user name and per client address (ui/login.py)
-        throttle = Middleware(LoginThrottleMiddleware, policy=login_policy or ThrottlePolicy())
+        # repeated wrong passwords slow down, then lock out, by (user, address), by address and, slower, by user;
+        # kept in the database, so a restart or another server on it keeps the lockouts (ui/login.py)
+        throttle = Middleware(LoginThrottleMiddleware, policy=login_policy or ThrottlePolicy(), book=LoginBook(store))
         launch_kwargs["app_kwargs"] = {"middleware": [throttle]}
     return demo, launch_kwargs
 
