@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import socket
 
 from .common import Settings, add_model_arguments, load_catalog_arg, load_models
 from .parser import bounded_int
@@ -27,14 +28,31 @@ def run_serve(args: argparse.Namespace) -> int:
     import ui
     from storage import Store
 
+    # every refusal that needs no model comes first, before the models' 10-20 s of loading and their log lines
     check_exposure(args.host, args.port, args.auth_file, args.no_auth)
+    if args.auth_file:
+        ui.load_auth_file(args.auth_file)
+    check_port(args.host, args.port)
     settings = Settings.from_env()
     catalog = load_catalog_arg(args)
-    generator, scorer = load_models(args, catalog)
     store = Store(args.db or settings.database_url)
+    generator, scorer = load_models(args, catalog)
     ui.launch(generator=generator, scorer=scorer, store=store, catalog=catalog, host=args.host, port=args.port,
               auth_file=args.auth_file, max_budget=settings.max_budget)
     return 0
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse a port another program listens on now, in one line, before any model loads (the server binds it
+    again when it starts)."""
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host.strip("[]"), port))
+        except OSError as exc:
+            raise ValueError(f"cannot listen on {host}:{port}: {exc.strerror} (another server there? choose "
+                             "--port)") from None
 
 
 def is_loopback(host: str) -> bool:

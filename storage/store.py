@@ -13,7 +13,7 @@ from typing import Any, TypeVar, cast
 
 from sqlalchemy import CursorResult, Table, delete, func, insert, or_, select, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from reasoning.limits import MAX_DB_INT, TextError, check_encodable
@@ -69,9 +69,13 @@ class Store:
         self.url = normalize_url(url or default_url())
         if not create:
             _must_exist(self.url)
-        self.engine = make_engine(self.url)
-        if migrate:
-            upgrade(self.engine)
+        try:
+            self.engine = make_engine(self.url)
+            if migrate:
+                upgrade(self.engine)
+        except (SQLAlchemyError, OSError) as exc:  # the driver's words alone do not say which database
+            where = make_url(self.url).render_as_string(hide_password=True)
+            raise StorageError(f"cannot open the database {where}: {_one_line(exc)}") from None
         self._writer = sessionmaker(self.engine, expire_on_commit=False)
         self._reader = sessionmaker(self.engine.execution_options(readonly=True), expire_on_commit=False)
         # SQLite has one writer at a time: queue this process's writers here instead of in SQLite's busy sleeps.

@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import resource
+import socket
 import subprocess
 import sys
 import threading
@@ -32,7 +33,7 @@ from reasoning.labeling import RolloutConfig
 from reasoning.limits import MAX_PROBLEM_CHARS
 from reasoning.tree import ReasoningTree
 from reasoning.types import Problem, Step
-from storage import Store
+from storage import StorageError, Store
 from storage.autolabel import label_rollouts
 from storage.logins import LoginBook
 from ui.app import build_app
@@ -245,3 +246,41 @@ def test_lockouts_survive_a_restart_and_hold_on_every_server_of_the_database(db_
         assert again.wait(Keys.of("alice", "10.0.0.2"))[0] == 0  # another address: under the per-user limit
         later = LoginThrottle(policy, clock=lambda: time.time() + policy.lockout + 1, book=LoginBook(store))
         assert later.wait(keys) == (0.0, 0.0)
+
+
+# -- defect 8: rough edges ---------------------------------------------------------------------------------------
+@pytest.fixture
+def no_models(monkeypatch):
+    """`serve` must refuse before loading models: loading them fails the test."""
+    import cli.serve
+
+    def load(*_args, **_kwargs):
+        raise AssertionError("the models were loaded before the refusal")
+
+    monkeypatch.setattr(cli.serve, "load_models", load)
+
+
+def test_serve_refuses_a_missing_auth_file_before_loading_models(no_models, tmp_path, capsys):
+    code, err = run_app(["serve", "--auth-file", str(tmp_path / "users.txt")], capsys)
+    assert code == 2
+    one_line(err, "cannot read auth file", "users.txt")
+
+
+def test_serve_refuses_a_port_in_use_before_loading_models(no_models, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, err = run_app(["serve", "--port", str(port)], capsys)
+    assert code == 2
+    one_line(err, f"cannot listen on 127.0.0.1:{port}")
+
+
+def test_a_database_that_cannot_open_is_named_in_the_error(no_models, tmp_path, capsys):
+    bad = tmp_path / "notes.db"
+    bad.write_text("not a database\\n" * 100)
+    code, err = run_app(["serve", "--db", f"sqlite:///{bad}"], capsys)
+    assert code == 2
+    one_line(err, f"cannot open the database sqlite:///{bad}", "file is not a database")
+    with pytest.raises(StorageError, match=r"postgresql\+psycopg://postgres:\*\*\*@127\.0\.0\.1:1/x: "):
+        Store("postgresql://postgres:secret@127.0.0.1:1/x")
