@@ -141,8 +141,6 @@ def transformers_rates(gen_dir: Path, prm_dir: Path, shape: Shape, bandwidth: fl
     factor = catalog.get("compute")
     gen.propose_batch([ExpansionRequest(s, factor, 1, temperature=1.0, seed=0) for s in prompts(2)])  # warm up
     rows = out.setdefault("transformers", {})
-    out["transformers_loop"] = {"batched_sampling": gen.batched_sampling, "slot_decode": gen.slot_decode}
-    print(f"transformers backend: batched sampling {gen.batched_sampling}, slot decode {gen.slot_decode}", flush=True)
     for n in in_flight:
         states = prompts(n)
         context = sum(len(gen.context_ids(s)) for s in states) / n + step_tokens / 2
@@ -156,8 +154,8 @@ def transformers_rates(gen_dir: Path, prm_dir: Path, shape: Shape, bandwidth: fl
         rate = tokens / seconds
         budget = min(budget_cap, max(4, 2 * n))
         config = SearchConfig(budget=budget, candidates=1, widen=0.85, parallel_leaves=n, max_depth=4)
-        # a search on another problem first: the decoders of every batch size the search meets are captured (once
-        # per process), so the timed search measures the steady state a session of many searches runs at
+        # a search on another problem first (warm kernels), so the timed search measures the steady state a session
+        # of many searches runs at
         search(Problem("w", prompts(2)[1].problem.text), gen, prm, config)
         with _Timed(gen, "propose_batch") as g_time, _Timed(prm, "score_last") as p_time:
             started = time.perf_counter()
@@ -326,37 +324,23 @@ def _graph_decode(model, ids: torch.Tensor, steps: int, static_cache) -> float:
         return n * steps / (time.perf_counter() - started)
 
 
-def compare_loops(gen_dir: Path, shape: Shape, n: int, step_tokens: int, out: dict[str, Any]) -> None:
-    """The decode loop's variants side by side on the same requests at `n` in flight, each from a cold node cache
-    after an untimed warm-up (graph capture): the ragged loop with a sampler per plan, the ragged loop sampling
-    all rows at once, and fixed slots (each step one CUDA graph on a GPU). Then a torch.profiler table of the
-    default loop: the top operators by host time and the device time."""
+def profile_loop(gen_dir: Path, shape: Shape, n: int, step_tokens: int, out: dict[str, Any]) -> None:
+    """The decode loop at `n` in flight from a cold node cache after an untimed warm-up, then a torch.profiler
+    table of one propose_batch: the top operators by host time and the device time."""
     from reasoning.backends import load_generator
 
     gen = load_generator(gen_dir, device=shape.device, dtype=shape.dtype, max_step_tokens=step_tokens)
-    default = (gen.batched_sampling, gen.slot_decode)
     factor = load_catalog().get("compute")
     requests = [ExpansionRequest(s, factor, 1, temperature=1.0, seed=i) for i, s in enumerate(prompts(n))]
-    ways = {"ragged_per_plan": (False, False), "ragged_batched": (True, False)}
-    if gen.slot_decode or shape.device == "cpu":
-        ways["slots"] = (True, True)
-    rates: dict[str, float] = {}
-    for name, (batched, slots) in ways.items():
-        gen.batched_sampling, gen.slot_decode = batched, slots
-        gen.kv_cache.clear()
-        gen.propose_batch(requests)  # warm-up: kernels, graph capture
-        gen.kv_cache.clear()
-        _sync(shape.device)
-        started = time.perf_counter()
-        steps = gen.propose_batch(requests)
-        _sync(shape.device)
-        rates[name] = sum(st.tokens for b in steps for st in b) / (time.perf_counter() - started)
-    base = rates["ragged_per_plan"]
-    out["loops"] = {"in_flight": n, **{f"{k}_tokens_per_s": round(v, 1) for k, v in rates.items()},
-                    **{f"{k}_ratio": round(v / base, 2) for k, v in rates.items() if k != "ragged_per_plan"}}
-    print(f"loops         {n:3d} in flight: " + ", ".join(f"{k} {v:.1f} tokens/s ({v / base:.2f}x)"
-                                                       for k, v in rates.items()), flush=True)
-    gen.batched_sampling, gen.slot_decode = default
+    gen.propose_batch(requests)  # warm-up: kernels
+    gen.kv_cache.clear()
+    _sync(shape.device)
+    started = time.perf_counter()
+    steps = gen.propose_batch(requests)
+    _sync(shape.device)
+    rate = sum(st.tokens for b in steps for st in b) / (time.perf_counter() - started)
+    out["loops"] = {"in_flight": n, "ragged_tokens_per_s": round(rate, 1)}
+    print(f"loop          {n:3d} in flight: {rate:.1f} tokens/s", flush=True)
     activities = [torch.profiler.ProfilerActivity.CPU]
     if shape.device.startswith("cuda"):
         activities.append(torch.profiler.ProfilerActivity.CUDA)
@@ -370,8 +354,7 @@ def compare_loops(gen_dir: Path, shape: Shape, n: int, step_tokens: int, out: di
     table = averages.table(sort_by="self_cpu_time_total", row_limit=12, max_name_column_width=40)
     if shape.device.startswith("cuda"):
         table += "\n" + averages.table(sort_by="self_cuda_time_total", row_limit=12, max_name_column_width=40)
-    print(f"profile of one propose_batch at {n} in flight ({seconds:.2f} s; batched sampling {default[0]}, "
-          f"slots {default[1]}):\n{table}", flush=True)
+    print(f"profile of one propose_batch at {n} in flight ({seconds:.2f} s):\n{table}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -382,8 +365,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--no-vllm", action="store_true", help="only the transformers backend")
     parser.add_argument("--floor", action="store_true", help="also the eager and CUDA-graph floors of a bare decode "
                         "(implies --loops)")
-    parser.add_argument("--loops", action="store_true", help="also the decode loop's variants side by side and a "
-                        "profile of one propose_batch (where the time goes)")
+    parser.add_argument("--loops", action="store_true", help="also the decode loop's rate at the most in flight "
+                        "and a profile of one propose_batch (where the time goes)")
     parser.add_argument("--step-tokens", type=int, default=None, help=f"tokens per step (default {STEP_TOKENS}; "
                         "--tiny: 8)")
     args = parser.parse_args(argv)
@@ -407,7 +390,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if args.floor:
             engine_floor(gen_dir, shape, bandwidth, in_flight, step_tokens, out)
         if args.floor or args.loops:
-            compare_loops(gen_dir, shape, max(in_flight), step_tokens, out)
+            profile_loop(gen_dir, shape, max(in_flight), step_tokens, out)
         if args.no_vllm or args.tiny:
             print("vLLM: skipped (" + ("--tiny runs on CPU" if args.tiny else "--no-vllm") + ")")
         else:

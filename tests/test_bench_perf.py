@@ -44,13 +44,12 @@ def test_the_gpu_benchmark_smokes_on_cpu_with_a_tiny_shape(tmp_path):
     assert json.loads((tmp_path / "gpu.json").read_text())["step_tokens"] == 4
 
 
-def test_the_gpu_benchmarks_loop_comparison_and_floor_smoke_on_cpu(tmp_path):
+def test_the_gpu_benchmarks_loop_profile_and_floor_smoke_on_cpu(tmp_path):
     from bench.gpu import main
 
     out = main(["--tiny", "--in-flight", "1", "2", "--step-tokens", "4", "--floor"])
     loops = out["loops"]
     assert loops["in_flight"] == 2
-    assert all(loops[f"{k}_tokens_per_s"] > 0 for k in ("ragged_per_plan", "ragged_batched", "slots"))
-    assert loops["slots_ratio"] > 0 and loops["ragged_batched_ratio"] > 0
+    assert loops["ragged_tokens_per_s"] > 0
     assert set(out["floor"]) == {"1", "2"} and all(r["eager_tokens_per_s"] > 0 for r in out["floor"].values())
     assert out["transformers"]["2"]["mcts_generator_calls"] >= 1

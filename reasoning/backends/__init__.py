@@ -57,8 +57,6 @@ def load_generator(
     prompt_mode: str | None = None,
     kv_cache_mb: float | None = None,
     prior_from_decode: bool = True,
-    batched_sampling: bool | None = None,
-    slot_decode: bool | None = None,
 ) -> TransformersGenerator | ServerGenerator:
     """A Generator over any local causal-LM directory (safetensors only; remote code only when trusted), or over
     an OpenAI-compatible server when `path` is a URL (`http://127.0.0.1:8000/v1`; several, comma-separated,
@@ -66,9 +64,9 @@ def load_generator(
 
     `kv_cache_mb` bounds the LRU cache of node prefixes' KV (0: none; None: DEFAULT_KV_CACHE_MB on a CPU, a tenth of
     the GPU's memory on CUDA); `prior_from_decode` reads a new child's
-    factor prior from the decode that wrote its step instead of a separate pass; `batched_sampling` samples every
-    row of a decode step in one set of kernels (None: on an accelerator, not on CPU); `slot_decode` decodes in fixed
-    slots, each step one CUDA graph (None: on CUDA for the model families that support it)."""
+    factor prior from the decode that wrote its step instead of a separate pass. On a GPU, vLLM behind
+    `engine serve` is the fast path (a URL here); this backend keeps one decode loop for the CPU, the tests and the
+    models vLLM cannot serve."""
     if is_url(path):
         from .openai_server import ServerGenerator
 
@@ -89,7 +87,7 @@ def load_generator(
         model, tokenizer, path=path, catalog=catalog, weights=weights, kv_reuse=kv_reuse,
         max_step_tokens=max_step_tokens, top_p=top_p, prompt_mode=prompt_mode,
         kv_cache_mb=kv_cache_budget_mb(kv_cache_mb, dev, DEFAULT_KV_CACHE_MB, GPU_KV_CACHE_SHARE),
-        prior_from_decode=prior_from_decode, batched_sampling=batched_sampling, slot_decode=slot_decode,
+        prior_from_decode=prior_from_decode,
     )
     log.info("generator %s loaded on %s (%s), prompt mode %s", path, dev, dt, generator.format.mode)
     return generator

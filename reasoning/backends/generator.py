@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -19,7 +18,6 @@ from ..prompting import PromptFormat
 from ..types import ExpansionRequest, State, Step
 from .kvcache import Entry, PrefixKVCache, ragged_batch, row_entry
 from .loading import max_positions, right_padded, sha256_files, single_token_id
-from .slots import SlotDecoder, bucket, supports_slots
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +25,6 @@ log = logging.getLogger(__name__)
 DEFAULT_KV_CACHE_MB = 256  # on a CPU; on CUDA the loader's default is GPU_KV_CACHE_SHARE of the GPU's memory
 GPU_KV_CACHE_SHARE = 0.10
 DEFAULT_PREFILL_TOKENS = 8192
-SLOT_TAIL_ROOM = 16  # columns beyond the step limit for the tokens that close a step (a close tag, a newline)
-SLOT_DECODERS = 8  # fixed-shape decoders (and their CUDA graphs) kept per generator, least recently used dropped
-SLOT_POOL_MIN_BYTES = 2**30  # their KV blocks together at most max(this, the node cache's size), the one in use apart
 
 
 @dataclass
@@ -95,8 +90,6 @@ class TransformersGenerator:
         kv_cache_mb: float = DEFAULT_KV_CACHE_MB,
         prior_from_decode: bool = True,
         prefill_tokens: int = DEFAULT_PREFILL_TOKENS,
-        batched_sampling: bool | None = None,
-        slot_decode: bool | None = None,
     ):
         if max_step_tokens < 1:
             raise ValueError(f"max_step_tokens must be at least 1, got {max_step_tokens}")
@@ -112,20 +105,6 @@ class TransformersGenerator:
         self.kv_reuse, self.max_step_tokens, self.top_p = kv_reuse, max_step_tokens, top_p
         self.format = PromptFormat(mode=prompt_mode or self._detect_mode())
         self.device = next(model.parameters()).device
-        # one sampler for all rows of a decode step (see _sample_rows): the default off CPU, where each plan's own
-        # sampler would cost launches and a sync per plan and token; on CPU the per-plan sampler is as fast and
-        # keeps the demo's trees for a seed as they were. The cache-free reference path samples per plan.
-        self.batched_sampling = kv_reuse and (self.device.type != "cpu" if batched_sampling is None
-                                              else batched_sampling)
-        # decode steps of fixed shape, each one CUDA graph on a GPU (slots.py): the default on CUDA for the models
-        # it supports; forced on elsewhere it runs the same steps eagerly (the tests compare it with the ragged loop)
-        if slot_decode and not supports_slots(model):
-            raise ValueError(f"slot decoding needs a Qwen2/Qwen3 model with SDPA attention and no "
-                             f"sliding window; {getattr(model.config, 'model_type', '?')} is not one")
-        self.slot_decode = kv_reuse and (self.device.type == "cuda" and supports_slots(model)
-                                         if slot_decode is None else slot_decode)
-        self._slot_decoders: dict[tuple[int, int], SlotDecoder] = {}
-        self._slots_lock = threading.Lock()
         self.max_positions = max_positions(model.config)
         self.eos_ids = self._eos_ids()
         self.pad_id = next(iter(self.eos_ids), 0) if tokenizer.pad_token_id is None else tokenizer.pad_token_id
@@ -371,7 +350,7 @@ class TransformersGenerator:
         context = self.context_ids(request.state, factors)
         start = self.start_ids(request.factor)
         room = self.max_step_tokens if self.max_positions is None else self.max_positions - len(context) - len(start)
-        rng = torch.Generator(device="cpu" if self.batched_sampling else self.device)
+        rng = torch.Generator(device=self.device)
         rng.manual_seed(request.seed) if request.seed is not None else rng.seed()
         temperature = 1.0 if request.temperature is None else float(request.temperature)
         prior_over = request.prior_over if self.prior_from_decode else None
@@ -412,24 +391,15 @@ class TransformersGenerator:
         logits, cache, mask, last, firsts = self._forward_from(
             [(e, p.context + p.start) for p, e in zip(plans, entries, strict=True)], width)
         repeat = [i for i, p in enumerate(plans) for _ in p.rows]
-        prefilled = [(repeat.index(i), plan.context, logits[i, firsts[i] + len(plan.context) - 1].float())
-                for i, (plan, entry) in enumerate(zip(plans, entries, strict=True)) if entry is None]
-        if not self.slot_decode:  # (the slot loop keeps them from its own buffer: one copy per node)
-            for at, context, after in prefilled:
-                self._keep_prefill(context, cache, repeat[at], mask[repeat[at]], after)
+        for i, (plan, entry) in enumerate(zip(plans, entries, strict=True)):
+            if entry is None:  # a node prefilled in this pass: kept in the node cache
+                self._keep_prefill(plan.context, cache, i, mask[i], logits[i, firsts[i] + len(plan.context) - 1].float())
         if len(repeat) != len(plans):
             index = torch.tensor(repeat, device=self.device)
             cache.batch_select_indices(index)
             mask, last = mask[index], last[index]
         logits = logits[repeat, -1].float()
         active = [(p, row) for p in plans for row in p.rows]
-        if self.slot_decode:
-            key = bucket(len(active), mask.shape[1] + max(p.limit for p in plans) + SLOT_TAIL_ROOM)
-            with self._slot_decoder(key) as decoder:
-                decoder.load(cache, mask)
-                del cache  # (the first pass's KV is in the slots now: not kept beside them for the decode)
-                self._decode_slots(decoder, active, logits, last, mask.shape[1], prefilled)
-            return
         while active:
             feed = self._next_tokens(active, logits, cache, mask)
             keep = [j for j, tokens in enumerate(feed) if tokens]
@@ -450,66 +420,6 @@ class TransformersGenerator:
                              position_ids=positions, cache=cache, use_cache=True)
             logits = out.logits[:, -1].float()
 
-    def _decode_slots(self, decoder: SlotDecoder, active, logits: torch.Tensor, last: torch.Tensor, width: int,
-                      prefilled: list[tuple[int, list[int], torch.Tensor]]) -> None:
-        """The decode loop of `_decode_batch` in fixed slots (slots.py), the first pass's KV loaded in `decoder`
-        (`width` columns): row i stays in slot i, every step feeds each row with something to feed one token at the
-        next column (a finished step's closing tokens go one per step), and rows that are done stay masked. The
-        tokens, logprobs, priors and cache entries are the ragged loop's up to floating-point rounding (padded
-        columns and one-token tails sum in another order: on a GPU a near-tie may sample otherwise)."""
-        for slot, context, after in prefilled:  # nodes prefilled in the first pass, into the node cache
-            self._keep_prefill(context, decoder.cache, slot, decoder.mask[slot], after)
-        positions = [int(p) for p in last.tolist()]
-        queue: dict[int, list[int]] = {}
-        ready, column = list(range(len(active))), width
-        while True:
-            if ready:
-                feed = self._next_tokens([active[s] for s in ready], logits, decoder.cache, decoder.mask,
-                                         slots=ready)
-                queue.update((s, list(tokens)) for s, tokens in zip(ready, feed, strict=True) if tokens)
-            if not queue:
-                break
-            if column >= decoder.columns:  # no room left (a closing tail longer than SLOT_TAIL_ROOM)
-                for s in queue:
-                    row = active[s][1]
-                    if row.tail is None:  # (cannot happen: a bucket holds every row's step limit)
-                        row.text = self._text(row.ids)
-                    row.tail, row.child = [], None  # this child gets no KV and no prior from the decode
-                break
-            ids, fed = [self.pad_id] * decoder.slots, [False] * decoder.slots
-            at = [0] * decoder.slots
-            for s, tokens in queue.items():
-                ids[s], fed[s] = tokens.pop(0), True
-                positions[s] += 1
-                at[s] = positions[s]
-            out = decoder.step(column, ids, at, fed)
-            column += 1
-            ready = [s for s, tokens in queue.items() if not tokens]
-            for s in ready:
-                del queue[s]
-            logits = out[torch.tensor(ready, device=out.device)].float() if ready else logits[:0]
-
-    @contextmanager
-    def _slot_decoder(self, key: tuple[int, int]) -> Iterator[SlotDecoder]:
-        """The decoder of bucket `key`, taken out of the pool while in use (a thread decoding at the same time
-        makes its own); the pool keeps the SLOT_DECODERS most recently used whose KV blocks fit in
-        max(SLOT_POOL_MIN_BYTES, the node cache's size) beside the one just used (a deep tree's wider buckets
-        push out the narrower ones)."""
-        with self._slots_lock:
-            decoder = self._slot_decoders.pop(key, None)
-        if decoder is None:
-            decoder = SlotDecoder(self.model, *key, graph=True)
-        try:
-            yield decoder
-        finally:
-            with self._slots_lock:
-                self._slot_decoders[key] = decoder
-                budget = max(SLOT_POOL_MIN_BYTES, self.kv_cache.max_bytes)
-                while len(self._slot_decoders) > 1 and (
-                        len(self._slot_decoders) > SLOT_DECODERS
-                        or sum(d.nbytes for d in self._slot_decoders.values()) > budget + decoder.nbytes):
-                    del self._slot_decoders[next(iter(self._slot_decoders))]
-
     def _hits_and_prefilled(self, plans: list[_Plan]) -> list[Entry | None]:
         """Each plan's node KV from the cache; when some hit and some miss, the misses are prefilled on their own
         (and kept), so that the first pass feeds only the factors' starts: prefilled together with the misses, every
@@ -527,14 +437,12 @@ class TransformersGenerator:
         """Keep a node prefilled inside a batch in the node cache (its first columns in that row)."""
         if self.kv_cache.max_bytes:
             columns = mask.nonzero()[: len(context), 0]
-            self.kv_cache.put(tuple(context), _row_entry(cache, row, columns, logits))
+            self.kv_cache.put(tuple(context), row_entry(cache, row, columns, logits))
         self.prefilled_tokens += len(context)
 
-    def _next_tokens(self, active, logits: torch.Tensor, cache, mask: torch.Tensor,
-                     slots: list[int] | None = None) -> list[list[int]]:
+    def _next_tokens(self, active, logits: torch.Tensor, cache, mask: torch.Tensor) -> list[list[int]]:
         """The tokens each row feeds next (none: the row is done and leaves the batch): a sampled one, or the whole
-        tail that closes a finished step; a row whose tail was fed reads its child's prior here. Row j's KV and
-        mask are row `slots[j]` of `cache` and `mask` when given (the slot loop), else row j."""
+        tail that closes a finished step; a row whose tail was fed reads its child's prior here."""
         feed: list[list[int]] = [[] for _ in active]
         sampling = False
         by_plan: dict[int, list[int]] = {}
@@ -542,10 +450,8 @@ class TransformersGenerator:
             if row.tail is None:
                 by_plan.setdefault(id(plan), []).append(j)
             else:
-                slot = j if slots is None else slots[j]
-                self._child_done(plan, row, cache, slot, mask[slot], logits[j])
-        sample = self._sample_rows if self.batched_sampling else self._sample_per_plan
-        for js, tokens, logps in sample(active, list(by_plan.values()), logits):
+                self._child_done(plan, row, cache, j, mask[j], logits[j])
+        for js, tokens, logps in self._sample_per_plan(active, list(by_plan.values()), logits):
             plan = active[js[0]][0]
             for j, tok, lp in zip(js, tokens, logps, strict=True):
                 row = active[j][1]
@@ -596,7 +502,7 @@ class TransformersGenerator:
             return
         if self.kv_cache.max_bytes or (plan.prior_over is not None and plan.prior_ids is None):
             # a copy of the row's KV only where it is used: the node cache, or the cues-mode prior pass after
-            entry = _row_entry(cache, j, columns, logits)
+            entry = row_entry(cache, j, columns, logits)
             self.kv_cache.put(tuple(row.child), entry)
             row.entry = entry
         if plan.prior_ids is not None:
@@ -645,30 +551,6 @@ class TransformersGenerator:
             drawn.append((js, tokens.tolist(), logps))
         return drawn
 
-    def _sample_rows(self, active, groups: list[list[int]], logits: torch.Tensor):
-        """Every sampling row's next token in one set of kernels and one transfer to the host (the per-plan
-        sampler costs a few launches and a device sync per plan and token: at 64 plans in flight on a GPU that is
-        most of a decode step). Inverse-CDF sampling at each row's temperature and the top-p cut, with the
-        uniform draws taken from each plan's own generator on the host, so a plan's tokens for a seed do not
-        depend on what shares the batch. Returns (rows, tokens, logprobs) per plan."""
-        if not groups:
-            return []
-        order = [j for js in groups for j in js]
-        plans = [active[js[0]][0] for js in groups]
-        rows = logits[torch.tensor(order, device=logits.device)] if order != list(range(len(active))) else logits
-        temps = [p.temperature for p, js in zip(plans, groups, strict=True) for _ in js]
-        u = torch.cat([torch.rand(len(js), generator=p.rng, dtype=torch.float64)
-                       for p, js in zip(plans, groups, strict=True)]) if any(t > 0.0 for t in temps) else None
-        tokens = sample_inverse_cdf(rows, temps, u, self.top_p)
-        logps = rows.gather(1, tokens[:, None])[:, 0] - torch.logsumexp(rows, dim=-1)
-        both = torch.stack([tokens.double(), logps.double()]).cpu()  # the one sync of this token
-        ids, lps = [int(x) for x in both[0].tolist()], both[1].tolist()
-        out, at_ = [], 0
-        for js in groups:
-            out.append((js, ids[at_: at_ + len(js)], lps[at_: at_ + len(js)]))
-            at_ += len(js)
-        return out
-
     def _sample(self, logits: torch.Tensor, temperature: float, rng: torch.Generator) -> torch.Tensor:
         if temperature <= 0.0:
             return logits.argmax(dim=-1)
@@ -694,34 +576,6 @@ class TransformersGenerator:
 
     def _text(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
-
-
-def _row_entry(cache, row: int, columns: torch.Tensor, logits: torch.Tensor) -> Entry:
-    """One row's KV at `columns` as a node-cache entry: from a slot decoder's single buffer in one copy, else per
-    layer (`kvcache.row_entry`)."""
-    decoder = getattr(cache, "slot_decoder", None)
-    return decoder.entry(row, columns, logits) if decoder is not None else row_entry(cache, row, columns, logits)
-
-
-def sample_inverse_cdf(logits: torch.Tensor, temperatures: Sequence[float], u: torch.Tensor | None,
-                       top_p: float = 1.0) -> torch.Tensor:
-    """One token per row of `logits` [rows, vocab]: the argmax where a row's temperature is 0, else the first
-    token whose cumulative probability (softmax at the row's temperature, top-p cut) exceeds `u` (uniform in
-    [0, 1), one per row) times the row's total."""
-    tokens = logits.argmax(dim=-1)
-    if u is None or not any(t > 0.0 for t in temperatures):
-        return tokens
-    t = torch.tensor([t if t > 0.0 else 1.0 for t in temperatures], device=logits.device, dtype=logits.dtype)
-    probs = torch.softmax(logits / t[:, None], dim=-1)
-    if top_p < 1.0:
-        probs = top_p_filter(probs, top_p)
-    cdf = probs.cumsum(dim=-1)  # float32: its rounding (about 1e-7 of the total) cannot reach a token's odds
-    # below 1 by one float32 step, so that u * total stays under the total (a draw past it would land on the last
-    # token whatever its probability)
-    at = (u.to(logits.device, cdf.dtype).clamp(max=1.0 - 2.0**-23) * cdf[:, -1])[:, None]
-    sampled = torch.searchsorted(cdf, at, right=True)[:, 0].clamp_(max=logits.shape[-1] - 1)
-    hot = torch.tensor([t > 0.0 for t in temperatures], device=logits.device)
-    return torch.where(hot, sampled, tokens)
 
 
 def top_p_filter(probs: torch.Tensor, top_p: float) -> torch.Tensor:
