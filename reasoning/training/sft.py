@@ -1,0 +1,218 @@
+"""Fine-tune a generator on verified trajectories (the policy's half of self-play): each path written exactly as the
+generator reads it at search time (reasoning.prompting), with the loss on the thought factor chosen at each step (its
+open tag, or its cue: so the prior P(S, a) learns which factor led to a right answer), on the model's own words, and
+on where the step ends (the close tag, or the step delimiter); the problem and any calculator bookkeeping are context.
+
+Full fine-tuning from the current weights with AdamW (small models: the demo generator, a tiny Qwen2). LoRA for large
+models would go through peft, which this project does not install; `finetune` says so instead of pretending.
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..domains.countdown import strip_bookkeeping
+from ..factors import Catalog, load_catalog
+from ..prompting import PromptFormat
+from ..types import Problem, Step
+
+IGNORE = -100
+OWN_WORDS: dict[str, Callable[[str], str]] = {"countdown": strip_bookkeeping}  # domains whose tools annotate steps
+
+
+@dataclass(frozen=True)
+class Demonstration:
+    """A verified trajectory: a problem and the steps (text and factor) that reached its gold answer."""
+
+    problem: Problem
+    steps: tuple[Step, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"problem": {"id": self.problem.id, "text": self.problem.text, "answer": self.problem.answer,
+                            "domain": self.problem.domain, "meta": self.problem.meta},
+                "steps": [{"text": s.text, "factor": s.factor} for s in self.steps]}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Demonstration:
+        p = d["problem"]
+        return cls(Problem(p["id"], p["text"], p.get("answer"), p.get("domain", "math"), p.get("meta") or {}),
+                   tuple(Step(s["text"], s.get("factor")) for s in d["steps"]))
+
+
+@dataclass(frozen=True)
+class SFTConfig:
+    """Everything that determines a fine-tuned generator besides its data and starting weights."""
+
+    epochs: float = 2.0
+    steps: int | None = None
+    batch_size: int = 16
+    lr: float = 2e-4
+    warmup: float = 0.05
+    weight_decay: float = 0.01
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs <= 0 or self.batch_size < 1 or not 0 < self.lr < 1 or (self.steps is not None and
+                                                                                self.steps < 1):
+            raise ValueError(f"bad fine-tuning settings: {self}")
+
+
+def prompt_mode(tokenizer, catalog: Catalog) -> str:
+    """`tags` when the tokenizer knows every factor's tags as tokens (a tag-trained model), else `cues`."""
+    vocab = tokenizer.get_vocab()
+    tagged = [f for f in catalog.factors if f.tags]
+    return "tags" if tagged and all(t in vocab for f in tagged for t in f.tags or ()) else "cues"
+
+
+def render(demo: Demonstration, fmt: PromptFormat, catalog: Catalog) -> tuple[str, list[tuple[int, int]]]:
+    """The trajectory's text and the character spans the loss is taken on."""
+    text, spans = fmt.question(demo.problem), []
+    own_words = OWN_WORDS.get(demo.problem.domain, str.strip)
+    for step in demo.steps:
+        factor = catalog.get(step.factor) if step.factor and step.factor in catalog.names else None
+        piece = fmt.render_step(step.text, factor)
+        own = own_words(step.text)
+        if fmt.mode == "tags" and factor is not None and factor.tags:
+            open_tag, close_tag = factor.tags
+            start = len(text) + len(open_tag)
+            spans.append((len(text), start))  # the factor choice
+            spans.append((start, start + len(own)))  # the model's own words
+            close_at = len(text) + len(piece) - len(close_tag) - 1
+            spans.append((close_at, close_at + len(close_tag)))  # the close tag (bookkeeping is context)
+        else:
+            spans.append((len(text), len(text) + len(piece)))  # the cue, the words and the delimiter
+        text += piece
+    return text, spans
+
+
+def encode(tokenizer, text: str, spans: Sequence[tuple[int, int]], max_length: int) -> tuple[list[int], list[int]]:
+    """Token ids and labels (the token itself inside a span, IGNORE elsewhere), cut to `max_length`."""
+    enc = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
+    ids, offsets = enc["input_ids"][:max_length], enc["offset_mapping"][:max_length]
+    labels = [tid if any(a <= start < b for a, b in spans) else IGNORE for tid, (start, _) in zip(ids, offsets,
+                                                                                                 strict=True)]
+    return ids, labels
+
+
+def _batch(rows: list[tuple[list[int], list[int]]], pad: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    width = max(len(ids) for ids, _ in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, (x, y) in enumerate(rows):
+        ids[i, : len(x)], labels[i, : len(y)], mask[i, : len(x)] = torch.tensor(x), torch.tensor(y), 1
+    return ids, labels, mask
+
+
+def train(model, data: list[tuple[list[int], list[int]]], config: SFTConfig, pad: int, *,
+          progress: Callable[[int, int, float], None] | None = None) -> list[float]:
+    """AdamW with warmup and cosine decay on the labelled tokens; returns the smoothed loss every 50 steps."""
+    rng = random.Random(config.seed)
+    torch.manual_seed(config.seed)
+    total = config.steps or max(1, math.ceil(config.epochs * len(data) / config.batch_size))
+    warmup = max(1, round(config.warmup * total))
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    order: list[int] = []
+    losses, running = [], 0.0
+    model.train()
+    for step in range(total):
+        if len(order) < config.batch_size:
+            fresh = list(range(len(data)))
+            rng.shuffle(fresh)
+            order += fresh
+        ids, labels, mask = _batch([data[order.pop()] for _ in range(min(config.batch_size, len(data)))], pad)
+        scale = (step + 1) / warmup if step < warmup else 0.5 * (1 + math.cos(math.pi * (step - warmup) /
+                                                                             max(1, total - warmup)))
+        for group in opt.param_groups:
+            group["lr"] = config.lr * scale
+        logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits.float()
+        loss = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
+                                                 labels[:, 1:].reshape(-1).to(model.device), ignore_index=IGNORE)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        running = 0.95 * running + 0.05 * loss.item() if step else loss.item()
+        if step % 50 == 0 or step == total - 1:
+            losses.append(round(running, 4))
+        if progress is not None:
+            progress(step + 1, total, running)
+    model.eval()
+    return losses
+
+
+def finetune(base: str | Path, demos: list[Demonstration], out: str | Path, config: SFTConfig = SFTConfig(), *,
+             catalog: Catalog | None = None, lineage: dict[str, Any] | None = None, device: str | None = None,
+             progress: Callable[[int, int, float], None] | None = None) -> dict[str, Any]:
+    """Fine-tune the causal LM in `base` on `demos` and write it to `out` (safetensors, tokenizer and a manifest that
+    keeps the base's recommended search settings and records the lineage); complete or absent."""
+    from transformers import AutoModelForCausalLM
+
+    from ..backends.loading import load_tokenizer, max_positions, sha256_files, weight_files
+
+    if not demos:
+        raise ValueError("no verified trajectories to fine-tune on")
+    base, out = Path(base), Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"{out} exists and is not empty; choose a new directory")
+    weight_files(base)  # safetensors only
+    catalog = catalog or load_catalog()
+    started = time.time()
+    tokenizer = load_tokenizer(base, False)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32, use_safetensors=True,
+                                                 local_files_only=True)
+    model.to(torch.device(device or "cpu"))  # type: ignore[arg-type]  # transformers types .to() oddly
+    fmt = PromptFormat(mode=prompt_mode(tokenizer, catalog))
+    limit = max_positions(model.config) or 1024
+    data = [encode(tokenizer, *render(d, fmt, catalog), limit) for d in demos]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    losses = train(model, data, config, pad, progress=progress)
+    base_manifest = _read_manifest(base)
+    info = {
+        **{k: v for k, v in base_manifest.items() if k in ("name", "architecture", "config", "tokenizer",
+                                                           "recommended_search")},
+        "parameters": model.num_parameters(), "base": str(base), "base_weights_sha256": sha256_files(
+            sorted(base.glob("*.safetensors"))), "prompt_mode": fmt.mode,
+        "data": {"trajectories": len(demos), "problems": len({d.problem.id for d in demos}),
+                 "tokens": sum(len(ids) for ids, _ in data),
+                 "learned_tokens": sum(sum(t != IGNORE for t in y) for _, y in data)},
+        "recipe": {"kind": "full fine-tuning (AdamW, warmup + cosine)", **asdict(config)},
+        "loss_every_50_steps": losses, "train_seconds": round(time.time() - started, 1), "lineage": lineage or {},
+    }
+    _save(out, model, tokenizer, info)
+    return json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _save(out: Path, model, tokenizer, info: dict[str, Any]) -> None:
+    from ..backends.loading import sha256_files
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        info = {**info, "weights_sha256": sha256_files(sorted(tmp.glob("*.safetensors")))}
+        (tmp / "manifest.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        if out.exists():
+            out.rmdir()
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
