@@ -74,9 +74,11 @@ def build_app(
         api.register(engine)  # first, so the public names win over the page events' (undocumented) ones
         with gr.Row(equal_height=True, elem_id="header"):
             gr.Markdown(f"## {TITLE}", elem_id="title")
+            # no `info` line: the header stays one short row, so the tree and the rating panel fit one screen
             annotator = gr.Textbox(label="your name (annotator)", elem_id="annotator", scale=1, min_width=200,
-                                   placeholder="no name set: ratings go to 'anonymous'", interactive=not auth,
-                                   max_lines=1, info="kept in this browser; every rating is credited to it")
+                                   placeholder="kept in this browser, credited with every rating; none: 'anonymous'",
+                                   interactive=not auth,
+                                   max_lines=1)
             color_by = gr.Radio(list(COLOR_BY), value="value", label="colour by", elem_id="colour-by", scale=2,
                                 min_width=420)
         # The name is not a secret, and a random key (Gradio's default) changes at every start of the app, which

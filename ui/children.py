@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from . import validate as v
 
-CHILDREN_HEADERS = ["node", "factor", "step", "PRM", "value", "visits", "rating (+1 good / 0 / -1 bad)"]
+CHILDREN_HEADERS = ["node", "factor", "step", "PRM", "value", "visits", "rating"]
 CHILDREN_TYPES = ["str", "str", "str", "number", "number", "number", "str"]
 RATING_COLUMN = len(CHILDREN_HEADERS) - 1
 # Every spelling the rating column suggests (and the keyboard shortcuts' letters) maps to a PRM800K rating.

@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from reasoning.factors import load_catalog
 from reasoning.tree import ROOT, ReasoningTree, samples
 
-from .layout import children_by_creation, tidy_layout
+from .layout import children_by_creation, fit_columns, fold, subtree_sizes, tidy_layout
 from .services.views import AutoMark, gold_marks
 
 EDGE_GAP = 0.1  # vertical gap (in depth units) between an edge's ends and its nodes
@@ -55,6 +55,14 @@ def _colorscale() -> list[list]:
 COLORSCALE = _colorscale()
 BEST_COLOR = "#e4572e"
 SELECTED_COLOR = "#ff1f8f"
+MATCH_COLOR = "#ff9800"
+FOLD_COLOR = "#9e9e9e"
+# The page's drawing of a big tree (FigureOptions.max_columns): each drawn node and each fold marker has a column of
+# at least COLUMN_PX pixels and a row of ROW_PX, and no marker is wider than NODE_MAX_PX, so no two drawn nodes are
+# ever closer than a marker; the figure says how wide it must be (`layout.meta.min_width`, ui/static/app.js).
+COLUMN_PX, ROW_PX, NODE_MAX_PX = 20, 36, 14
+LABEL_PX = 5.6  # the width of one character of a fold marker's `+N` label (9 px font)
+FOLD_COLUMNS = 1.5  # the columns a fold marker takes, as the page's budget counts them (a `+999` label)
 
 
 @dataclass(frozen=True)
@@ -66,7 +74,11 @@ class FigureOptions:
     height: int = 620
     uirevision: str = "tree"
     max_nodes: int | None = 800  # past this many nodes the least visited subtrees are folded into a `+N` count
-    focus: str | None = None  # show only this node's subtree (in full)
+    focus: str | None = None  # show only this node's subtree (in full, unless max_columns folds it)
+    max_columns: int | None = None  # the page: at most this many leaf columns; the rest folded into `+N` markers
+    max_rows: int | None = None  # with max_columns: levels drawn below the focus before folding
+    opened: tuple[str, ...] = ()  # fold markers the user clicked: these nodes' children are drawn
+    find: str = ""  # highlight the drawn steps whose text contains this (any case), and the folds that hold some
 
     def __post_init__(self) -> None:
         if self.color_by not in COLOR_BY:
@@ -193,26 +205,6 @@ def shown_nodes(kids: Mapping[str, list[str]], nodes, limit: int, keep: Iterable
     return shown
 
 
-def _fold(kids: Mapping[str, list[str]], shown: set[str]) -> tuple[dict[str, list[str]], dict[str, int]]:
-    """The children lists cut down to the shown nodes, and `{shown node: hidden descendants}`."""
-    hidden: dict[str, int] = {}
-    stack = [ROOT]
-    order: list[str] = []
-    while stack:  # pre-order, then sizes bottom-up
-        n = stack.pop()
-        order.append(n)
-        stack.extend(kids.get(n, ()))
-    size = {}
-    for n in reversed(order):
-        size[n] = 1 + sum(size[c] for c in kids.get(n, ()))
-    for n in shown:
-        h = sum(size[c] for c in kids.get(n, ()) if c not in shown)
-        if h:
-            hidden[n] = h
-    cut = {p: [c for c in cs if c in shown] for p, cs in kids.items() if p in shown}
-    return cut, hidden
-
-
 def _subtree(kids: Mapping[str, list[str]], root: str) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     stack = [root]
@@ -246,11 +238,11 @@ def _node_color(n: str, a: Mapping, q: float, opt: FigureOptions, dead: set[str]
 
 
 def _points(order: list[str], pos, tree: ReasoningTree, opt: FigureOptions, dead: set[str],
-            labels: Mapping[str, str], ratings: Mapping[str, float], hidden: Mapping[str, int],
-            autos: Mapping[str, AutoMark]) -> _Points:
+            labels: Mapping[str, str], ratings: Mapping[str, float], autos: Mapping[str, AutoMark]) -> _Points:
     nodes = tree.graph.nodes
     golds = gold_marks(tree, order)  # the ticks and crosses of finished paths (cached, bounded per redraw)
     base = 9.0 if len(order) <= 300 else 6.0 if len(order) <= 1500 else 4.0  # big trees: smaller markers
+    cap = NODE_MAX_PX if opt.max_columns else 30.0
     pts = _Points([], [], [], [], [], [])
     for n in order:
         a = nodes[n]
@@ -259,10 +251,9 @@ def _points(order: list[str], pos, tree: ReasoningTree, opt: FigureOptions, dead
         pts.xs.append(x)
         pts.ys.append(-depth)
         pts.colors.append(_node_color(n, a, q, opt, dead, ratings, autos))
-        pts.sizes.append(min(base + 3.0 * a["visits"] ** 0.5, 30.0))
+        pts.sizes.append(min(base + 3.0 * a["visits"] ** 0.5, cap))
         pts.syms.append(ROOT_SYMBOL if n == ROOT else factor_style(a["factor"] or a["origin"])[0])
-        h = _node_hover(n, a, q, labels, golds.get(n, ""), autos.get(n))
-        pts.hover.append(h + (f"<br>+{hidden[n]} nodes folded below (Focus here shows them)" if n in hidden else ""))
+        pts.hover.append(_node_hover(n, a, q, labels, golds.get(n, ""), autos.get(n)))
     return pts
 
 
@@ -307,20 +298,161 @@ def _marker(pts: _Points, opt: FigureOptions) -> dict:
 
 def _legend(scatter, factors: Iterable[str], opt: FigureOptions) -> list[dict]:
     """Legend-only entries (empty traces): one per factor symbol (in its colour when colour is by factor), and the
-    rating classes when colour is by human label."""
+    rating classes when colour is by human label. The page's figure has no group titles: its legend is one line."""
     out = []
+    titled = not opt.max_columns
     for name in factors:
         sym, color = factor_style(name)
         out.append(scatter(x=[None], y=[None], mode="markers", name=_esc(name), showlegend=True,
-                           legendgroup="factor", legendgrouptitle={"text": "factor"} if not out else None,
+                           legendgroup="factor" if titled else None,
+                           legendgrouptitle={"text": "factor"} if not out and titled else None,
                            marker={"symbol": sym, "size": 10, "color": color if opt.color_by == "factor" else "#555"},
                            hoverinfo="skip"))
     if opt.color_by == "human":
         for i, (name, color) in enumerate(HUMAN_COLORS.items()):
-            out.append(scatter(x=[None], y=[None], mode="markers", name=name, showlegend=True, legendgroup="human",
-                               legendgrouptitle={"text": "human label"} if i == 0 else None,
+            out.append(scatter(x=[None], y=[None], mode="markers", name=name, showlegend=True,
+                               legendgroup="human" if titled else None,
+                               legendgrouptitle={"text": "human label"} if i == 0 and titled else None,
                                marker={"symbol": "circle", "size": 10, "color": color}, hoverinfo="skip"))
     return out
+
+
+@dataclass
+class _Drawn:
+    """What a figure draws of its tree: the children lists cut to the drawn nodes, the fold markers (`+node`: the
+    hidden children of that node, with how many nodes they hold) and every position."""
+
+    root: str
+    kids: dict[str, list[str]]
+    folds: dict[str, int]  # {drawn node: hidden nodes below it}
+    pos: dict[str, tuple[float, int]]
+    order: list[str]  # drawn nodes, in creation order
+
+
+def fold_id(node: str) -> str:
+    """The id of the fold marker under `node` (the page's click hook tells it from a node by its `+`)."""
+    return "+" + node
+
+
+def _fold_label(count: int) -> str:
+    return f"+{count}"
+
+
+def _drawn(tree: ReasoningTree, opt: FigureOptions, path: list[str]) -> tuple[_Drawn, set[str]]:
+    """The drawn part of the tree (and the pruned nodes): the replay's nodes, the focus's subtree, folded to fit."""
+    nodes = tree.graph.nodes
+    keep = _visible_nodes(tree, opt.max_iteration)
+    kids = children_by_creation(tree.graph)
+    if keep is not None:
+        kids = {p: [c for c in cs if c in keep] for p, cs in kids.items() if p in keep}
+    dead = _pruned_below(kids, nodes)
+    root = opt.focus if opt.focus and opt.focus in nodes else ROOT
+    if root != ROOT:
+        kids = _subtree(kids, root)
+    wanted = [*path, opt.selected or root]
+    shown: set[str] | None = None
+    if opt.max_columns:
+        shown = fit_columns(kids, root, opt.max_columns, rows=opt.max_rows, keep=wanted, opened=opt.opened,
+                            key=lambda n: (-float(nodes[n]["visits"]), -float(nodes[n]["value"] or 0.0), n),
+                            fold_width=FOLD_COLUMNS)
+    elif opt.max_nodes and len(nodes) > opt.max_nodes and root == ROOT:
+        shown = shown_nodes(kids, nodes, opt.max_nodes, wanted)
+    folds: dict[str, int] = {}
+    widths: dict[str, float] = {}
+    if shown is not None:
+        full = kids
+        kids, hidden = fold(full, shown, root)
+        size = subtree_sizes(full, root) if hidden else {}
+        for p, cs in hidden.items():
+            folds[p] = sum(size.get(c, 1) for c in cs)
+            kids[p] = [*kids.get(p, []), fold_id(p)]
+            widths[fold_id(p)] = max(1.0, (len(_fold_label(folds[p])) * LABEL_PX + 6) / COLUMN_PX)
+    pos = tidy_layout(kids, root, widths)
+    order = sorted((n for n in pos if n in nodes), key=lambda n: nodes[n]["created"])
+    return _Drawn(root, kids, folds, pos, order), dead
+
+
+def find_matches(tree: ReasoningTree, text: str, under: str = ROOT) -> list[str]:
+    """The steps under `under` whose text contains `text` (any case), in creation order; none for blank text."""
+    needle = text.strip().lower()
+    if not needle:
+        return []
+    nodes = tree.graph.nodes
+    with tree.lock:
+        hits = [n for n, a in nodes.items() if needle in str(a["text"] or "").lower() and n != ROOT
+                and (under == ROOT or n == under or n.startswith(under + "."))]
+    return sorted(hits, key=lambda n: nodes[n]["created"])
+
+
+def _fold_traces(scatter, d: _Drawn, opt: FigureOptions, matched: Mapping[str, int]) -> list[dict]:
+    """The fold markers (clickable: the page draws that node's children) and the dotted edges up to them."""
+    if not d.folds:
+        return []
+    ids = list(d.folds)
+    xs = [d.pos[fold_id(p)][0] for p in ids]
+    ys = [-d.pos[fold_id(p)][1] for p in ids]
+    ex: list[float | None] = []
+    ey: list[float | None] = []
+    for p, x, y in zip(ids, xs, ys, strict=True):
+        px, pd = d.pos[p]
+        ex.extend((px, x, None))
+        ey.extend((-pd - EDGE_GAP, y + EDGE_GAP, None))
+    hover = [f"+{d.folds[p]} nodes folded under {_esc(p)}: click to draw its children"
+             + (f"<br>{matched[p]} of them match the search" if matched.get(p) else "") for p in ids]
+    colors = [MATCH_COLOR if matched.get(p) else FOLD_COLOR for p in ids]
+    return [
+        scatter(x=ex, y=ey, mode="lines", name="fold edges", showlegend=False, hoverinfo="skip",
+                line={"color": "#cfcfcf", "width": 1, "dash": "dot"}),
+        scatter(x=xs, y=ys, mode="markers+text", name="folded", showlegend=False, customdata=[fold_id(p) for p in ids],
+                text=[_fold_label(d.folds[p]) for p in ids], textposition="bottom center",
+                textfont={"size": 9, "color": "#555"}, hovertext=hover, hoverinfo="text",
+                marker={"symbol": "triangle-down", "size": 11, "color": colors, "line": {"width": 0.5, "color": "#555"}}),
+    ]
+
+
+def _match_folds(matches: Iterable[str], d: _Drawn, nodes) -> dict[str, int]:
+    """`{drawn node: matches among the nodes folded under it}`."""
+    out: dict[str, int] = {}
+    for n in matches:
+        m = n
+        while m is not None and m not in d.pos:
+            m = nodes[m]["parent"]
+        if m is not None and m != n:
+            out[m] = out.get(m, 0) + 1
+    return out
+
+
+def _title(tree: ReasoningTree, d: _Drawn, opt: FigureOptions, matches: list[str]) -> str:
+    nodes = tree.graph.nodes
+    parts = []
+    total = len(nodes)
+    if d.root != ROOT:
+        total = len(_subtree_ids(d, nodes))
+        parts.append("whole tree › " + " › ".join(tree.path(d.root)[1:]) + f" ({total} nodes)")
+    if d.folds:
+        parts.append(f"{len(d.order)} of {total} nodes drawn; click a ▼+N to unfold it")
+    if opt.find.strip():
+        drawn = sum(n in d.pos for n in matches)
+        parts.append(f"{len(matches)} steps match {opt.find.strip()[:40]!r} ({drawn} drawn)")
+    return " · ".join(parts)
+
+
+def _subtree_ids(d: _Drawn, nodes) -> list[str]:
+    return [n for n in nodes if n == d.root or n.startswith(d.root + ".")]
+
+
+def _geometry(d: _Drawn, opt: FigureOptions, title: str) -> dict:
+    """Size and ranges: the page's figure is as tall and (at least) as wide as its columns and rows need."""
+    top = 40 if title else 30
+    if not opt.max_columns:
+        return {"height": opt.height, "margin": {"l": 10, "r": 10, "t": top, "b": 10}}
+    span = max((x for x, _ in d.pos.values()), default=0.0) + 1.0
+    depth = max((y for _, y in d.pos.values()), default=0)
+    height = max(300, int((depth + 1.3) * ROW_PX) + top + 16)
+    return {"height": height, "margin": {"l": 10, "r": 10, "t": top, "b": 16},
+            "xaxis": {"visible": False, "range": [-0.6, span - 0.4], "fixedrange": False},
+            "yaxis": {"visible": False, "range": [-depth - 0.8, 0.5]},
+            "meta": {"min_width": int(span * COLUMN_PX) + 110}}
 
 
 def tree_figure(
@@ -340,23 +472,13 @@ def tree_figure(
     labels = labels or {}
     nodes = tree.graph.nodes
     with tree.lock:
-        keep = _visible_nodes(tree, opt.max_iteration)
-        kids = children_by_creation(tree.graph)
-        if keep is not None:
-            kids = {p: [c for c in cs if c in keep] for p, cs in kids.items() if p in keep}
-        dead = _pruned_below(kids, nodes)
         path = best_path if best_path is not None else (tree.best_path() if opt.show_best else [])
-        root = opt.focus if opt.focus and opt.focus in nodes else ROOT
-        if root != ROOT:
-            kids = _subtree(kids, root)
-        hidden: dict[str, int] = {}
-        if opt.max_nodes and len(nodes) > opt.max_nodes and root == ROOT:
-            kids, hidden = _fold(kids, shown_nodes(kids, nodes, opt.max_nodes, [*path, opt.selected or ROOT]))
-        pos = tidy_layout(kids, root)
-        order = sorted(pos, key=lambda n: nodes[n]["created"])
-        pts = _points(order, pos, tree, opt, dead, labels, ratings or {}, hidden, autos or {})
+        d, dead = _drawn(tree, opt, path)
+        pos, order = d.pos, d.order
+        pts = _points(order, pos, tree, opt, dead, labels, ratings or {}, autos or {})
         ex, ey, ehover = _edges(order, pos, nodes)
         factors = list(dict.fromkeys(nodes[n]["factor"] for n in order if nodes[n]["factor"]))
+    matches = find_matches(tree, opt.find, d.root)
     kind = "scattergl" if len(order) > WEBGL_THRESHOLD else "scatter"
     scatter = lambda **kw: {"type": kind, **kw}  # noqa: E731
     edge_text, edge_info = _edge_hover_arrays(ehover)
@@ -374,24 +496,25 @@ def tree_figure(
             x=[pos[n][0] for n in best], y=[-pos[n][1] for n in best], mode="lines", name="best path",
             line={"color": BEST_COLOR, "width": 4}, hoverinfo="skip",
         ))
+    shown_matches = [n for n in matches if n in pos]
+    if shown_matches:  # rings under the nodes (no hover: a click still picks the node)
+        traces.append(scatter(x=[pos[n][0] for n in shown_matches], y=[-pos[n][1] for n in shown_matches],
+                              mode="markers", name="matches", showlegend=False, hoverinfo="skip",
+                              marker={"symbol": "circle", "size": NODE_MAX_PX + 9, "color": "rgba(255,152,0,0.35)",
+                                      "line": {"width": 2, "color": MATCH_COLOR}}))
     traces.append(scatter(x=pts.xs, y=pts.ys, mode="markers", name="nodes", showlegend=False, customdata=order,
                           hovertext=pts.hover, hoverinfo="text", marker=_marker(pts, opt)))
-    if hidden:  # the `+N` counts of folded subtrees, under their shown ancestor
-        folded = [n for n in order if n in hidden]
-        traces.append(scatter(x=[pos[n][0] for n in folded], y=[-pos[n][1] - 0.28 for n in folded], mode="text",
-                              name="folded", showlegend=False, text=[f"+{hidden[n]}" for n in folded],
-                              textfont={"size": 9, "color": "#666"}, hoverinfo="skip"))
+    traces.extend(_fold_traces(scatter, d, opt, _match_folds(matches, d, nodes)))
     traces.extend(_legend(scatter, factors, opt))
-    title = (f"{len(order)} of {len(nodes)} nodes shown: the most visited; small subtrees folded (+N)" if hidden
-             else f"subtree of {root} ({len(order)} nodes)" if root != ROOT else "")
+    title = _title(tree, d, opt, matches)
     layout = dict(
-        height=opt.height, margin={"l": 10, "r": 10, "t": 40 if title else 30, "b": 10}, hovermode="closest",
-        dragmode="pan", uirevision=opt.uirevision, plot_bgcolor="white", paper_bgcolor="white",
+        hovermode="closest", dragmode="pan", uirevision=opt.uirevision, plot_bgcolor="white", paper_bgcolor="white",
         legend={"orientation": "h", "y": 1.02, "x": 0, "yanchor": "bottom"},
         title={"text": _esc(title), "font": {"size": 12}, "x": 0.99, "xanchor": "right"} if title else None,
-        xaxis={"visible": False}, yaxis={"visible": False},
-        hoverlabel={"align": "left"}, meta={"color_by": opt.color_by},  # the page's label patches check it
+        xaxis={"visible": False}, yaxis={"visible": False}, hoverlabel={"align": "left"},
     )
+    layout.update(_geometry(d, opt, title))
+    layout["meta"] = {**layout.get("meta", {}), "color_by": opt.color_by}  # the page's label patches check it
     if opt.selected in pos:
         i = order.index(opt.selected)
         layout["shapes"] = [selection_ring(pts.xs[i], pts.ys[i], pts.sizes[i])]

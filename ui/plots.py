@@ -14,12 +14,17 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from .figure import COLOR_BY, FigureOptions, empty_figure, tree_figure
 from .services.views import auto_marks, label_summary
 
 FIGURE_CACHE_SIZE = 16  # figures kept, over all sessions, colours and selections
+# The page's plot draws at most PAGE_COLUMNS leaf columns (COLUMN_PX each: the plot column's width at a 1400 px
+# wide window) and PAGE_ROWS levels below its top node; the rest is folded into `+N` markers that open on a click.
+PAGE_COLUMNS, PAGE_ROWS = 36, 7
+MAX_OPENED, MAX_FIND = 8, 200
 
 
 class FigureEngine(Protocol):
@@ -42,10 +47,49 @@ def mean_ratings(annotations: Iterable[Any]) -> dict[str, float]:
     return {n: total / count for n, (total, count) in sums.items()}
 
 
+@dataclass(frozen=True)
+class View:
+    """What part of a tree the page's plot draws: the subtree of `focus` (None: the whole tree), the folds the user
+    opened (each node's children drawn; an opened node's ancestors stay opened), and the search text whose matches
+    are highlighted. The page keeps it in one state value (`dump`): a plain node id when only focused, as before."""
+
+    focus: str | None = None
+    opened: tuple[str, ...] = ()
+    find: str = ""
+
+    @classmethod
+    def parse(cls, value: Any) -> View:
+        text = str(value or "").strip()
+        if not text.startswith("{"):
+            return cls(focus=text or None)
+        try:
+            d = json.loads(text)
+            return cls(d.get("focus") or None, tuple(str(n) for n in d.get("opened") or ())[-MAX_OPENED:],
+                       str(d.get("find") or "")[:MAX_FIND])
+        except (ValueError, AttributeError, TypeError):
+            return cls()
+
+    def dump(self) -> str:
+        if not self.opened and not self.find:
+            return self.focus or ""
+        return json.dumps({"focus": self.focus, "opened": list(self.opened), "find": self.find})
+
+    def open(self, node: str) -> View:
+        """The view with `node`'s children drawn too (the opened folds that are not its ancestors close)."""
+        kept = tuple(n for n in self.opened if node.startswith(n + ".") and n != node)
+        return replace(self, opened=(*kept, node)[-MAX_OPENED:])
+
+
 def figure_options(session_id: Any, color_by: str | None, selected: str | None = None,
                    focus: str | None = None) -> FigureOptions:
+    """The page's figure options: `focus` is the page's view state (`View.dump`); the tree is folded to the columns
+    that fit the page (ui/figure.py COLUMN_PX), and the zoom is kept per session and view."""
     color = color_by if color_by in COLOR_BY else "value"
-    return FigureOptions(color_by=color, selected=selected, focus=focus or None, uirevision=f"session-{session_id}")
+    view = View.parse(focus)
+    key = view.dump()
+    return FigureOptions(color_by=color, selected=selected, focus=view.focus, opened=view.opened, find=view.find,
+                         max_columns=PAGE_COLUMNS, max_rows=PAGE_ROWS,
+                         uirevision=f"session-{session_id}" + (f"/{key}" if key else ""))
 
 
 def _inputs(engine: FigureEngine, session_id: Any, color_by: str | None, selected: str | None,

@@ -11,12 +11,12 @@ from reasoning.search.config import BY_NAME, SETTINGS, Setting
 
 from ..domain_note import domain_note
 from ..feedback import reported
-from ..figure import FigureOptions, tree_figure
-from ..plots import session_plot
+from ..figure import tree_figure
+from ..plots import figure_options, session_plot
 from ..service import Explorer
 from ..share import write_share
 from ..wiring import Shared, who
-from . import autolabel, inspector
+from . import autolabel, inspector, treeview
 
 EXAMPLE_PROBLEM = "Use 4 7 8 8 to make 24."
 
@@ -29,19 +29,27 @@ def plot_for(engine: Explorer, session_id, color_by: str = "value", selected: st
 
 
 def build_page(engine: Explorer, shared: Shared) -> None:
+    """One screen for a labeller (1400 x 1000): the search controls at the left; the tree, its toolbar and the
+    selected node's panel (step, scores, rating, status, children) at the right; the trace, the other actions and
+    sharing below (`inspector.Places`)."""
     with gr.Row(equal_height=False):
-        with gr.Column(scale=1, min_width=330):
+        with gr.Column(scale=1, min_width=290):
             controls = _controls(engine)
             shared.problem_pick = controls["pick"]  # the import on the data page refreshes it
-        with gr.Column(scale=3):
+        with gr.Column(scale=3, min_width=640):
             shared.plot = gr.Plot(plot_for(engine, None), elem_id="tree-plot", show_label=False)
-            status = gr.Textbox(label="search status", elem_id="status", interactive=False, lines=1)
-            with gr.Row():
-                share = gr.Button("Share this tree (one HTML file, works offline)", elem_id="share-html", size="sm",
-                                  scale=1)
-                shared_file = gr.File(label="shared tree", interactive=False, elem_id="share-file", scale=2,
-                                      visible=False)
-    ins = inspector.build_page(engine, shared, status)
+            places = inspector.Places(gr.Row(elem_id="tree-toolbar", equal_height=True), gr.Column(elem_id="node-panel"),
+                                      gr.Column(elem_id="node-details", render=False))
+    places.details.render()
+    with places.toolbar:
+        bar = treeview.build_toolbar()
+    status = gr.Textbox(label="status", elem_id="status", interactive=False, lines=1, render=False, show_label=False,
+                        placeholder="status: what the last action did")
+    ins = inspector.build_page(engine, shared, status, places)
+    treeview.wire(engine, shared, ins, bar)
+    with places.details, gr.Row():
+        share = gr.Button("Share this tree (one HTML file, works offline)", elem_id="share-html", size="sm", scale=1)
+        shared_file = gr.File(label="shared tree", interactive=False, elem_id="share-file", scale=2, visible=False)
     _wire_search(engine, shared, controls, status)
     _wire_session_switch(engine, shared, controls, ins, status)
     _wire_share(engine, shared, share, shared_file, status)
@@ -152,8 +160,7 @@ def _wire_search(engine: Explorer, shared: Shared, c: dict, status: gr.Textbox) 
         updates = engine.run_search(problem, config, catalog, annotator=who(annotator, request),
                                     generator_dir=gen_dir, prm_dir=prm_dir)
         for up in updates:
-            opts = FigureOptions(color_by=color_by or "value", uirevision=f"session-{up.session_id}")
-            yield str(up.session_id), None, tree_figure(up.tree, opts), up.status
+            yield str(up.session_id), None, tree_figure(up.tree, figure_options(up.session_id, color_by)), up.status
 
     inputs = [c["problem"], c["gen_dir"], c["prm_dir"], c["catalog"], shared.color_by, shared.annotator,
               *(c[name] for name in SETTING_CONTROLS)]

@@ -13,7 +13,8 @@ from typing import Any
 
 import gradio as gr
 
-from ..children import CHILDREN_HEADERS, CHILDREN_TYPES, children_rows, save_children
+from .. import validate as v
+from ..children import CHILDREN_HEADERS, CHILDREN_TYPES, children_rows, save_children, show_rating
 from ..feedback import reported
 from ..figure import tree_figure
 from ..mathtext import LATEX_DELIMITERS, math_markdown
@@ -119,10 +120,11 @@ def _layout(engine: Explorer) -> Inspector:
             with gr.Row():
                 factor = gr.Dropdown(engine.catalog.names, value=engine.catalog.names[0], label="factor",
                                      elem_id="expand-factor")
-                count = gr.Number(3, label="children", precision=0, minimum=1, maximum=MAX_EXPAND, elem_id="expand-n")
+                # no precision or bounds for Gradio to round or clamp to: the server refuses 1.5 or 99 in one line
+                count = gr.Number(3, label=f"children (1–{MAX_EXPAND})", elem_id="expand-n")
                 expand = gr.Button("Expand here", elem_id="expand", size="sm")
             with gr.Row():
-                budget = gr.Number(20, label="resume budget", precision=0, minimum=1, elem_id="resume-budget")
+                budget = gr.Number(20, label=f"resume budget (1–{engine.max_budget})", elem_id="resume-budget")
                 resume = gr.Button("Resume search from here", elem_id="resume", size="sm")
             with gr.Row():
                 prune = gr.Button("Prune subtree", elem_id="prune", variant="stop", size="sm")
@@ -145,7 +147,7 @@ def _layout(engine: Explorer) -> Inspector:
 
 def panel_outputs(shared: Shared, ins: Inspector) -> list:
     """The components `node_panel` fills, in its order: the selection and the inspector, not the plot."""
-    return [shared.node, ins.selected, ins.info, ins.trace, ins.text, ins.kids]
+    return [shared.node, ins.selected, ins.info, ins.trace, ins.text, ins.kids, ins.unsure, ins.note]
 
 
 def view_outputs(shared: Shared, ins: Inspector) -> list:
@@ -155,13 +157,25 @@ def view_outputs(shared: Shared, ins: Inspector) -> list:
 
 def node_panel(engine: Explorer, session_id: Any, node_id: Any, annotator: str) -> tuple:
     """The inspector's contents for a node: its id, the browser's copy (`id|time`, so that every selection reaches
-    the browser, even of the same node after a redraw), info, trace, step text and children. The plot is not
-    redrawn: the browser moves the selection ring (`rteShow` in ui/static/app.js)."""
+    the browser, even of the same node after a redraw), info (with this annotator's rating), trace, step text,
+    children, and the unsure tick and note this annotator gave it. The plot is not redrawn: the browser moves the
+    selection ring (`rteShow` in ui/static/app.js)."""
     if not session_id or not node_id:
-        return node_id, node_id or "", "", [], "", []
+        return node_id, node_id or "", "", [], "", [], False, ""
     nv = engine.inspect(session_id, node_id)
-    return (nv.node_id, f"{nv.node_id}|{time.time()}", nv.info, nv.trace, nv.text,
-            children_rows(engine, session_id, nv.node_id, annotator))
+    mine, unsure, note = own_label(engine, session_id, nv.node_id, annotator)
+    return (nv.node_id, f"{nv.node_id}|{time.time()}", nv.info + mine, nv.trace, nv.text,
+            children_rows(engine, session_id, nv.node_id, annotator), unsure, note)
+
+
+def own_label(engine: Explorer, session_id: Any, node_id: str, annotator: str) -> tuple[str, bool, str]:
+    """What `annotator` gave a node, as the inspector shows it: ` · your rating +1 (unsure)` for the info line, the
+    unsure tick and the note; blank when they have not rated it."""
+    mine = [a for a in engine.store.annotations(v.session_id(session_id), node_id) if a.annotator == annotator]
+    if not mine:
+        return "", False, ""
+    a = mine[-1]
+    return f" · your rating {show_rating(a.rating)}{' (unsure)' if a.unsure else ''}", bool(a.unsure), a.note or ""
 
 
 def node_view(engine: Explorer, session_id: Any, node_id: Any, color_by: str, annotator: str,
@@ -293,17 +307,21 @@ def _wire_ratings(engine: Explorer, shared: Shared, ins: Inspector, status: gr.T
             return (f"rated node {nid} {rating:+d} as {user}" if rating else f"rated node {nid} 0 as {user}"), False, ""
         return rate
 
-    @reported(2)
-    def after_rating(session_id, node_id, color_by, focus):
-        """The trace (its human column) and the plot patch (hovers, colours) of the rated node and its children."""
+    @reported(3)
+    def after_rating(request: gr.Request, session_id, node_id, color_by, focus, annotator):
+        """The info line (this annotator's rating), the trace (its human column) and the plot patch (hovers,
+        colours) of the rated node and its children."""
         if not session_id or not node_id:
-            return gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip()
         tree = engine.tree(session_id)
         kids = tree.children(node_id, include_pruned=True) if node_id in tree else []
-        return (engine.inspect(session_id, node_id).trace,
+        nv = engine.inspect(session_id, node_id)
+        mine = own_label(engine, session_id, nv.node_id, who(annotator, request))[0]
+        return (nv.info + mine, nv.trace,
                 label_patch(engine, session_id, color_by, node_id, focus, [node_id, *kids]))
 
-    after_in, after_out = [shared.session, shared.node, shared.color_by, ins.focus], [ins.trace, ins.patch]
+    after_in = [shared.session, shared.node, shared.color_by, ins.focus, shared.annotator]
+    after_out = [ins.info, ins.trace, ins.patch]
     for button, rating in ((ins.bad, -1), (ins.neutral, 0), (ins.good, 1)):
         # queue=False: one small transaction, acknowledged without the queue's round trip
         button.click(rater(rating), [shared.session, shared.node, shared.annotator, ins.unsure, ins.note,
@@ -331,7 +349,7 @@ def _wire_actions(engine: Explorer, shared: Shared, ins: Inspector, status: gr.T
 
     def do_human(sid, nid, user, new_text, fac):
         new = engine.add_human_step(sid, nid, new_text, fac, annotator=user)
-        return new, f"added human step {new} under {nid}"
+        return new, f"added human step {new} under {nid}{human_step_note(engine.tree(sid).node(new))}"
 
     def do_expand(sid, nid, user, fac, n):
         new = engine.expand(sid, nid, fac, n, annotator=user)
@@ -364,6 +382,14 @@ def _wire_actions(engine: Explorer, shared: Shared, ins: Inspector, status: gr.T
 
     ins.summarize.click(do_summarize, [shared.session, shared.node], [ins.summary, status],
                         api_visibility="undocumented", concurrency_id="model")
+
+
+def human_step_note(a: dict) -> str:
+    """What the domain made of a typed step, for the status line: a final answer, or an invalid operation."""
+    if a["terminal"]:
+        return f": a final answer ({a['answer'] if a['answer'] is not None else 'none read'})"
+    why = (a.get("meta") or {}).get("invalid")
+    return f": ⚠ {why}" if why else ""
 
 
 def human_factor_choice(engine: Explorer, session_id, node_id):

@@ -39,7 +39,15 @@
       return gd && gd.isConnected === false ? gd : draw();
     });
     const react = P.react, resize = P.Plots.resize;
-    P.react = function (gd, ...rest) { return later(gd, () => react.call(this, gd, ...rest)); };
+    // A big tree's figure says how wide it must be for its columns (ui/figure.py COLUMN_PX, `meta.min_width`):
+    // the plot is never squeezed below it (its box scrolls sideways instead), so drawn nodes never touch.
+    const minWidth = (gd, layout) => {
+      const w = layout && layout.meta && layout.meta.min_width;
+      if (gd && gd.style) gd.style.minWidth = w ? `${w}px` : "";
+    };
+    P.react = function (gd, ...rest) {
+      return later(gd, () => { minWidth(gd, rest[1]); return react.call(this, gd, ...rest); });
+    };
     P.Plots.resize = function (gd, ...rest) {
       return later(gd, () => {
         const L = gd && gd._fullLayout;
@@ -59,6 +67,10 @@
         gd.on("plotly_click", (ev) => {
           const p = ev && ev.points && ev.points.find((q) => q.customdata !== undefined && q.customdata !== null);
           if (!p) return;
+          if (String(p.customdata).startsWith("+")) {  // a fold marker (ui/figure.py fold_id): draw its children
+            if (plotId === "tree-plot") forward("plot-expand", String(p.customdata).slice(1));
+            return;
+          }
           if (plotId === "tree-plot") ringAt(gd, p.customdata);  // at once; the server's answer confirms it
           forward(target, p.customdata);
         });
@@ -159,6 +171,44 @@
       pending = ""; pendingCell = null; commit = null;  // the user moved on: the kept keys were for another cell
     }
   }, true);
+
+  // Arrow keys move the selection over the drawn tree: up to the parent, down to the first child (or unfold the
+  // node's fold marker when none is drawn), left and right to the previous and next sibling.
+  const selectedId = () => {
+    const box = document.querySelector("#selected-node textarea, #selected-node input");
+    return ((box && box.value) || "").split("|", 1)[0];
+  };
+  const drawnChildren = (t, id) => t.customdata.map((c, i) => [c, t.x[i]])
+    .filter(([c]) => c.startsWith(`${id}.`) && !c.slice(id.length + 1).includes(".")).sort((a, b) => a[1] - b[1]);
+  const moveTarget = (key) => {
+    const gd = treePlot(), k = nodesOf(gd), id = selectedId();
+    if (k < 0 || !id) return null;
+    const t = gd.data[k], parent = id.includes(".") ? id.slice(0, id.lastIndexOf(".")) : null;
+    if (key === "ArrowUp") return parent && t.customdata.includes(parent) ? parent : null;
+    if (key === "ArrowDown") {
+      const kids = drawnChildren(t, id);
+      if (kids.length) return kids[0][0];
+      const folds = gd.data.find((d) => d.name === "folded");
+      return folds && folds.customdata.includes(`+${id}`) ? `+${id}` : null;
+    }
+    if (!parent) return null;
+    const sibs = drawnChildren(t, parent).map(([c]) => c), i = sibs.indexOf(id) + (key === "ArrowLeft" ? -1 : 1);
+    return i >= 0 && i < sibs.length ? sibs[i] : null;
+  };
+  document.addEventListener("keydown", (ev) => {
+    if (!["ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight"].includes(ev.key)) return;
+    const t = ev.target;
+    if (ev.ctrlKey || ev.metaKey || ev.altKey || ev.shiftKey) return;
+    if (inTable && (!t || t === document.body)) return;
+    if (t && (t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName))) return;
+    if (t && t.closest && t.closest(TABLES)) return;
+    const to = moveTarget(ev.key);
+    if (!to) return;
+    ev.preventDefault();
+    if (to.startsWith("+")) { forward("plot-expand", to.slice(1)); return; }
+    ringAt(treePlot(), to);
+    forward("plot-click", to);
+  });
 
   // Keyboard shortcuts for rating the selected node: g/+ good, n/0 neutral, b/- bad, u toggles unsure.
   // The review queue's buttons come first: on the Review tab the inspector's are hidden, and vice versa.
