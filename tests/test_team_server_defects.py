@@ -39,6 +39,7 @@ from storage.logins import LoginBook
 from ui.app import build_app
 from ui.login import Keys, LoginThrottle, LoginThrottleMiddleware, ThrottlePolicy
 from ui.service import Explorer
+from ui.testing import serve
 from ui.validate import UserError
 
 pytestmark = pytest.mark.model  # tiny models built from configs
@@ -284,3 +285,38 @@ def test_a_database_that_cannot_open_is_named_in_the_error(no_models, tmp_path, 
     one_line(err, f"cannot open the database sqlite:///{bad}", "file is not a database")
     with pytest.raises(StorageError, match=r"postgresql\+psycopg://postgres:\*\*\*@127\.0\.0\.1:1/x: "):
         Store("postgresql://postgres:secret@127.0.0.1:1/x")
+
+
+@pytest.fixture(scope="module")
+def served(models, tmp_path_factory):
+    store = Store(f"sqlite:///{tmp_path_factory.mktemp('team-served') / 'explorer.db'}")
+    with serve(generator=models[0], scorer=models[1], store=store) as url:
+        yield url.rstrip("/")
+    store.close()
+
+
+def raw_call(url: str, name: str, data: list) -> tuple[str, str]:
+    """A raw REST call (no gradio_client): the event and data lines of its answer."""
+    event_id = httpx.post(f"{url}/gradio_api/call/{name}", json={"data": data}, timeout=30).json()["event_id"]
+    lines = httpx.get(f"{url}/gradio_api/call/{name}/{event_id}", timeout=120).text.splitlines()
+    event = next(ln for ln in lines if ln.startswith("event:")).split(":", 1)[1].strip()
+    return event, next(ln for ln in lines if ln.startswith("data:")).split(":", 1)[1].strip()
+
+
+@pytest.mark.parametrize("name,data,needle", [
+    ("search", [], "search takes"),
+    ("rate", [1], "missing node_id, rating"),
+])
+def test_a_raw_rest_call_short_of_inputs_says_which_are_missing(served, name, data, needle):
+    event, payload = raw_call(served, name, data)
+    assert event == "error"
+    message = json.loads(payload)["error"]
+    assert message and needle in message and "\\n" not in message, message
+
+
+def test_errors_written_for_the_user_log_no_traceback(served, capfd):
+    capfd.readouterr()
+    for name, data in (("rate_children", [1, "0", [1]]), ("export", ["trl", "human", "drop", False, False, None, 99])):
+        event, payload = raw_call(served, name, data)
+        assert event == "error" and json.loads(payload)["error"], payload
+    assert "Traceback" not in capfd.readouterr().err

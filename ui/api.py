@@ -196,6 +196,34 @@ def with_search_signature(fn: Callable[..., Any]) -> Callable[..., Any]:
     return endpoint
 
 
+def name_missing_inputs(demo: gr.Blocks) -> gr.Blocks:
+    """A call with fewer inputs than its endpoint takes (a raw REST call: gradio_client fills in the defaults itself)
+    is refused in one line naming what is missing; Gradio's own refusal is 9 lines that a served app hides, so the
+    caller read `{"error": null}`."""
+    check = demo.validate_inputs
+
+    def validate(block_fn: Any, inputs: list[Any]) -> None:
+        if len(inputs) < len(block_fn.inputs):
+            names = _input_names(block_fn.fn) or [f"#{i + 1}" for i in range(len(block_fn.inputs))]
+            missing = names[len(inputs):len(block_fn.inputs)]
+            shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+            raise gr.Error(f"{block_fn.api_name or block_fn.name} takes {len(block_fn.inputs)} inputs in order, got "
+                           f"{len(inputs)}: missing {shown} (give null for a setting to take its default)",
+                           print_exception=False)
+        check(block_fn, inputs)
+
+    demo.validate_inputs = validate  # type: ignore[method-assign]
+    return demo
+
+
+def _input_names(fn: Any) -> list[str]:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params if p.name != "request" and p.kind is not inspect.Parameter.VAR_KEYWORD]
+
+
 def register(engine: Explorer) -> None:
     """Declare the endpoints inside the current gr.Blocks."""
     api = Endpoints(engine)

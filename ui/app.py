@@ -110,6 +110,7 @@ def build_app(
         if shared.problem_pick is not None:  # the problems imported since the app started, on every page open
             demo.load(lambda: data.problem_pick(engine), None, [shared.problem_pick], api_visibility="undocumented")
         annotator.change(lambda name: name, [annotator], [saved_name], api_visibility="undocumented", queue=False)
+    api.name_missing_inputs(demo)  # a raw REST call short of inputs: one line, not {"error": null}
     launch_kwargs: dict[str, Any] = {
         "css_paths": [STATIC / "app.css"],
         "js": (STATIC / "app.js").read_text(encoding="utf-8"),

@@ -45,7 +45,8 @@ def guarded(fn):
         def gen_wrapper(*args, **kwargs):
             try:
                 yield from fn(*args, **kwargs)
-            except gr.Error:
+            except gr.Error as exc:  # written for the user: no traceback in the server log
+                exc.print_exception = False
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure becomes one line; tracebacks go to the log
                 raise _user_error(fn, exc) from None
@@ -56,7 +57,8 @@ def guarded(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except gr.Error:
+        except gr.Error as exc:  # as above
+            exc.print_exception = False
             raise
         except Exception as exc:  # noqa: BLE001 - as above
             raise _user_error(fn, exc) from None
