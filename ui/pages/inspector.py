@@ -17,7 +17,7 @@ from .. import validate as v
 from ..children import CHILDREN_HEADERS, CHILDREN_TYPES, children_rows, save_children, show_rating
 from ..feedback import reported
 from ..figure import tree_figure
-from ..mathtext import LATEX_DELIMITERS, math_markdown
+from ..mathtext import LATEX_DELIMITERS, math_markdown, plain
 from ..plots import figure_options, label_patch, session_plot
 from ..service import MAX_EXPAND, TRACE_HEADERS, Explorer
 from ..services.views import trace_math, undo_line
@@ -30,6 +30,11 @@ TRACE_TYPES = ["number", "str", "str", "str", "str", "number", "number", "number
 # the rendered view below it and the step text box show whole texts.
 TRACE_MAX_HEIGHT = 460
 TRACE_MAX_CHARS = 400
+# The trace spans the page: every number column wide enough for its header and a 0.000 at 1400 px, the step text
+# the rest (issue 22: "P.", "v." and a cut step at 1400 and 1920 px).
+TRACE_WIDTHS = ["34px", "84px", "98px", "96px", "auto", "64px", "64px", "64px", "66px", "64px", "120px", "86px",
+                "110px"]
+CHILDREN_WIDTHS = ["84px", "96px", "auto", "76px", "80px", "90px", "96px"]
 
 
 def parse_click(value: str) -> str:
@@ -72,11 +77,13 @@ class Inspector:
     patch: gr.Textbox  # hidden: the hovers and colours a rating changed, applied to the plot in the browser
     human_factor: gr.Dropdown | None = None  # the factor of a step written by hand (the session's catalog)
     math: gr.Markdown | None = None  # the rendered (read-only) problem and trace, math typeset
+    scores: gr.Markdown | None = None  # the selected node's numbers, beside its step (from the trace's last row)
 
 
-def build_page(engine: Explorer, shared: Shared, status: gr.Textbox) -> Inspector:
-    ins = _layout(engine)
-    autolabel.build_section(engine, shared)  # rollouts and first-error search on the selected node (own module)
+def build_page(engine: Explorer, shared: Shared, status: gr.Textbox, places: Places) -> Inspector:
+    ins = _layout(engine, status, places)
+    with places.details:
+        autolabel.build_section(engine, shared)  # rollouts and first-error search on the selected node (own module)
     _wire_click(engine, shared, ins)
     _wire_math(engine, shared, ins)
     _wire_ratings(engine, shared, ins, status)
@@ -86,63 +93,109 @@ def build_page(engine: Explorer, shared: Shared, status: gr.Textbox) -> Inspecto
     return ins
 
 
-def _layout(engine: Explorer) -> Inspector:
+@dataclass
+class Places:
+    """Where the explore page puts the inspector's parts (ui/pages/explore.py lays them out, this module fills
+    them): the plot's toolbar, the labelling panel beside the plot (step, scores, rating, status, children: one
+    screen at 1400 x 1000) and the details below (the trace, the rendered view, the other actions)."""
+
+    toolbar: Any
+    panel: Any
+    details: Any
+
+
+def _layout(engine: Explorer, status: gr.Textbox, places: Places) -> Inspector:
     click = gr.Textbox(visible="hidden", elem_id="plot-click", label="clicked node")
     selected = gr.Textbox(visible="hidden", elem_id="selected-node", label="selected node id")
     redraw = gr.Textbox(visible="hidden", elem_id="plot-redraw", label="redraw request")
     patch = gr.Textbox(visible="hidden", elem_id="plot-patch", label="plot patch")
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=3):
-            info = gr.Textbox(label="selected node", elem_id="node-info", interactive=False, lines=1)
-            trace = gr.Dataframe(headers=TRACE_HEADERS, datatype=TRACE_TYPES, interactive=False, wrap=False,
-                                 label="trace (root to node): one line per step, whole texts below",
-                                 elem_id="trace-table", max_height=TRACE_MAX_HEIGHT, max_chars=TRACE_MAX_CHARS,
-                                 column_widths=["3%", "9%", "8%", "7%", "30%", "5%", "5%", "4%", "5%", "5%", "7%", "6%",
-                                                "6%"])
-            text = gr.Textbox(label="step text (edit it, then 'Save edit as sibling')", elem_id="node-text", lines=3)
-            with gr.Accordion("Rendered (read-only): the problem and the trace, math typeset", open=True):
+    with places.toolbar:
+        focus_here = gr.Button("Focus here", elem_id="focus-here", size="sm", min_width=90, scale=0)
+        whole_tree = gr.Button("Whole tree", elem_id="whole-tree", size="sm", min_width=90, scale=0)
+    with places.panel:
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=300):
+                info = gr.Textbox(label="selected node", elem_id="node-info", interactive=False, lines=1,
+                                  show_label=False, placeholder="selected node: click one on the tree")
+                scores = gr.Markdown("", elem_id="node-scores")
+                text = gr.Textbox(label="step text (edit it, then 'Save edit as sibling' below)", elem_id="node-text",
+                                  lines=2, max_lines=8)
+            with gr.Column(scale=2, min_width=280, elem_id="rate-panel"):
+                with gr.Row():
+                    bad = gr.Button("−1 bad", elem_id="rate-bad", size="sm", min_width=70)
+                    neutral = gr.Button("0 neutral", elem_id="rate-neutral", size="sm", min_width=70)
+                    good = gr.Button("+1 good", elem_id="rate-good", size="sm", min_width=70)
+                with gr.Row(equal_height=True):
+                    unsure = gr.Checkbox(label="unsure", elem_id="unsure", scale=0, min_width=90)
+                    note = gr.Textbox(label="note", elem_id="rate-note", lines=1, scale=3, show_label=False,
+                                      placeholder="note (optional)")
+                gr.Markdown("Keys: `g` good · `n` neutral · `b` bad · `u` unsure · arrows move on the tree",
+                            elem_classes="shortcut-hint")
+                status.render()
+        with gr.Row(equal_height=True):
+            gr.Markdown("**Children of the selected node (rate them all at once)**: type `+1`, `0` or `-1` in their "
+                        "rating cells, then save", elem_classes="shortcut-hint")
+            save_kids = gr.Button("Save children's ratings", elem_id="save-children", size="sm", scale=0,
+                                  min_width=190)
+        kids = gr.Dataframe(headers=CHILDREN_HEADERS, datatype=CHILDREN_TYPES, interactive=True, wrap=True,
+                            static_columns=[0, 1, 2, 3, 4, 5], elem_id="children-table", max_height=210,
+                            show_label=False, column_widths=CHILDREN_WIDTHS, buttons=[])
+    with places.details:
+        trace = gr.Dataframe(headers=TRACE_HEADERS, datatype=TRACE_TYPES, interactive=False, wrap=True,
+                             label="trace (root to node): one line per step, whole texts below",
+                             elem_id="trace-table", max_height=TRACE_MAX_HEIGHT, max_chars=TRACE_MAX_CHARS,
+                             column_widths=TRACE_WIDTHS)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3), gr.Accordion("Rendered (read-only): the problem and the trace, math typeset",
+                                                  open=True):
                 math = gr.Markdown("", elem_id="math-view", latex_delimiters=LATEX_DELIMITERS, line_breaks=True,
                                    sanitize_html=True, max_height=520)
-        with gr.Column(scale=2, min_width=320):
-            with gr.Row():
-                bad = gr.Button("−1 bad", elem_id="rate-bad", size="sm")
-                neutral = gr.Button("0 neutral", elem_id="rate-neutral", size="sm")
-                good = gr.Button("+1 good", elem_id="rate-good", size="sm")
-            with gr.Row():
-                unsure = gr.Checkbox(label="unsure", elem_id="unsure")
-                note = gr.Textbox(label="note", elem_id="rate-note", lines=1, scale=3)
-            gr.Markdown("Keys: `g`/`+` good · `n`/`0` neutral · `b`/`-` bad · `u` unsure", elem_classes="shortcut-hint")
-            with gr.Row():
-                edit = gr.Button("Save edit as sibling", elem_id="edit-step", size="sm")
-                human = gr.Button("Add as human step below", elem_id="human-step", size="sm")
-                human_factor = gr.Dropdown(engine.catalog.names, value=None, label="factor of the human step",
-                                           elem_id="human-factor", min_width=140)
-            with gr.Row():
-                factor = gr.Dropdown(engine.catalog.names, value=engine.catalog.names[0], label="factor",
-                                     elem_id="expand-factor")
-                # no precision or bounds for Gradio to round or clamp to: the server refuses 1.5 or 99 in one line
-                count = gr.Number(3, label=f"children (1–{MAX_EXPAND})", elem_id="expand-n")
-                expand = gr.Button("Expand here", elem_id="expand", size="sm")
-            with gr.Row():
-                budget = gr.Number(20, label=f"resume budget (1–{engine.max_budget})", elem_id="resume-budget")
-                resume = gr.Button("Resume search from here", elem_id="resume", size="sm")
-            with gr.Row():
-                prune = gr.Button("Prune subtree", elem_id="prune", variant="stop", size="sm")
-                undo = gr.Button("Undo my last action", elem_id="undo", size="sm")
-                summarize = gr.Button("Summarize trace", elem_id="summarize", size="sm")
-            with gr.Row():
-                focus_here = gr.Button("Focus here (show this subtree in full)", elem_id="focus-here", size="sm")
-                whole_tree = gr.Button("Whole tree", elem_id="whole-tree", size="sm")
-            summary = gr.Textbox(label="summary", elem_id="summary", interactive=False, lines=2)
-    with gr.Accordion("Children of the selected node (rate them all at once)", open=False):
-        gr.Markdown("Click a child's rating cell, type `+1`/`good`, `0`/`neutral` or `-1`/`bad`, then save. "
-                    "The column shows the ratings you already gave.", elem_classes="shortcut-hint")
-        kids = gr.Dataframe(headers=CHILDREN_HEADERS, datatype=CHILDREN_TYPES, interactive=True, wrap=True,
-                            static_columns=[0, 1, 2, 3, 4, 5], elem_id="children-table", max_height=320)
-        save_kids = gr.Button("Save children's ratings", elem_id="save-children", size="sm")
-    return Inspector(click, info, trace, text, bad, neutral, good, unsure, note, edit, human, factor, count, expand,
-                     budget, resume, prune, undo, summarize, summary, kids, save_kids, gr.State(0.0), focus_here,
-                     whole_tree, gr.State(""), selected, redraw, patch, human_factor=human_factor, math=math)
+            with gr.Column(scale=2, min_width=320):
+                with gr.Row():
+                    edit = gr.Button("Save edit as sibling", elem_id="edit-step", size="sm")
+                    human = gr.Button("Add as human step below", elem_id="human-step", size="sm")
+                    human_factor = gr.Dropdown(engine.catalog.names, value=None, label="factor of the human step",
+                                               elem_id="human-factor", min_width=140)
+                with gr.Row():
+                    factor = gr.Dropdown(engine.catalog.names, value=engine.catalog.names[0], label="factor",
+                                         elem_id="expand-factor")
+                    # no precision or bounds for Gradio to round or clamp to: the server refuses 1.5 or 99 in one line
+                    count = gr.Number(3, label=f"children (1–{MAX_EXPAND})", elem_id="expand-n")
+                    expand = gr.Button("Expand here", elem_id="expand", size="sm")
+                with gr.Row():
+                    budget = gr.Number(20, label=f"resume budget (1–{engine.max_budget})", elem_id="resume-budget")
+                    resume = gr.Button("Resume search from here", elem_id="resume", size="sm")
+                with gr.Row():
+                    prune = gr.Button("Prune subtree", elem_id="prune", variant="stop", size="sm")
+                    undo = gr.Button("Undo my last action", elem_id="undo", size="sm")
+                    summarize = gr.Button("Summarize trace", elem_id="summarize", size="sm")
+                summary = gr.Textbox(label="summary", elem_id="summary", interactive=False, lines=2)
+    ins = Inspector(click, info, trace, text, bad, neutral, good, unsure, note, edit, human, factor, count, expand,
+                    budget, resume, prune, undo, summarize, summary, kids, save_kids, gr.State(0.0), focus_here,
+                    whole_tree, gr.State(""), selected, redraw, patch, human_factor=human_factor, math=math)
+    ins.scores = scores
+    return ins
+
+
+def scores_line(rows: Any) -> str:
+    """The selected node's numbers (the trace's last row) as one line beside its step: PRM, value, Q, visits,
+    prior, human and auto labels, gold."""
+    rows = _table_rows(rows)
+    if not rows:
+        return ""
+    col = {h: i for i, h in enumerate(TRACE_HEADERS)}
+    last = rows[-1]
+    if len(last) < len(TRACE_HEADERS) or str(last[col["node"]] or "") == "0":
+        return ""
+    parts = [f"**{h}** {_number(last[col[h]])}" for h in ("PRM", "value", "Q", "visits", "prior")]
+    parts += [f"**{h}** {plain(str(last[col[h]]), False)}" for h in ("human", "auto", "gold") if str(last[col[h]] or "").strip()]
+    return " · ".join(parts)
+
+
+def _number(x: Any) -> str:
+    if x is None or (isinstance(x, float) and x != x) or x == "":
+        return "–"
+    return f"{x:.3f}" if isinstance(x, float) else plain(str(x), False)
 
 
 def panel_outputs(shared: Shared, ins: Inspector) -> list:
@@ -269,6 +322,9 @@ def _wire_math(engine: Explorer, shared: Shared, ins: Inspector) -> None:
         return f"**Problem**\n\n{math_markdown(engine.tree(session_id).problem.text)}"
 
     ins.trace.change(show_trace, [ins.trace], [ins.math], api_visibility="undocumented", queue=False)
+    if ins.scores is not None:
+        ins.trace.change(reported(1)(scores_line), [ins.trace], [ins.scores], api_visibility="undocumented",
+                         queue=False, show_progress="hidden")
     shared.session.change(show_problem, [shared.session], [ins.math], api_visibility="undocumented")
 
 
