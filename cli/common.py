@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                         f"its own step on top of its parent's (0: whole paths; default {DEFAULT_PRM_KV_CACHE_MB} on a "
                         "CPU, a twentieth of the GPU's memory)")
     g.add_argument("--trust-remote-code", action="store_true", help="allow model code shipped with the model")
+    g.add_argument("--threads", type=bounded_int(1, 1024), default=None,
+                   help="torch CPU threads (default: 1 for models under 50M parameters on the CPU, where more threads "
+                        "only wait on each other, else torch's default; OMP_NUM_THREADS is kept when set)")
 
 
 def add_search_arguments(p: argparse.ArgumentParser, *, budget_required: bool = False) -> None:
@@ -153,7 +157,21 @@ def load_models(args: argparse.Namespace, catalog=None):
         trust_remote_code=args.trust_remote_code, batch_tokens=getattr(args, "prm_batch_tokens", None),
         kv_cache_mb=getattr(args, "prm_kv_cache_mb", None),
     )
+    choose_threads(args, generator, scorer)
     return generator, scorer
+
+
+def choose_threads(args: argparse.Namespace, *models) -> int:
+    """Set torch's CPU threads for the loaded models (`--threads`, else the measured rule of
+    reasoning.backends.loading.choose_threads) and say so in one line on stderr (not with `--quiet`)."""
+    from reasoning.backends.loading import choose_threads as choose
+    from reasoning.backends.loading import set_threads
+
+    n, why = choose(models, getattr(args, "threads", None))
+    set_threads(n)
+    if not getattr(args, "quiet", False):
+        print(f"torch: {n} CPU thread{'' if n == 1 else 's'} ({why}; --threads N to change)", file=sys.stderr)
+    return n
 
 
 def _model_arg(value: str) -> str | Path:

@@ -12,6 +12,8 @@ import sys
 from .common import add_model_arguments, add_search_arguments
 from .parser import bounded_int
 
+PROGRESS_SECONDS = 5.0  # off a terminal, labelling's progress is a line at most this often
+
 
 def add_label_arguments(p: argparse.ArgumentParser) -> None:
     which = p.add_mutually_exclusive_group(required=True)
@@ -83,7 +85,7 @@ def _models(args: argparse.Namespace, catalog, need_prm: bool):
 
     from reasoning.backends import DEMO_GENERATOR_DIR, load_generator
 
-    from .common import load_models
+    from .common import choose_threads, load_models
 
     if need_prm:
         return load_models(args, catalog)
@@ -93,6 +95,7 @@ def _models(args: argparse.Namespace, catalog, need_prm: bool):
         max_step_tokens=args.max_step_tokens, top_p=getattr(args, "top_p", None) or 1.0,
         kv_cache_mb=getattr(args, "kv_cache_mb", None),
     )
+    choose_threads(args, generator)
     return generator, None
 
 
@@ -102,29 +105,32 @@ def session_name(problem_id: str) -> str:
 
 def _search_problems(store, problems, generator, scorer, config, catalog, quiet: bool) -> list[int]:
     """One searched tree per problem, saved as a session; a problem searched by an earlier run is not searched again."""
-    from tqdm import tqdm
-
+    from .progress import progress
     from .search import _save, solve_one
 
     known = {s.name: s.id for s in store.list_sessions()}
     out = []
-    for problem in tqdm(problems, desc="search", unit="problem", disable=quiet, file=sys.stderr):
+    bar = progress(len(problems), "search", "problem", quiet=quiet)
+    for problem in problems:
         name = session_name(problem.id)
         if name in known:
             out.append(known[name])
-            continue
-        _record, tree = solve_one(problem, generator, scorer, config, catalog)
-        out.append(_save(store, tree, config, generator, scorer, catalog, name))
+        else:
+            _record, tree = solve_one(problem, generator, scorer, config, catalog)
+            out.append(_save(store, tree, config, generator, scorer, catalog, name))
+        bar.update(1)
+    bar.close()
     return out
 
 
 def _label_sessions(store, sessions: list[int], generator, config, args: argparse.Namespace) -> dict[str, int]:
-    from tqdm import tqdm
-
     from storage.autolabel import label_first_errors, label_rollouts
 
+    from .progress import progress
+
     totals = {"labelled": 0, "skipped": 0, "rollouts": 0}
-    bar = tqdm(total=0, desc="label", unit="node", disable=args.quiet, file=sys.stderr)
+    steps = sum(store.session(sid).nodes - 1 for sid in sessions)  # every session's steps first: a true ETA
+    bar = progress(steps, "label", "node", quiet=args.quiet, every=PROGRESS_SECONDS)
     try:
         for sid in sessions:
             seen = [0]
@@ -133,15 +139,13 @@ def _label_sessions(store, sessions: list[int], generator, config, args: argpars
                 bar.update(done - seen[0])
                 seen[0] = done
 
-            tree_size = len(store.load_tree(sid)) - 1
-            bar.total += tree_size
+            bar.set_postfix(session=sid)
             report = label_rollouts(store, sid, generator, config, skip_labelled=not args.relabel,
                                     chunk=args.chunk, progress=advance)
             bar.update(report.skipped)
             _add(totals, report)
             if args.first_error:
                 _add(totals, label_first_errors(store, sid, generator, config, skip_labelled=not args.relabel))
-            bar.set_postfix(session=sid)
     finally:
         bar.close()
     return totals

@@ -23,6 +23,9 @@ from .common import (
     load_orm_arg,
     search_config,
 )
+from .progress import progress
+
+PROGRESS_SECONDS = 5.0  # off a terminal, a search's progress is a line at most this often
 
 
 def add_search_command_arguments(p: argparse.ArgumentParser) -> None:
@@ -31,6 +34,7 @@ def add_search_command_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
     p.add_argument("--db", metavar="URL", help="also save the tree to this database (default: do not save)")
     p.add_argument("--json", action="store_true", help="print the tree as JSON instead of an outline")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
 def add_solve_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,7 +49,7 @@ def add_solve_arguments(p: argparse.ArgumentParser) -> None:
     add_search_arguments(p, budget_required=True)
     add_model_arguments(p)
     p.add_argument("--db", metavar="URL", help="also save every tree to this database")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.add_argument("--workers", type=int, default=1,
                    help="problems in flight at once (threads sharing the models or servers; results are the same "
                         "as with 1)")
@@ -98,8 +102,11 @@ def run_search(args: argparse.Namespace) -> int:
     orm = load_orm_arg(args, config)
     tree = ReasoningTree(problem)
     result = None
+    bar = progress(config.budget, "search", "node", quiet=args.quiet, every=PROGRESS_SECONDS)
     for event in iterate(tree, generator, scorer, config, catalog=catalog, orm=orm):
         result = event.result or result
+        bar.update(event.created - bar.n)
+    bar.close()
     if args.json:
         print(json.dumps(tree.to_dict(), default=str))
     else:
@@ -132,8 +139,6 @@ def solve_one(problem, generator, scorer, config, catalog, orm=None) -> tuple[di
 
 
 def run_solve(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     if args.run_name or args.resume:
         from .runs import solve_run
 
@@ -151,14 +156,13 @@ def run_solve(args: argparse.Namespace) -> int:
     generator, scorer = load_models(args, catalog)
     orm = load_orm_arg(args, config)
     records, sessions, solved = [], [], 0
-    bar = tqdm(total=len(problems), desc=f"{config.algorithm}@{config.budget}", unit="problem", disable=args.quiet,
-               file=sys.stderr)
+    bar = progress(len(problems), f"{config.algorithm}@{config.budget}", "problem", quiet=args.quiet)
     for problem, (record, tree) in zip(problems, solve_many(problems, generator, scorer, config, catalog,
                                                             args.workers, orm), strict=True):
         records.append(record)
         solved += record["solved"]
-        bar.update(1)
         bar.set_postfix(solved=f"{solved}/{len(records)}")
+        bar.update(1)
         if store is not None:
             sessions.append(_session(tree, config, generator, scorer, catalog, f"solve: {problem.id}"))
     bar.close()

@@ -5,6 +5,7 @@ import argparse
 import ipaddress
 import logging
 import socket
+import sys
 
 from .common import Settings, add_model_arguments, load_catalog_arg, load_models
 from .parser import bounded_int
@@ -36,6 +37,7 @@ def run_serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     catalog = load_catalog_arg(args)
     store = Store(args.db or settings.database_url)
+    print(f"database: {shown_url(store.url)}", file=sys.stderr)
     generator, scorer = load_models(args, catalog)
     ui.launch(generator=generator, scorer=scorer, store=store, catalog=catalog, host=args.host, port=args.port,
               auth_file=args.auth_file, max_budget=settings.max_budget)
@@ -53,6 +55,13 @@ def check_port(host: str, port: int) -> None:
         except OSError as exc:
             raise ValueError(f"cannot listen on {host}:{port}: {exc.strerror} (another server there? choose "
                              "--port)") from None
+
+
+def shown_url(url: str) -> str:
+    """A database URL as it may be printed: the password masked."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def is_loopback(host: str) -> bool:

@@ -38,13 +38,23 @@ def parse_problem_text(text: str, pid: str | None = None) -> Problem:
         check_text(text, "the problem", MAX_PROBLEM_CHARS)
     except TextError as exc:
         raise ProblemFormatError(str(exc)) from None
+    return countdown_text(text, pid) or Problem(pid or text_id(text), text.strip())
+
+
+def countdown_text(text: str, pid: str | None = None) -> Problem | None:
+    """The Countdown problem a text states (`Use 4 7 8 8 to make 24.`, `4 7 8 8`), else None: the one reading of a
+    problem's text, for the problem box, `search` and the `problem` field of a record alike."""
     m = _COUNTDOWN_TEXT.match(text)
-    if m:
-        numbers = [int(x) for x in re.split(r"[\s,]+", m.group("nums").strip())]
-        if 2 <= len(numbers) <= 6:
-            return countdown_problem(numbers, int(m.group("target") or 24), pid)
-    pid = pid or "p-" + hashlib.sha256(text.encode()).hexdigest()[:12]
-    return Problem(pid, text.strip())
+    if not m:
+        return None
+    numbers = [int(x) for x in re.split(r"[\s,]+", m.group("nums").strip())]
+    if not 2 <= len(numbers) <= 6:
+        return None
+    return countdown_problem(numbers, int(m.group("target") or 24), pid)
+
+
+def text_id(text: str) -> str:
+    return "p-" + hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def problem_from_record(rec: Any, where: str = "record") -> Problem:
@@ -82,8 +92,9 @@ def _record_problem(rec: dict[str, Any], where: str) -> Problem:
     answer = rec.get("answer")
     if answer is not None and not isinstance(answer, str | int | float):
         raise ProblemFormatError(f"{where}: field 'answer' must be a string or a number")
-    pid = str(rec["id"]) if rec.get("id") is not None else "p-" + hashlib.sha256(text.encode()).hexdigest()[:12]
-    return Problem(pid, text.strip(), None if answer is None else str(answer))
+    pid = str(rec["id"]) if rec.get("id") is not None else None
+    return countdown_text(text, pid) or Problem(pid or text_id(text), text.strip(),
+                                                None if answer is None else str(answer))
 
 
 def check_input_file(path: str | Path, error: type[ValueError] = ProblemFormatError, what: str = "") -> int:

@@ -5,6 +5,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,37 @@ def kv_cache_budget_mb(requested: float | None, device: torch.device, cpu_defaul
     if device.type == "cuda":
         return round(gpu_share * torch.cuda.get_device_properties(device).total_memory / 2**20)
     return float(cpu_default)
+
+
+# Torch's CPU threads. Its default, one per core, loses to one thread on a small model: each op is too small to share
+# out, so the threads wait on each other and on whatever else runs. On a 2-core machine under load 6-11 (issue 22),
+# MCTS@64 on "Use 4 7 8 8 to make 24." with the demo models (6.7M parameters) took 7.9-27.8 s on one thread and
+# 44.9-133.5 s on two; a decode step of a 3.4M / 25.6M / 85.6M / 303M GPT-2 took 3.3x / 0.8x / 5.0x / 1.8x as long on
+# two threads as on one. A model under SMALL_CPU_MODEL parameters on the CPU gets one thread; a larger one torch's
+# default (a busy machine may still prefer fewer: `--threads`).
+SMALL_CPU_MODEL = 50_000_000
+TORCH_DEFAULT_THREADS = torch.get_num_threads()
+
+
+def choose_threads(models: Iterable[Any], requested: int | None = None) -> tuple[int, str]:
+    """The torch CPU thread count for these loaded generators and scorers, and why in a few words: `requested` when
+    given, else what OMP_NUM_THREADS set, else one thread when every model on the CPU is small, else torch's default.
+    Servers and models on an accelerator do not count."""
+    if requested is not None:
+        return requested, "--threads"
+    if os.environ.get("OMP_NUM_THREADS"):
+        return TORCH_DEFAULT_THREADS, "OMP_NUM_THREADS"
+    sizes = [sum(p.numel() for p in m.model.parameters()) for m in models
+             if isinstance(getattr(m, "model", None), torch.nn.Module) and torch.device(m.device).type == "cpu"]
+    if not sizes:
+        return TORCH_DEFAULT_THREADS, "no model runs on the CPU"
+    if max(sizes) < SMALL_CPU_MODEL:
+        return 1, f"the fastest for models of {max(sizes) / 1e6:.1f}M parameters on the CPU"
+    return TORCH_DEFAULT_THREADS, f"torch's default for a {max(sizes) / 1e6:.0f}M-parameter model on the CPU"
+
+
+def set_threads(n: int) -> None:
+    torch.set_num_threads(n)
 
 
 def read_config(path: str | Path) -> tuple[Path, dict[str, Any]]:
