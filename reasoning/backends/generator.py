@@ -14,7 +14,7 @@ import torch
 from transformers import DynamicCache
 
 from ..factors import Catalog, ThoughtFactor, load_catalog
-from ..prompting import PromptFormat
+from ..prompting import PromptIds
 from ..types import ExpansionRequest, State, Step
 from .kvcache import Entry, PrefixKVCache, ragged_batch, row_entry
 from .loading import max_positions, right_padded, sha256_files, single_token_id
@@ -72,7 +72,7 @@ def _token_chunks(keys: list[tuple[int, ...]], cap: int) -> list[list[tuple[int,
     return chunks
 
 
-class TransformersGenerator:
+class TransformersGenerator(PromptIds):
     """Writes reasoning steps with a local causal LM; safe to share between threads (no per-call state on self)."""
 
     def __init__(
@@ -101,9 +101,8 @@ class TransformersGenerator:
             raise ValueError(f"prefill_tokens must be at least 1, got {prefill_tokens}")
         self.model, self.tokenizer, self.path = model, tokenizer, Path(path)
         self.name = self.path.name
-        self.catalog = catalog or load_catalog()
         self.kv_reuse, self.max_step_tokens, self.top_p = kv_reuse, max_step_tokens, top_p
-        self.format = PromptFormat(mode=prompt_mode or self._detect_mode())
+        self.init_prompt(catalog or load_catalog(), prompt_mode)
         self.device = next(model.parameters()).device
         self.max_positions = max_positions(model.config)
         self.eos_ids = self._eos_ids()
@@ -113,16 +112,9 @@ class TransformersGenerator:
         # the node cache only makes sense with KV reuse; without it every call recomputes (the parity reference)
         self.kv_cache = PrefixKVCache(int(kv_cache_mb * 2**20) if kv_reuse else 0)
         self.prior_from_decode, self.prefill_tokens, self.prefilled_tokens = prior_from_decode, prefill_tokens, 0
-        self._step_memo: dict[tuple, tuple[int, ...]] = {}
         self._encode_memo: dict[tuple[str, bool], tuple[int, ...]] = {}
 
     # -- setup ---------------------------------------------------------------------------------------
-    def _detect_mode(self) -> str:
-        """Tags mode when every enabled factor's tags are single tokens of this tokenizer (a tag-trained model)."""
-        tags = [t for f in self.catalog.enabled for t in (f.tags or (None, None))]
-        ok = tags and all(t is not None and single_token_id(self.tokenizer, t) is not None for t in tags)
-        return "tags" if ok else "cues"
-
     def _eos_ids(self) -> set[int]:
         ids = {self.tokenizer.eos_token_id}
         gen_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
@@ -154,45 +146,6 @@ class TransformersGenerator:
                     self._encode_memo.clear()
                 ids = self._encode_memo[key] = tuple(self.tokenizer.encode(text, add_special_tokens=special))
         return list(ids)
-
-    def _by_name(self, factors: Sequence[ThoughtFactor] = ()) -> dict[str, ThoughtFactor]:
-        return {**{f.name: f for f in self.catalog}, **{f.name: f for f in factors}}
-
-    def context_ids(self, state: State, factors: Sequence[ThoughtFactor] = ()) -> list[int]:
-        """The question and the steps so far, as token ids: the question's tokens, then each step's own ids.
-
-        Built step by step (never by tokenising the whole text again), so a node's ids are its parent's ids plus
-        its step's: a step keeps the ids its generator wrote, and KV computed for a node's prefix stays valid."""
-        by_name = self._by_name(factors)
-        ids = self._encode(self.format.question(state.problem), special=True)
-        for step in state.steps:
-            ids += self.step_ids(step, by_name.get(step.factor or ""))
-        return ids
-
-    def step_ids(self, step: Step, factor: ThoughtFactor | None) -> list[int]:
-        """One rendered step as ids: the ids the model wrote (`meta["token_ids"]`) after its start, plus the tokens
-        of whatever the rendering adds after them (the newline after a close tag); the text's own tokens when the
-        written ids do not spell the step's text (a step rewritten by the domain or by hand, another tokenizer)."""
-        rendered = self.format.render_step(step.text, factor)
-        written = step.meta.get("token_ids") if step.meta else None
-        if written:
-            key = (rendered, tuple(written), factor.name if factor else None)
-            cached = self._step_memo.get(key)
-            if cached is not None:
-                return list(cached)
-            head = (self.start_ids(factor) if factor else []) + list(written)
-            spelled = self._text(head)
-            if spelled and rendered.startswith(spelled):
-                ids = head + self._encode(rendered[len(spelled):], special=False)
-                if len(self._step_memo) > 100_000:
-                    self._step_memo.clear()
-                self._step_memo[key] = tuple(ids)
-                return ids
-        return self._encode(rendered, special=False)
-
-    def start_ids(self, factor: ThoughtFactor) -> list[int]:
-        """What opens a step under `factor`: its open tag (tags mode) or its cue (cues mode)."""
-        return self._encode(self.format.step_start(factor), special=False)
 
     def _single_starts(self, factors: Sequence[ThoughtFactor]) -> list[int] | None:
         """Each factor's start token when every start is one token (tags mode), else None."""
@@ -232,12 +185,6 @@ class TransformersGenerator:
             at = torch.arange(first, first + len(s), device=self.device)
             out.append(logp[i, at, torch.tensor(s, device=self.device)].sum())
         return torch.stack(out)
-
-    def _fit(self, context: list[int], room: int) -> list[int]:
-        """Keep the context's last tokens so that `room` more tokens fit in the model's positions."""
-        if self.max_positions is None or len(context) + room <= self.max_positions:
-            return context
-        return context[-max(1, self.max_positions - room):]
 
     def _next_token_logprobs(self, context: list[int], token_ids: list[int]) -> torch.Tensor:
         ids = torch.tensor([self._fit(context, 1)], device=self.device)
@@ -361,22 +308,8 @@ class TransformersGenerator:
             [_Row() for _ in range(request.n)],
         )
 
-    def stop_strings(self, factor: ThoughtFactor) -> tuple[str, ...]:
-        """The factor's stop string; in tags mode any factor tag also ends a step (tags never occur inside one)."""
-        stop = self.format.stop_string(factor)
-        if self.format.mode != "tags":
-            return (stop,)
-        return (stop, *(t for f in self._by_name([factor]).values() for t in (f.tags or ()) if t != stop))
-
     def _to_step(self, row: _Row, factor: ThoughtFactor) -> Step:
-        cue = "" if self.format.mode == "tags" and factor.tags else factor.cue
-        meta: dict[str, Any] = {"stop": row.stop, "token_ids": list(row.ids)}
-        if row.prior is not None:
-            meta["next_prior"] = row.prior
-        return Step(
-            text=cue + row.text, factor=factor.name, tokens=len(row.ids), logprob=row.logprob,
-            terminal=row.stop == "context", meta=meta,
-        )
+        return self.new_step(factor, row.ids, row.logprob, row.stop, row.text, row.prior)
 
     def _decode_batch(self, plans: list[_Plan]) -> None:
         """All rows of all plans in one decode loop: one batched pass per token, finished rows leave the batch.
@@ -480,18 +413,11 @@ class TransformersGenerator:
             return None
         if row.stop == "eos" or not row.ids:
             return None
-        step = self._to_step(row, plan.request.factor)
-        rendered = self.format.render_step(step.text, plan.request.factor)
-        head = plan.start + row.ids
-        spelled = self._text(head)
-        if not rendered.startswith(spelled):
+        factor = plan.request.factor
+        row.child = self.child_ids(plan.context, factor, row.ids, self._to_step(row, factor).text)
+        if row.child is None:
             return None
-        rest = self._encode(rendered[len(spelled):], special=False)
-        row.child = plan.context + head + rest
-        if self.max_positions is not None and len(row.child) >= self.max_positions:
-            row.child = None
-            return None
-        return [row.ids[-1], *rest]
+        return [row.ids[-1], *row.child[len(plan.context) + len(plan.start) + len(row.ids):]]
 
     def _child_done(self, plan: _Plan, row: _Row, cache, j: int, mask: torch.Tensor, logits: torch.Tensor) -> None:
         """A row's tail is fed: keep the child's KV (node cache) and read its prior from these logits."""
@@ -576,6 +502,9 @@ class TransformersGenerator:
 
     def _text(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+    def _single(self, text: str) -> int | None:
+        return single_token_id(self.tokenizer, text)
 
 
 def top_p_filter(probs: torch.Tensor, top_p: float) -> torch.Tensor:

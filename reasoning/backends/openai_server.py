@@ -21,7 +21,7 @@ from typing import Any
 
 from ..domains import get_domain
 from ..factors import Catalog, ThoughtFactor, load_catalog
-from ..prompting import PromptFormat
+from ..prompting import PromptIds
 from ..serving.client import ServerError, ServerOptions, ServerPool, chunks
 from ..types import ExpansionRequest, Problem, State, Step
 
@@ -127,7 +127,7 @@ def _normalise(logprobs: Sequence[float]) -> list[float]:
     return [w / total for w in weights]
 
 
-class ServerGenerator:
+class ServerGenerator(PromptIds):
     """A Generator whose steps come from an OpenAI-compatible completions server (one URL or several)."""
 
     def __init__(
@@ -147,19 +147,12 @@ class ServerGenerator:
         self.pool = ServerPool(urls, role="generator", options=options)
         self.path = urls  # what the app was given: the UI offers it as the model's location
         self.name = self.pool.model_name
-        self.catalog = catalog or load_catalog()
         self.max_step_tokens, self.top_p = max_step_tokens, top_p
         self.max_positions = self.pool.max_model_len
         self.tokenizer = _Tokenizer(self.pool)
-        self.format = PromptFormat(mode=prompt_mode or self._detect_mode())
+        self.init_prompt(catalog or load_catalog(), prompt_mode)
         workers = self.pool.options.max_in_flight * len(self.pool.servers)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="generator-http")
-
-    def _detect_mode(self) -> str:
-        """Tags mode when every enabled factor's tags are single tokens of the served tokenizer."""
-        tags = [t for f in self.catalog.enabled for t in (f.tags or (None, None))]
-        ok = bool(tags) and all(t is not None and self.tokenizer.single(t) is not None for t in tags)
-        return "tags" if ok else "cues"
 
     def provenance(self) -> dict[str, Any]:
         return {
@@ -172,37 +165,15 @@ class ServerGenerator:
         self._executor.shutdown(wait=False)
         self.pool.close()
 
-    # -- text -> ids -------------------------------------------------------------------------------
-    def _by_name(self, factors: Sequence[ThoughtFactor] = ()) -> dict[str, ThoughtFactor]:
-        return {**{f.name: f for f in self.catalog}, **{f.name: f for f in factors}}
+    # -- text -> ids (PromptIds builds the prompts) -------------------------------------------------
+    def _encode(self, text: str, special: bool) -> list[int]:
+        return self.tokenizer.encode(text, special)
 
-    def context_ids(self, state: State, factors: Sequence[ThoughtFactor] = ()) -> list[int]:
-        """The question's ids, then each step's own ids, as `TransformersGenerator.context_ids` builds them."""
-        by_name = self._by_name(factors)
-        ids = self.tokenizer.encode(self.format.question(state.problem), special=True)
-        for step in state.steps:
-            ids += self.step_ids(step, by_name.get(step.factor or ""))
-        return ids
+    def _text(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids)
 
-    def step_ids(self, step: Step, factor: ThoughtFactor | None) -> list[int]:
-        """The ids the model wrote after the step's start plus the tokens the rendering adds after them, when those
-        ids spell the rendered step; else the rendered text's own tokens (the transformers backend's rule)."""
-        rendered = self.format.render_step(step.text, factor)
-        written = step.meta.get("token_ids") if step.meta else None
-        if written:
-            head = (self.start_ids(factor) if factor else []) + [int(i) for i in written]
-            spelled = self.tokenizer.decode(head)
-            if spelled and rendered.startswith(spelled):
-                return head + self.tokenizer.encode(rendered[len(spelled):], special=False)
-        return self.tokenizer.encode(rendered, special=False)
-
-    def start_ids(self, factor: ThoughtFactor) -> list[int]:
-        return self.tokenizer.encode(self.format.step_start(factor), special=False)
-
-    def _fit(self, context: list[int], room: int) -> list[int]:
-        if self.max_positions is None or len(context) + room <= self.max_positions:
-            return context
-        return context[-max(1, self.max_positions - room):]
+    def _single(self, text: str) -> int | None:
+        return self.tokenizer.single(text)
 
     # -- the factor prior --------------------------------------------------------------------------
     def factor_prior(self, state: State, factors: Sequence[ThoughtFactor]) -> list[float]:
@@ -263,13 +234,13 @@ class ServerGenerator:
         futures = [self._executor.submit(self._expand, r) for r in requests]
         written = [f.result() for f in futures]
         groups: dict[tuple[str, tuple[str, ...]], list[tuple[int, int, list[int]]]] = {}
-        for i, (request, (prefix, steps)) in enumerate(zip(requests, written, strict=True)):
+        for i, (request, (context, steps)) in enumerate(zip(requests, written, strict=True)):
             if not request.prior_over:
                 continue
             key = _route(request.state)
             group = (key if len(self.pool.servers) > 1 else "", tuple(f.name for f in request.prior_over))
             for j, step in enumerate(steps):
-                child = self._child_ids(prefix, step, request.factor)
+                child = self._child_ids(context, step, request.factor)
                 if child is not None:
                     groups.setdefault(group, []).append((i, j, child))
         by_name = {f.name: f for r in requests for f in (r.prior_over or ())}
@@ -286,17 +257,17 @@ class ServerGenerator:
         if request.n < 1:
             return [], []
         factor, key = request.factor, _route(request.state)
-        prefix = self.context_ids(request.state, [request.factor, *(request.prior_over or ())])
-        prefix = prefix + self.start_ids(factor)
+        context = self.context_ids(request.state, [request.factor, *(request.prior_over or ())])
+        prefix = context + self.start_ids(factor)
         room = self.max_step_tokens if self.max_positions is None else self.max_positions - len(prefix)
         limit = min(self.max_step_tokens, room)
         if limit <= 0:
             log.warning("%s: the prompt (%d tokens) fills the model's context; no room for a step", self.name,
                         len(prefix))
-            return prefix, [self._step(factor, [], 0.0, "context", "") for _ in range(request.n)]
+            return context, [self.new_step(factor, [], 0.0, "context", "") for _ in range(request.n)]
         data = self.pool.post("/v1/completions", self._sampling(request, prefix, limit), key=key)
         choices = sorted(data["choices"], key=lambda c: c["index"])
-        return prefix, [self._read_choice(c, factor, limit) for c in choices]
+        return context, [self._read_choice(c, factor, limit) for c in choices]
 
     def _sampling(self, request: ExpansionRequest, prefix: list[int], limit: int) -> dict[str, Any]:
         temperature = 1.0 if request.temperature is None else float(request.temperature)
@@ -312,12 +283,6 @@ class ServerGenerator:
         else:
             body["stop"] = [self.format.stop_string(request.factor)]
         return body
-
-    def stop_strings(self, factor: ThoughtFactor) -> tuple[str, ...]:
-        stop = self.format.stop_string(factor)
-        if self.format.mode != "tags":
-            return (stop,)
-        return (stop, *(t for f in self._by_name([factor]).values() for t in (f.tags or ()) if t != stop))
 
     def _tag_ids(self, factor: ThoughtFactor) -> list[int]:
         ids = [self.tokenizer.single(t) for t in self.stop_strings(factor)]
@@ -341,28 +306,14 @@ class ServerGenerator:
         cut = min((text.index(s) for s in self.stop_strings(factor) if s and s in text), default=None)
         if cut is not None:
             text = text[:cut]
-        return self._step(factor, [int(i) for i in ids if i is not None], float(sum(values)), stop, text)
+        return self.new_step(factor, [int(i) for i in ids if i is not None], float(sum(values)), stop, text)
 
-    def _step(self, factor: ThoughtFactor, ids: list[int], logprob: float, stop: str, text: str) -> Step:
-        cue = "" if self.format.mode == "tags" and factor.tags else factor.cue
-        return Step(text=cue + text, factor=factor.name, tokens=len(ids), logprob=logprob,
-                    terminal=stop == "context", meta={"stop": stop, "token_ids": list(ids)})
-
-    def _child_ids(self, prefix: list[int], step: Step, factor: ThoughtFactor) -> list[int] | None:
-        """The child's prefix ids: the parent's prefix and start, the step's written ids, then the rest of its
-        rendering (the newline after a close tag)."""
+    def _child_ids(self, context: list[int], step: Step, factor: ThoughtFactor) -> list[int] | None:
+        """The child's prefix ids (`PromptIds.child_ids`); none after EOS or at the context's end."""
         ids = [int(i) for i in step.meta.get("token_ids") or []]
         if step.meta.get("stop") in ("eos", "context") or not ids:
             return None
-        rendered = self.format.render_step(step.text, factor)
-        start = self.start_ids(factor)
-        spelled = self.tokenizer.decode(start + ids)
-        if not rendered.startswith(spelled):
-            return None
-        child = prefix + ids + self.tokenizer.encode(rendered[len(spelled):], special=False)
-        if self.max_positions is not None and len(child) >= self.max_positions:
-            return None
-        return child
+        return self.child_ids(context, factor, ids, step.text)
 
 
 TOP_LOGPROBS_REQUEST = TOP_LOGPROBS
