@@ -24,6 +24,7 @@ from ..factors import Catalog, ThoughtFactor, load_catalog
 from ..prompting import PromptIds
 from ..serving.client import ServerError, ServerOptions, ServerPool, chunks
 from ..types import ExpansionRequest, Problem, State, Step
+from .prm_paths import NEUTRAL, fit_path, positions_of, qwen_prm_messages, separated_path
 
 log = logging.getLogger(__name__)
 
@@ -385,42 +386,18 @@ class ServerPRM:
         self.pool.close()
 
     def encode(self, question: str, steps: Sequence[str]) -> tuple[list[int], list[int]]:
+        """The path's ids and reading positions (`prm_paths`, as the local adapters build them)."""
         if self.adapter == "qwen-prm":
-            return self._encode_qwen(question, steps)
-        ids: list[int] = []
-        if self.bos is not None:
-            bos = self.tokenizer.single(self.bos)
-            ids = [bos] if bos is not None else []
-        ids += self.tokenizer.encode(question, special=False)
+            ids = self.tokenizer.chat(qwen_prm_messages(question, steps, self.separator))
+            sep_id = self.tokenizer.single(self.separator)
+            return ids, ([] if sep_id is None else positions_of(ids, sep_id))
+        bos = self.tokenizer.single(self.bos) if self.bos is not None else None
         sep = self.tokenizer.encode(self.separator, special=False)
-        positions = []
-        for step in steps:
-            ids += self.tokenizer.encode(step, special=False) + sep
-            positions.append(len(ids) - 1)
-        return ids, positions
-
-    def _encode_qwen(self, question: str, steps: Sequence[str]) -> tuple[list[int], list[int]]:
-        from .prm import QWEN_PRM_SYSTEM
-
-        sep = self.separator
-        ids = self.tokenizer.chat([
-            {"role": "system", "content": QWEN_PRM_SYSTEM},
-            {"role": "user", "content": question},
-            {"role": "assistant", "content": sep.join(s.replace(sep, "") for s in steps) + sep},
-        ])
-        sep_id = self.tokenizer.single(sep)
-        return ids, [i for i, t in enumerate(ids) if t == sep_id]
-
-    def _fit(self, ids: list[int], positions: list[int]) -> tuple[list[int], list[int]]:
-        limit = self.max_positions
-        if limit is None or len(ids) <= limit:
-            return ids, positions
-        cut = len(ids) - limit
-        return ids[cut:], [p - cut if p >= cut else -1 for p in positions]
+        return separated_path(lambda text: self.tokenizer.encode(text, special=False), bos, question, steps, sep)
 
     def score(self, problem: Problem, paths: Sequence[Sequence[str]]) -> list[list[float]]:
         question = get_domain(problem.domain).prompt(problem)
-        encoded = [self._fit(*self.encode(question, list(p))) for p in paths]
+        encoded = [fit_path(*self.encode(question, list(p)), self.max_positions) for p in paths]
         out: list[list[float]] = [[] for _ in paths]
         live = [i for i, p in enumerate(paths) if p]
         for group in chunks(live, [len(encoded[i][0]) for i in live], self.batch_tokens):
@@ -438,8 +415,6 @@ class ServerPRM:
 
 def _read_pooled(rows: list, positions: list[int]) -> list[float]:
     """Label 1's probability at each position; a server that pooled only the step positions returns one row each."""
-    from .prm import NEUTRAL
-
     per_step = len(rows) == len(positions) and len(rows) != 0 and positions and positions[-1] >= len(rows)
 
     def good(row) -> float:

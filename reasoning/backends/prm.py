@@ -27,11 +27,10 @@ from .loading import (
     single_token_id,
     weight_files,
 )
+from .prm_paths import NEUTRAL, QWEN_PRM_SYSTEM, fit_path, positions_of, qwen_prm_messages, separated_path
 
 log = logging.getLogger(__name__)
 
-QWEN_PRM_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
-NEUTRAL = 0.5  # the score of a step whose reading position fell outside the PRM's context
 DEFAULT_BATCH_TOKENS = 16384  # padded tokens per PRM forward pass at most (rows x longest row), on an accelerator
 # On a CPU a pass is compute-bound and its activations must stay in cache: on the demo PRM, one thread, a cap of
 # 512-1024 tokens scored a tree's paths 1.4-1.6x faster than one path per call, and 16384 was slower than one per call.
@@ -265,11 +264,10 @@ class PRMAdapter:
     def _fit(self, ids: list[int], positions: list[int]) -> tuple[list[int], list[int]]:
         """Keep the last tokens that fit the PRM's context; steps read before the cut get position -1."""
         limit = self.max_positions
-        if limit is None or len(ids) <= limit:
-            return ids, positions
-        cut = len(ids) - limit
-        log.warning("%s: a path of %d tokens exceeds the PRM context (%d); its start is cut", self.name, len(ids), limit)
-        return ids[cut:], [p - cut if p >= cut else -1 for p in positions]
+        if limit is not None and len(ids) > limit:
+            log.warning("%s: a path of %d tokens exceeds the PRM context (%d); its start is cut", self.name, len(ids),
+                        limit)
+        return fit_path(ids, positions, limit)
 
     def _batch(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         return right_padded(rows, self.pad_id, self.device)
@@ -296,8 +294,7 @@ class PRMAdapter:
 class TokenClassificationPRM(PRMAdapter):
     """TRL-trained: prompt + steps each followed by the separator; softmax label 1 at each separator's last token.
 
-    The ids are built exactly as `trl.experimental.prm.PRMTrainer.tokenize_row` builds them (BOS, prompt, then
-    each completion's tokens plus the separator's tokens, each piece tokenized on its own).
+    The ids are `prm_paths.separated_path`'s (TRL's `tokenize_row` layout), the ones `train-prm` trains on.
     """
 
     adapter = "token-classification"
@@ -317,14 +314,7 @@ class TokenClassificationPRM(PRMAdapter):
                                  f"{self.opts['separator']!r}")
 
     def encode(self, question: str, steps: Sequence[str]) -> tuple[list[int], list[int]]:
-        ids = self.tokens(question)
-        if self.tokenizer.bos_token_id is not None:
-            ids = [self.tokenizer.bos_token_id] + ids
-        positions = []
-        for step in steps:
-            ids += self.tokens(step) + self.separator_ids
-            positions.append(len(ids) - 1)
-        return ids, positions
+        return separated_path(self.tokens, self.tokenizer.bos_token_id, question, steps, self.separator_ids)
 
     def read(self, outputs, row: int, positions: list[int]) -> list[float]:
         return self.at(torch.softmax(outputs.logits[row].float(), dim=-1)[:, 1], positions)
@@ -386,16 +376,11 @@ class QwenPRM(PRMAdapter):
             raise ModelLoadError(f"the tokenizer of PRM {self.path} has no chat template")
 
     def encode(self, question: str, steps: Sequence[str]) -> tuple[list[int], list[int]]:
-        sep = self.opts["separator"]
-        messages = [
-            {"role": "system", "content": self.opts["system"]},
-            {"role": "user", "content": question},
-            {"role": "assistant", "content": sep.join(s.replace(sep, "") for s in steps) + sep},
-        ]
+        messages = qwen_prm_messages(question, steps, self.opts["separator"], self.opts["system"])
         with self._encode_lock:
             text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
         ids = self.tokens(text)
-        return ids, [i for i, t in enumerate(ids) if t == self.separator_id]
+        return ids, positions_of(ids, self.separator_id)
 
     def read(self, outputs, row: int, positions: list[int]) -> list[float]:
         logits = outputs.logits if hasattr(outputs, "logits") else outputs[0]

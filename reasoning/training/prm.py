@@ -35,6 +35,7 @@ from ..backends.loading import (
     sha256_files,
     weight_files,
 )
+from ..backends.prm_paths import fit_path, separated_path
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,7 @@ class Encoded:
 
 
 class PathEncoder:
-    """Token ids exactly as the `token-classification` adapter builds them (see reasoning/backends/prm.py)."""
+    """Token ids of a path by the `token-classification` adapter's own encoder (`backends.prm_paths`)."""
 
     def __init__(self, tokenizer, separator: str, max_length: int | None):
         self.tokenizer, self.max_length = tokenizer, max_length
@@ -162,17 +163,9 @@ class PathEncoder:
             raise ModelLoadError(f"the tokenizer writes no token for the step separator {separator!r}")
 
     def encode(self, prompt: str, steps: Sequence[str]) -> tuple[list[int], list[int]]:
-        ids = self.tokenizer.encode(prompt, add_special_tokens=False)
-        if self.tokenizer.bos_token_id is not None:
-            ids = [self.tokenizer.bos_token_id] + ids
-        positions = []
-        for step in steps:
-            ids += self.tokenizer.encode(step, add_special_tokens=False) + self.separator_ids
-            positions.append(len(ids) - 1)
-        if self.max_length is not None and len(ids) > self.max_length:  # keep the end, as the adapter does
-            cut = len(ids) - self.max_length
-            ids, positions = ids[cut:], [p - cut if p >= cut else -1 for p in positions]
-        return ids, positions
+        ids, positions = separated_path(lambda text: self.tokenizer.encode(text, add_special_tokens=False),
+                                        self.tokenizer.bos_token_id, prompt, steps, self.separator_ids)
+        return fit_path(ids, positions, self.max_length)  # keep the end, as the adapter does
 
     def record(self, rec: StepwiseRecord) -> Encoded:
         ids, positions = self.encode(rec.prompt, rec.completions)
