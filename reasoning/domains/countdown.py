@@ -11,6 +11,9 @@ which the search and the explorer copy onto the node. Factors:
 - `verify` changes nothing; `correct` replaces the latest operation (undo, then book the new one);
 - any other factor books its operation; `conclude`, or one number left, ends the path with
   `(answer: <expression>)`, the expression over the given numbers rebuilt from the path, e.g. `(4-(8-7))*8`.
+
+A step a person types is booked the same way (`read_typed`), and refused where booking would drop or change what was
+typed (a note the calculator would not write, a typed final answer under a factor that does not end the path).
 """
 from __future__ import annotations
 
@@ -209,6 +212,21 @@ class CountdownDomain:
             answer = board.last_expression
             return fresh.with_(text=f"{text} (answer: {answer})", terminal=True, answer=answer, meta=meta)
         return fresh.with_(text=f"{text} (left: {board.left_text()})", terminal=False, answer=None, meta=meta)
+
+    def read_typed(self, state: State, step: Step) -> Step:
+        """A step a person typed, booked as `observe` books a generated one; a ValueError (one line) where that would
+        drop or change what was typed. The calculator writes its own note, so a typed note must be the one it
+        writes: a typed `(answer: ...)` must end the path with that answer, a typed `(left: ...)` must list what
+        the calculator finds left (`verify` books nothing and writes no note)."""
+        booked = self.observe(state, step)
+        typed = " ".join(step.text.split())
+        if " ".join(booked.text.split()).startswith(typed):
+            return booked
+        note = typed[len(strip_bookkeeping(typed)):].strip()
+        final = note.startswith("(answer:") and not booked.terminal
+        fix = "pick 'conclude' to end the path with it" if final else f"leave out {note!r}"
+        raise ValueError(f"under '{step.factor}' the calculator would store this step as {booked.text!r}"
+                         f"{', not as a final answer' if final else ''}: {fix}")
 
     def check(self, problem: Problem, answer: str | None) -> bool:
         return check_expression(answer, problem.meta["numbers"], problem.meta.get("target", 24))

@@ -11,7 +11,7 @@ from typing import Any
 from reasoning.factors import Catalog, ThoughtFactor
 from reasoning.search.context import SearchContext
 from reasoning.tree import ROOT, ReasoningTree
-from reasoning.types import Step
+from reasoning.types import State, Step
 
 from .. import validate as v
 from .models import ModelRegistry
@@ -86,7 +86,9 @@ class Labelling:
     def add_human_step(self, session_id: Any, node_id: Any, text: Any, factor: Any = None, *,
                        annotator: Any = None) -> str:
         """A step written by a person under a node (origin `human`), scored by the PRM. `factor` is one of the
-        session's catalog; left out, the one `human_step_choices` offers first."""
+        session's catalog; left out, the one `human_step_choices` offers first. The domain reads it as it reads a
+        generated step (a final answer ends the path, its answer recorded); where that would drop or change what
+        was typed, the step is refused with the reason (`read_typed`)."""
         t = self.sessions.target(session_id, node_id)
         text = v.text(text, "step text")
         names = self.session_catalog(t.sid).names
@@ -174,9 +176,26 @@ class Labelling:
                   meta: dict | None = None) -> str:
         """Add a user-written step under `parent`: the domain books it, the session's PRM scores it."""
         ctx = self._context(tree, sid, 1)
-        step = ctx.domain.observe(tree.state(parent), Step(text, factor))
+        step = Step(text, factor)
+        step = read_typed(ctx.domain, tree.state(parent), step) if origin == "human" else \
+            ctx.domain.observe(tree.state(parent), step)
         if step.meta.get("invalid"):  # the domain's flag, as on a generated step (ARCHITECTURE.md, "Core concepts")
             meta = {**(meta or {}), "invalid": step.meta["invalid"]}
         nid = tree.add_child(parent, step, origin=origin, meta=meta, iteration=next_iteration(tree))
         ctx.score([nid])
         return nid
+
+
+def read_typed(domain: Any, state: State, step: Step) -> Step:
+    """A typed step as its domain books it: the domain's own `read_typed` where it has one (it refuses, in one line,
+    what booking would change), else `observe`; either way every typed character must be kept (a domain may add its
+    note after them), so nothing typed is dropped without a word."""
+    try:
+        read = getattr(domain, "read_typed", None)
+        booked = read(state, step) if read is not None else domain.observe(state, step)
+    except ValueError as exc:
+        raise v.UserError(str(exc)) from None
+    v.need(" ".join(booked.text.split()).startswith(" ".join(step.text.split())),
+           f"the {domain.name} domain would store this step as {booked.text[:200]!r}, dropping part of what was "
+           "typed: write it as the domain reads it")
+    return booked
