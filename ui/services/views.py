@@ -94,8 +94,9 @@ def trace_rows(tree: ReasoningTree, nid: str, labels: dict[str, str],
 
 def trace_math(rows: Iterable[Any]) -> str:
     """Markdown source of the rendered view of a trace (rows as trace_rows gives them, or as the page's table holds
-    them): the problem, then each step under its node, factor and gold mark, the selected node last. Every text is
-    typeset by ui.mathtext (math rendered, everything else inert); "" for an empty trace."""
+    them): the problem, then each step under its node, factor, gold mark and labels (human ratings, auto labels),
+    the selected node last. Every text is typeset by ui.mathtext (math rendered, everything else inert); "" for an
+    empty trace."""
     col = {h: i for i, h in enumerate(TRACE_HEADERS)}
     rows = [list(r) for r in rows if len(r) > col["step"] and str(r[col["node"]] or "").strip()]
     parts = []
@@ -103,11 +104,18 @@ def trace_math(rows: Iterable[Any]) -> str:
         if k == 0 and r[col["node"]] == ROOT:
             parts.append(f"**Problem**\n\n{math_markdown(r[col['step']])}")
             continue
-        gold = r[col["gold"]] if len(r) > col["gold"] else ""
-        head = f"step {r[col['#']]} · node {r[col['node']]} · {r[col['factor']]}" + (f" · {gold}" if gold else "")
+        marks = [f"{name}: {cell}" if name != "gold" else cell
+                 for name in ("gold", "human", "auto") if (cell := _cell(r, col[name]))]
+        head = " · ".join([f"step {r[col['#']]}", f"node {r[col['node']]}", str(r[col["factor"]]), *marks])
         head += " (selected)" if k == len(rows) - 1 else ""
         parts.append(f"**{plain(head)}**\n\n{math_markdown(r[col['step']])}")
     return "\n\n".join(parts)
+
+
+def _cell(row: list[Any], i: int) -> str:
+    """A text cell of a trace row as shown ("" for a missing or empty one, as the page's table may hold it)."""
+    value = row[i] if len(row) > i else None
+    return "" if value is None or (isinstance(value, float) and value != value) else str(value).strip()
 
 
 def gold_mark(tree: ReasoningTree, nid: str) -> str:
@@ -194,9 +202,11 @@ def check_mark(tree: ReasoningTree, nid: str) -> str:
 
 
 def node_info(tree: ReasoningTree, nid: str) -> str:
-    """The inspector's one-line description of a node."""
+    """The inspector's one-line description of a node; a step without a factor (an imported one) says so."""
     a = tree.node(nid)
-    return (f"node {nid} · depth {a['depth']} · factor {a['factor'] or '(root)'} · {a['origin']}"
+    what = f"factor {a['factor']} · {a['origin']}" if a["factor"] else "the problem" if nid == ROOT \
+        else f"{a['origin']} step, no factor"
+    return (f"node {nid} · depth {a['depth']} · {what}"
             f"{' · pruned' if not tree.is_live(nid) else ''}"
             f"{' · answer ' + str(a['answer']) if a['terminal'] else ''}"
             f"{' · ' + mark if (mark := check_mark(tree, nid)) else ''}")
