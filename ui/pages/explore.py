@@ -10,7 +10,7 @@ from reasoning.search import ALGORITHMS
 from reasoning.search.config import BY_NAME, SETTINGS, Setting
 
 from ..domain_note import domain_note
-from ..feedback import reported
+from ..feedback import ERROR_PREFIX, reported
 from ..figure import tree_figure
 from ..plots import figure_options, session_plot
 from ..service import Explorer
@@ -81,17 +81,27 @@ def session_line(engine: Explorer, session_id) -> str:
 def _wire_session_switch(engine: Explorer, shared: Shared, c: dict, ins: inspector.Inspector,
                          status: gr.Textbox) -> None:
     """Opening another session (or starting a run) replaces everything of the previous one: the problem box,
-    the selection, the inspector, the summary and the status all belong to the session now open."""
-    outputs = [c["problem"], status, ins.info, ins.trace, ins.text, ins.kids, ins.summary, ins.selected]
+    the selection, the inspector (its note and unsure tick too), the summary, the status and the search settings
+    (those the session was searched with) all belong to the session now open."""
+    outputs = [c["problem"], status, ins.info, ins.trace, ins.text, ins.kids, ins.summary, ins.selected, ins.unsure,
+               ins.note, *(c[name] for name in SETTING_CONTROLS)]
+    blank = ("", [], "", [], "", "", False, "")
 
     @reported(len(outputs), 1)
     def switched(session_id):
         if not session_id:
             return (gr.skip(),) * len(outputs)
-        if engine.running(session_id):  # the run's own status lines follow
-            return gr.skip(), gr.skip(), "", [], "", [], "", ""
+        if engine.running(session_id):  # the run's own status lines follow; its settings are the ones shown
+            return gr.skip(), gr.skip(), *blank, *(gr.skip(),) * len(SETTING_CONTROLS)
         info = engine.session_info(session_id)
-        return info.problem_text, session_line(engine, session_id), "", [], "", [], "", ""
+        return info.problem_text, session_line(engine, session_id), *blank, *session_settings(info)
+
+    def session_settings(info) -> list:
+        """The settings the session was searched with, in its controls (left as they are for a session stored
+        without them: an import)."""
+        stored = getattr(info, "config", None) or {}
+        return [gr.skip() if stored.get(name) is None else control_value(BY_NAME[name], stored[name])
+                for name in SETTING_CONTROLS]
 
     shared.session.change(switched, [shared.session], outputs, api_visibility="undocumented")
 
@@ -134,7 +144,9 @@ ELEM_IDS = {"merge_duplicates": "merge-duplicates"}
 
 
 def setting_control(s: Setting, value, *, max_budget: int):
-    """The UI control of one declared search setting (type, bounds, choices and help from the declaration)."""
+    """The UI control of one declared search setting (type, bounds, choices and help from the declaration). A
+    number is sent as typed, neither rounded nor clamped in the browser: the declaration refuses what is out of its
+    bounds (the budget's upper one is the server's REASONING_MAX_BUDGET, as on the command line), in one line."""
     elem_id = ELEM_IDS.get(s.name, s.name.replace("_", "-"))
     if s.kind == "choice":
         return gr.Dropdown(list(s.choices), value=value, label=s.label, info=s.help, elem_id=elem_id)
@@ -143,10 +155,50 @@ def setting_control(s: Setting, value, *, max_budget: int):
     if s.kind == "floats":
         return gr.Textbox(", ".join(f"{x:g}" for x in value), label=s.label, info=s.help, elem_id=elem_id,
                           max_lines=1)
-    if s.name == "budget":
-        return gr.Slider(1, min(max_budget, 2048), value=value, step=1, label=s.label, info=s.help, elem_id=elem_id)
-    return gr.Number(value, label=s.label, info=s.help, elem_id=elem_id, precision=0 if s.kind == "int" else None,
-                     minimum=s.lo, maximum=s.hi)
+    hi = max_budget if s.name == "budget" else s.hi
+    bounds = f" ({'an integer, ' if s.kind == 'int' else ''}{_shown(s.lo)} to {_shown(hi)})" \
+        if s.lo is not None and hi is not None else ""
+    return gr.Number(value, label=s.label, info=s.help + bounds, elem_id=elem_id)
+
+
+def _shown(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def control_value(s: Setting, value):
+    """A setting's value as its control holds it (a list of numbers as comma-separated text)."""
+    return ", ".join(f"{x:g}" for x in value) if s.kind == "floats" else value
+
+
+def busy_line(engine: Explorer) -> str:
+    """Why Run is refused now, or "" when no search is running on this server (one runs at a time)."""
+    with engine.sessions_.lock:
+        running = sorted(engine.sessions_.live)
+    if not running:
+        return ""
+    return (f"a search is already running (session {running[0]}): Stop it or wait for it to finish, then Run "
+            "again")
+
+
+def _wire_run(engine: Explorer, button: gr.Button, status: gr.Textbox):
+    """Run's first step, answered at once: while a search runs (Gradio ignored a second click before: the button's
+    event was still pending) it is refused with a toast and a status line that name the running session; the search
+    itself follows on success."""
+
+    def free():
+        line = busy_line(engine)
+        if line:
+            raise gr.Error(line, print_exception=False)
+
+    def refused():
+        line = busy_line(engine)
+        return f"{ERROR_PREFIX}{line}" if line else gr.skip()
+
+    # queued (in its own slot, not the search's): an error of an event outside the queue shows no toast
+    checked = button.click(free, None, None, api_visibility="undocumented", trigger_mode="multiple",
+                           show_progress="hidden")
+    checked.failure(refused, None, [status], api_visibility="undocumented", queue=False, show_progress="hidden")
+    return checked
 
 
 def _wire_search(engine: Explorer, shared: Shared, c: dict, status: gr.Textbox) -> None:
@@ -169,12 +221,14 @@ def _wire_search(engine: Explorer, shared: Shared, c: dict, status: gr.Textbox) 
     def algorithm_defaults(algorithm, gen_dir):
         """Switching algorithm loads the model's recommended settings for it (the demo's differ by algorithm)."""
         d = engine.control_defaults(algorithm if algorithm in ALGORITHMS else "mcts", gen_dir)
-        return [", ".join(f"{x:g}" for x in d[k]) if BY_NAME[k].kind == "floats" else d[k] for k in tuned]
+        return [control_value(BY_NAME[k], d[k]) for k in tuned]
 
-    c["algorithm"].change(reported(len(tuned))(algorithm_defaults), [c["algorithm"], c["gen_dir"]], [c[k] for k in tuned],
-                          api_visibility="undocumented", queue=False)
-    c["run"].click(run, inputs, [shared.session, shared.node, shared.plot, status], api_visibility="undocumented",
-                   concurrency_id="search", concurrency_limit=1)
+    # .input: a user's pick only; an opened session's own settings (`_wire_session_switch`) are not overwritten
+    c["algorithm"].input(reported(len(tuned))(algorithm_defaults), [c["algorithm"], c["gen_dir"]],
+                         [c[k] for k in tuned], api_visibility="undocumented", queue=False)
+    _wire_run(engine, c["run"], status).success(run, inputs, [shared.session, shared.node, shared.plot, status],
+                                                api_visibility="undocumented", concurrency_id="search",
+                                                concurrency_limit=1)
 
     @reported(1, 0)
     def stop(session_id):

@@ -19,8 +19,8 @@ def build_page(engine: Explorer, shared: Shared) -> None:
                          datatype=["number", "str", "str", "number", "number", "str", "str", "str"],
                          interactive=False, wrap=True, elem_id="sessions-table", max_height=360)
     with gr.Row():
-        sid = gr.Number(None, label="session id", precision=0, elem_id="session-pick",
-                        placeholder="click a row or type an id")
+        # no precision: Gradio would round 1.5 to session 2; the server refuses what is not a session id
+        sid = gr.Number(None, label="session id", elem_id="session-pick", placeholder="click a row or type an id")
         name = gr.Textbox(label="new name", elem_id="session-name", scale=2)
     with gr.Row():
         open_btn = gr.Button("Open in Explore", variant="primary", elem_id="session-open", size="sm")
