@@ -35,6 +35,8 @@ def run_engine(args: argparse.Namespace) -> int:
         return 0
     if not 1 <= args.port <= 65535:
         raise ValueError(f"--port must be between 1 and 65535, got {args.port}")
+    if args.max_model_len < 1:
+        raise ValueError(f"--max-model-len must be at least 1 token, got {args.max_model_len}")
     model = Path(args.model).expanduser()
     if not (model / "config.json").is_file():
         raise ValueError(f"--model {model} is not a model directory (no config.json)")

@@ -31,6 +31,8 @@ from reasoning.backends import load_generator, load_scorer
 from reasoning.factors import load_catalog
 from reasoning.labeling import RolloutConfig
 from reasoning.limits import MAX_PROBLEM_CHARS
+from reasoning.serving.server import EngineServer, EngineServerError, ServerSpec, free_port
+from reasoning.training.prm import TrainConfig
 from reasoning.tree import ReasoningTree
 from reasoning.types import Problem, Step
 from storage import StorageError, Store
@@ -320,3 +322,33 @@ def test_errors_written_for_the_user_log_no_traceback(served, capfd):
         event, payload = raw_call(served, name, data)
         assert event == "error" and json.loads(payload)["error"], payload
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_engine_serve_refuses_a_core_beyond_the_machine_and_a_zero_context(tmp_path, capsys, monkeypatch):
+    def start(*_args, **_kwargs):
+        raise AssertionError("the engine was started")
+
+    monkeypatch.setattr(EngineServer, "start", start)
+    (tmp_path / "config.json").write_text("{}")
+    for flags, needle in ((["--first-core", "-1"], "--first-core must be between 0 and"),
+                          (["--first-core", str(os.cpu_count() or 1)], "--first-core must be between 0 and"),
+                          (["--max-model-len", "0"], "--max-model-len must be at least 1")):
+        code, err = run_app(["engine", "serve", "--model", str(tmp_path), *flags], capsys)
+        assert code == 2
+        one_line(err, needle)
+
+
+def test_a_failing_engine_without_a_log_file_says_why(tmp_path):
+    server = EngineServer(ServerSpec(model=tmp_path, port=free_port()))
+    server._spawn([sys.executable, "-c", "import sys; print('loading'); print('ValueError: no such model type');"
+                   "sys.exit(1)"], dict(os.environ))
+    try:
+        with pytest.raises(EngineServerError, match="exited with code 1 .*ValueError: no such model type"):
+            server.wait_ready(60, lambda _line: None)
+    finally:
+        server.stop()
+
+
+def test_train_prm_refuses_a_max_length_of_zero():
+    with pytest.raises(ValueError, match="max length must be at least 1"):
+        TrainConfig(max_length=0)

@@ -19,6 +19,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import Any
 from .env import engine_home, engine_python, ensure_engine_env
 
 READY_TIMEOUT_S = 900
+TAIL_LINES = 50  # output lines kept of a server started without a log file
 # Files a served copy of a model keeps beside its converted weights.
 MODEL_SIDE_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
                     "special_tokens_map.json", "vocab.json", "merges.txt", "prm_config.json")
@@ -68,9 +70,10 @@ def cores_for(threads: int, first: int = 0) -> str:
     total = os.cpu_count() or 1
     if threads < 1:
         raise ValueError(f"--threads must be at least 1, got {threads}")
-    start = first % total
-    last = min(total - 1, start + threads - 1)
-    return str(start) if last == start else f"{start}-{last}"
+    if not 0 <= first < total:  # it wrapped around once: -1 meant the last core, 9 on 8 cores the first
+        raise ValueError(f"--first-core must be between 0 and {total - 1} (this machine's cores), got {first}")
+    last = min(total - 1, first + threads - 1)
+    return str(first) if last == first else f"{first}-{last}"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -185,7 +188,9 @@ class EngineServer:
     def __init__(self, spec: ServerSpec, log_file: Path | None = None):
         self.spec, self.log_file = spec, log_file
         self.proc: subprocess.Popen | None = None
-        self._log: Any = None  # the server log file (or DEVNULL) while running
+        self._log: Any = None  # the server log file (or PIPE, read into `tail`) while running
+        self.tail: deque[str] = deque(maxlen=TAIL_LINES)  # the server's last output lines, without a log file
+        self._reader: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -198,13 +203,21 @@ class EngineServer:
         env_dir = ensure_engine_env(say)
         model_dir = pooling_model_dir(self.spec.model) if self.spec.pooling else self.spec.model
         cmd = server_command(self.spec, engine_python(env_dir), model_dir)
-        self._log = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115 (closed in stop)
-        self.proc = subprocess.Popen(cmd, env=server_environment(self.spec), stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self._spawn(cmd, server_environment(self.spec))
         say(f"engine: starting vLLM for {self.spec.model} on {self.url} (cores {self.spec.cores}"
             f"{', pooling' if self.spec.pooling else ''}); this takes 1-3 min")
         self.wait_ready(timeout, say)
         return self
+
+    def _spawn(self, cmd: list[str], env: dict[str, str]) -> None:
+        """Start the server process, its output going to the log file, or without one into `tail` (its last
+        lines, kept so that a server that fails says why)."""
+        self._log = open(self.log_file, "ab") if self.log_file else subprocess.PIPE  # noqa: SIM115 (closed in stop)
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        if self.log_file is None:
+            self._reader = threading.Thread(target=_keep_tail, args=(self.proc, self.tail), name="engine-log",
+                                            daemon=True)
+            self._reader.start()
 
     def wait_ready(self, timeout: float, say: Callable[[str], None]) -> None:
         started = time.monotonic()
@@ -227,12 +240,20 @@ class EngineServer:
             time.sleep(1.0)
 
     def _log_hint(self) -> str:
-        if not self.log_file or not self.log_file.is_file():
+        """The server's last error line (else its last line), from the log file or the kept tail."""
+        if self.log_file is None:
+            if self._reader is not None:  # the last lines of a process that just exited (its children may keep
+                self._reader.join(timeout=2.0)  # the pipe open: then what was read so far)
+            lines = [ln for ln in list(self.tail) if ln.strip()]
+            where = " (give --log FILE for all of it)"
+        elif self.log_file.is_file():
+            lines = [ln for ln in self.log_file.read_text(errors="replace").splitlines() if ln.strip()]
+            where = f" (log: {self.log_file})"
+        else:
             return ""
-        lines = [ln for ln in self.log_file.read_text(errors="replace").splitlines() if ln.strip()]
         errors = [ln for ln in lines if "Error" in ln or "error" in ln]
         last = (errors or lines or [""])[-1].strip()
-        return f": {last[:200]} (log: {self.log_file})" if last else f" (log: {self.log_file})"
+        return f": {last[:200]}{where}" if last else where
 
     def stop(self, grace: float = 20.0) -> None:
         """SIGINT to the server's process group (vLLM shuts its engine core down), SIGKILL after `grace` s."""
@@ -248,7 +269,7 @@ class EngineServer:
                     break
                 except subprocess.TimeoutExpired:
                     continue
-        if self._log not in (None, subprocess.DEVNULL):
+        if self._log not in (None, subprocess.DEVNULL, subprocess.PIPE):
             self._log.close()
         self._log = None
 
@@ -257,6 +278,14 @@ class EngineServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _keep_tail(proc: subprocess.Popen, tail: deque[str]) -> None:
+    """Read a server's output to its end (it must never block on a full pipe), keeping the last lines."""
+    assert proc.stdout is not None
+    with proc.stdout:
+        for raw in proc.stdout:
+            tail.append(raw.decode("utf-8", "replace").rstrip())
 
 
 def start_all(servers: list[EngineServer]) -> None:

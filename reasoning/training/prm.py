@@ -89,6 +89,8 @@ class TrainConfig:
             (0 <= self.eval_share < 1, f"eval share must be in [0, 1), got {self.eval_share}"),
             (bool(self.separator), "the step separator must not be empty"),
             (0 < self.threshold < 1, f"threshold must be in (0, 1), got {self.threshold}"),
+            (self.max_length is None or self.max_length >= 1,  # 0 silently meant the model's own length
+             f"max length must be at least 1 token, got {self.max_length}"),
         ]
         for ok, message in checks:
             if not ok:
