@@ -9,6 +9,8 @@ import pytest
 pytest.importorskip("playwright")
 
 import test_ui_browser as ub  # noqa: E402
+import test_ui_review_browser as rb  # noqa: E402
+from gradio_client import Client  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -67,3 +69,102 @@ def test_a_search_goes_on_to_its_budget_after_its_tab_closes(app, browser):
     assert store.session(sid).meta["search"] == "finished"
     ub.shot(other, "runs-01-finished-after-tab-closed")
     other.context.close()
+
+
+# -- item 12: labelling a whole session or a subtree by rollouts from the page; the trace shows new auto labels ----
+@pytest.fixture(scope="module")
+def searched(app, demo_models):
+    """Three stored Countdown trees grown by the demo models (rollouts need a problem with a checker): `first`,
+    `session`, `subtree`, one per test, so no test sees another's labels."""
+    from reasoning.factors import load_catalog
+    from reasoning.problems import countdown_problem
+    from reasoning.search import SearchConfig, search
+
+    _, store = app
+    generator, scorer = demo_models
+    out = {}
+    for k, name in enumerate(("first", "session", "subtree")):
+        tree, _ = search(countdown_problem([4, 7, 8, 8], pid=f"runs-{name}"), generator, scorer,
+                         SearchConfig(algorithm="mcts", budget=10, seed=k))
+        out[name] = store.create_session(tree, name=f"runs {name}", catalog=load_catalog().to_dict())
+    return out
+
+
+def open_autolabel(page, url: str, store, sid: int, node: str) -> None:
+    ub.open_session(page, url, sid, len(store.load_tree(sid)))
+    ub.click_node(page, node)
+    page.locator("#autolabel").get_by_text("Automatic labels").click()
+    rb.set_number(page, "autolabel-rollouts", 2)
+
+
+def trace_says(page, needle: str, timeout: float = 30_000) -> None:
+    page.wait_for_function("(s) => (document.querySelector('#trace-table') || {}).innerText?.includes(s)",
+                           arg=needle, timeout=timeout)
+
+
+def live_steps(store, sid: int, under: str = "0") -> set[str]:
+    from storage.autolabel import live_steps as steps
+
+    tree = store.load_tree(sid)
+    return set(steps(tree)) & set(tree.subtree(under))
+
+
+def rollout_labelled(store, sid: int) -> set[str]:
+    return {a.node_id for a in store.auto_labels(sid) if a.method == "rollout"}
+
+
+def test_first_error_shows_its_labels_in_the_trace(app, page, searched):
+    url, store = app
+    sid = searched["first"]
+    tree = store.load_tree(sid)
+    node = max(live_steps(store, sid), key=lambda n: (len(tree.path(n)), n))
+    open_autolabel(page, url, store, sid, node)
+    assert "(first_error)" not in page.locator("#trace-table").inner_text()
+    page.click("#first-error")
+    rb.wait_value(page, "autolabel-result", "rounds", timeout=240)
+    assert {a.node_id for a in store.auto_labels(sid) if a.method == "first_error"}
+    trace_says(page, "(first_error)")  # without a re-click: the trace was left as it was before the job
+    ub.shot(page, "runs-02-first-error-trace")
+
+
+def test_a_whole_session_is_labelled_by_rollouts_from_the_page_with_progress_and_stop(app, page, searched):
+    url, store = app
+    sid = searched["session"]
+    steps = live_steps(store, sid)
+    open_autolabel(page, url, store, sid, sorted(steps)[0])
+    page.click("#label-session")
+    page.wait_for_function("""(s) => (document.querySelector('#autolabel-result textarea') || {}).value?.includes(s)
+        """, arg=f"rollout labels of the steps of session {sid}", polling="raf", timeout=60_000)
+    done = rb.wait_value(page, "autolabel-result", "labelled", timeout=400)
+    assert done.startswith(f"labelled {len(steps)} of the {len(steps)} steps of session {sid} by rollouts"), done
+    assert rollout_labelled(store, sid) == steps
+    trace_says(page, "(rollout)")
+    ub.shot(page, "runs-03-session-labelled")
+
+    page.locator("#autolabel-relabel input").check()  # all over again, long (64 rollouts a step), then Stop
+    rb.set_number(page, "autolabel-rollouts", 64)
+    page.click("#label-session")
+    rb.wait_value(page, "autolabel-result", "(Stop ends it after the current round)", timeout=60)
+    page.click("#stop-autolabel")
+    end = rb.wait_value(page, "autolabel-result", "stopped:", timeout=400)
+    kept = int(end.split("stopped: ", 1)[1].split(" ", 1)[0])
+    assert kept < len(steps) and f"of the {len(steps)} steps of session {sid} labelled and stored" in end
+    assert sum(a.rollouts == 64 for a in store.auto_labels(sid) if a.method == "rollout") == kept
+
+
+def test_the_selected_subtree_is_labelled_by_rollouts_from_the_page(app, page, searched):
+    url, store = app
+    sid = searched["subtree"]
+    tree = store.load_tree(sid)
+    top = max(tree.children("0"), key=lambda n: len(live_steps(store, sid, n)))
+    under = live_steps(store, sid, top)
+    assert 1 < len(under) < len(live_steps(store, sid))
+    open_autolabel(page, url, store, sid, top)
+    page.click("#label-subtree")
+    done = rb.wait_value(page, "autolabel-result", "labelled", timeout=400)
+    assert done.startswith(f"labelled {len(under)} of the {len(under)} steps of the subtree under node {top} "
+                           f"of session {sid}"), done
+    assert rollout_labelled(store, sid) == under
+    trace_says(page, "(rollout)")
+    again = Client(url, verbose=False).predict(sid, top, 2, 4, 0, False, api_name="/label_rollouts")
+    assert (again["steps"], again["labelled"], again["skipped"]) == (len(under), 0, len(under))  # the API: all done

@@ -28,6 +28,7 @@ class LoopEndpoints:
     """One method per endpoint; `names` lists them, `MODEL_CALLS` those that run a model (one at a time)."""
 
     MODEL_CALLS = ("estimate_rollouts", "first_error", "use_prm")
+    LABELLING_CALLS = ("label_rollouts",)  # many nodes, minutes: their own slot, so model calls do not wait
 
     def __init__(self, engine: Explorer):
         self.engine = engine
@@ -44,6 +45,14 @@ class LoopEndpoints:
         every step of the path gets a `first_error` auto label. `first_error` is null when none was found."""
         return self.engine.autojobs.run("first_error",
                                         autojobs.request(session_id, node_id, rollouts, max_steps, seed))
+
+    def label_rollouts(self, session_id: int, node_id: str = "0", rollouts: int = 8, max_steps: int = 12,
+                       seed: int | None = None, relabel: bool = False) -> dict:
+        """Label every live step of the session (`node_id` "0") or of the subtree under `node_id` by rollouts, as
+        `python app.py label` does, each batch stored as it ends; steps with a rollout label are skipped unless
+        `relabel`. `/stop_autolabel` ends it, keeping the finished batches; returns steps, labelled, skipped."""
+        return self.engine.autojobs.run("label", autojobs.request(session_id, node_id or "0", rollouts, max_steps,
+                                                                  seed, relabel))
 
     def stop_autolabel(self, session_id: int) -> bool:
         """Stop the session's automatic-label job after its current rollout round; false when none runs."""
@@ -86,14 +95,13 @@ class LoopEndpoints:
         return {"active_prm": self.engine.use_prm(prm_dir)}
 
     def names(self) -> tuple[str, ...]:
-        return ("estimate_rollouts", "first_error", "stop_autolabel", "review_queue", "calibration", "agreement",
-                "use_prm")
+        return ("estimate_rollouts", "first_error", "label_rollouts", "stop_autolabel", "review_queue", "calibration",
+                "agreement", "use_prm")
 
 
 def register_loop(engine: Explorer) -> None:
     """Declare the loop's endpoints inside the current gr.Blocks (model calls share the `model` queue)."""
     api = LoopEndpoints(engine)
     for name in api.names():
-        model_call = name in api.MODEL_CALLS
-        gr.api(guarded(getattr(api, name)), api_name=name, concurrency_id="model" if model_call else None,
-               concurrency_limit=1 if model_call else None)
+        slot = "model" if name in api.MODEL_CALLS else "labelling" if name in api.LABELLING_CALLS else None
+        gr.api(guarded(getattr(api, name)), api_name=name, concurrency_id=slot, concurrency_limit=1 if slot else None)

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from reasoning.factors import Catalog, ThoughtFactor, load_catalog
 from reasoning.labeling import Estimate, RolloutConfig, Stopped
 from reasoning.protocols import Generator, Scorer
-from storage.autolabel import label_first_error, label_rollouts
+from storage.autolabel import label_first_error, label_rollouts, live_steps
 from storage.store import Store
 
-__all__ = ["Stopped", "estimate_by_rollouts", "find_first_error", "rollout_config"]
+__all__ = ["Stopped", "estimate_by_rollouts", "find_first_error", "label_by_rollouts", "rollout_config"]
 
 Progress = Callable[[int, int], None]
 MAX_ROLLOUTS = 256
@@ -83,3 +83,32 @@ def find_first_error(store: Store, generator: Generator, scorer: Scorer | None, 
         "measured": {path[i]: _estimate_json(e) for i, e in sorted(found.measured.items())},
         "prm_scores": scores,
     }
+
+
+def label_by_rollouts(store: Store, generator: Generator, scorer: Scorer | None, session_id: int, node_id: str = "0",
+                      *, rollouts: int = 8, temperature: float = 0.7, max_steps: int = 12, seed: int | None = None,
+                      relabel: bool = False, chunk: int = 4, progress: Progress | None = None,
+                      stop: threading.Event | None = None) -> dict:
+    """`python app.py label` from the page: every live step under `node_id` ("0": the whole session) estimated by
+    rollouts, `chunk` nodes per stored batch, steps with a rollout label skipped unless `relabel`. Stopped, the
+    batches already finished stay stored (a second run goes on from there) and the result says how many."""
+    config = rollout_config(store, session_id, rollouts=rollouts, temperature=temperature, max_steps=max_steps,
+                            seed=seed)
+    tree = store.load_tree(session_id)
+    under = set(tree.subtree(node_id))
+    steps = [n for n in live_steps(tree) if n in under]
+    done = [0]
+
+    def counted(n: int, total: int) -> None:
+        done[0] = n
+        if progress is not None:
+            progress(n, total)
+
+    out = {"session_id": session_id, "node_id": node_id, "steps": len(steps), "rollouts_each": rollouts}
+    try:
+        report = label_rollouts(store, session_id, generator, config, node_ids=steps, skip_labelled=not relabel,
+                                chunk=chunk, progress=counted, stop=stop)
+    except Stopped:
+        return {**out, "stopped": True, "labelled": done[0]}
+    return {**out, "stopped": False, "labelled": len(report.labelled), "skipped": report.skipped,
+            "rollouts": report.rollouts}

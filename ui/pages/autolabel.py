@@ -1,9 +1,11 @@
 """Inspector section for automatic labels, and the model picker's "use this PRM" switch.
 
 "Estimate by rollouts" runs N continuations from the selected node; "Find the first error" bisects the root-to-node
-path by rollouts (OmegaPRM). Both run as a job (`ui/services/autojobs.py`) that the page polls for progress and the
-Stop button ends between rollout rounds; the result line shows the rollout value beside the PRM score. Each piece is
-one call from the page that owns the surrounding layout (`inspector.build_page`, `explore._controls`).
+path by rollouts (OmegaPRM); "Label the whole session" and "Label the selected subtree" estimate every live step
+(`python app.py label` from the page). Each runs as a job (`ui/services/autojobs.py`) that the page polls for
+progress and the Stop button ends between rollout rounds; the result line shows the rollout value beside the PRM
+score, and the trace shows the new labels when the job ends. Each piece is one call from the page that owns the
+surrounding layout (`inspector.build_page`, `explore._controls`).
 """
 from __future__ import annotations
 
@@ -16,20 +18,31 @@ from ..wiring import Shared, guarded
 POLL_SECONDS = 0.3
 
 
-def progress_line(job: autojobs.Job, stopping: bool = False) -> str:
+def job_name(job: autojobs.Job) -> str:
+    if job.kind == "label":
+        where = "" if job.node_id == "0" else f" under node {job.node_id}"
+        return f"rollout labels of the steps{where} of session {job.session_id}"
     what = "rollout estimate" if job.kind == "estimate" else "first-error search"
-    unit = "nodes" if job.kind == "estimate" else "rounds"
+    return f"{what} on node {job.node_id} of session {job.session_id}"
+
+
+def progress_line(job: autojobs.Job, stopping: bool = False) -> str:
+    unit = "rounds" if job.kind == "first_error" else "nodes"
     done = f"{job.done}/{job.total} {unit}" if job.total else "starting"
     then = "stopping after the current round…" if stopping else "(Stop ends it after the current round)"
-    return f"{what} on node {job.node_id} of session {job.session_id}: {done}… {then}"
+    return f"{job_name(job)}: {done}… {then}"
 
 
-def run_job(engine: Explorer, kind: str):
-    """A generator handler: start the job, yield progress lines while it runs, then its result (or its error)."""
+def run_job(engine: Explorer, kind: str, *, whole_session: bool = False):
+    """A generator handler: start the job, yield progress lines while it runs, then its result (or its error).
+    `whole_session`: the job's node is the root, whatever is selected."""
 
     @guarded
-    def run(session_id, node_id, rollouts):
-        job = engine.autojobs.start(kind, autojobs.request(session_id, node_id, rollouts))
+    def run(session_id, node_id, rollouts, relabel=False):
+        if not whole_session and not node_id:
+            raise ValueError("no node is selected: click a node on the tree first")
+        node = "0" if whole_session else node_id
+        job = engine.autojobs.start(kind, autojobs.request(session_id, node, rollouts, relabel=relabel))
         # at once, then while it runs: on a quiet machine a small job ends before the first poll, and the box would
         # otherwise go from the last result straight to the new one with no sign that anything ran
         yield progress_line(job, engine.autojobs.stopping(job.session_id))
@@ -43,8 +56,10 @@ def run_job(engine: Explorer, kind: str):
     return run
 
 
-def build_section(engine: Explorer, shared: Shared) -> None:
-    """Automatic labels for the selected node: rollouts, first error, progress, Stop and the result line."""
+def build_section(engine: Explorer, shared: Shared, trace: gr.Dataframe | None = None) -> None:
+    """Automatic labels for the selected node, its subtree or the whole session: rollouts, first error, progress,
+    Stop and the result line; `trace` (the inspector's) is read again when a job ends, so its auto column shows
+    what the job stored."""
     with gr.Accordion("Automatic labels (rollouts to the gold answer)", open=False, elem_id="autolabel"):
         with gr.Row():
             rollouts = gr.Number(8, label="rollouts", precision=0, minimum=1, maximum=autojobs.MAX_ROLLOUTS,
@@ -52,13 +67,22 @@ def build_section(engine: Explorer, shared: Shared) -> None:
             estimate = gr.Button("Estimate by rollouts", elem_id="estimate-rollouts", size="sm")
             first = gr.Button("Find the first error on the path", elem_id="first-error", size="sm")
             stop = gr.Button("Stop", elem_id="stop-autolabel", variant="stop", size="sm")
+        with gr.Row():
+            whole = gr.Button("Label the whole session by rollouts", elem_id="label-session", size="sm")
+            subtree = gr.Button("Label the selected subtree", elem_id="label-subtree", size="sm")
+            relabel = gr.Checkbox(False, label="label again steps labelled before", elem_id="autolabel-relabel")
         result = gr.Textbox(label="rollout value beside the PRM score", elem_id="autolabel-result",
                             interactive=False, lines=2)
     args = [shared.session, shared.node, rollouts]
-    estimate.click(run_job(engine, "estimate"), args, [result], api_visibility="undocumented",
-                   concurrency_id="model")
-    first.click(run_job(engine, "first_error"), args, [result], api_visibility="undocumented",
-                concurrency_id="model")
+    jobs = [(estimate, run_job(engine, "estimate"), args, "model"),
+            (first, run_job(engine, "first_error"), args, "model"),
+            # many nodes take minutes: their own slot, so that edits and expansions do not wait behind them
+            (whole, run_job(engine, "label", whole_session=True), [*args, relabel], "labelling"),
+            (subtree, run_job(engine, "label"), [*args, relabel], "labelling")]
+    for button, fn, inputs, slot in jobs:
+        event = button.click(fn, inputs, [result], api_visibility="undocumented", concurrency_id=slot)
+        if trace is not None:  # after Stop too: the rounds finished before it are stored
+            event.then(reread_trace(engine), [shared.session, shared.node], [trace], api_visibility="undocumented")
 
     @guarded
     def do_stop(session_id):
@@ -67,6 +91,16 @@ def build_section(engine: Explorer, shared: Shared) -> None:
             gr.Info("no automatic labelling is running on this session")
 
     stop.click(do_stop, [shared.session], [], api_visibility="undocumented", queue=False)
+
+
+def reread_trace(engine: Explorer):
+    @guarded
+    def reread(session_id, node_id):
+        if not session_id or not node_id:
+            return gr.skip()
+        return engine.inspect(session_id, node_id).trace
+
+    return reread
 
 
 def active_prm_text(engine: Explorer) -> str:

@@ -83,7 +83,7 @@ class Inspector:
 def build_page(engine: Explorer, shared: Shared, status: gr.Textbox, places: Places) -> Inspector:
     ins = _layout(engine, status, places)
     with places.details:
-        autolabel.build_section(engine, shared)  # rollouts and first-error search on the selected node (own module)
+        autolabel.build_section(engine, shared, ins.trace)  # rollouts and first-error search (own module)
     _wire_click(engine, shared, ins)
     _wire_math(engine, shared, ins)
     _wire_ratings(engine, shared, ins, status)

@@ -17,7 +17,8 @@ from .. import autolabel
 from .. import validate as v
 from .models import ModelRegistry
 
-KINDS = ("estimate", "first_error")
+KINDS = ("estimate", "first_error", "label")  # one node; its path; every step under a node (the root: the session)
+NODE_KINDS = ("estimate", "first_error")
 MAX_ROLLOUTS = 64  # per request from the web (the command line allows more)
 MAX_STEPS = 64
 
@@ -46,13 +47,16 @@ class JobRequest:
     rollouts: int
     max_steps: int
     seed: int | None
+    relabel: bool = False  # "label": label again the steps that have a rollout label (else they are skipped)
 
 
-def request(session_id: Any, node_id: Any, rollouts: Any, max_steps: Any = 12, seed: Any = None) -> JobRequest:
+def request(session_id: Any, node_id: Any, rollouts: Any, max_steps: Any = 12, seed: Any = None,
+            relabel: Any = False) -> JobRequest:
     """Every parameter checked on the server; a bad one gives one line naming it."""
     return JobRequest(v.session_id(session_id), v.node_id(node_id),
                       v.integer(rollouts, "rollouts", 1, MAX_ROLLOUTS), v.integer(max_steps, "max_steps", 1, MAX_STEPS),
-                      None if seed is None or seed == "" else v.integer(seed, "seed", 0, 2**31 - 1))
+                      None if seed is None or seed == "" else v.integer(seed, "seed", 0, 2**31 - 1),
+                      v.flag(relabel, "relabel"))
 
 
 class AutoLabelJobs:
@@ -68,8 +72,11 @@ class AutoLabelJobs:
         v.choice(kind, "kind", KINDS)
         info = self.store.session(req.session_id)
         tree = self.store.load_tree(req.session_id)
-        v.need(req.node_id in tree and req.node_id != "0", f"no step {req.node_id} in session {req.session_id} "
-                                                             "(the root has no label)")
+        if kind in NODE_KINDS:
+            v.need(req.node_id in tree and req.node_id != "0", f"no step {req.node_id} in session {req.session_id} "
+                                                                 "(the root has no label)")
+        else:
+            v.need(req.node_id in tree, f"no node {req.node_id} in session {req.session_id}")
         v.need(tree.problem.answer is not None or tree.problem.domain == "countdown",
                f"session {req.session_id}'s problem has no gold answer: rollouts need one to count successes")
         stop = threading.Event()
@@ -79,6 +86,10 @@ class AutoLabelJobs:
             self._stops[req.session_id] = stop
         try:
             generator, scorer = self.registry.pair((info.provenance or {}).get("generator_dir"), None)
+            if kind == "label":
+                return autolabel.label_by_rollouts(self.store, generator, scorer, req.session_id, req.node_id,
+                                                   rollouts=req.rollouts, max_steps=req.max_steps, seed=req.seed,
+                                                   relabel=req.relabel, progress=progress, stop=stop)
             fn = autolabel.estimate_by_rollouts if kind == "estimate" else autolabel.find_first_error
             out = fn(self.store, generator, scorer, req.session_id, req.node_id, rollouts=req.rollouts,
                      max_steps=req.max_steps, seed=req.seed, progress=progress, stop=stop)
@@ -123,6 +134,8 @@ class AutoLabelJobs:
 
 def summary(result: dict) -> str:
     """One readable line of a job's result, beside the PRM score."""
+    if "steps" in result:
+        return labelled_line(result)
     if result.get("stopped"):
         return f"stopped on node {result['node_id']}: nothing was stored"
     if "first_error" in result:
@@ -137,3 +150,15 @@ def summary(result: dict) -> str:
     value = "-" if result["value"] is None else f"{result['value']:.2f}"
     return (f"node {result['node_id']}: rollout value {value} ({result['successes']}/{result['rollouts']} rollouts "
             f"reached the gold answer) · PRM score {'-' if score is None else f'{score:.2f}'}")
+
+
+def labelled_line(result: dict) -> str:
+    """The line of a "label" job: how many steps it labelled, skipped, or (stopped) kept."""
+    where = (f"session {result['session_id']}" if result["node_id"] == "0"
+             else f"the subtree under node {result['node_id']} of session {result['session_id']}")
+    if result["stopped"]:
+        return (f"stopped: {result['labelled']} of the {result['steps']} steps of {where} labelled and stored; "
+                "label again to go on (labelled steps are skipped)")
+    skipped = f"; {result['skipped']} skipped, labelled before" if result["skipped"] else ""
+    return (f"labelled {result['labelled']} of the {result['steps']} steps of {where} by rollouts "
+            f"({result['rollouts']} rollouts){skipped}")
