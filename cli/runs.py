@@ -95,6 +95,77 @@ def _export(runs: Runs, args: argparse.Namespace) -> int:
     return 0
 
 
+class _LocalModels:
+    """A run's models loaded in this process, its problems searched in threads (`--workers`)."""
+
+    def __init__(self, args: argparse.Namespace, config, catalog):
+        from experiments.execute import models_identity
+
+        from .common import load_models, load_orm_arg
+
+        self.args, self.config, self.catalog = args, config, catalog
+        self.generator, self.scorer = load_models(args, catalog)
+        self.orm = load_orm_arg(args, config)
+        self.identity = models_identity(self.generator, self.scorer)
+
+    def start(self, runs: Runs, problems, *, name: str, problem_set: str) -> int:
+        from experiments.execute import start
+
+        return start(runs, problems, self.config, self.generator, self.scorer, name=name, problem_set=problem_set,
+                     started_by="cli", catalog=self.catalog)
+
+    def execute(self, runs: Runs, rid: int, **kw) -> str:
+        from experiments.execute import execute
+
+        return execute(runs, rid, self.generator, self.scorer, self.config, self.catalog, orm=self.orm,
+                       workers=self.args.workers, **kw)
+
+    def close(self) -> None:
+        pass
+
+
+class _RayModels:
+    """A run's models loaded on `--workers` Ray actors (`--ray ADDRESS`), each writing its results to the database."""
+
+    def __init__(self, args: argparse.Namespace, config, catalog, store: Store):
+        from experiments import distributed
+
+        if config.answer_selection == "orm" and not args.orm:
+            raise ValueError("--answer-selection orm needs --orm DIR (a sequence-classification reward model)")
+        self.config, self.catalog = config, catalog
+        self.pool = distributed.Pool.start(args.ray, workers=args.workers, db_url=store.url, spec=model_spec(args),
+                                           config=config, catalog=catalog)
+        self.identity = self.pool.identity
+        nodes = len({d["node"] for d in self.pool.described})
+        print(f"ray: {args.workers} workers on {nodes} node{'' if nodes == 1 else 's'}", file=sys.stderr)
+
+    def start(self, runs: Runs, problems, *, name: str, problem_set: str) -> int:
+        from experiments import distributed
+
+        return distributed.start(runs, problems, self.config, self.identity, name=name, problem_set=problem_set,
+                                 started_by="cli", catalog=self.catalog)
+
+    def execute(self, runs: Runs, rid: int, **kw) -> str:
+        from experiments import distributed
+
+        return distributed.execute(runs, rid, self.pool, **kw)
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def model_spec(args: argparse.Namespace):
+    """The model arguments as plain values, for workers that load the models themselves (`solve --ray`)."""
+    from experiments.distributed import ModelSpec
+
+    return ModelSpec(generator=args.generator, prm=args.prm, prm_adapter=args.prm_adapter, orm=args.orm,
+                     device=args.device, trust_remote_code=args.trust_remote_code, kv_reuse=not args.no_kv_reuse,
+                     max_step_tokens=args.max_step_tokens, top_p=getattr(args, "top_p", None) or 1.0,
+                     kv_cache_mb=getattr(args, "kv_cache_mb", None),
+                     prm_batch_tokens=getattr(args, "prm_batch_tokens", None),
+                     prm_kv_cache_mb=getattr(args, "prm_kv_cache_mb", None), threads=getattr(args, "threads", None))
+
+
 def result_record(r) -> dict:
     """A run's result in `solve --out`'s record format, with the run's own fields beside it."""
     return {"id": r.problem_id, "answer": r.answer, "solved": bool(r.correct), "nodes": r.nodes,
@@ -113,11 +184,11 @@ def solve_run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from experiments.execute import Tick, changed_models, execute, models_identity, start
+    from experiments.execute import Tick, changed_models
     from reasoning.problems import read_problems
     from reasoning.search import SearchConfig
 
-    from .common import Settings, check_output_path, load_catalog_arg, load_models, load_orm_arg, search_config
+    from .common import Settings, check_output_path, load_catalog_arg, search_config
 
     if args.run_name and args.resume:
         raise ValueError("give --run-name for a new run or --resume RUN for a recorded one, not both")
@@ -125,6 +196,11 @@ def solve_run(args: argparse.Namespace) -> int:
         raise ValueError(f"--workers must be between 1 and 64, got {args.workers}")
     settings = Settings.from_env()
     out = check_output_path(args.out)
+    if getattr(args, "ray", None):  # both refusals before anything is opened or loaded
+        from experiments import distributed
+
+        distributed.require_ray()
+        distributed.check_database(args.db or settings.database_url)
     store = Store(args.db or settings.database_url, create=not args.resume)
     runs = Runs(store)
     if args.resume:
@@ -138,16 +214,15 @@ def solve_run(args: argparse.Namespace) -> int:
         config = search_config(args, settings)
         problems = read_problems(args.problems)
     catalog = load_catalog_arg(args)
-    generator, scorer = load_models(args, catalog)
-    orm = load_orm_arg(args, config)
+    models = _RayModels(args, config, catalog, store) if getattr(args, "ray", None) else \
+        _LocalModels(args, config, catalog)
     if problems is not None:
         set_name = args.problem_set or Path(args.problems).stem
-        rid = start(runs, problems, config, generator, scorer, name=args.run_name, problem_set=set_name,
-                    started_by="cli", catalog=catalog)
+        rid = models.start(runs, problems, name=args.run_name, problem_set=set_name)
         print(f"run {rid} {args.run_name!r}: {len(problems)} problems, {config.algorithm} at budget {config.budget}",
               file=sys.stderr)
     else:
-        changed = changed_models(info.models, models_identity(generator, scorer))
+        changed = changed_models(info.models, models.identity)
         if changed:
             raise ValueError(f"run {rid}'s {' and '.join(changed)} changed since it started (weights sha256 or "
                              "server); resume it with the same models, or start a new run")
@@ -161,14 +236,14 @@ def solve_run(args: argparse.Namespace) -> int:
 
     stop = threading.Event()
     try:
-        status = execute(runs, rid, generator, scorer, config, catalog, orm=orm, workers=args.workers,
-                         progress=progress, stop=stop)
+        status = models.execute(runs, rid, progress=progress, stop=stop)
     except KeyboardInterrupt:
         stop.set()
         runs.set_status(rid, "stopped")
         raise
     finally:
         bar.close()
+        models.close()
     records = [result_record(r) for r in runs.results(rid)]
     atomic_write(out, "".join(json.dumps(r) + "\n" for r in records).encode())
     info = runs.info(rid)

@@ -53,6 +53,9 @@ def add_solve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=1,
                    help="problems in flight at once (threads sharing the models or servers; results are the same "
                         "as with 1)")
+    p.add_argument("--ray", metavar="ADDRESS", help="search the run's problems on a Ray cluster (`auto`: the one "
+                   "RAY_ADDRESS names, else a local one started here), --workers actors, each loading the models "
+                   "once; needs --run-name or --resume and a PostgreSQL --db every node reaches")
 
 
 def outline(tree: ReasoningTree, nid: str = ROOT, indent: int = 0) -> list[str]:
@@ -143,6 +146,8 @@ def run_solve(args: argparse.Namespace) -> int:
         from .runs import solve_run
 
         return solve_run(args)
+    if getattr(args, "ray", None):
+        raise ValueError("--ray records a run in the database: give --run-name NAME (or --resume RUN)")
     if not args.problems:
         raise ValueError("--problems is required (or --resume RUN to continue a recorded run)")
     settings = Settings.from_env()
