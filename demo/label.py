@@ -14,9 +14,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from reasoning.domains.countdown import replay, solvable
+from reasoning.labeling.rollouts import reached_gold
 from reasoning.types import Problem, State
 
-from .rollouts import Sampler, solved
+from .rollouts import Sampler
 from .traces import DOMAIN
 
 log = logging.getLogger(__name__)
@@ -62,16 +63,16 @@ def _label_chunk(sampler: Sampler, paths: list[State], rollouts: int, batch: int
     for path in paths:
         for st in prefixes(path):
             if not st.steps[-1].terminal:
-                outcomes.setdefault(_key(st), []).append(solved(path))
+                outcomes.setdefault(_key(st), []).append(reached_gold(path))
                 starts.setdefault(_key(st), st)
     keys = list(starts)
     extra = max(0, rollouts - 1)
     finals = sampler.complete([starts[key] for key in keys for _ in range(extra)], batch=batch)
     for i, key in enumerate(keys):
-        outcomes[key] += [solved(f) for f in finals[i * extra : (i + 1) * extra]]
+        outcomes[key] += [reached_gold(f) for f in finals[i * extra : (i + 1) * extra]]
     out = []
     for path in paths:
-        soft = [float(solved(st)) if st.steps[-1].terminal else _mean(outcomes[_key(st)]) for st in prefixes(path)]
+        soft = [float(reached_gold(st)) if st.steps[-1].terminal else _mean(outcomes[_key(st)]) for st in prefixes(path)]
         out.append({
             "id": path.problem.id, "prompt": path.problem.text, "completions": path.step_texts,
             "labels": [v > 0 for v in soft], "soft_labels": soft, "factors": [s.factor for s in path.steps],

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from reasoning.factors import load_catalog
-from reasoning.labeling.rollouts import finished, reached_gold
+from reasoning.labeling.rollouts import finished
 from reasoning.types import State, Step
 
 from .traces import DEMO_FACTORS, DOMAIN, FORMAT
@@ -72,18 +72,14 @@ class Sampler:
     def complete(self, states: list[State], max_depth: int = 8, batch: int = 256) -> list[State]:
         """Run each state on until a terminal step or `max_depth` steps."""
         done = list(states)
-        todo = [i for i, s in enumerate(done) if not _finished(s, max_depth)]
+        todo = [i for i, s in enumerate(done) if not finished(s, max_depth)]
         while todo:
             for k in range(0, len(todo), batch):
                 part = todo[k : k + batch]
                 for i, step in zip(part, self.next_steps([done[i] for i in part]), strict=True):
                     done[i] = done[i].extend(step)
-            todo = [i for i in todo if not _finished(done[i], max_depth)]
+            todo = [i for i in todo if not finished(done[i], max_depth)]
         return done
-
-
-_finished = finished  # the core's reading of a finished rollout and of a success (reasoning.labeling)
-solved = reached_gold
 
 
 def load_sampler(path, **kwargs) -> Sampler:

@@ -71,15 +71,6 @@ def model_text(text: str) -> str:
     return _SURROGATE.sub("\ufffd", text.replace("\x00", "\ufffd"))
 
 
-def check_int(value: object, what: str, lo: int, hi: int) -> int:
-    """An integer (not a bool) in [lo, hi], else ValueError naming `what`."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{what} must be an integer, got {value!r}"[:200])
-    if not lo <= value <= hi:
-        raise ValueError(f"{what} must be between {lo} and {hi}, got {value}")
-    return value
-
-
 def terminal_safe(text: str) -> str:
     """`text` with control characters, bidirectional overrides and zero-width marks written as `\\uXXXX`, so a
     problem or step printed to a terminal shows what it holds instead of reordering or hiding the line."""

@@ -89,7 +89,6 @@ class TransformersGenerator(PromptIds):
         prompt_mode: str | None = None,
         kv_cache_mb: float = DEFAULT_KV_CACHE_MB,
         prior_from_decode: bool = True,
-        prefill_tokens: int = DEFAULT_PREFILL_TOKENS,
     ):
         if max_step_tokens < 1:
             raise ValueError(f"max_step_tokens must be at least 1, got {max_step_tokens}")
@@ -97,8 +96,6 @@ class TransformersGenerator(PromptIds):
             raise ValueError(f"top_p must be in (0, 1], got {top_p}")
         if not 0 <= kv_cache_mb <= 1_048_576:
             raise ValueError(f"kv_cache_mb must be between 0 and 1048576, got {kv_cache_mb}")
-        if prefill_tokens < 1:
-            raise ValueError(f"prefill_tokens must be at least 1, got {prefill_tokens}")
         self.model, self.tokenizer, self.path = model, tokenizer, Path(path)
         self.name = self.path.name
         self.kv_reuse, self.max_step_tokens, self.top_p = kv_reuse, max_step_tokens, top_p
@@ -111,7 +108,8 @@ class TransformersGenerator(PromptIds):
         self._encode_lock = threading.Lock()  # fast tokenizers may complain when two threads encode at once
         # the node cache only makes sense with KV reuse; without it every call recomputes (the parity reference)
         self.kv_cache = PrefixKVCache(int(kv_cache_mb * 2**20) if kv_reuse else 0)
-        self.prior_from_decode, self.prefill_tokens, self.prefilled_tokens = prior_from_decode, prefill_tokens, 0
+        self.prior_from_decode, self.prefilled_tokens = prior_from_decode, 0
+        self.prefill_tokens = DEFAULT_PREFILL_TOKENS  # tokens of one prefill pass at most (rows x longest)
         self._encode_memo: dict[tuple[str, bool], tuple[int, ...]] = {}
 
     # -- setup ---------------------------------------------------------------------------------------

@@ -11,12 +11,12 @@ meta and the inspector can show the judgement behind the number.
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+from cachetools import LRUCache
 
 from ..domains import get_domain
 from ..types import Problem
@@ -60,7 +60,7 @@ class GenerativePRM(PRMAdapter):
         self.cue, self.good_ids, self.bad_ids = cue, self.tokens(good), self.tokens(bad)
         if not self.good_ids or not self.bad_ids or self.good_ids == self.bad_ids:
             raise ValueError(f"the tokenizer of {self.path} cannot tell the verdicts {good!r} and {bad!r} apart")
-        self._cache: OrderedDict[tuple, list[Critique]] = OrderedDict()
+        self._cache: LRUCache[tuple, list[Critique]] = LRUCache(CACHE)
 
     # -- the prompt ------------------------------------------------------------------------------
     @staticmethod
@@ -81,12 +81,8 @@ class GenerativePRM(PRMAdapter):
         question = get_domain(problem.domain).prompt(problem)
         key = (question, tuple(path))
         if key in self._cache:
-            self._cache.move_to_end(key)
             return self._cache[key]
-        got = self._verify(question, list(path)) if path else []
-        self._cache[key] = got
-        while len(self._cache) > CACHE:
-            self._cache.popitem(last=False)
+        got = self._cache[key] = self._verify(question, list(path)) if path else []
         return got
 
     @torch.inference_mode()
@@ -155,7 +151,3 @@ def check_one_verdict_per_step(text: str, steps: int, style: str = "boxed") -> N
     found = len(_VERDICT[style].findall(verification))
     if found != steps:
         raise ValueError(f"the generative PRM gave {found} verdicts for {steps} steps")
-
-
-def critique_meta(critique: Critique) -> dict[str, Any]:
-    return asdict(critique)

@@ -1,4 +1,4 @@
-"""Generator and PRM backends for OpenAI-compatible model servers (vLLM's `engine serve`, SGLang where alike).
+"""Generator and PRM backends for OpenAI-compatible model servers (vLLM's `engine serve`).
 
 The prompts are the transformers backends' own token ids: the server's `/tokenize` turns the same texts into ids the
 same way (`PromptFormat`, special tokens on for the context, off for a step start), and the ids, not text, are sent,
@@ -13,11 +13,12 @@ import json
 import logging
 import math
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from cachetools import LRUCache
 
 from ..domains import get_domain
 from ..factors import Catalog, ThoughtFactor, load_catalog
@@ -42,7 +43,7 @@ class _Tokenizer:
 
     def __init__(self, pool: ServerPool):
         self.pool = pool
-        self._memo: OrderedDict[tuple[str, str, bool], Any] = OrderedDict()
+        self._memo: LRUCache[tuple[str, str, bool], Any] = LRUCache(TOKENIZE_CACHE)
         self._lock = threading.Lock()
         self.local = _local_tokenizer(pool.root)
 
@@ -50,13 +51,10 @@ class _Tokenizer:
         with self._lock:
             hit = self._memo.get(key)
             if hit is not None:
-                self._memo.move_to_end(key)
                 return hit
         value = compute()  # outside the lock: two threads may ask the server for the same text, both get it right
         with self._lock:
             self._memo[key] = value
-            if len(self._memo) > TOKENIZE_CACHE:
-                self._memo.popitem(last=False)
         return value
 
     def encode(self, text: str, special: bool) -> list[int]:
@@ -190,7 +188,7 @@ class ServerGenerator(PromptIds):
         if all(len(s) == 1 for s in starts):
             fitted = [self._fit(c, 1) for c in contexts]
             data = self.pool.post("/v1/completions", {
-                "prompt": fitted, "max_tokens": 1, "temperature": 0.0, "logprobs": TOP_LOGPROBS_REQUEST,
+                "prompt": fitted, "max_tokens": 1, "temperature": 0.0, "logprobs": TOP_LOGPROBS,
                 "return_tokens_as_token_ids": True,
             }, key=key)
             for choice in data["choices"]:
@@ -315,9 +313,6 @@ class ServerGenerator(PromptIds):
         if step.meta.get("stop") in ("eos", "context") or not ids:
             return None
         return self.child_ids(context, factor, ids, step.text)
-
-
-TOP_LOGPROBS_REQUEST = TOP_LOGPROBS
 
 
 def _prompt_logprob(row: dict[str, Any] | None, token: int) -> float:
