@@ -352,3 +352,13 @@ def test_a_failing_engine_without_a_log_file_says_why(tmp_path):
 def test_train_prm_refuses_a_max_length_of_zero():
     with pytest.raises(ValueError, match="max length must be at least 1"):
         TrainConfig(max_length=0)
+
+
+def test_web_import_errors_name_the_uploaded_file_not_the_servers_copy(engine, tmp_path):
+    upload = tmp_path / "gradio" / "0f3a9c" / "traces.jsonl"
+    upload.parent.mkdir(parents=True)
+    upload.write_text(json.dumps({"id": "p1", "problem": "What is 2 + 3?"}) + "\n{broken\n")
+    for act in (engine.validate_import, engine.import_file):
+        with pytest.raises(UserError) as exc:
+            act(str(upload), "problems")
+        assert "traces.jsonl:2: invalid JSON" in str(exc.value) and str(upload.parent) not in str(exc.value)

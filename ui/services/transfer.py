@@ -4,6 +4,8 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,8 +67,9 @@ class Transfer:
         says so), counts, or the first problem found (line and field)."""
         from storage.importers import read_batch, read_records, resolve_format
 
-        fmt, detected = resolve_format(path, _checked(path, fmt))
-        batch = read_batch(list(read_records(path)), fmt, path)
+        with _uploaded(path):
+            fmt, detected = resolve_format(path, _checked(path, fmt))
+            batch = read_batch(list(read_records(path)), fmt, path)
         return {"format": fmt, "detected": detected, "problems": len(batch.problems), "sessions": len(batch.trees),
                 "nodes": sum(len(t.tree) - 1 for t in batch.trees),
                 "labels": sum(len(t.annotations) for t in batch.trees)}
@@ -76,8 +79,23 @@ class Transfer:
         The report counts what was new apart from what was stored already, and `line` says so in words."""
         from storage.importers import import_file, import_line
 
-        report = import_file(self.store, path, _checked(path, fmt))
+        with _uploaded(path):
+            report = import_file(self.store, path, _checked(path, fmt))
         return {**report, "line": import_line(report)}
+
+
+@contextmanager
+def _uploaded(path: Any) -> Iterator[None]:
+    """An import's errors name the uploaded file by its own name, not by the server's copy of it
+    (`/tmp/gradio/<hash>/name.jsonl`: where the server keeps uploads is none of the page's business)."""
+    from storage import StorageError
+
+    try:
+        yield
+    except (StorageError, ValueError, LookupError) as exc:
+        if not isinstance(path, str | Path) or not str(path):
+            raise
+        raise v.UserError(str(exc).replace(str(path), Path(path).name)) from None
 
 
 def _checked(path: Any, fmt: Any) -> str:
