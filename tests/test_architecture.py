@@ -166,3 +166,75 @@ def test_every_layer_is_scanned(imports):
     """The scan finds the files it is meant to judge (a wrong root would pass every rule vacuously)."""
     importers = {i.importer.split(".")[0] for i in imports}
     assert {"app", "reasoning", "storage", "ui", "cli", "demo", "tests"} <= importers
+
+
+def _import_time_targets(module: str, source: str, filename: str, is_package: bool) -> set[str]:
+    """The modules `source` imports when it is itself imported: module-level statements (inside `if`, `try`,
+    `with` and class bodies too), not function bodies and not `if TYPE_CHECKING:` blocks."""
+    tree = ast.parse(source, filename)
+    kept: list[ast.stmt] = []
+
+    def visit(body: list[ast.stmt]) -> None:
+        for node in body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                visit(node.orelse)
+                continue
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                kept.append(node)
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                inner = getattr(node, field, None)
+                if isinstance(inner, list):
+                    visit([n for n in inner if isinstance(n, ast.stmt)] if field != "handlers"
+                          else [s for h in inner for s in h.body])
+
+    visit(tree.body)
+    return {i.target for i in imports_of(module, ast.unparse(ast.Module(body=kept, type_ignores=[])), filename,
+                                         is_package=is_package)}
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module -> the project modules (with their parent packages) and outside modules it loads at import time."""
+    files = {module_name(p): p for p in source_files()}
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        targets = set()
+        for target in _import_time_targets(name, path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)),
+                                           path.name == "__init__.py"):
+            parts = target.split(".")
+            known_prefixes = [".".join(parts[:k]) for k in range(1, len(parts) + 1) if ".".join(parts[:k]) in files]
+            targets.update(known_prefixes or [target])
+        graph[name] = {t for t in targets if t != name}
+    return graph
+
+
+def _heavy_chain(start: str, graph: dict[str, set[str]]) -> list[str] | None:
+    """The shortest chain of import-time imports from `start` to torch or transformers, or None."""
+    seen, queue = {start: [start]}, [start]
+    while queue:
+        module = queue.pop(0)
+        for target in sorted(graph.get(module, ())):
+            if under(target, HEAVY):
+                return [*seen[module], target]
+            if target in graph and target not in seen:
+                seen[target] = [*seen[module], target]
+                queue.append(target)
+    return None
+
+
+def test_the_torch_free_layers_stay_torch_free_through_every_import():
+    """Importing a module outside the backends and the training code loads no torch, however many imports away:
+    the direct check above cannot see `ui` importing `reasoning.backends` for one constant."""
+    graph = _import_graph()
+    chains = {m: c for m in sorted(graph) if not under(m, HEAVY_ALLOWED) and (c := _heavy_chain(m, graph))}
+    assert not chains, "loads torch at import time:\n" + "\n".join(f"  {' -> '.join(c)}" for c in chains.values())
+
+
+def test_the_transitive_scan_follows_packages_and_skips_lazy_imports():
+    graph = {"ui.a": {"reasoning", "reasoning.backends"}, "reasoning.backends": {"torch"}, "reasoning": set(),
+             "ui.b": {"reasoning"}}
+    assert _heavy_chain("ui.a", graph) == ["ui.a", "reasoning.backends", "torch"]
+    assert _heavy_chain("ui.b", graph) is None
+    lazy = "import os\nif TYPE_CHECKING:\n    import torch\ndef f():\n    import torch\n"
+    assert _import_time_targets("ui.c", lazy, "x.py", False) == {"os"}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reasoning.backends import DEMO_GENERATOR_DIR
+from reasoning.manifest import DEMO_GENERATOR_DIR
 from reasoning.problems import ProblemFormatError, parse_problem_text
 
 OUT_OF_DOMAIN = (
