@@ -115,6 +115,7 @@ def test_first_error_labels_every_step_of_each_path(db, capsys):
 
 def test_unknown_session_is_one_line_and_loads_nothing(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'empty.db'}"
+    Store(url).close()  # an empty database (a missing one is refused before anything else: test_hardening_cli)
     code = app.main(["label", "--session", "99", "--db", url])
     err = capsys.readouterr().err
     assert code == 2 and err.strip().splitlines() == ["error: no session 99"]
