@@ -238,6 +238,17 @@ class Store:
             nodes = s.scalars(select(NodeRow).where(NodeRow.session_id == session_id)).all()
             return _tree(row.problem, nodes)
 
+    def tree_stamp(self, session_id: int) -> tuple[int, int, int, float]:
+        """A stamp of a session's stored tree that any change by any process moves: nodes added or removed (count),
+        pruned or restored (versions), searched further (visits, value sums). One aggregate over the session's
+        index range, no node loaded: a reader compares it before it uses a tree it kept (ui/services/sessions.py)."""
+        with self.read() as s:
+            n, versions, visits, values = s.execute(
+                select(func.count(), func.coalesce(func.sum(NodeRow.version), 0),
+                       func.coalesce(func.sum(NodeRow.visits), 0), func.coalesce(func.sum(NodeRow.value_sum), 0.0))
+                .where(NodeRow.session_id == _sid(session_id))).one()
+        return int(n), int(versions), int(visits), round(float(values), 6)
+
     def add_nodes(self, session_id: int, tree: ReasoningTree, node_ids: list[str], *, kind: str, annotator: str,
                   action_id: str | None = None) -> list[str]:
         """Store nodes a user made (edited sibling, human step, expansion), already scored by the caller."""

@@ -362,3 +362,21 @@ def test_web_import_errors_name_the_uploaded_file_not_the_servers_copy(engine, t
         with pytest.raises(UserError) as exc:
             act(str(upload), "problems")
         assert "traces.jsonl:2: invalid JSON" in str(exc.value) and str(upload.parent) not in str(exc.value)
+
+
+# -- defect 9: a tree kept by one process sees another process's changes ------------------------------------------
+def test_a_kept_tree_sees_what_another_server_on_the_database_changed(engine, models, db_url):
+    t = ReasoningTree(Problem("p1", "What is 2 + 3?", "5"))
+    first = t.add_child("0", Step("2 + 3 = 5.", factor="compute", terminal=True, answer="5"))
+    sid = engine.store.create_session(t, name="shared")
+    assert first in engine.tree(sid)  # this server keeps the tree
+    with Store(db_url) as other_store:
+        other = Explorer(generator=models[0], scorer=models[1], store=other_store)
+        added = other.add_human_step(sid, "0", "Add 2 and 3 to get 5.", "compute", annotator="bob")
+        assert added in engine.tree(sid)
+        other.prune(sid, first, annotator="bob")
+        assert engine.tree(sid).node(first)["pruned"]
+        searched = other_store.load_tree(sid)  # a search resumed elsewhere saves new statistics
+        searched.node(first)["visits"] += 3
+        other_store.save_tree(sid, searched)
+        assert engine.tree(sid).node(first)["visits"] == searched.node(first)["visits"]

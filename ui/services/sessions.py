@@ -43,7 +43,9 @@ class Sessions:
     # Stored trees read by the page, loaded once and kept until a change made through the services drops them
     # (`changed`/`changing`): a click used to load a 2,000-node tree three times. Commands that change a tree load
     # their own fresh copy (`target(editable=True)`), so a failed change never leaves a half-changed cached tree.
-    cache: OrderedDict[int, ReasoningTree] = field(default_factory=OrderedDict)
+    # Each kept with the store's stamp of it (`Store.tree_stamp`), compared at every read, so a change written by
+    # another process is seen on the next read.
+    cache: OrderedDict[int, tuple[ReasoningTree, Any]] = field(default_factory=OrderedDict)
     cache_size: int = 8
 
     def info(self, session_id: Any):
@@ -60,25 +62,26 @@ class Sessions:
         live = self.live.get(sid)
         if live is not None:
             return live
-        if not fresh:
+        stamp = None if fresh else self.store.tree_stamp(sid)  # before the load: a change after it reloads again
+        if stamp is not None:
             with self.lock:
                 cached = self.cache.get(sid)
-                if cached is not None:
-                    self.cache.move_to_end(sid)
-                    return cached
+                if cached is not None and cached[1] == stamp:  # not changed since it was kept, by this process or
+                    self.cache.move_to_end(sid)  # another (a second server on the database, a CLI command)
+                    return cached[0]
         try:
             tree = self.store.load_tree(sid)
         except LookupError:
             raise v.UserError(f"session {sid} not found") from None
-        if not fresh:
-            self._keep(sid, tree)
+        if stamp is not None:
+            self._keep(sid, tree, stamp)
         return tree
 
-    def _keep(self, sid: int, tree: ReasoningTree) -> None:
+    def _keep(self, sid: int, tree: ReasoningTree, stamp: Any) -> None:
         with self.lock:
             if sid in self.live:  # a search started meanwhile: its live tree is the one to read
                 return
-            self.cache[sid] = tree
+            self.cache[sid] = (tree, stamp)
             while len(self.cache) > self.cache_size:
                 self.cache.popitem(last=False)
 
