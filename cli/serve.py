@@ -26,6 +26,8 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    # serve logs at INFO; Alembic's import would log 7 lines of plugin setup before anything, a refusal included
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     import ui
     from storage import Store
 

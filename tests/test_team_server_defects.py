@@ -380,3 +380,10 @@ def test_a_kept_tree_sees_what_another_server_on_the_database_changed(engine, mo
         searched.node(first)["visits"] += 3
         other_store.save_tree(sid, searched)
         assert engine.tree(sid).node(first)["visits"] == searched.node(first)["visits"]
+
+
+def test_a_serve_refusal_is_the_only_line_a_fresh_process_prints(tmp_path):
+    run = subprocess.run([sys.executable, str(ROOT / "app.py"), "serve", "--auth-file", str(tmp_path / "users.txt")],
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert run.returncode == 2
+    one_line(run.stderr, "cannot read auth file")
