@@ -1,7 +1,7 @@
 """Benchmark: time to build the tree figure for 2,000- and 20,000-node trees, and the app's first page load.
 
 Run: .venv/bin/python bench/bench_figure.py [--no-page]
-Targets (issue 6): 2,000 nodes < 150 ms, 20,000 nodes < 1.5 s, first page load < 3 s.
+Targets: 2,000 nodes < 150 ms, 20,000 nodes < 1.5 s, first page load < 3 s.
 """
 from __future__ import annotations
 

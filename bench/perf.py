@@ -213,7 +213,7 @@ def prior_from_decode(run: PerfRun) -> None:
 @section("prm_batch")
 def prm_batch(run: PerfRun) -> None:
     """The PRM on the nodes of finished MCTS trees (8 leaves in flight), each way interleaved with one whole path
-    per call (the engine before issue 14), scores checked equal. `prm_batch_ratio`: all nodes of a tree in one
+    per call (the engine before batched scoring), scores checked equal. `prm_batch_ratio`: all nodes of a tree in one
     `score_last` call (token-capped batches, depth by depth, each path fed on top of its parent's KV) vs one whole
     path per call; `prm_round_ratio`: round by round as the search sends them (each round's new nodes in one call,
     parents' KV from earlier rounds) vs one per call; `prm_batch_only_ratio` and `prm_prefix_ratio` split the

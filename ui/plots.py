@@ -2,7 +2,7 @@
 human label, in the colours; the selection highlighted; a focused subtree; one `uirevision` per session so zoom
 and pan survive every redraw.
 
-Speed (issue 13): a stored session's figure is kept, as the JSON that gr.Plot sends, until its tree or its labels
+Speed: a stored session's figure is kept, as the JSON that gr.Plot sends, until its tree or its labels
 change, so opening a session again or switching colours back costs no layout; clicks do not redraw at all (the
 page moves the selection ring in the browser), and a rating sends only the hovers and colours it changed
 (`label_patch`), not a new 2,000-node figure.

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from reasoning.factors import Catalog, load_catalog
-from reasoning.problems import ProblemFormatError, parse_problem_text, read_problems
+from reasoning.problems import ProblemFormatError, parse_problem_text
 from reasoning.protocols import Generator, Scorer
 from reasoning.search.config import DEFAULT_MAX_BUDGET, SearchConfig
 from reasoning.types import Problem
@@ -65,7 +65,6 @@ class Explorer:
     max_budget: int = DEFAULT_MAX_BUDGET
     model_roots: tuple[str, ...] = ()
     loader: ModelLoader = load_with_backends
-    problem_sets: dict[str, list[Problem]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.registry = ModelRegistry(self.generator, self.scorer, self.catalog, self.generator_dir, self.prm_dir,
@@ -105,10 +104,6 @@ class Explorer:
     # -- problems and catalog ------------------------------------------------------------------------
     def problem(self, text: str) -> Problem:
         text = v.text(text, "problem", limit=v.MAX_PROBLEM)
-        for problems in self.problem_sets.values():
-            for p in problems:
-                if p.text == text.strip():
-                    return p
         for p in self.store.problems(text=text.strip(), limit=20):  # a stored one brings its gold answer
             if _complete(p):
                 return p
@@ -117,19 +112,11 @@ class Explorer:
         except ProblemFormatError as exc:
             raise v.UserError(str(exc)) from None
 
-    def add_problem_set(self, path: str, name: str | None = None) -> list[Problem]:
-        try:
-            problems = read_problems(path)
-        except ProblemFormatError as exc:
-            raise v.UserError(str(exc)) from None
-        self.problem_sets[name or Path(path).stem] = problems
-        return problems
-
     def problem_choices(self) -> list[str]:
-        """Problem texts from the loaded problem sets and the problems stored in the database (imported sets)."""
-        texts = [p.text for problems in self.problem_sets.values() for p in problems]
+        """Problem texts stored in the database (imported sets)."""
+        texts: list[str] = []
         try:
-            texts += [p.text for p in self.store.problems(limit=PICKER_PROBLEMS)]
+            texts = [p.text for p in self.store.problems(limit=PICKER_PROBLEMS)]
         except Exception:  # noqa: BLE001 - the picker is a convenience; an empty one is fine
             log.exception("cannot list stored problems")
         return list(dict.fromkeys(texts))[:PICKER_PROBLEMS]

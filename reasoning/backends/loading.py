@@ -61,7 +61,7 @@ def kv_cache_budget_mb(requested: float | None, device: torch.device, cpu_defaul
 
 
 # Torch's CPU threads. Its default, one per core, loses to one thread on a small model: each op is too small to share
-# out, so the threads wait on each other and on whatever else runs. On a 2-core machine under load 6-11 (issue 22),
+# out, so the threads wait on each other and on whatever else runs. On a 2-core machine under load 6-11,
 # MCTS@64 on "Use 4 7 8 8 to make 24." with the demo models (6.7M parameters) took 7.9-27.8 s on one thread and
 # 44.9-133.5 s on two; a decode step of a 3.4M / 25.6M / 85.6M / 303M GPT-2 took 3.3x / 0.8x / 5.0x / 1.8x as long on
 # two threads as on one. A model under SMALL_CPU_MODEL parameters on the CPU gets one thread; a larger one torch's

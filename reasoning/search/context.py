@@ -302,5 +302,4 @@ def _safe_provenance(model) -> dict:
     return dict(getter()) if callable(getter) else {"name": getattr(model, "name", type(model).__name__)}
 
 
-SearchFn = "Callable[[SearchContext, str], Iterator[SearchEvent]]"
 Events = Iterator[SearchEvent]

@@ -1,4 +1,4 @@
-"""A small client for OpenAI-compatible model servers (vLLM, SGLang): several URLs, retries, a bound on requests.
+"""A small client for OpenAI-compatible model servers (vLLM): several URLs, retries, a bound on requests.
 
 Every failure a user can meet (server down, another model served, a timeout, a rejected request) becomes one
 `ServerError` line naming the server and what to do, never a traceback from the HTTP library.
