@@ -110,7 +110,7 @@ def recommended_settings(args: argparse.Namespace, algorithm: str) -> dict:
 def _manifest_dir(generator: str | None) -> str | None:
     """Where the generator's manifest lies: its directory, or for a server URL the directory the server loaded
     the model from when that is on this machine (vLLM reports it), so a served demo generator keeps its settings."""
-    from reasoning.serving.client import is_url, served_model_root
+    from reasoning.http_client import is_url, served_model_root
 
     if generator and is_url(generator):
         return served_model_root(generator) or generator
@@ -176,7 +176,7 @@ def choose_threads(args: argparse.Namespace, *models) -> int:
 
 def _model_arg(value: str) -> str | Path:
     """A server URL stays a string; anything else is a local directory."""
-    from reasoning.serving.client import is_url
+    from reasoning.http_client import is_url
 
     return value if is_url(value) else Path(value)
 def load_orm_arg(args: argparse.Namespace, config: SearchConfig):

@@ -79,7 +79,7 @@ class ModelSpec:
         the same rule (`reasoning.backends.loading.choose_threads`)."""
         from reasoning.backends import DEMO_GENERATOR_DIR, DEMO_PRM_DIR, load_generator, load_scorer
         from reasoning.backends.loading import choose_threads, set_threads
-        from reasoning.serving.client import is_url
+        from reasoning.http_client import is_url
 
         def where(value: str | None, default: Path) -> str | Path:
             return default if not value else value if is_url(value) else Path(value)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from reasoning.backends import load_generator, load_scorer
-from reasoning.serving.client import ServerError, ServerOptions, ServerPool, chunks, is_url, split_urls
+from reasoning.http_client import ServerError, ServerOptions, ServerPool, chunks, is_url, split_urls
 from reasoning.serving.server import free_port
 
 pytestmark = pytest.mark.model

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..factors import Catalog, load_catalog
+from ..http_client import ServerError, is_url
 from ..manifest import DEMO_GENERATOR_DIR, DEMO_PRM_DIR, REPO_ROOT
-from ..serving.client import ServerError, is_url
 from .generator import DEFAULT_KV_CACHE_MB, GPU_KV_CACHE_SHARE, TransformersGenerator, top_p_filter
 from .genprm import GenerativePRM
 from .loading import (

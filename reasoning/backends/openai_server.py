@@ -22,8 +22,8 @@ from cachetools import LRUCache
 
 from ..domains import get_domain
 from ..factors import Catalog, ThoughtFactor, load_catalog
+from ..http_client import ServerError, ServerOptions, ServerPool, chunks
 from ..prompting import PromptIds
-from ..serving.client import ServerError, ServerOptions, ServerPool, chunks
 from ..types import ExpansionRequest, Problem, State, Step
 from .prm_paths import NEUTRAL, fit_path, positions_of, qwen_prm_messages, separated_path
 
