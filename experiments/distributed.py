@@ -231,7 +231,8 @@ def execute(runs: Runs, run_id: int, pool: Pool, *, progress: Progress | None = 
     info = runs.info(run_id)
     runs.set_status(run_id, "running")
     report = progress or (lambda tick: None)
-    report(Tick(run_id, info.done, info.problems, info.solved))
+    done, solved = info.done, info.solved
+    report(Tick(run_id, done, info.problems, solved))
     idle = list(range(len(pool.actors)))
     running: dict[Any, tuple[int, Problem]] = {}
     try:
@@ -251,9 +252,13 @@ def execute(runs: Runs, run_id: int, pool: Pool, *, progress: Progress | None = 
                 except RayActorError:  # the worker died mid-problem: another one searches it again
                     queue.died(w, p)
                     continue
-                now = runs.info(run_id)  # a retried problem may have been written before its worker died
-                report(Tick(run_id, now.done, now.problems, now.solved, p.id,
-                            None if out["record"] is None else bool(out["record"]["correct"])))
+                if out["record"] is None:  # written before its first worker died (or by another process)
+                    now = runs.info(run_id)
+                    done, solved = now.done, now.solved
+                    report(Tick(run_id, done, info.problems, solved, p.id, None))
+                else:  # counted here: no database read per problem
+                    done, solved = done + 1, solved + bool(out["record"]["correct"])
+                    report(Tick(run_id, done, info.problems, solved, p.id, bool(out["record"]["correct"])))
     except BaseException as exc:
         runs.set_status(run_id, "failed", error=f"{type(exc).__name__}: {exc}"[:500])
         raise

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -105,10 +106,21 @@ def _local_tokenizer(root: str | None):
         return None
 
 
+# Replica affinity with several generator URLs: `tree` (default) sends every expansion of one tree to one server, so
+# its prefix cache holds the tree's shared prefixes (many trees in flight, as in a run, spread over the servers);
+# `subtree` splits a tree by its first step (one search alone uses every server); `none` spreads by the whole path,
+# for measuring what affinity buys (bench/ray_runs.py --affinity). Set by REASONING_SERVER_AFFINITY.
+AFFINITY = os.environ.get("REASONING_SERVER_AFFINITY", "tree")
+
+
 def _route(state: State) -> str:
-    """The key that picks a server: the problem and first step, so a subtree stays with one prefix cache."""
-    first = state.steps[0].text if state.steps else ""
-    return f"{state.problem.id}\x00{state.problem.text}\x00{first}"
+    """The key that picks a server (AFFINITY above)."""
+    key = f"{state.problem.id}\x00{state.problem.text}"
+    if AFFINITY == "subtree":
+        return f"{key}\x00{state.steps[0].text if state.steps else ''}"
+    if AFFINITY == "none":
+        return "\x00".join([key, *(s.text for s in state.steps)])
+    return key
 
 
 def _token_id(key: str) -> int | None:
