@@ -18,7 +18,7 @@ from reasoning.search.config import SETTINGS, Setting
 from .analytics import factor_depth_stats
 from .api_review import register_loop
 from .service import TRACE_HEADERS, Explorer, RunUpdate
-from .wiring import guarded, who
+from .wiring import guarded, require, who
 
 # Model work runs one at a time per slot, so it never floods the cores: whole searches in the "search" slot, and the
 # short model calls (a re-scored edit, a sampled expansion) in the "model" slot, so that an edit never waits for a
@@ -51,6 +51,7 @@ class Endpoints:
         """Run a search to the end on a new session; returns the session id, node count and answer. Every search
         setting (algorithm, budget, seed, candidates, temperatures, c_puct, ...) may be given; those left out take
         the loaded model's recommended settings."""
+        require(self.engine.access, request, "search")
         config = self.engine.config({k: val for k, val in settings.items() if val is not None})
         last = _last(self.engine.run_search(problem, config, annotator=who(annotator, request)))
         r = last.result
@@ -58,8 +59,9 @@ class Endpoints:
                 "node": r.node if r else None, "value": r.value if r else None, "status": last.status,
                 "config": config.to_dict()}
 
-    def stop(self, session_id: int) -> bool:
+    def stop(self, session_id: int, request: gr.Request = None) -> bool:
         """Stop a running search after its current step; false when none runs on that session."""
+        require(self.engine.access, request, "stop")
         return self.engine.stop(session_id)
 
     def tree(self, session_id: int) -> dict:
@@ -78,6 +80,7 @@ class Endpoints:
         `action_id` makes a retry idempotent; `expected_version` (the version of your own rating you last saw,
         0 for none) turns a concurrent change into an explicit conflict error instead of an overwrite;
         `adjudicated` stores the rating as an adjudicator's decision, which settles the step in every export."""
+        require(self.engine.access, request, "adjudicate" if adjudicated else "rate")
         ann = self.engine.rate(session_id, node_id, rating, annotator=who(annotator, request), unsure=unsure,
                                note=note, action_id=action_id, expected_version=expected_version,
                                adjudicated=adjudicated)
@@ -86,6 +89,7 @@ class Endpoints:
     def rate_children(self, session_id: int, node_id: str, ratings: dict[str, int], annotator: str = "",
                       request: gr.Request = None) -> int:
         """Rate several children of a node at once: `{child id: rating}`; returns how many were saved."""
+        require(self.engine.access, request, "rate")
         if not isinstance(ratings, dict):
             raise gr.Error("ratings must be an object {child id: -1 | 0 | 1}")
         rows = [[child, value] for child, value in ratings.items()]
@@ -94,22 +98,26 @@ class Endpoints:
     def edit_step(self, session_id: int, node_id: str, text: str, annotator: str = "",
                   request: gr.Request = None) -> str:
         """Save an edited version of a step as its sibling (origin `edited`, re-scored); returns the new id."""
+        require(self.engine.access, request, "edit")
         return self.engine.edit(session_id, node_id, text, annotator=who(annotator, request))
 
     def human_step(self, session_id: int, node_id: str, text: str, factor: str = "", annotator: str = "",
                    request: gr.Request = None) -> str:
         """Add a step written by a person under a node (origin `human`, scored); returns the new id. `factor` is one
         of the session's thought factors; left out, the one most of the node's children have (else `compute`)."""
+        require(self.engine.access, request, "human_step")
         return self.engine.add_human_step(session_id, node_id, text, factor or None,
                                           annotator=who(annotator, request))
 
     def expand(self, session_id: int, node_id: str, factor: str, n: int = 3, annotator: str = "",
                request: gr.Request = None) -> list[str]:
         """Sample n children under a node with one thought factor; returns their ids."""
+        require(self.engine.access, request, "expand")
         return self.engine.expand(session_id, node_id, factor, n, annotator=who(annotator, request))
 
-    def resume(self, session_id: int, node_id: str, budget: int = 16) -> dict:
+    def resume(self, session_id: int, node_id: str, budget: int = 16, request: gr.Request = None) -> dict:
         """Continue the session's search from a node with a new budget; returns node count and answer."""
+        require(self.engine.access, request, "search")
         last = _last(self.engine.resume(session_id, node_id, budget))
         r = last.result
         return {"session_id": last.session_id, "nodes": len(last.tree), "answer": r.answer if r else None,
@@ -118,19 +126,22 @@ class Endpoints:
     def prune(self, session_id: int, node_id: str, annotator: str = "", action_id: str = "",
               expected_version: int | None = None, request: gr.Request = None) -> dict:
         """Prune a node's subtree (recorded, undoable); `action_id` and `expected_version` as in `rate`."""
+        require(self.engine.access, request, "prune")
         st = self.engine.prune(session_id, node_id, annotator=who(annotator, request), action_id=action_id,
                                expected_version=expected_version)
         return {"session_id": st.session_id, "node_id": st.node_id, "pruned": st.pruned, "version": st.version}
 
     def undo(self, session_id: int, annotator: str = "", request: gr.Request = None) -> dict:
         """Undo the annotator's latest action in a session; `undid` is null when there was none."""
+        require(self.engine.access, request, "undo")
         done = self.engine.undo(session_id, annotator=who(annotator, request))
         return {"undid": None if done is None else {"kind": done.kind, "node_id": done.node_id,
                                                     "action_id": done.action_id,
                                                     "removed": done.payload.get("removed", [])}}
 
-    def summarize(self, session_id: int, node_id: str) -> str:
+    def summarize(self, session_id: int, node_id: str, request: gr.Request = None) -> str:
         """A short summary of the root-to-node trace, written by the generator."""
+        require(self.engine.access, request, "summarize")
         return self.engine.summarize(session_id, node_id)
 
     def sessions(self, query: str = "", include_deleted: bool = False) -> list[dict]:
@@ -139,14 +150,17 @@ class Endpoints:
 
     def rename_session(self, session_id: int, name: str, annotator: str = "", request: gr.Request = None) -> dict:
         """Rename a session."""
+        require(self.engine.access, request, "rename")
         return _info(self.engine.rename(session_id, name, annotator=who(annotator, request)))
 
     def delete_session(self, session_id: int, annotator: str = "", request: gr.Request = None) -> dict:
-        """Delete a session (recoverable with restore_session)."""
+        """Delete a session (recoverable with restore_session); admins only where the app has roles."""
+        require(self.engine.access, request, "delete")
         return _info(self.engine.delete(session_id, annotator=who(annotator, request)))
 
     def restore_session(self, session_id: int, annotator: str = "", request: gr.Request = None) -> dict:
-        """Restore a deleted session."""
+        """Restore a deleted session; admins only where the app has roles."""
+        require(self.engine.access, request, "restore")
         return _info(self.engine.restore(session_id, annotator=who(annotator, request)))
 
     def analytics(self, session_id: int) -> list[dict]:

@@ -11,7 +11,7 @@ from . import validate as v
 from .service import Explorer
 from .services import autojobs
 from .services import review as rv
-from .wiring import guarded
+from .wiring import guarded, require
 
 MAX_QUEUE = 500
 
@@ -34,28 +34,32 @@ class LoopEndpoints:
         self.engine = engine
 
     def estimate_rollouts(self, session_id: int, node_id: str, rollouts: int = 8, max_steps: int = 12,
-                          seed: int | None = None) -> dict:
+                          seed: int | None = None, request: gr.Request = None) -> dict:
         """Estimate a step by rollouts (Math-Shepherd): `rollouts` continuations with the session's generator;
         stored as the node's `rollout` auto label and returned with successes, value and the PRM score."""
+        require(self.engine.access, request, "autolabel")
         return self.engine.autojobs.run("estimate", autojobs.request(session_id, node_id, rollouts, max_steps, seed))
 
     def first_error(self, session_id: int, node_id: str, rollouts: int = 8, max_steps: int = 12,
-                    seed: int | None = None) -> dict:
+                    seed: int | None = None, request: gr.Request = None) -> dict:
         """Find the first wrong step on the root-to-node path by binary search over rollout values (OmegaPRM);
         every step of the path gets a `first_error` auto label. `first_error` is null when none was found."""
+        require(self.engine.access, request, "autolabel")
         return self.engine.autojobs.run("first_error",
                                         autojobs.request(session_id, node_id, rollouts, max_steps, seed))
 
     def label_rollouts(self, session_id: int, node_id: str = "0", rollouts: int = 8, max_steps: int = 12,
-                       seed: int | None = None, relabel: bool = False) -> dict:
+                       seed: int | None = None, relabel: bool = False, request: gr.Request = None) -> dict:
         """Label every live step of the session (`node_id` "0") or of the subtree under `node_id` by rollouts, as
         `python app.py label` does, each batch stored as it ends; steps with a rollout label are skipped unless
         `relabel`. `/stop_autolabel` ends it, keeping the finished batches; returns steps, labelled, skipped."""
+        require(self.engine.access, request, "autolabel")
         return self.engine.autojobs.run("label", autojobs.request(session_id, node_id or "0", rollouts, max_steps,
                                                                   seed, relabel))
 
-    def stop_autolabel(self, session_id: int) -> bool:
+    def stop_autolabel(self, session_id: int, request: gr.Request = None) -> bool:
         """Stop the session's automatic-label job after its current rollout round; false when none runs."""
+        require(self.engine.access, request, "autolabel")
         return self.engine.autojobs.stop(session_id)
 
     def review_queue(self, session_id: int | None = None, problem_set: str = "", annotator: str = "",
@@ -89,9 +93,11 @@ class LoopEndpoints:
         rows = rv.agreement({(it.session_id, it.node_id): it.ratings for it in items if len(it.ratings) >= 2})
         return [dict(zip(rv.AGREEMENT_HEADERS, row, strict=True)) for row in rows]
 
-    def use_prm(self, prm_dir: str = "") -> dict:
+    def use_prm(self, prm_dir: str = "", request: gr.Request = None) -> dict:
         """Make an offered PRM folder (or server) the active one for new searches, the review queue and automatic
-        labels, without a restart; blank goes back to the PRM the app started with."""
+        labels, without a restart; blank goes back to the PRM the app started with. Admins only where the app has
+        roles (it changes what every user's searches are scored by)."""
+        require(self.engine.access, request, "models")
         return {"active_prm": self.engine.use_prm(prm_dir)}
 
     def names(self) -> tuple[str, ...]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from . import api
 from .figure import COLOR_BY
 from .login import LoginThrottleMiddleware, ThrottlePolicy
 from .pages import analytics, data, explore, review, runs, sessions
+from .roles import DEFAULT_ROLE, Access, parse_role
 from .service import Explorer
 from .services.models import ModelLoader, load_with_backends
 from .wiring import Shared
@@ -28,26 +30,28 @@ ENGINE: Explorer | None = None  # the module-level engine (models, store, live s
 DEFAULT_CONCURRENCY = 4  # page events without their own limit; the API's cheap actions and model calls set theirs
 
 
-def load_auth_file(path: str | Path) -> list[tuple[str, str]]:
-    """`username:password` lines (blank lines and `#` comments skipped) for Gradio's login."""
+def load_auth_file(path: str | Path) -> list[tuple[str, str, str]]:
+    """`username:password[:role]` lines (blank lines and `#` comments skipped) for Gradio's login; role is admin,
+    annotator or viewer (ui/roles.py), annotator when left out. A password may not contain ':' then."""
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise ValueError(f"cannot read auth file {path}: {exc.strerror} (write username:password lines there, or "
                          "serve with --no-auth)") from None
-    pairs = []
+    rows = []
     for i, line in enumerate(lines, 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        user, sep, password = line.partition(":")
+        user, sep, rest = line.partition(":")
+        password, _, role = rest.partition(":")
         if not sep or not user.strip() or not password:
-            raise ValueError(f"{path}:{i}: expected username:password")
-        pairs.append((user.strip(), password))
-    if not pairs:
+            raise ValueError(f"{path}:{i}: expected username:password[:role]")
+        rows.append((user.strip(), password, parse_role(role, f"{path}:{i}") if role.strip() else DEFAULT_ROLE))
+    if not rows:
         raise ValueError(f"auth file {path} has no username:password lines")
-    return pairs
+    return rows
 
 
 def build_app(
@@ -58,17 +62,19 @@ def build_app(
     catalog: Catalog | None = None,
     generator_dir: str | Path | None = None,
     prm_dir: str | Path | None = None,
-    auth: list[tuple[str, str]] | None = None,
+    auth: Sequence[tuple[str, ...]] | None = None,
     max_budget: int | None = None,
     loader: ModelLoader | None = None,
     login_policy: ThrottlePolicy | None = None,
 ) -> tuple[gr.Blocks, dict[str, Any]]:
-    """The Blocks and the keyword arguments its `launch()` needs (css, js, auth)."""
+    """The Blocks and the keyword arguments its `launch()` needs (css, js, auth). `auth`: (user, password) or
+    (user, password, role) rows; with none, everyone is an admin (a local single-user app)."""
     global ENGINE
     ENGINE = engine = Explorer(
         generator, scorer, store, catalog or load_catalog(),
         generator_dir=str(generator_dir or _model_path(generator)), prm_dir=str(prm_dir or _model_path(scorer)),
         max_budget=max_budget or DEFAULT_MAX_BUDGET, loader=loader or load_with_backends,
+        access=Access.from_auth(auth),
     )
     with gr.Blocks(title=TITLE) as demo:
         api.register(engine)  # first, so the public names win over the page events' (undocumented) ones
@@ -79,6 +85,9 @@ def build_app(
                                    placeholder="kept in this browser, credited with every rating; none: 'anonymous'",
                                    interactive=not auth,
                                    max_lines=1)
+            # the logged-in user's role (read-only); none without a login (everyone may do everything there)
+            role = gr.Textbox(label="role", elem_id="role", value="" if auth else "admin (no login)", scale=0,
+                              min_width=110, interactive=False, max_lines=1, visible=bool(auth))
             color_by = gr.Radio(list(COLOR_BY), value="value", label="colour by", elem_id="colour-by", scale=2,
                                 min_width=420)
         # The name is not a secret, and a random key (Gradio's default) changes at every start of the app, which
@@ -107,6 +116,12 @@ def build_app(
             return user or saved or gr.update()
 
         demo.load(restore_name, [saved_name], [annotator], api_visibility="undocumented", queue=False)
+
+        def show_role(request: gr.Request):
+            return engine.access.role(getattr(request, "username", None))
+
+        if auth:
+            demo.load(show_role, None, [role], api_visibility="undocumented", queue=False)
         if shared.problem_pick is not None:  # the problems imported since the app started, on every page open
             demo.load(lambda: data.problem_pick(engine), None, [shared.problem_pick], api_visibility="undocumented")
         annotator.change(lambda name: name, [annotator], [saved_name], api_visibility="undocumented", queue=False)
@@ -122,7 +137,7 @@ def build_app(
 
         from storage.logins import LoginBook
 
-        launch_kwargs["auth"] = auth
+        launch_kwargs["auth"] = [(row[0], row[1]) for row in auth]
         launch_kwargs["auth_message"] = "Log in to label reasoning traces."
         # repeated wrong passwords slow down, then lock out, by (user, address), by address and, slower, by user;
         # kept in the database, so a restart or another server on it keeps the lockouts (ui/login.py)

@@ -19,6 +19,7 @@ from reasoning.search.config import DEFAULT_MAX_BUDGET, SearchConfig
 from reasoning.types import Problem
 
 from . import validate as v
+from .roles import Access
 from .services import views
 from .services.autojobs import AutoLabelJobs
 from .services.experiments import RunJobs
@@ -65,6 +66,7 @@ class Explorer:
     max_budget: int = DEFAULT_MAX_BUDGET
     model_roots: tuple[str, ...] = ()
     loader: ModelLoader = load_with_backends
+    access: Access = field(default_factory=Access)  # who may do what (ui/roles.py); no login: everyone an admin
 
     def __post_init__(self) -> None:
         self.registry = ModelRegistry(self.generator, self.scorer, self.catalog, self.generator_dir, self.prm_dir,

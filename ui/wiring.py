@@ -12,6 +12,7 @@ from typing import Any
 import gradio as gr
 
 from . import validate as v
+from .roles import Access
 
 try:  # storage errors are shown to the user like validation errors
     from storage import StorageError
@@ -87,3 +88,15 @@ def who(annotator: Any, request: gr.Request | None) -> str:
     """The logged-in user when the app has a login, else the name typed in the page (`anonymous` when blank)."""
     user = getattr(request, "username", None) if request is not None else None
     return user if user else v.annotator(annotator)
+
+
+def user_of(request: gr.Request | None) -> str | None:
+    """The logged-in user's name; None in an app without a login."""
+    return (getattr(request, "username", None) or None) if request is not None else None
+
+
+def require(access: Access, request: gr.Request | None, action: str) -> None:
+    """The one check of every endpoint and page handler that changes something: raise `roles.Refused` (one line,
+    "deleting a session needs the admin role; alice is an annotator") unless the logged-in user's role (from the
+    auth table the app was built with) allows `action`; before anything is read or written."""
+    access.check(user_of(request), action)

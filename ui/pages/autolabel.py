@@ -13,7 +13,7 @@ import gradio as gr
 
 from ..service import Explorer
 from ..services import autojobs
-from ..wiring import Shared, guarded
+from ..wiring import Shared, guarded, require
 
 POLL_SECONDS = 0.3
 
@@ -38,7 +38,8 @@ def run_job(engine: Explorer, kind: str, *, whole_session: bool = False):
     `whole_session`: the job's node is the root, whatever is selected."""
 
     @guarded
-    def run(session_id, node_id, rollouts, relabel=False):
+    def run(request: gr.Request, session_id, node_id, rollouts, relabel=False):
+        require(engine.access, request, "autolabel")
         if not whole_session and not node_id:
             raise ValueError("no node is selected: click a node on the tree first")
         node = "0" if whole_session else node_id
@@ -85,7 +86,8 @@ def build_section(engine: Explorer, shared: Shared, trace: gr.Dataframe | None =
             event.then(reread_trace(engine), [shared.session, shared.node], [trace], api_visibility="undocumented")
 
     @guarded
-    def do_stop(session_id):
+    def do_stop(request: gr.Request, session_id):
+        require(engine.access, request, "autolabel")
         # the running job's own progress line says "stopping" (a second writer to its box would race with it)
         if not engine.autojobs.stop(session_id):
             gr.Info("no automatic labelling is running on this session")
@@ -114,7 +116,8 @@ def prm_switch(engine: Explorer, prm_dir: gr.Textbox) -> gr.Textbox:
     line = gr.Textbox(active_prm_text(engine), show_label=False, elem_id="active-prm", interactive=False, lines=1)
 
     @guarded
-    def switch(path):
+    def switch(request: gr.Request, path):
+        require(engine.access, request, "models")  # it changes what every user's searches are scored by
         engine.use_prm(path)
         return active_prm_text(engine)
 

@@ -8,7 +8,7 @@ import gradio as gr
 from storage.labels import COMBINES, ratings_line
 
 from ..service import Explorer
-from ..wiring import USER_ERRORS, Shared, guarded
+from ..wiring import USER_ERRORS, Shared, guarded, require
 
 EXPORT_FORMATS = ["trl", "prm800k", "math-shepherd", "processbench", "pairs", "sft"]
 IMPORT_FORMATS = ["prm800k", "trl", "processbench", "solutions", "problems"]
@@ -94,8 +94,9 @@ def _import_section(engine: Explorer, shared: Shared) -> None:
             return f"not valid, nothing imported: {exc}"
         return (f"detected format {found['format']}; " if found["detected"] else "") + "valid: " + json.dumps(found)
 
-    def do_import(path, fmt_):
+    def do_import(request: gr.Request, path, fmt_):
         try:
+            require(engine.access, request, "import")
             report = engine.import_file(path, fmt_)
         except USER_ERRORS as exc:  # the report says what is wrong; nothing was stored
             return f"not valid, nothing imported: {exc}"

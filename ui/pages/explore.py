@@ -15,7 +15,7 @@ from ..figure import tree_figure
 from ..plots import figure_options, session_plot
 from ..service import Explorer
 from ..share import write_share
-from ..wiring import Shared, who
+from ..wiring import Shared, require, user_of, who
 from . import autolabel, inspector, treeview
 
 EXAMPLE_PROBLEM = "Use 4 7 8 8 to make 24."
@@ -204,6 +204,9 @@ def _wire_run(engine: Explorer, button: gr.Button, status: gr.Textbox):
 def _wire_search(engine: Explorer, shared: Shared, c: dict, status: gr.Textbox) -> None:
     @reported(4, 3)
     def run(request: gr.Request, problem, gen_dir, prm_dir, catalog_rows, color_by, annotator, *values):
+        require(engine.access, request, "search")
+        if not engine.access.allows(user_of(request), "models") and not engine.registry.loaded(gen_dir, prm_dir):
+            require(engine.access, request, "models")  # a model other than the loaded ones loads it for everyone
         rows = catalog_rows.values.tolist() if hasattr(catalog_rows, "values") else catalog_rows
         catalog = engine.catalog_from_rows(rows)
         settings = dict(zip(SETTING_CONTROLS, values, strict=True))
@@ -231,7 +234,8 @@ def _wire_search(engine: Explorer, shared: Shared, c: dict, status: gr.Textbox) 
                                                 concurrency_limit=1)
 
     @reported(1, 0)
-    def stop(session_id):
+    def stop(request: gr.Request, session_id):
+        require(engine.access, request, "stop")
         if not session_id:
             return "no search to stop"
         return "stopping…" if engine.stop(session_id) else "no search is running"

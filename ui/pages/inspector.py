@@ -21,7 +21,7 @@ from ..mathtext import LATEX_DELIMITERS, math_markdown, plain
 from ..plots import figure_options, label_patch, session_plot
 from ..service import MAX_EXPAND, TRACE_HEADERS, Explorer
 from ..services.views import trace_math, undo_line
-from ..wiring import USER_ERRORS, Shared, who
+from ..wiring import USER_ERRORS, Shared, require, who
 from . import autolabel
 
 TRACE_TYPES = ["number", "str", "str", "str", "str", "number", "number", "number", "number", "number", "str", "str",
@@ -328,7 +328,7 @@ def _wire_math(engine: Explorer, shared: Shared, ins: Inspector) -> None:
     shared.session.change(show_problem, [shared.session], [ins.math], api_visibility="undocumented")
 
 
-def _action(engine: Explorer, fn: Callable, n_outputs: int, *, redraw: bool = True) -> Callable:
+def _action(engine: Explorer, fn: Callable, n_outputs: int, action: str, *, redraw: bool = True) -> Callable:
     """An event handler: run `fn(session, node, annotator, *args)` on the selected node, then refresh the inspector
     (and, with `redraw`, the plot); `fn` returns a status line, or (node to show, status line). A rating does not
     redraw: the tree did not change, and what its labels change on the plot (hovers, colours by human label) is
@@ -337,6 +337,7 @@ def _action(engine: Explorer, fn: Callable, n_outputs: int, *, redraw: bool = Tr
     @reported(n_outputs, n_outputs - 1)
     def run(request: gr.Request, session_id, node_id, color_by, annotator, focus, *args):
         # gr.Request comes first: Gradio inserts it by position, which a trailing *args would swallow.
+        require(engine.access, request, action)  # the user's role allows `action` (ui/roles.py)
         user = who(annotator, request)
         result = fn(session_id, node_id, user, *args)
         target, message = result if isinstance(result, tuple) else (node_id, result)
@@ -356,6 +357,7 @@ def _wire_ratings(engine: Explorer, shared: Shared, ins: Inspector, status: gr.T
     def rater(rating: int) -> Callable:
         @reported(3, 0)
         def rate(request: gr.Request, sid, nid, annotator, is_unsure, note_text, t0):
+            require(engine.access, request, "rate")
             user = who(annotator, request)
             seconds = max(0.0, min(time.time() - t0, 86400.0)) if t0 else None
             engine.rate(sid, nid, rating, annotator=user, unsure=is_unsure, note=note_text, seconds=seconds)
@@ -389,7 +391,7 @@ def _wire_ratings(engine: Explorer, shared: Shared, ins: Inspector, status: gr.T
         return save_children(engine, sid, nid, rows, user)
 
     outs = [*panel_outputs(shared, ins), status]
-    ins.save_kids.click(_action(engine, rate_children, len(outs), redraw=False), [*common, ins.kids], outs,
+    ins.save_kids.click(_action(engine, rate_children, len(outs), "rate", redraw=False), [*common, ins.kids], outs,
                         api_visibility="undocumented").then(after_rating, after_in, after_out,
                                                             api_visibility="undocumented", show_progress="hidden")
 
@@ -397,7 +399,7 @@ def _wire_ratings(engine: Explorer, shared: Shared, ins: Inspector, status: gr.T
 def _wire_actions(engine: Explorer, shared: Shared, ins: Inspector, status: gr.Textbox) -> None:
     common = [shared.session, shared.node, shared.color_by, shared.annotator, ins.focus]
     outs = [*view_outputs(shared, ins), status]
-    act = lambda fn: _action(engine, fn, len(outs))  # noqa: E731
+    act = lambda fn, action: _action(engine, fn, len(outs), action)  # noqa: E731
 
     def do_edit(sid, nid, user, new_text):
         new = engine.edit(sid, nid, new_text, annotator=user)
@@ -424,16 +426,17 @@ def _wire_actions(engine: Explorer, shared: Shared, ins: Inspector, status: gr.T
             return done.node_id, undo_line(done)
         return undo_line(done)
 
-    ins.edit.click(act(do_edit), [*common, ins.text], outs, api_visibility="undocumented", concurrency_id="model")
-    ins.human.click(act(do_human), [*common, ins.text, ins.human_factor], outs, api_visibility="undocumented",
+    ins.edit.click(act(do_edit, "edit"), [*common, ins.text], outs, api_visibility="undocumented", concurrency_id="model")
+    ins.human.click(act(do_human, "human_step"), [*common, ins.text, ins.human_factor], outs, api_visibility="undocumented",
                     concurrency_id="model")
-    ins.expand.click(act(do_expand), [*common, ins.factor, ins.count], outs, api_visibility="undocumented",
+    ins.expand.click(act(do_expand, "expand"), [*common, ins.factor, ins.count], outs, api_visibility="undocumented",
                      concurrency_id="model")
-    ins.prune.click(act(do_prune), common, outs, api_visibility="undocumented")
-    ins.undo.click(act(do_undo), common, outs, api_visibility="undocumented")
+    ins.prune.click(act(do_prune, "prune"), common, outs, api_visibility="undocumented")
+    ins.undo.click(act(do_undo, "undo"), common, outs, api_visibility="undocumented")
 
     @reported(2, 1)
-    def do_summarize(session_id, node_id):
+    def do_summarize(request: gr.Request, session_id, node_id):
+        require(engine.access, request, "summarize")
         return engine.summarize(session_id, node_id), gr.skip()
 
     ins.summarize.click(do_summarize, [shared.session, shared.node], [ins.summary, status],
@@ -477,6 +480,7 @@ def _wire_resume(engine: Explorer, shared: Shared, ins: Inspector, status: gr.Te
     def do_resume(request: gr.Request, session_id, node_id, n, color_by, annotator, focus):
         """The tree grows on the plot while the search runs; when it ends, the plot (with its labels) and the
         inspector show the selected node as it is now: its new children, visits and values."""
+        require(engine.access, request, "search")
         for up in engine.resume(session_id, node_id, n):
             if up.done:
                 yield (session_plot(engine, session_id, color_by, node_id, focus), up.status,

@@ -15,7 +15,7 @@ from .. import validate as v
 from ..calibration import calibration_figure
 from ..service import Explorer
 from ..services import review as rv
-from ..wiring import Shared, guarded, who
+from ..wiring import Shared, guarded, require, who
 
 QUEUE_TYPES = ["number", "number", "str", "str", "str", "str", "str", "str", "str"]
 ANY = "(any)"
@@ -135,6 +135,7 @@ def build_page(engine: Explorer, shared: Shared, tab: gr.Tab | None = None) -> N
                 raise gr.Error("no step to rate: the queue is empty (refresh, or change the filters)")
             user = who(annotator, request)
             adjudicate = bool(filters[-1])
+            require(engine.access, request, "adjudicate" if adjudicate else "rate")
             engine.rate(cur[0], cur[1], rating, annotator=user, adjudicated=adjudicate)
             out = queue_view(engine, *filters, user, skip=list(cur))
             nxt = out[7]

@@ -17,7 +17,7 @@ from reasoning.search.config import BY_NAME
 
 from ..figure import empty_figure
 from ..service import Explorer
-from ..wiring import Shared, guarded, who
+from ..wiring import Shared, guarded, require, who
 from .explore import plot_for
 
 DIFF_HEADERS = ["problem", "text", "run A", "run B"]
@@ -104,18 +104,21 @@ def build_page(engine: Explorer, shared: Shared, tab: gr.Tab | None = None) -> N
 
     @guarded
     def do_start(set_name, n, algo, b, label, annotator, request: gr.Request):
+        require(engine.access, request, "run")
         rid = jobs.start(set_name, algo, b, label, n, annotator=who(annotator, request))
         return (f"started run {rid}", rid, *listing())
 
     @guarded
-    def do_stop(rid):
+    def do_stop(request: gr.Request, rid):
+        require(engine.access, request, "run")
         stopped = jobs.stop(rid)
         msg = (f"stopping run {int(rid)}: finished problems are kept; the one in flight is searched again on Resume"
                if stopped else f"run {rid} is not running here")
         return (msg, *listing())
 
     @guarded
-    def do_resume(rid):
+    def do_resume(request: gr.Request, rid):
+        require(engine.access, request, "run")
         return (f"resumed run {jobs.resume(rid)}", *listing())
 
     def pick(evt: gr.SelectData, rows, a):

@@ -6,7 +6,7 @@ import gradio as gr
 from ..feedback import reported
 from ..figure import empty_figure
 from ..service import SESSION_HEADERS, Explorer
-from ..wiring import Shared, guarded, who
+from ..wiring import Shared, guarded, require, who
 from .explore import plot_for
 
 
@@ -60,9 +60,10 @@ def build_page(engine: Explorer, shared: Shared) -> None:
     open_btn.click(do_open, [sid, shared.color_by], [shared.session, shared.node, shared.plot, shared.tabs, message],
                    api_visibility="undocumented")
 
-    def change(fn, verb):
+    def change(fn, verb, action):
         @guarded
         def run(session_id, new_name, q, d, annotator, request: gr.Request):
+            require(engine.access, request, action)
             info = fn(session_id, new_name, who(annotator, request))
             return f"{verb} session {info.id}", engine.sessions(q, bool(d))
         return run
@@ -72,8 +73,8 @@ def build_page(engine: Explorer, shared: Shared) -> None:
         (delete, lambda s, n, u: engine.delete(s, annotator=u), "deleted (tick 'show deleted' to restore)"),
         (restore, lambda s, n, u: engine.restore(s, annotator=u), "restored"),
     )
-    for button, fn, verb in changes:
-        button.click(change(fn, verb), [sid, name, query, deleted, shared.annotator], [message, table],
+    for (button, fn, verb), action in zip(changes, ("rename", "delete", "restore"), strict=True):
+        button.click(change(fn, verb, action), [sid, name, query, deleted, shared.annotator], [message, table],
                      api_visibility="undocumented")
 
     @guarded

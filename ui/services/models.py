@@ -69,6 +69,13 @@ class ModelRegistry:
     def active_scorer(self) -> Scorer:
         return self.pair(None, None)[1]
 
+    def loaded(self, generator_dir: str | None, prm_dir: str | None) -> bool:
+        """True when a search with these directories runs on the app's own generator and its own or active PRM
+        (blank means those); another folder or server would be loaded for it, which only an admin may ask for
+        where the app has roles (ui/roles.py)."""
+        gen, prm = (generator_dir or "").strip(), (prm_dir or "").strip()
+        return gen in ("", self.generator_dir) and prm in ("", self.prm_dir, self.active_prm_dir)
+
     def use_prm(self, prm_dir: str | None) -> str:
         """Make another offered PRM the active one without a restart (loaded and checked first, so a bad folder
         leaves the active PRM as it was); blank goes back to the app's own. Returns the active directory."""
