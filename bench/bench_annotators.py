@@ -36,7 +36,6 @@ import multiprocessing as mp
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -49,6 +48,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from reasoning.http_client import free_port  # noqa: E402 - after the path above
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 PROBLEMS = ["Use 4 7 8 8 to make 24.", "Use 2 3 4 6 to make 24.", "Use 1 5 5 5 to make 24.",
@@ -87,12 +88,6 @@ class Phase:
     traces: dict[str, dict] = field(default_factory=dict)
     load: tuple[float, float] = (0.0, 0.0)
     stored: dict[str, int] = field(default_factory=dict)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_up(url: str, seconds: float = 300) -> None:

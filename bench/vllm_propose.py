@@ -42,8 +42,9 @@ def run(args: argparse.Namespace) -> dict:
 
     from reasoning.backends import load_generator
     from reasoning.factors import load_catalog
+    from reasoning.http_client import free_port
     from reasoning.problems import read_problems
-    from reasoning.serving.server import EngineServer, ServerSpec, free_port
+    from reasoning.serving.server import EngineServer, ServerSpec
     from reasoning.types import ExpansionRequest, State
 
     torch.set_num_threads(1)

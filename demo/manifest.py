@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from reasoning.backends.loading import sha256_files
+from reasoning.digests import sha256_files
 
 MANIFEST = "manifest.json"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -221,3 +222,10 @@ def chunks(items: Sequence[Any], sizes: Sequence[int], cap: int) -> list[list[in
         groups[-1].append(i)
         total += size
     return groups
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on at `host` now (for a server about to start: an engine, the app in a test)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]

@@ -1,7 +1,6 @@
 """Reading problems: JSONL records (plain, Countdown, GSM8K) and free text typed into the UI."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from . import limits
+from .digests import problem_id
 from .limits import MAX_ANSWER_CHARS, MAX_ID_CHARS, MAX_PROBLEM_CHARS, TextError, check_text
 from .types import Problem
 
@@ -38,7 +38,7 @@ def parse_problem_text(text: str, pid: str | None = None) -> Problem:
         check_text(text, "the problem", MAX_PROBLEM_CHARS)
     except TextError as exc:
         raise ProblemFormatError(str(exc)) from None
-    return countdown_text(text, pid) or Problem(pid or text_id(text), text.strip())
+    return countdown_text(text, pid) or Problem(pid or problem_id(text), text.strip())
 
 
 def countdown_text(text: str, pid: str | None = None) -> Problem | None:
@@ -51,10 +51,6 @@ def countdown_text(text: str, pid: str | None = None) -> Problem | None:
     if not 2 <= len(numbers) <= 6:
         return None
     return countdown_problem(numbers, int(m.group("target") or 24), pid)
-
-
-def text_id(text: str) -> str:
-    return "p-" + hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def problem_from_record(rec: Any, where: str = "record") -> Problem:
@@ -93,7 +89,7 @@ def _record_problem(rec: dict[str, Any], where: str) -> Problem:
     if answer is not None and not isinstance(answer, str | int | float):
         raise ProblemFormatError(f"{where}: field 'answer' must be a string or a number")
     pid = str(rec["id"]) if rec.get("id") is not None else None
-    return countdown_text(text, pid) or Problem(pid or text_id(text), text.strip(),
+    return countdown_text(text, pid) or Problem(pid or problem_id(text), text.strip(),
                                                 None if answer is None else str(answer))
 
 

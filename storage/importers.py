@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+from reasoning.digests import problem_id
 from reasoning.limits import MAX_DEPTH, MAX_PROBLEM_CHARS, MAX_STEP_CHARS, TextError, check_text
 from reasoning.problems import ProblemFormatError, check_input_file, jsonl_records, problem_from_record
 from reasoning.tree import ROOT, ReasoningTree
@@ -104,8 +105,7 @@ def _rating(value: Any, where: str, name: str) -> int | None:
 
 def _problem(text: str, answer: Any = None) -> Problem:
     """A problem known only by its text: the id is a hash of the exact text, so imports of it meet again."""
-    pid = "p-" + hashlib.sha256(text.encode()).hexdigest()[:12]
-    return Problem(pid, text, None if answer is None else str(answer))
+    return Problem(problem_id(text), text, None if answer is None else str(answer))
 
 
 # -- building trees ------------------------------------------------------------------------------------

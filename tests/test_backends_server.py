@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from reasoning.backends import load_generator, load_scorer
-from reasoning.http_client import ServerError, ServerOptions, ServerPool, chunks, is_url, split_urls
-from reasoning.serving.server import free_port
+from reasoning.http_client import ServerError, ServerOptions, ServerPool, chunks, free_port, is_url, split_urls
 
 pytestmark = pytest.mark.model
 REPO = Path(__file__).resolve().parents[1]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import socket
 from types import SimpleNamespace
 
 import pytest
@@ -15,6 +14,7 @@ import torch
 import app
 from cli.progress import LineProgress, clock
 from reasoning.backends import loading
+from reasoning.http_client import free_port
 from reasoning.problems import parse_problem_text, problem_from_record, read_problems
 
 
@@ -118,9 +118,7 @@ def test_serve_says_which_database_it_opened_without_its_password(tmp_path, monk
 
     monkeypatch.setattr(ui, "launch", lambda **kw: None)
     db = tmp_path / "served.db"
-    with socket.socket() as s:  # a free port: the default one may be serving another app on this machine
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # the default one may be serving another app on this machine
     assert app.main(["serve", "--db", f"sqlite:///{db}", "--port", str(port)]) == 0
     assert f"database: sqlite:///{db}" in capsys.readouterr().err
     assert shown_url("postgresql+psycopg://alice:s3cret@db:5432/x") == "postgresql+psycopg://alice:***@db:5432/x"

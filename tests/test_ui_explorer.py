@@ -9,10 +9,11 @@ pytest.importorskip("playwright")
 
 import test_ui_browser as ub  # noqa: E402
 
+from reasoning.http_client import free_port  # noqa: E402
 from reasoning.tree import ReasoningTree  # noqa: E402
 from reasoning.types import Problem, Step  # noqa: E402
 from storage import Store  # noqa: E402
-from ui.testing import free_port, serve, tiny_or_demo_models  # noqa: E402
+from ui.testing import serve, tiny_or_demo_models  # noqa: E402
 
 # `browser` and `page` are the Chromium fixtures of tests/conftest.py
 click_node, open_session, shot, status, wait_status = ub.click_node, ub.open_session, ub.shot, ub.status, ub.wait_status

@@ -11,8 +11,9 @@ import os
 import pytest
 
 from reasoning.backends import load_scorer
+from reasoning.http_client import free_port
 from reasoning.serving.env import ensure_engine_env
-from reasoning.serving.server import EngineServer, ServerSpec, free_port
+from reasoning.serving.server import EngineServer, ServerSpec
 from reasoning.types import Problem
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]

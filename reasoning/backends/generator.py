@@ -13,11 +13,12 @@ from typing import Any
 import torch
 from transformers import DynamicCache
 
+from ..digests import sha256_files
 from ..factors import Catalog, ThoughtFactor, load_catalog
 from ..prompting import PromptIds
 from ..types import ExpansionRequest, State, Step
 from .kvcache import Entry, PrefixKVCache, ragged_batch, row_entry
-from .loading import max_positions, right_padded, sha256_files, single_token_id
+from .loading import max_positions, right_padded, single_token_id
 
 log = logging.getLogger(__name__)
 

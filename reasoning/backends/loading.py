@@ -1,7 +1,6 @@
 """Checking and loading local model directories: one-line errors, safetensors only, remote code only on request."""
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -173,17 +172,6 @@ def load_model(auto_class, path: Path, device: torch.device, dtype: torch.dtype,
     except Exception as exc:  # corrupted weights, shape mismatches, missing code
         raise ModelLoadError(f"cannot load the model in {path}: {one_line(exc)}") from None
     return model.to(device).eval()
-
-
-def sha256_files(files: list[Path]) -> dict[str, str]:
-    out = {}
-    for f in files:
-        h = hashlib.sha256()
-        with f.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        out[f.name] = h.hexdigest()
-    return out
 
 
 def right_padded(rows: list[list[int]], pad_id: int, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from ..digests import sha256_files
 from ..domains import get_domain
 from ..types import Problem
 from .loading import (
@@ -25,7 +26,6 @@ from .loading import (
     load_tokenizer,
     max_positions,
     read_config,
-    sha256_files,
     weight_files,
 )
 

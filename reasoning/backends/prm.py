@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from ..digests import sha256_files
 from ..domains import get_domain
 from ..types import Problem
 from .kvcache import Entry, PrefixKVCache, Ragged, ragged_batch, row_entry
@@ -23,7 +24,6 @@ from .loading import (
     max_positions,
     read_config,
     right_padded,
-    sha256_files,
     single_token_id,
     weight_files,
 )

@@ -7,12 +7,10 @@ engine binds to core 0 and two servers fight over one core.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..digests import weights_sha256
 from .env import engine_home, engine_python, ensure_engine_env
 
 READY_TIMEOUT_S = 900
@@ -76,23 +75,7 @@ def cores_for(threads: int, first: int = 0) -> str:
     return str(first) if last == first else f"{first}-{last}"
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 # -- the PRM's head name ----------------------------------------------------------------------------------------------
-def weights_digest(model: Path) -> str:
-    h = hashlib.sha256()
-    for f in sorted(model.glob("*.safetensors")):
-        h.update(f.name.encode())
-        with f.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
-
-
 def pooling_model_dir(model: Path, cache: Path | None = None) -> Path:
     """The directory vLLM's pooling runner can load for `model`.
 
@@ -107,7 +90,7 @@ def pooling_model_dir(model: Path, cache: Path | None = None) -> Path:
         raise EngineServerError(f"{model} has no safetensors weights")
     if not has_tensor_prefix(files, "classifier."):
         return model
-    target = (cache or engine_home() / "served-models") / f"{model.name}-{weights_digest(model)[:16]}"
+    target = (cache or engine_home() / "served-models") / f"{model.name}-{weights_sha256(model)[:16]}"
     if (target / ".complete").is_file():
         return target
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")

@@ -32,10 +32,10 @@ from ..backends.loading import (
     device_and_dtype,
     load_tokenizer,
     read_config,
-    sha256_files,
     weight_files,
 )
 from ..backends.prm_paths import fit_path, separated_path
+from ..digests import sha256_files
 
 log = logging.getLogger(__name__)
 

@@ -158,7 +158,8 @@ def finetune(base: str | Path, demos: list[Demonstration], out: str | Path, conf
     keeps the base's recommended search settings and records the lineage); complete or absent."""
     from transformers import AutoModelForCausalLM
 
-    from ..backends.loading import load_tokenizer, max_positions, sha256_files, weight_files
+    from ..backends.loading import load_tokenizer, max_positions, weight_files
+    from ..digests import sha256_files
 
     if not demos:
         raise ValueError("no verified trajectories to fine-tune on")
@@ -201,7 +202,7 @@ def _read_manifest(path: Path) -> dict[str, Any]:
 
 
 def _save(out: Path, model, tokenizer, info: dict[str, Any]) -> None:
-    from ..backends.loading import sha256_files
+    from ..digests import sha256_files
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
