@@ -310,10 +310,14 @@ def _wire_math(engine: Explorer, shared: Shared, ins: Inspector) -> None:
     """The rendered view follows the trace table (no second trip to the store), and shows a session's problem as
     soon as the session opens."""
 
-    @reported(1)
+    @reported(2)
     def show_trace(rows):
-        text = trace_math(_table_rows(rows))
-        return text if text else gr.skip()  # an emptied trace (a session switch) leaves the problem shown
+        """The rendered view and the selected node's scores line, in one answer to the trace a click filled (a
+        second listener was a second round trip per click)."""
+        table = _table_rows(rows)
+        text = trace_math(table)
+        # an emptied trace (a session switch) leaves the problem shown
+        return (text if text else gr.skip()), scores_line(table)
 
     @reported(1)
     def show_problem(session_id):
@@ -321,10 +325,8 @@ def _wire_math(engine: Explorer, shared: Shared, ins: Inspector) -> None:
             return ""
         return f"**Problem**\n\n{math_markdown(engine.tree(session_id).problem.text)}"
 
-    ins.trace.change(show_trace, [ins.trace], [ins.math], api_visibility="undocumented", queue=False)
-    if ins.scores is not None:
-        ins.trace.change(reported(1)(scores_line), [ins.trace], [ins.scores], api_visibility="undocumented",
-                         queue=False, show_progress="hidden")
+    ins.trace.change(show_trace, [ins.trace], [ins.math, ins.scores], api_visibility="undocumented", queue=False,
+                     show_progress="hidden")
     shared.session.change(show_problem, [shared.session], [ins.math], api_visibility="undocumented")
 
 

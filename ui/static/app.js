@@ -71,8 +71,8 @@
             if (plotId === "tree-plot") forward("plot-expand", String(p.customdata).slice(1));
             return;
           }
+          forward(target, p.customdata);  // first: the request leaves before the ring is drawn
           if (plotId === "tree-plot") ringAt(gd, p.customdata);  // at once; the server's answer confirms it
-          forward(target, p.customdata);
         });
         gd.on("plotly_afterplot", hook);
       });
@@ -100,10 +100,16 @@
     window.Plotly.relayout(gd, {shapes});
     return i >= 0 || !nodeId;
   };
+  // The ring already around a node (the click drew it) is left alone: a second relayout only costs a frame.
+  const ringIsAt = (gd, nodeId) => {
+    const k = nodesOf(gd), i = k < 0 || !nodeId ? -1 : gd.data[k].customdata.indexOf(nodeId);
+    const rings = ((gd.layout && gd.layout.shapes) || []).filter((s) => s.name === "selected");
+    return i >= 0 && rings.length === 1 && rings[0].xanchor === gd.data[k].x[i] && rings[0].yanchor === gd.data[k].y[i];
+  };
   window.rteShow = (value) => {
     const nodeId = (value || "").split("|", 1)[0];
     const gd = treePlot();
-    if (gd && !ringAt(gd, nodeId)) forward("plot-redraw", nodeId);
+    if (gd && !ringIsAt(gd, nodeId) && !ringAt(gd, nodeId)) forward("plot-redraw", nodeId);
   };
   // A rating's patch (ui/plots.py label_patch): the new hover text and colour of the nodes it changed. A patch for
   // another session's plot is dropped. When only hovers change (colour is not by human label), they are written in
