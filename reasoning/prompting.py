@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from .domains import get_domain
 from .factors import Catalog, ThoughtFactor
-from .types import Problem, State, Step
+from .types import Problem, State, Step, StepMeta
 
 
 @dataclass(frozen=True)
@@ -158,7 +157,7 @@ class PromptIds:
         """A written step as the searches receive it: the cue kept in the text (cues mode), the written ids and
         why it stopped in `meta`, and the child's factor prior when it was read from the same pass."""
         cue = "" if self.format.mode == "tags" and factor.tags else factor.cue
-        meta: dict[str, Any] = {"stop": stop, "token_ids": list(ids)}
+        meta: StepMeta = {"stop": stop, "token_ids": list(ids)}
         if prior is not None:
             meta["next_prior"] = prior
         return Step(text=cue + text, factor=factor.name, tokens=len(ids), logprob=logprob,

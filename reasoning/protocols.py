@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from .factors import ThoughtFactor
-from .types import ExpansionRequest, Problem, State, Step
+from .types import Critique, ExpansionRequest, Problem, State, Step
 
 
 @runtime_checkable
@@ -59,6 +59,16 @@ class Scorer(Protocol):
         ...
 
     def provenance(self) -> dict[str, Any]:
+        ...
+
+
+@runtime_checkable
+class Critic(Protocol):
+    """Optional beside `Scorer`: a scorer that judges each step in words (the generative PRM). A search stores the
+    critique and verdict behind each new node's score in the node's meta (`StepMeta`)."""
+
+    def critiques(self, problem: Problem, path: Sequence[str]) -> list[Critique]:
+        """One `Critique` per step of `path`, the ones behind `score`'s numbers."""
         ...
 
 

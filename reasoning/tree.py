@@ -9,7 +9,7 @@ from typing import Any, TypedDict
 import networkx as nx
 
 from .aggregation import aggregate
-from .types import Problem, State, Step
+from .types import Problem, State, Step, StepMeta
 
 ROOT = "0"
 ORIGINS = ("root", "generated", "edited", "human", "imported")
@@ -37,7 +37,7 @@ class NodeAttrs(TypedDict):
     iteration: int  # search iteration that created it
     factor_prior: dict[str, float] | None  # {factor: P(S, a)} computed when this node was expanded
     provenance: dict[str, Any] | None  # model ids, sampling params, seed
-    meta: dict[str, Any] | None
+    meta: StepMeta | None  # what the step's meta carries (reasoning.types.StepMeta)
     next_child: int  # the next child's index: ids are never reused, even after pruning
 
 
@@ -115,7 +115,7 @@ class ReasoningTree:
         rebuild the prefix from the ids it wrote instead of re-tokenising the text."""
         a = self.node(nid)
         ids = (a["meta"] or {}).get("token_ids")
-        meta = {"token_ids": list(ids)} if ids is not None else {}
+        meta: StepMeta = {"token_ids": list(ids)} if ids is not None else {}
         return Step(a["text"], a["factor"], a["tokens"], None, a["terminal"], a["answer"], meta)
 
     def state(self, nid: str) -> State:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 if TYPE_CHECKING:  # factors.py has no reason to import types.py, but keep this module import-free of it anyway
     from .factors import ThoughtFactor
@@ -17,6 +17,45 @@ class Problem:
     answer: str | None = None
     domain: str = "math"
     meta: dict[str, Any] = field(default_factory=dict)
+
+
+class StepMeta(TypedDict, total=False):
+    """What a step's `meta` (and a tree node's, `NodeAttrs.meta`) carries between the layers; every key optional.
+
+    Written by the generator: `token_ids` (the ids it wrote, the prefix of the step's children), `stop` (why it
+    stopped: "eos", "context", a stop string), `next_prior` (P(S', a) over the request's `prior_over`, read from the
+    same pass). By the domain: `invalid` (what is wrong, in words), and Countdown's `valid` and `left` (the numbers
+    left after the step). By the search: `temperature`, `samples` (identical samples merged into the node),
+    `critique` and `verdict` (a `Critic`'s judgement of the step), `orm_score` (the outcome model's score of the
+    path). By the UI: `edited_from` (the node an edit copied). By imports: `source` ("human", "processbench", a
+    solution's source), `id` (the record's id), `correct` (the solution's final answer checked by its source).
+    """
+
+    token_ids: list[int]
+    stop: str | None
+    next_prior: list[float]
+    invalid: str | None
+    valid: bool
+    left: list[str]
+    temperature: float | None
+    samples: int
+    critique: str
+    verdict: str
+    orm_score: float
+    edited_from: str
+    source: str
+    id: Any
+    correct: bool
+
+
+@dataclass(frozen=True)
+class Critique:
+    """A `Critic`'s judgement of one step (`reasoning.protocols.Critic`): the words, the verdict, P(correct)."""
+
+    step: int
+    critique: str
+    verdict: str  # "correct" or "incorrect": the more likely one, as written into the verification
+    p_correct: float
 
 
 @dataclass(frozen=True)
@@ -34,7 +73,7 @@ class Step:
     logprob: float | None = None
     terminal: bool = False
     answer: str | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: StepMeta = field(default_factory=lambda: StepMeta())
 
     def with_(self, **changes: Any) -> Step:
         return replace(self, **changes)

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from cachetools import LRUCache
 
 from ..domains import get_domain
-from ..types import Problem
+from ..types import Critique, Problem
 from .loading import check_causal_lm
 from .prm import PRMAdapter
 
@@ -30,14 +29,6 @@ STYLES = {
 }
 INTRO = "Let's verify step by step."
 CACHE = 512
-
-
-@dataclass(frozen=True)
-class Critique:
-    step: int
-    critique: str
-    verdict: str  # "correct" or "incorrect": the more likely one, as written into the verification
-    p_correct: float
 
 
 class GenerativePRM(PRMAdapter):

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
 
-from ..types import Problem, State, Step
+from ..types import Problem, State, Step, StepMeta
 
 NUM = r"\(?-?\d+(?:/\d+)?\)?"
 _OP = re.compile(rf"^\s*(?P<a>{NUM})\s*(?P<op>[-+*/x×÷−])\s*(?P<b>{NUM})\s*=\s*(?P<c>{NUM})")
@@ -201,7 +201,7 @@ class CountdownDomain:
         op, valid = _apply(board, fresh)
         if op is None:
             terminal = step.factor == "conclude"
-            meta = {**step.meta, "valid": step.factor == "verify"}
+            meta: StepMeta = {**step.meta, "valid": step.factor == "verify"}
             if step.factor != "verify":
                 meta["invalid"] = "no operation the calculator can book (one such as 8-7=1)"
             return fresh.with_(terminal=terminal, answer=None, meta=meta)

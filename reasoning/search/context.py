@@ -7,14 +7,13 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..aggregation import aggregate
 from ..factors import Catalog, ThoughtFactor
 from ..limits import model_text
-from ..protocols import Domain, Generator, OutcomeScorer, Scorer, propose_batch, score_last
+from ..protocols import Critic, Domain, Generator, OutcomeScorer, Scorer, propose_batch, score_last
 from ..tree import ReasoningTree, samples
-from ..types import ExpansionRequest, State, Step
+from ..types import ExpansionRequest, State, Step, StepMeta
 from .config import SearchConfig, SearchEvent, SearchResult
 
 
@@ -194,7 +193,7 @@ class SearchContext:
                 job.merged.append(twin)
                 continue
             provenance = {**self._provenance, "temperature": request.temperature, "seed": request.seed}
-            meta: dict[str, Any] = {"temperature": request.temperature}
+            meta: StepMeta = {"temperature": request.temperature}
             if raw.meta.get("token_ids") is not None:
                 meta["token_ids"] = list(raw.meta["token_ids"])
             if step.meta.get("invalid"):  # the domain's flag (a Countdown operand not left, a wrong result)
@@ -216,13 +215,13 @@ class SearchContext:
             return
         paths = [self.tree.state(n).step_texts for n in nids]
         scores = score_last(self.scorer, self.tree.problem, paths)
-        critiques = getattr(self.scorer, "critiques", None)  # a generative PRM's judgement behind each score
+        critic = self.scorer if isinstance(self.scorer, Critic) else None  # a generative PRM's judgement too
         with self.tree.lock:
             for nid, path, last in zip(nids, paths, scores, strict=True):
                 attrs = self.tree.node(nid)
                 attrs["score"] = score = float(last)
-                if callable(critiques):
-                    said = critiques(self.tree.problem, path)[-1]
+                if critic is not None:
+                    said = critic.critiques(self.tree.problem, path)[-1]
                     attrs["meta"] = {**(attrs["meta"] or {}), "critique": said.critique, "verdict": said.verdict}
                 prefix = self.tree.path_scores(parent) if (parent := self.tree.parent(nid)) else []
                 attrs["value"] = aggregate([*prefix, score], self.config.aggregation)
