@@ -18,10 +18,10 @@ LEAVES_IN_FLIGHT = 8
 
 def _start_servers(stack: ExitStack) -> tuple[str, str, str]:
     """Two demo-generator servers and one demo-PRM server on free loopback ports, started side by side."""
+    from engine.env import ensure_engine_env
+    from engine.server import EngineServer, ServerSpec, start_all
     from reasoning.backends import DEMO_GENERATOR_DIR, DEMO_PRM_DIR
     from reasoning.http_client import free_port
-    from reasoning.serving.env import ensure_engine_env
-    from reasoning.serving.server import EngineServer, ServerSpec, start_all
 
     ensure_engine_env()
     one = str(1 % (os.cpu_count() or 1))

@@ -151,7 +151,7 @@ def affinity(args: argparse.Namespace) -> None:
 
     from experiments.analysis import solve
     from reasoning.backends import load_generator, load_scorer, openai_server
-    from reasoning.serving.env import is_ready
+    from engine.env import is_ready
 
     if not is_ready():
         print("affinity: not measured: the vLLM engine environment is not installed here (`python app.py engine "

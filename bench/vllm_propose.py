@@ -40,11 +40,11 @@ def build_model(target: Path, layers: int, width: int, seed: int = 0) -> Path:
 def run(args: argparse.Namespace) -> dict:
     import torch
 
+    from engine.server import EngineServer, ServerSpec
     from reasoning.backends import load_generator
     from reasoning.factors import load_catalog
     from reasoning.http_client import free_port
     from reasoning.problems import read_problems
-    from reasoning.serving.server import EngineServer, ServerSpec
     from reasoning.types import ExpansionRequest, State
 
     torch.set_num_threads(1)

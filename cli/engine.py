@@ -7,8 +7,8 @@ import sys
 import threading
 from pathlib import Path
 
-from reasoning.serving.env import ensure_engine_env
-from reasoning.serving.server import EngineServer, ServerSpec, cores_for
+from engine.env import ensure_engine_env
+from engine.server import EngineServer, ServerSpec, cores_for
 
 
 def add_engine_arguments(p: argparse.ArgumentParser) -> None:

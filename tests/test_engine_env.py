@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 
-from reasoning.serving import env
-from reasoning.serving.server import ServerSpec, cores_for, pooling_model_dir, server_command
+from engine import env
+from engine.server import ServerSpec, cores_for, pooling_model_dir, server_command
 
 
 def test_only_a_stamped_install_is_trusted(tmp_path, monkeypatch):
@@ -67,7 +67,7 @@ def test_a_served_qwen_prm_is_read_at_its_own_step_separator(tiny, tmp_path):
     passes the id of the model's own `<extra_0>`, and none for other models."""
     import json as json_
 
-    from reasoning.serving.server import step_tag_id
+    from engine.server import step_tag_id
 
     qwen = tiny.prms["qwen-prm"]
     tag = step_tag_id(qwen)

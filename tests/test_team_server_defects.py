@@ -26,13 +26,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 import app
+from engine.server import EngineServer, EngineServerError, ServerSpec
 from reasoning import limits
 from reasoning.backends import load_generator, load_scorer
 from reasoning.factors import load_catalog
 from reasoning.http_client import free_port
 from reasoning.labeling import RolloutConfig
 from reasoning.limits import MAX_PROBLEM_CHARS
-from reasoning.serving.server import EngineServer, EngineServerError, ServerSpec
 from reasoning.training.prm import TrainConfig
 from reasoning.tree import ReasoningTree
 from reasoning.types import Problem, Step

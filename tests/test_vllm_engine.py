@@ -21,14 +21,14 @@ from pathlib import Path
 
 import pytest
 
+from engine.env import ensure_engine_env
+from engine.server import EngineServer, ServerSpec, start_all
 from reasoning.backends import DEMO_GENERATOR_DIR, DEMO_PRM_DIR, load_generator, load_scorer
 from reasoning.domains import get_domain
 from reasoning.factors import load_catalog
 from reasoning.http_client import free_port
 from reasoning.problems import read_problems
 from reasoning.search import search
-from reasoning.serving.env import ensure_engine_env
-from reasoning.serving.server import EngineServer, ServerSpec, start_all
 from reasoning.tree import ROOT
 from reasoning.types import ExpansionRequest, State
 

@@ -10,10 +10,10 @@ import os
 
 import pytest
 
+from engine.env import ensure_engine_env
+from engine.server import EngineServer, ServerSpec
 from reasoning.backends import load_scorer
 from reasoning.http_client import free_port
-from reasoning.serving.env import ensure_engine_env
-from reasoning.serving.server import EngineServer, ServerSpec
 from reasoning.types import Problem
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]

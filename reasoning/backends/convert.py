@@ -1,4 +1,5 @@
-"""Weight-file conversions that serving needs (the only safetensors-with-torch code outside the loaders)."""
+"""Weight-file conversions that the engine launcher needs (engine/server.py; the only safetensors-with-torch code
+outside the loaders)."""
 from __future__ import annotations
 
 from collections.abc import Callable

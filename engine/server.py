@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..digests import weights_sha256
+from reasoning.digests import weights_sha256
+
 from .env import engine_home, engine_python, ensure_engine_env
 
 READY_TIMEOUT_S = 900

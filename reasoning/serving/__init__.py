@@ -1,1 +1,0 @@
-"""Serving real engines (vLLM) for the search: the engine's own environment, server processes, model conversion."""
