@@ -226,3 +226,42 @@ class LoginThrottleRow(Base):
     locked_until: Mapped[float] = mapped_column(Float, default=0.0)
     trusted_until: Mapped[float] = mapped_column(Float, default=0.0)
     expires: Mapped[float] = mapped_column(Float, index=True)
+
+
+class AssignmentRow(Base):
+    """A session assigned to an annotator by an admin (`storage.assignments`); a session goes to `overlap`
+    annotators so their agreement can be measured."""
+
+    __tablename__ = "assignments"
+
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"), primary_key=True)
+    annotator: Mapped[str] = mapped_column(String(200), primary_key=True, index=True)
+    assigned_by: Mapped[str] = mapped_column(String(200))
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class QueueMarkRow(Base):
+    """An annotator's skip or flag of a step in her assigned queue (`kind` skip | flag, a flag's `reason`)."""
+
+    __tablename__ = "queue_marks"
+    __table_args__ = (
+        ForeignKeyConstraint(["session_id", "node_id"], ["nodes.session_id", "nodes.node_id"]),
+    )
+
+    session_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    node_id: Mapped[str] = mapped_column(String(400), primary_key=True)
+    annotator: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class GuidelineRow(Base):
+    """The labelling guideline an admin writes, shown beside the queue; the newest row is the current one."""
+
+    __tablename__ = "guidelines"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    text: Mapped[str] = mapped_column(Text)
+    author: Mapped[str] = mapped_column(String(200))
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -32,7 +32,7 @@ def test_access_table():
     assert all(access.allows("ada", a) for a in ACTIONS)
     assert not any(access.allows("vic", a) for a in ACTIONS)
     assert {a for a in ACTIONS if not access.allows("alice", a)} == {"delete", "restore", "import", "models",
-                                                                      "adjudicate"}
+                                                                      "adjudicate", "assign"}
     with pytest.raises(ValueError, match="^deleting a session needs the admin role; alice is an annotator$"):
         access.check("alice", "delete")
     with pytest.raises(ValueError, match="^rating a step needs the annotator role; vic is a viewer$"):

@@ -215,7 +215,7 @@ def test_schema_comes_from_alembic_and_reopening_is_a_no_op(db_url):
     with Store(db_url) as s:
         sid = s.create_session(small_tree())
     with Store(db_url) as s, s.read() as session:
-        assert session.connection().exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0006"
+        assert session.connection().exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0007"
         assert s.session(sid).nodes == 4
 
 

@@ -17,6 +17,7 @@ from reasoning.search.config import SETTINGS, Setting
 
 from .analytics import factor_depth_stats
 from .api_review import register_loop
+from .api_work import register_work
 from .service import TRACE_HEADERS, Explorer, RunUpdate
 from .wiring import guarded, require, who
 
@@ -248,6 +249,7 @@ def register(engine: Explorer) -> None:
         slot = "search" if name in SEARCH_CALLS else "model" if name in MODEL_CALLS else None
         gr.api(guarded(fn), api_name=name, concurrency_id=slot, concurrency_limit=1 if slot else None)
     register_loop(engine)  # automatic labels, review queue, calibration, agreement, active PRM (ui/api_review.py)
+    register_work(engine)  # assigned work: assign, guideline, my queue, skip and flag (ui/api_work.py)
 
 
 def _info(info: Any) -> dict:

@@ -34,6 +34,7 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "import": ("admin", "importing"),
     "models": ("admin", "switching the models"),
     "adjudicate": ("admin", "adjudicating"),
+    "assign": ("admin", "assigning work or writing the guideline"),
 }
 
 
