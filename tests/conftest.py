@@ -1,7 +1,8 @@
 """Shared fixtures and test tiers.
 
 Tiers (markers, see pyproject.toml): `unit` (pure code), `model` (loads a model), `database` (opens a database),
-`browser` (headless Chromium); `postgres` and `slow` as before. A test gets its tier from the fixtures it uses
+`browser` (headless Chromium); `postgres` (the server at 127.0.0.1:5432), `slow` and `vllm` (real vLLM servers,
+always also slow) select further. A test gets its tier from the fixtures it uses
 (`tiny` or `demo_models`: model; `db_url` or `store`: database; `browser` or `page`: browser) or from its module's
 `pytestmark`; a test with none of them is a unit test.
 
