@@ -1,4 +1,4 @@
-"""The explorer's targets, measured in headless Chromium (issue 13); a benchmark, not a timed test.
+"""The explorer's targets, measured in headless Chromium; a benchmark, not a timed test.
 
     python bench/ui_targets.py [--tree FILE | --nodes 2000] [--budget 200] [--repeat 5] [--skip-search]
 

@@ -31,7 +31,7 @@ TRACE_TYPES = ["number", "str", "str", "str", "str", "number", "number", "number
 TRACE_MAX_HEIGHT = 460
 TRACE_MAX_CHARS = 400
 # The trace spans the page: every number column wide enough for its header and a 0.000 at 1400 px, the step text
-# the rest (issue 22: "P.", "v." and a cut step at 1400 and 1920 px).
+# the rest (no "P.", "v." or cut step at 1400 and 1920 px).
 TRACE_WIDTHS = ["34px", "84px", "98px", "96px", "auto", "64px", "64px", "64px", "66px", "64px", "120px", "86px",
                 "110px"]
 CHILDREN_WIDTHS = ["84px", "96px", "auto", "76px", "80px", "90px", "96px"]
