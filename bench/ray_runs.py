@@ -149,15 +149,23 @@ def affinity(args: argparse.Namespace) -> None:
     from concurrent.futures import ThreadPoolExecutor
     from contextlib import ExitStack
 
+    from engine.env import is_ready
     from experiments.analysis import solve
     from reasoning.backends import load_generator, load_scorer, openai_server
-    from engine.env import is_ready
 
     if not is_ready():
         print("affinity: not measured: the vLLM engine environment is not installed here (`python app.py engine "
               "serve` makes it, about 10 min)")
         return
     from bench.perf_vllm import _start_servers
+    from engine import server
+
+    made = server.server_command
+
+    def with_stats(*a, **kw) -> list[str]:  # `engine serve` turns vLLM's stats off; /metrics needs them here
+        return [x for x in made(*a, **kw) if x != "--disable-log-stats"]
+
+    server.server_command = with_stats  # type: ignore[assignment]
 
     config, catalog = config_for(argparse.Namespace(algorithm="mcts", budget=args.affinity_budget))
     config = SearchConfig.from_values({**config.to_dict(), "parallel_leaves": 8})

@@ -157,7 +157,13 @@ class Pool:
                                            max_task_retries=0, scheduling_strategy="SPREAD",
                                            runtime_env={"env_vars": env})
         actors = [actor.remote(db_url, asdict(spec), config, catalog) for _ in range(workers)]
-        described = ray.get([a.describe.remote() for a in actors])
+        try:
+            described = ray.get([a.describe.remote() for a in actors])
+        except ray.exceptions.RayActorError as exc:  # its __init__ raised: say why in one line (the last one)
+            for a in actors:
+                ray.kill(a, no_restart=True)
+            why = [x.strip() for x in str(exc).splitlines() if x.strip()]
+            raise RuntimeError(f"a Ray worker could not start: {why[-1] if why else type(exc).__name__}") from None
         for d in described[1:]:
             changed = changed_models(described[0]["models"], d["models"])
             if changed:
@@ -192,6 +198,7 @@ class _Queue:
         self.todo: deque[Problem] = deque(problems)
         self.deaths = [0] * workers
         self.tried: dict[str, set[int]] = {}  # problem id -> the workers it died on
+        self.attempts: dict[str, int] = {}  # problem id -> how many times a worker died on it
         self.max_restarts, self.retries = max_restarts, retries
 
     def alive(self) -> list[int]:
@@ -210,10 +217,10 @@ class _Queue:
     def died(self, w: int, p: Problem) -> None:
         """Worker w died searching p: p goes back to the front, for another worker."""
         self.deaths[w] += 1
-        tried = self.tried.setdefault(p.id, set())
-        tried.add(w)
-        if len(tried) > self.retries:
-            raise RuntimeError(f"problem {p.id!r} killed its worker {len(tried)} times")
+        self.tried.setdefault(p.id, set()).add(w)
+        self.attempts[p.id] = self.attempts.get(p.id, 0) + 1
+        if self.attempts[p.id] > self.retries:
+            raise RuntimeError(f"problem {p.id!r} killed its worker {self.attempts[p.id]} times")
         self.todo.appendleft(p)
 
 

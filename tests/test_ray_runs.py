@@ -58,6 +58,21 @@ def test_ray_missing_says_how_to_install_it(tmp_path, monkeypatch):
         run_solve(args)
 
 
+def test_a_problem_whose_worker_died_goes_to_another_worker_first():
+    from reasoning.types import Problem
+
+    a, b, c = (Problem(f"p{i}", f"{i} + {i} = ?", str(2 * i)) for i in range(3))
+    q = distributed._Queue([a, b, c], workers=2, max_restarts=1, retries=2)
+    assert q.next_for(0) is a and q.next_for(1) is b
+    q.died(0, a)  # worker 0 died searching a: a goes back to the front, but not to worker 0
+    assert q.next_for(0) is c and q.next_for(1) is a and not q.todo
+    q.died(1, a)
+    q.died(1, b)  # worker 1 died twice: past its restarts, only worker 0 is left and a may go back to it
+    assert q.alive() == [0] and q.next_for(0) is b and q.next_for(0) is a
+    with pytest.raises(RuntimeError, match="problem 'p0' killed its worker 3 times"):
+        q.died(0, a)
+
+
 # -- a two-node cluster and PostgreSQL ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def cluster():
