@@ -122,8 +122,11 @@ def search_config(args: argparse.Namespace, settings: Settings) -> SearchConfig:
     A setting not given takes the model's recommended value, else the declaration's default."""
     given = {s.name: getattr(args, s.name) for s in SETTINGS if s.flag and getattr(args, s.name, None) is not None}
     algorithm = given.get("algorithm", BY_NAME["algorithm"].default)
-    return SearchConfig.from_values(given, defaults=recommended_settings(args, algorithm),
-                                    max_budget=settings.max_budget)
+    config = SearchConfig.from_values(given, defaults=recommended_settings(args, algorithm),
+                                      max_budget=settings.max_budget)
+    if config.answer_selection == "orm" and not getattr(args, "orm", None):  # before any model loads
+        raise ValueError("--answer-selection orm needs --orm DIR (a sequence-classification reward model)")
+    return config
 
 
 def load_catalog_arg(args: argparse.Namespace):
