@@ -13,7 +13,7 @@ from reasoning.tree import ReasoningTree  # noqa: E402
 from reasoning.types import Step  # noqa: E402
 
 pytestmark = [pytest.mark.browser]
-USERS = [("ada", "ada-pw", "admin"), ("vic", "vic-pw", "viewer")]
+USERS = [("ada", "ada-pw", "admin"), ("vic", "vic-pw", "viewer"), ("ann", "ann-pw", "annotator")]
 
 
 @pytest.fixture(scope="module")
@@ -27,13 +27,18 @@ def team_app(tmp_path_factory, demo_models):
     store.close()
 
 
+def log_in(page, url: str, user: str) -> None:
+    password = next(u[1] for u in USERS if u[0] == user)
+    login = page.request.post(url.rstrip("/") + "/login", form={"username": user, "password": password})
+    assert login.ok, login.status
+
+
 def test_a_viewer_sees_her_role_and_a_rating_refused(team_app, page):
     url, store = team_app
     tree = ReasoningTree(parse_problem_text("Use 4 7 8 8 to make 24."))
     step = tree.add_child("0", Step("8/8=1 (left: 1 4 7)", "compute"), score=0.5, value=0.5)
     sid = store.create_session(tree, name="viewer", config={}, provenance={}, catalog=None)
-    login = page.request.post(url.rstrip("/") + "/login", form={"username": "vic", "password": "vic-pw"})
-    assert login.ok, login.status
+    log_in(page, url, "vic")
     ub.open_session(page, url, sid, len(tree))
     assert page.locator("#role textarea, #role input").first.input_value() == "viewer"
     assert page.locator("#annotator textarea, #annotator input").first.input_value() == "vic"
@@ -42,3 +47,30 @@ def test_a_viewer_sees_her_role_and_a_rating_refused(team_app, page):
     line = ub.wait_status(page, "needs the annotator role")
     assert line == "⚠ rating a step needs the annotator role; vic is a viewer"
     assert store.annotations(sid) == []
+
+
+def test_assigned_work_progress_guideline_and_skip(team_app, page):
+    from storage.assignments import Work
+
+    url, store = team_app
+    tree = ReasoningTree(parse_problem_text("Use 2 3 4 6 to make 24."))
+    tree.add_child("0", Step("6*4=24 (left: 24)", "compute"), score=0.5, value=0.5)
+    sid = store.create_session(tree, name="assigned", config={}, provenance={}, catalog=None)
+    work = Work(store)
+    work.assign([sid], ["ann"], 1, "ada")
+    work.set_guideline("Rate <b>each</b> step.", "ada")
+    log_in(page, url, "ann")
+    page.goto(url)
+    page.get_by_role("tab", name="Review queue").click()
+    page.locator("#assigned-work").get_by_text("My assigned work").click()
+    progress = page.locator("#assigned-progress textarea, #assigned-progress input").first
+    page.wait_for_function("(el) => el.value.includes('of')", arg=progress.element_handle(), timeout=30_000)
+    assert progress.input_value() == "0 of 1 done in 1 sessions"
+    assert page.locator("#guideline textarea").input_value() == "Rate <b>each</b> step.\n— ada"
+    page.locator("#review-session input, #review-session textarea").first.fill(str(sid))
+    page.locator("#review-session input, #review-session textarea").first.press("Enter")
+    page.wait_for_function(f"() => (document.querySelector('#review-current textarea') || {{}}).value"
+                           f"?.startsWith('session {sid} ')", timeout=30_000)
+    page.click("#review-skip")
+    page.wait_for_function("(el) => el.value.startsWith('1 of 1')", arg=progress.element_handle(), timeout=30_000)
+    assert work.marks("ann", [sid]) == {(sid, "0.0"): ("skip", "")}

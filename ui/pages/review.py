@@ -11,7 +11,10 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from storage.assignments import FLAG_REASONS, Work
+
 from .. import validate as v
+from ..api_work import queue
 from ..calibration import calibration_figure
 from ..service import Explorer
 from ..services import review as rv
@@ -164,3 +167,46 @@ def build_page(engine: Explorer, shared: Shared, tab: gr.Tab | None = None) -> N
     f.session.submit(load, inputs, [*outputs, status], api_visibility="undocumented")
     if tab is not None:  # the queue loads when the tab is opened, not for every visitor of the app
         tab.select(load, inputs, [*outputs, status], api_visibility="undocumented")
+    _wire_assigned(engine, shared, current, status, tab)
+
+
+def _wire_assigned(engine: Explorer, shared: Shared, current: gr.State, status: gr.Textbox,
+                   tab: gr.Tab | None) -> None:
+    """My assigned work (ui/api_work.py): "N of M done" over the steps an admin assigned me, the guideline (plain
+    text), and skip / flag of the current step, which then counts as done."""
+    work = Work(engine.store)
+    with gr.Accordion("My assigned work", open=False, elem_id="assigned-work"):
+        with gr.Row():
+            progress = gr.Textbox(label="assigned to me", elem_id="assigned-progress", interactive=False, lines=1,
+                                  scale=2)
+            reason = gr.Dropdown(list(FLAG_REASONS), value=FLAG_REASONS[0], label="flag reason",
+                                 elem_id="flag-reason", scale=1)
+            skip = gr.Button("Skip this step", elem_id="review-skip", size="sm", scale=1)
+            flag = gr.Button("Flag this step", elem_id="review-flag", size="sm", scale=1)
+        guideline = gr.Textbox(label="guideline", elem_id="guideline", interactive=False, lines=4)
+
+    @guarded
+    def show(request: gr.Request, annotator):
+        user = who(annotator, request)
+        mine = queue(engine, work, user)
+        text, author = work.guideline()
+        line = (f"{mine['line']} in {len(mine['sessions'])} sessions" if mine["sessions"]
+                else "nothing is assigned to you")
+        return line, (f"{text}\n— {author}" if text else "no guideline written yet")
+
+    def marker(kind: str):
+        @guarded
+        def mark(request: gr.Request, annotator, cur, why):
+            require(engine.access, request, "rate")
+            if not cur:
+                raise gr.Error("no step to mark: the queue is empty")
+            user = who(annotator, request)
+            work.mark(int(cur[0]), str(cur[1]), user, kind, why if kind == "flag" else "")
+            done = "skipped" if kind == "skip" else f"flagged ({why})"
+            return show(request, annotator)[0], f"{done} session {cur[0]} node {cur[1]} as {user}"
+        return mark
+
+    skip.click(marker("skip"), [shared.annotator, current, reason], [progress, status], api_visibility="undocumented")
+    flag.click(marker("flag"), [shared.annotator, current, reason], [progress, status], api_visibility="undocumented")
+    if tab is not None:
+        tab.select(show, [shared.annotator], [progress, guideline], api_visibility="undocumented")
