@@ -141,7 +141,7 @@ def _layout(engine: Explorer, status: gr.Textbox, places: Places) -> Inspector:
                             static_columns=[0, 1, 2, 3, 4, 5], elem_id="children-table", max_height=210,
                             show_label=False, column_widths=CHILDREN_WIDTHS, buttons=[])
     with places.details:
-        trace = gr.Dataframe(headers=TRACE_HEADERS, datatype=TRACE_TYPES, interactive=False, wrap=True,
+        trace = gr.Dataframe(headers=TRACE_HEADERS, datatype=TRACE_TYPES, interactive=False, wrap=False,
                              label="trace (root to node): one line per step, whole texts below",
                              elem_id="trace-table", max_height=TRACE_MAX_HEIGHT, max_chars=TRACE_MAX_CHARS,
                              column_widths=TRACE_WIDTHS)
