@@ -199,6 +199,9 @@ def test_a_search_rings_the_matching_steps_and_next_match_selects_them(big, scre
     rings = screen.evaluate("""() => { const gd = document.querySelector('#tree-plot .js-plotly-plot');
         const t = gd.data.find((d) => d.name === 'matches'); return t ? t.x.length : 0; }""")
     assert rings >= 1
+    screen.click("#focus-here")  # zooming to the selected match keeps the search
+    screen.wait_for_function(f"(n) => {{ const t = ({DRAWN})()?.title || ''; return t.includes('whole tree › ')"
+                             " && t.includes('steps match') && t.includes(n); }", arg=node, timeout=15_000)
 
 
 @pytest.mark.parametrize("width", [1400, 1920])

@@ -18,7 +18,7 @@ from ..children import CHILDREN_HEADERS, CHILDREN_TYPES, children_rows, save_chi
 from ..feedback import reported
 from ..figure import tree_figure
 from ..mathtext import LATEX_DELIMITERS, math_markdown, plain
-from ..plots import figure_options, label_patch, session_plot
+from ..plots import View, figure_options, label_patch, session_plot
 from ..service import MAX_EXPAND, TRACE_HEADERS, Explorer
 from ..services.views import trace_math, undo_line
 from ..wiring import USER_ERRORS, Shared, require, who
@@ -283,19 +283,21 @@ def _wire_click(engine: Explorer, shared: Shared, ins: Inspector) -> None:
                       api_visibility="undocumented")
 
     @reported(2)
-    def focus_on(session_id, node_id, color_by):
+    def focus_on(session_id, node_id, color_by, view):
+        """The selected node's subtree (its folds closed), keeping the search's highlights."""
         if not node_id:
             raise ValueError("no node is selected: click a node on the tree first")
-        return node_id, session_plot(engine, session_id, color_by, node_id, node_id)
+        focus = View(node_id, (), View.parse(view).find).dump()
+        return focus, session_plot(engine, session_id, color_by, node_id, focus)
 
     @reported(2)
-    def unfocus(session_id, node_id, color_by):
-        return "", session_plot(engine, session_id, color_by, node_id)
+    def unfocus(session_id, node_id, color_by, view):
+        whole = View(None, (), View.parse(view).find).dump()
+        return whole, session_plot(engine, session_id, color_by, node_id, whole)
 
-    ins.focus_here.click(focus_on, [shared.session, shared.node, shared.color_by], [ins.focus, shared.plot],
-                         api_visibility="undocumented")
-    ins.whole_tree.click(unfocus, [shared.session, shared.node, shared.color_by], [ins.focus, shared.plot],
-                         api_visibility="undocumented")
+    view_in = [shared.session, shared.node, shared.color_by, ins.focus]
+    ins.focus_here.click(focus_on, view_in, [ins.focus, shared.plot], api_visibility="undocumented")
+    ins.whole_tree.click(unfocus, view_in, [ins.focus, shared.plot], api_visibility="undocumented")
     shared.session.change(lambda: "", None, [ins.focus], api_visibility="undocumented", queue=False)
 
 
