@@ -7,6 +7,7 @@ import pytest
 from gradio_client import Client
 
 from reasoning.backends import load_generator, load_scorer
+from reasoning.limits import MAX_PROBLEM_CHARS
 from storage import Store
 from ui.testing import serve
 
@@ -75,7 +76,7 @@ def test_search_rejects_bad_parameters(api):
     rejected(client, "temperatures must be between", PROBLEM, "mcts", 8, 0, 3, 9.0, api_name="/search")
     rejected(client, "candidates must be between", PROBLEM, "mcts", 8, 0, 0, api_name="/search")
     rejected(client, "problem is empty", "   ", api_name="/search")
-    rejected(client, "problem is too long", "x" * 5000, api_name="/search")
+    rejected(client, "problem is too long", "x" * (MAX_PROBLEM_CHARS + 1), api_name="/search")
 
 
 def test_rate_and_rate_children(api, session):
