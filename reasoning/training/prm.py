@@ -230,29 +230,29 @@ def lr_factor(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def train_steps(model, data: list[Encoded], config: TrainConfig, pad: int, device: torch.device, *,
-                progress: Callable[[int, int, float], None] | None = None) -> list[float]:
-    """AdamW with warmup and cosine decay; returns the smoothed loss every 50 steps (and at the end)."""
+def train_loop(model, size: int, config: Any, loss_of: Callable[[list[int]], torch.Tensor], *,
+               warmup: Callable[[int], int], progress: Callable[[int, int, float], None] | None = None) -> list[float]:
+    """The one training loop of both trainers (this PRM's and the generator's, `sft.py`): shuffled passes over `size`
+    rows, `config.batch_size` indices at a time handed to `loss_of`, AdamW with `warmup(total)` steps, then cosine decay;
+    returns the smoothed loss every 50 steps (and at the end). `config` has seed, steps, epochs, batch_size, lr and
+    weight_decay."""
     rng = random.Random(config.seed)
     torch.manual_seed(config.seed)
-    total = config.steps or max(1, math.ceil(config.epochs * len(data) / config.batch_size))
-    warmup = round(config.warmup * total)
+    total = config.steps or max(1, math.ceil(config.epochs * size / config.batch_size))
+    steps_warm = warmup(total)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     order: list[int] = []
     losses, running = [], 0.0
     model.train()
     for step in range(total):
         if len(order) < config.batch_size:
-            fresh = list(range(len(data)))
+            fresh = list(range(size))
             rng.shuffle(fresh)
             order += fresh
-        rows = [data[order.pop()] for _ in range(min(config.batch_size, len(data)))]
-        ids, mask, target = _batch(rows, pad, device)
+        rows = [order.pop() for _ in range(min(config.batch_size, size))]
         for group in opt.param_groups:
-            group["lr"] = config.lr * lr_factor(step, total, warmup)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            logits = model(input_ids=ids, attention_mask=mask).logits
-        loss = soft_target_loss(logits, target)
+            group["lr"] = config.lr * lr_factor(step, total, steps_warm)
+        loss = loss_of(rows)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -264,6 +264,20 @@ def train_steps(model, data: list[Encoded], config: TrainConfig, pad: int, devic
             progress(step + 1, total, running)
     model.eval()
     return losses
+
+
+def train_steps(model, data: list[Encoded], config: TrainConfig, pad: int, device: torch.device, *,
+                progress: Callable[[int, int, float], None] | None = None) -> list[float]:
+    """AdamW with warmup and cosine decay on the soft-target loss; returns the smoothed loss every 50 steps."""
+
+    def loss_of(rows: list[int]) -> torch.Tensor:
+        ids, mask, target = _batch([data[i] for i in rows], pad, device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            logits = model(input_ids=ids, attention_mask=mask).logits
+        return soft_target_loss(logits, target)
+
+    return train_loop(model, len(data), config, loss_of, warmup=lambda total: round(config.warmup * total),
+                      progress=progress)
 
 
 # -- evaluation ------------------------------------------------------------------------------------

@@ -9,8 +9,6 @@ models would go through peft, which this project does not install; `finetune` sa
 from __future__ import annotations
 
 import json
-import math
-import random
 import shutil
 import tempfile
 import time
@@ -116,39 +114,17 @@ def _batch(rows: list[tuple[list[int], list[int]]], pad: int) -> tuple[torch.Ten
 
 def train(model, data: list[tuple[list[int], list[int]]], config: SFTConfig, pad: int, *,
           progress: Callable[[int, int, float], None] | None = None) -> list[float]:
-    """AdamW with warmup and cosine decay on the labelled tokens; returns the smoothed loss every 50 steps."""
-    rng = random.Random(config.seed)
-    torch.manual_seed(config.seed)
-    total = config.steps or max(1, math.ceil(config.epochs * len(data) / config.batch_size))
-    warmup = max(1, round(config.warmup * total))
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    order: list[int] = []
-    losses, running = [], 0.0
-    model.train()
-    for step in range(total):
-        if len(order) < config.batch_size:
-            fresh = list(range(len(data)))
-            rng.shuffle(fresh)
-            order += fresh
-        ids, labels, mask = _batch([data[order.pop()] for _ in range(min(config.batch_size, len(data)))], pad)
-        scale = (step + 1) / warmup if step < warmup else 0.5 * (1 + math.cos(math.pi * (step - warmup) /
-                                                                             max(1, total - warmup)))
-        for group in opt.param_groups:
-            group["lr"] = config.lr * scale
+    """The shared training loop (`prm.train_loop`) on the labelled tokens' next-token loss."""
+    from .prm import train_loop
+
+    def loss_of(rows: list[int]) -> torch.Tensor:
+        ids, labels, mask = _batch([data[i] for i in rows], pad)
         logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits.float()
-        loss = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
+        return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
                                                  labels[:, 1:].reshape(-1).to(model.device), ignore_index=IGNORE)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        running = 0.95 * running + 0.05 * loss.item() if step else loss.item()
-        if step % 50 == 0 or step == total - 1:
-            losses.append(round(running, 4))
-        if progress is not None:
-            progress(step + 1, total, running)
-    model.eval()
-    return losses
+
+    return train_loop(model, len(data), config, loss_of, warmup=lambda total: max(1, round(config.warmup * total)),
+                      progress=progress)
 
 
 def finetune(base: str | Path, demos: list[Demonstration], out: str | Path, config: SFTConfig = SFTConfig(), *,
