@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from experiments.compare import compare, run_rows, summary
+from experiments.compare import compare, run_rows
 from reasoning.tree import ReasoningTree
 from reasoning.types import Problem, Step
 from storage import Store
@@ -77,7 +77,7 @@ def main() -> None:
     a, b = fill_run(runs, some, "mcts", 0.85, 1), fill_run(runs, some, "best_of_n", 0.78, 2)
     print(f"filled {args.problems} problems and two runs of {args.run_problems} in {time.perf_counter() - t0:.0f} s "
           f"({url.split('://')[0]})")
-    table, rows = timed(lambda: run_rows([summary(runs, r.id) for r in runs.all()]))
+    table, rows = timed(lambda: run_rows(runs.all()))
     print(f"runs table ({len(rows)} runs of {args.run_problems} problems): {table * 1000:.0f} ms  [{load()}]")
     cmp_s, c = timed(lambda: compare(runs, a, b))
     print(f"comparison of two {args.run_problems}-problem runs: {cmp_s * 1000:.0f} ms ({c.stats.n} shared, "

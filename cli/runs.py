@@ -41,7 +41,7 @@ def run_runs(args: argparse.Namespace) -> int:
 
 
 def _list(runs: Runs, args: argparse.Namespace) -> int:
-    rows = run_rows([summary(runs, r.id) for r in runs.all()])
+    rows = run_rows(runs.all())
     if not rows:
         print("no runs yet: `python app.py solve --problems FILE --run-name NAME ...` records one")
         return 0

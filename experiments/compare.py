@@ -110,13 +110,18 @@ def models_line(models: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def run_rows(summaries: list[RunSummary]) -> list[list[Any]]:
-    """The runs table's rows."""
+def solve_rate(info: RunInfo) -> tuple[float, tuple[float, float]]:
+    """A run's solve rate over its finished problems and its Wilson interval, from its stored counts alone."""
+    return (info.solved / info.done if info.done else 0.0), wilson(info.solved, info.done)
+
+
+def run_rows(infos: list[RunInfo]) -> list[list[Any]]:
+    """The runs table's rows (from the runs' counts: no result is read)."""
     out = []
-    for s in summaries:
-        i, (lo, hi) = s.info, s.interval
+    for i in infos:
+        rate, (lo, hi) = solve_rate(i)
         out.append([i.id, i.name, i.problem_set, i.algorithm, i.budget, f"{i.solved}/{i.done} of {i.problems}",
-                    f"{s.rate:.1%} ({lo:.1%}–{hi:.1%})" if i.done else "-", _fmt(i.nodes), _fmt(i.tokens),
+                    f"{rate:.1%} ({lo:.1%}–{hi:.1%})" if i.done else "-", _fmt(i.nodes), _fmt(i.tokens),
                     _fmt(i.seconds, 2), i.status, models_line(i.models)])
     return out
 

@@ -11,9 +11,10 @@ from pathlib import Path
 import gradio as gr
 import plotly.graph_objects as go
 
-from experiments.compare import RUN_HEADERS, Comparison, RunSummary, run_rows
+from experiments.compare import RUN_HEADERS, Comparison, run_rows, solve_rate
 from experiments.report import figures, write_report
 from reasoning.search.config import BY_NAME
+from storage.runs import RunInfo
 
 from ..figure import empty_figure
 from ..service import Explorer
@@ -31,24 +32,25 @@ def progress_html(line: str, fraction: float) -> str:
             f"<div class='run-progress-line'>{escape(line)}</div>" if line else "")
 
 
-def scaling_figure(summaries: list[RunSummary]) -> go.Figure:
+def scaling_figure(infos: list[RunInfo]) -> go.Figure:
     """Solve rate against budget and against mean generated tokens, one line per (problem set, algorithm), with
     Wilson intervals; runs that differ only in budget make a curve."""
-    done = [s for s in summaries if s.info.done]
+    done = [i for i in infos if i.done]
     if not done:
         return empty_figure("Finished runs draw their scaling curves here")
     fig = go.Figure()
-    groups: dict[tuple[str, str], list[RunSummary]] = {}
-    for s in done:
-        groups.setdefault((s.info.problem_set, s.info.algorithm), []).append(s)
+    groups: dict[tuple[str, str], list[RunInfo]] = {}
+    for i in done:
+        groups.setdefault((i.problem_set, i.algorithm), []).append(i)
     for (pset, algo), items in sorted(groups.items()):
-        items.sort(key=lambda s: s.info.budget)
+        items.sort(key=lambda i: i.budget)
+        rates = [solve_rate(i) for i in items]
         fig.add_trace(go.Scatter(
-            x=[s.info.budget for s in items], y=[s.rate for s in items], mode="lines+markers",
+            x=[i.budget for i in items], y=[r for r, _ in rates], mode="lines+markers",
             name=escape(f"{algo} · {pset}"),
-            error_y={"type": "data", "symmetric": False, "array": [s.interval[1] - s.rate for s in items],
-                     "arrayminus": [s.rate - s.interval[0] for s in items]},
-            customdata=[[s.info.id, s.info.tokens or 0] for s in items],
+            error_y={"type": "data", "symmetric": False, "array": [hi - r for r, (_, hi) in rates],
+                     "arrayminus": [r - lo for r, (lo, _) in rates]},
+            customdata=[[i.id, i.tokens or 0] for i in items],
             hovertemplate="run %{customdata[0]}: %{y:.1%} at budget %{x} (%{customdata[1]:.0f} tokens)<extra></extra>"))
     fig.update_layout(title="solve rate against budget (95% Wilson intervals)", xaxis_title="budget (nodes)",
                       xaxis_type="log", yaxis_title="solved", yaxis_tickformat=".0%", height=360,
@@ -88,9 +90,9 @@ def build_page(engine: Explorer, shared: Shared, tab: gr.Tab | None = None) -> N
     timer = gr.Timer(TICK_SECONDS, active=False)
 
     def listing():
-        summaries = jobs.summaries()
+        infos = jobs.infos()
         line, frac = jobs.progress(None)
-        return (run_rows(summaries), scaling_figure(summaries), progress_html(line, frac),
+        return (run_rows(infos), scaling_figure(infos), progress_html(line, frac),
                 gr.Timer(active=bool(jobs.running())))
 
     view = [table, scaling, progress, timer]

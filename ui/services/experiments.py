@@ -4,11 +4,11 @@ server (never inside a page event), so closing the tab does not stop it and anno
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from experiments.compare import Comparison, RunSummary, compare, summary
+from experiments.compare import Comparison, compare
 from experiments.execute import Tick, changed_models, execute, models_identity, start
 from reasoning.problems import read_problems
 from reasoning.search import SearchConfig
@@ -123,12 +123,9 @@ class RunJobs:
             line += f" · {job.error}"
         return line, frac
 
-    def summaries(self) -> list[RunSummary]:
-        out = []
-        for info in self.runs.all():
-            s = summary(self.runs, info.id)
-            out.append(RunSummary(**{**s.__dict__, "info": RunInfo(**{**info.__dict__, "status": self.status(info)})}))
-        return out
+    def infos(self) -> list[RunInfo]:
+        """Every run with its state as this server sees it (the runs table reads counts only, never results)."""
+        return [replace(info, status=self.status(info)) for info in self.runs.all()]
 
     def compare(self, a: Any, b: Any) -> Comparison:
         ra, rb = v.integer(a, "run A", 1, 2**31 - 1), v.integer(b, "run B", 1, 2**31 - 1)
