@@ -184,7 +184,7 @@ def solve_run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from experiments.execute import Tick, changed_models
+    from experiments.execute import Tick, refuse_changed_models
     from reasoning.problems import read_problems
     from reasoning.search import SearchConfig
 
@@ -222,10 +222,7 @@ def solve_run(args: argparse.Namespace) -> int:
         print(f"run {rid} {args.run_name!r}: {len(problems)} problems, {config.algorithm} at budget {config.budget}",
               file=sys.stderr)
     else:
-        changed = changed_models(info.models, models.identity)
-        if changed:
-            raise ValueError(f"run {rid}'s {' and '.join(changed)} changed since it started (weights sha256 or "
-                             "server); resume it with the same models, or start a new run")
+        refuse_changed_models(info, models.identity)
         print(f"resuming run {rid} {info.name!r}: {info.done} of {info.problems} done", file=sys.stderr)
     bar = tqdm(total=runs.info(rid).problems, initial=runs.info(rid).done, desc=f"run {rid}", unit="problem",
                disable=args.quiet, file=sys.stderr)

@@ -46,6 +46,14 @@ def changed_models(stored: dict[str, Any], now: dict[str, Any]) -> list[str]:
     return out
 
 
+def refuse_changed_models(info: Any, identity: dict[str, Any]) -> None:
+    """A resume with other models than the run started with is refused in one line (results would be mixed)."""
+    changed = changed_models(info.models, identity)
+    if changed:
+        raise ValueError(f"run {info.id}'s {' and '.join(changed)} changed since it started (weights sha256 or "
+                         "server); resume it with the same models, or start a new run")
+
+
 def start(runs: Runs, problems: list[Problem], config: SearchConfig, generator, scorer, *, name: str,
           problem_set: str, started_by: str, catalog=None) -> int:
     """A new run, every problem pending; `execute` runs it."""

@@ -171,3 +171,17 @@ def test_a_run_killed_mid_way_resumes_with_every_problem_once_and_the_same_answe
     uninterrupted = [json.loads(x) for x in (tmp_path / "w.jsonl").read_text().splitlines()]
     pick = lambda recs: [(r["id"], r["answer"], r["solved"], r["nodes"]) for r in recs]  # noqa: E731
     assert pick(killed) == pick(uninterrupted)
+
+
+def test_a_resume_with_changed_model_weights_is_refused(store):
+    from experiments.execute import refuse_changed_models
+
+    runs = Runs(store)
+    models = {"generator": {"model_dir": "/m/g", "weights_sha256": {"model.safetensors": "aa"}},
+              "prm": {"model_dir": "/m/p", "weights_sha256": {"model.safetensors": "bb"}}}
+    rid = runs.create(name="r", problem_set="s", problems=problems(1), config={"algorithm": "greedy", "budget": 1},
+                      models=models, started_by="t")
+    refuse_changed_models(runs.info(rid), models)  # the same models: nothing said
+    retrained = {**models, "prm": {"model_dir": "/m/p", "weights_sha256": {"model.safetensors": "cc"}}}
+    with pytest.raises(ValueError, match=f"run {rid}'s prm changed since it started"):
+        refuse_changed_models(runs.info(rid), retrained)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.compare import Comparison, compare
-from experiments.execute import Tick, changed_models, execute, models_identity, start
+from experiments.execute import Tick, execute, models_identity, refuse_changed_models, start
 from reasoning.problems import read_problems
 from reasoning.search import SearchConfig
 from storage.runs import RunInfo, Runs
@@ -81,9 +81,10 @@ class RunJobs:
         v.need(rid not in self.running(), f"run {rid} is running already")
         v.need(info.done < info.problems, f"run {rid} has finished every problem")
         generator, scorer = self.registry.pair(None, None)
-        changed = changed_models(info.models, models_identity(generator, scorer))
-        v.need(not changed, f"run {rid}'s {' and '.join(changed)} changed since it started (weights sha256); load "
-                            "the same models to resume it, or start a new run")
+        try:
+            refuse_changed_models(info, models_identity(generator, scorer))
+        except ValueError as exc:
+            raise v.UserError(str(exc)) from None
         try:
             config = SearchConfig.from_stored(info.config, max_budget=self.max_budget)
         except ValueError as exc:
