@@ -10,14 +10,13 @@ pytest.importorskip("playwright")
 
 import test_ui_browser as ub  # noqa: E402
 from test_import import PRM800K  # noqa: E402
+from test_ui_small_defects import import_report  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def report_says(page, needle: str) -> str:
-    page.wait_for_function("(s) => (document.querySelector('#import-report textarea') || {}).value?.includes(s)",
-                           arg=needle, timeout=60_000)
-    return page.locator("#import-report textarea").input_value()
+    return import_report(page, needle, timeout=60_000)
 
 
 def test_a_prm800k_file_is_detected_and_imported_once(app, page, tmp_path):

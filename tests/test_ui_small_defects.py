@@ -108,9 +108,9 @@ def test_undoing_an_expansion_removes_its_children(app, page):
 
 
 # -- an imported problem set is offered at once; a re-import counts what was new ------------------------------------
-def import_report(page, needle: str) -> str:
+def import_report(page, needle: str, timeout: float = 30_000) -> str:
     page.wait_for_function("(s) => (document.querySelector('#import-report textarea') || {}).value?.includes(s)",
-                           arg=needle, timeout=30_000)
+                           arg=needle, timeout=timeout)
     return page.locator("#import-report textarea").input_value()
 
 
