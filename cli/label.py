@@ -124,7 +124,7 @@ def _search_problems(store, problems, generator, scorer, config, catalog, quiet:
 
 
 def _label_sessions(store, sessions: list[int], generator, config, args: argparse.Namespace) -> dict[str, int]:
-    from storage.autolabel import label_first_errors, label_rollouts
+    from experiments.autolabel import label_first_errors, label_rollouts
 
     from .progress import progress
 
@@ -140,12 +140,12 @@ def _label_sessions(store, sessions: list[int], generator, config, args: argpars
                 seen[0] = done
 
             bar.set_postfix(session=sid)
-            report = label_rollouts(store, sid, generator, config, skip_labelled=not args.relabel,
+            report = label_rollouts(store, sid, generator, config, skip_labeled=not args.relabel,
                                     chunk=args.chunk, progress=advance)
             bar.update(report.skipped)
             _add(totals, report)
             if args.first_error:
-                _add(totals, label_first_errors(store, sid, generator, config, skip_labelled=not args.relabel))
+                _add(totals, label_first_errors(store, sid, generator, config, skip_labeled=not args.relabel))
     finally:
         bar.close()
     return totals

@@ -157,10 +157,10 @@ def _trees(args: argparse.Namespace, db: str, weak: Path) -> None:
 def _label(args: argparse.Namespace, db: str) -> dict:
     from tqdm import tqdm
 
+    from experiments.autolabel import label_rollouts
     from reasoning.backends import DEMO_GENERATOR_DIR
     from reasoning.labeling import RolloutConfig
     from storage import Store
-    from storage.autolabel import label_rollouts
 
     from .rollouts import SamplerGenerator, load_sampler
 

@@ -13,7 +13,7 @@ from reasoning.problems import countdown_problem
 from reasoning.search import search
 from storage import Store
 from storage.labels import leaf_paths
-from ui.autolabel import Stopped, estimate_by_rollouts, find_first_error
+from ui.services.autolabel import Stopped, estimate_by_rollouts, find_first_error
 
 pytestmark = pytest.mark.model
 DEMO_FACTORS = {"compute", "verify", "correct", "conclude"}

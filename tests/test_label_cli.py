@@ -7,7 +7,7 @@ import json
 import pytest
 
 import app
-import storage.autolabel as autolabel
+import experiments.autolabel as autolabel
 from demo.scaling import demo_config
 from reasoning.backends import DEMO_GENERATOR_DIR, DEMO_PRM_DIR, load_generator, load_scorer
 from reasoning.factors import load_catalog

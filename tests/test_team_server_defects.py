@@ -27,6 +27,7 @@ from starlette.routing import Route
 
 import app
 from engine.server import EngineServer, EngineServerError, ServerSpec
+from experiments.autolabel import label_rollouts
 from reasoning import limits
 from reasoning.backends import load_generator, load_scorer
 from reasoning.factors import load_catalog
@@ -37,7 +38,6 @@ from reasoning.training.prm import TrainConfig
 from reasoning.tree import ReasoningTree
 from reasoning.types import Problem, Step
 from storage import StorageError, Store
-from storage.autolabel import label_rollouts
 from storage.logins import LoginBook
 from ui.app import build_app
 from ui.login import Keys, LoginThrottle, LoginThrottleMiddleware, ThrottlePolicy

@@ -71,7 +71,7 @@ def test_a_search_goes_on_to_its_budget_after_its_tab_closes(app, browser):
     other.context.close()
 
 
-# -- item 12: labelling a whole session or a subtree by rollouts from the page; the trace shows new auto labels ----
+# -- item 12: labeling a whole session or a subtree by rollouts from the page; the trace shows new auto labels ----
 @pytest.fixture(scope="module")
 def searched(app, demo_models):
     """Three stored Countdown trees grown by the demo models (rollouts need a problem with a checker): `first`,
@@ -103,13 +103,13 @@ def trace_says(page, needle: str, timeout: float = 30_000) -> None:
 
 
 def live_steps(store, sid: int, under: str = "0") -> set[str]:
-    from storage.autolabel import live_steps as steps
+    from experiments.autolabel import live_steps as steps
 
     tree = store.load_tree(sid)
     return set(steps(tree)) & set(tree.subtree(under))
 
 
-def rollout_labelled(store, sid: int) -> set[str]:
+def rollout_labeled(store, sid: int) -> set[str]:
     return {a.node_id for a in store.auto_labels(sid) if a.method == "rollout"}
 
 
@@ -127,7 +127,7 @@ def test_first_error_shows_its_labels_in_the_trace(app, page, searched):
     ub.shot(page, "runs-02-first-error-trace")
 
 
-def test_a_whole_session_is_labelled_by_rollouts_from_the_page_with_progress_and_stop(app, page, searched):
+def test_a_whole_session_is_labeled_by_rollouts_from_the_page_with_progress_and_stop(app, page, searched):
     url, store = app
     sid = searched["session"]
     steps = live_steps(store, sid)
@@ -135,11 +135,11 @@ def test_a_whole_session_is_labelled_by_rollouts_from_the_page_with_progress_and
     page.click("#label-session")
     page.wait_for_function("""(s) => (document.querySelector('#autolabel-result textarea') || {}).value?.includes(s)
         """, arg=f"rollout labels of the steps of session {sid}", polling="raf", timeout=60_000)
-    done = rb.wait_value(page, "autolabel-result", "labelled", timeout=400)
-    assert done.startswith(f"labelled {len(steps)} of the {len(steps)} steps of session {sid} by rollouts"), done
-    assert rollout_labelled(store, sid) == steps
+    done = rb.wait_value(page, "autolabel-result", "labeled", timeout=400)
+    assert done.startswith(f"labeled {len(steps)} of the {len(steps)} steps of session {sid} by rollouts"), done
+    assert rollout_labeled(store, sid) == steps
     trace_says(page, "(rollout)")
-    ub.shot(page, "runs-03-session-labelled")
+    ub.shot(page, "runs-03-session-labeled")
 
     page.locator("#autolabel-relabel input").check()  # all over again, long (64 rollouts a step), then Stop
     rb.set_number(page, "autolabel-rollouts", 64)
@@ -148,11 +148,11 @@ def test_a_whole_session_is_labelled_by_rollouts_from_the_page_with_progress_and
     page.click("#stop-autolabel")
     end = rb.wait_value(page, "autolabel-result", "stopped:", timeout=400)
     kept = int(end.split("stopped: ", 1)[1].split(" ", 1)[0])
-    assert kept < len(steps) and f"of the {len(steps)} steps of session {sid} labelled and stored" in end
+    assert kept < len(steps) and f"of the {len(steps)} steps of session {sid} labeled and stored" in end
     assert sum(a.rollouts == 64 for a in store.auto_labels(sid) if a.method == "rollout") == kept
 
 
-def test_the_selected_subtree_is_labelled_by_rollouts_from_the_page(app, page, searched):
+def test_the_selected_subtree_is_labeled_by_rollouts_from_the_page(app, page, searched):
     url, store = app
     sid = searched["subtree"]
     tree = store.load_tree(sid)
@@ -161,10 +161,10 @@ def test_the_selected_subtree_is_labelled_by_rollouts_from_the_page(app, page, s
     assert 1 < len(under) < len(live_steps(store, sid))
     open_autolabel(page, url, store, sid, top)
     page.click("#label-subtree")
-    done = rb.wait_value(page, "autolabel-result", "labelled", timeout=400)
-    assert done.startswith(f"labelled {len(under)} of the {len(under)} steps of the subtree under node {top} "
+    done = rb.wait_value(page, "autolabel-result", "labeled", timeout=400)
+    assert done.startswith(f"labeled {len(under)} of the {len(under)} steps of the subtree under node {top} "
                            f"of session {sid}"), done
-    assert rollout_labelled(store, sid) == under
+    assert rollout_labeled(store, sid) == under
     trace_says(page, "(rollout)")
     again = Client(url, verbose=False).predict(sid, top, 2, 4, 0, False, api_name="/label_rollouts")
     assert (again["steps"], again["labelled"], again["skipped"]) == (len(under), 0, len(under))  # the API: all done

@@ -9,7 +9,7 @@ import gradio as gr
 
 from . import validate as v
 from .service import Explorer
-from .services import autojobs
+from .services import autolabel as autojobs
 from .services import review as rv
 from .wiring import guarded, require
 

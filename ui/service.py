@@ -1,8 +1,9 @@
 """The explorer's actions as plain functions over ids: no Gradio here, so scripts and tests call them directly.
 
 `Explorer` is a thin facade over the services in `ui/services/` (one module per job: the model registry, sessions,
-live runs, labelling commands, views, import/export). Each action validates its arguments (`ui.validate`), opens at
-most one storage unit of work, and returns plain values. ARCHITECTURE.md, "The explorer", draws the picture.
+live runs, human ratings and edits, automatic labels, views, import/export). Each action validates its arguments
+(`ui.validate`), opens at most one storage unit of work, and returns plain values. ARCHITECTURE.md, "The explorer",
+draws the picture.
 """
 from __future__ import annotations
 
@@ -21,10 +22,10 @@ from reasoning.types import Problem
 from . import validate as v
 from .roles import Access
 from .services import views
-from .services.autojobs import AutoLabelJobs
+from .services.autolabel import AutoLabelJobs
 from .services.experiments import RunJobs
-from .services.labelling import MAX_EXPAND, Labelling
 from .services.models import ModelLoader, ModelRegistry, load_with_backends
+from .services.ratings import MAX_EXPAND, Ratings
 from .services.review_data import ReviewData
 from .services.runs import LiveRuns, RunUpdate
 from .services.sessions import Sessions
@@ -73,7 +74,7 @@ class Explorer:
                                       loader=self.loader, model_roots=self.model_roots)
         self.sessions_ = Sessions(self.store)
         self.runs = LiveRuns(self.sessions_, self.registry, self.max_budget)
-        self.labelling = Labelling(self.sessions_, self.registry, self.catalog, self.max_budget)
+        self.ratings = Ratings(self.sessions_, self.registry, self.catalog, self.max_budget)
         self.transfer = Transfer(self.store)
         self.review = ReviewData(self.store, self.registry)  # the review queue's inputs (ui/pages/review.py)
         self.autojobs = AutoLabelJobs(self.store, self.registry)  # rollouts and first-error search from the web
@@ -191,34 +192,34 @@ class Explorer:
         t = self.sessions_.target(session_id, node_id, editable=False)
         return views.children_rows(t.tree, t.nid)
 
-    # -- labelling -----------------------------------------------------------------------------------
+    # -- human ratings and edits ---------------------------------------------------------------------
     def rate(self, session_id: Any, node_id: Any, rating: Any, **kwargs: Any):
-        return self.labelling.rate(session_id, node_id, rating, **kwargs)
+        return self.ratings.rate(session_id, node_id, rating, **kwargs)
 
     def rate_children(self, session_id: Any, node_id: Any, rows: Any, *, annotator: Any = None) -> int:
-        return self.labelling.rate_children(session_id, node_id, rows, annotator=annotator)
+        return self.ratings.rate_children(session_id, node_id, rows, annotator=annotator)
 
     def edit(self, session_id: Any, node_id: Any, text: Any, *, annotator: Any = None) -> str:
-        return self.labelling.edit(session_id, node_id, text, annotator=annotator)
+        return self.ratings.edit(session_id, node_id, text, annotator=annotator)
 
     def add_human_step(self, session_id: Any, node_id: Any, text: Any, factor: Any = None, *,
                        annotator: Any = None) -> str:
-        return self.labelling.add_human_step(session_id, node_id, text, factor, annotator=annotator)
+        return self.ratings.add_human_step(session_id, node_id, text, factor, annotator=annotator)
 
     def human_step_choices(self, session_id: Any, node_id: Any) -> tuple[list[str], str]:
-        return self.labelling.human_step_choices(session_id, node_id)
+        return self.ratings.human_step_choices(session_id, node_id)
 
     def expand(self, session_id: Any, node_id: Any, factor: Any, n: Any = 3, *, annotator: Any = None) -> list[str]:
-        return self.labelling.expand(session_id, node_id, factor, n, annotator=annotator)
+        return self.ratings.expand(session_id, node_id, factor, n, annotator=annotator)
 
     def prune(self, session_id: Any, node_id: Any, **kwargs: Any):
-        return self.labelling.prune(session_id, node_id, **kwargs)
+        return self.ratings.prune(session_id, node_id, **kwargs)
 
     def undo(self, session_id: Any, *, annotator: Any = None):
-        return self.labelling.undo(session_id, annotator=annotator)
+        return self.ratings.undo(session_id, annotator=annotator)
 
     def summarize(self, session_id: Any, node_id: Any) -> str:
-        return self.labelling.summarize(session_id, node_id)
+        return self.ratings.summarize(session_id, node_id)
 
     # -- sessions ------------------------------------------------------------------------------------
     def sessions(self, query: Any = "", include_deleted: Any = False) -> list[list[Any]]:

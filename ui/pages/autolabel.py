@@ -2,7 +2,7 @@
 
 "Estimate by rollouts" runs N continuations from the selected node; "Find the first error" bisects the root-to-node
 path by rollouts (OmegaPRM); "Label the whole session" and "Label the selected subtree" estimate every live step
-(`python app.py label` from the page). Each runs as a job (`ui/services/autojobs.py`) that the page polls for
+(`python app.py label` from the page). Each runs as a job (`ui/services/autolabel.py`) that the page polls for
 progress and the Stop button ends between rollout rounds; the result line shows the rollout value beside the PRM
 score, and the trace shows the new labels when the job ends. Each piece is one call from the page that owns the
 surrounding layout (`inspector.build_page`, `explore._controls`).
@@ -12,13 +12,13 @@ from __future__ import annotations
 import gradio as gr
 
 from ..service import Explorer
-from ..services import autojobs
+from ..services import autolabel
 from ..wiring import Shared, guarded, require
 
 POLL_SECONDS = 0.3
 
 
-def job_name(job: autojobs.Job) -> str:
+def job_name(job: autolabel.Job) -> str:
     if job.kind == "label":
         where = "" if job.node_id == "0" else f" under node {job.node_id}"
         return f"rollout labels of the steps{where} of session {job.session_id}"
@@ -26,7 +26,7 @@ def job_name(job: autojobs.Job) -> str:
     return f"{what} on node {job.node_id} of session {job.session_id}"
 
 
-def progress_line(job: autojobs.Job, stopping: bool = False) -> str:
+def progress_line(job: autolabel.Job, stopping: bool = False) -> str:
     unit = "rounds" if job.kind == "first_error" else "nodes"
     done = f"{job.done}/{job.total} {unit}" if job.total else "starting"
     then = "stopping after the current round…" if stopping else "(Stop ends it after the current round)"
@@ -43,7 +43,7 @@ def run_job(engine: Explorer, kind: str, *, whole_session: bool = False):
         if not whole_session and not node_id:
             raise ValueError("no node is selected: click a node on the tree first")
         node = "0" if whole_session else node_id
-        job = engine.autojobs.start(kind, autojobs.request(session_id, node, rollouts, relabel=relabel))
+        job = engine.autojobs.start(kind, autolabel.request(session_id, node, rollouts, relabel=relabel))
         # at once, then while it runs: on a quiet machine a small job ends before the first poll, and the box would
         # otherwise go from the last result straight to the new one with no sign that anything ran
         yield progress_line(job, engine.autojobs.stopping(job.session_id))
@@ -52,7 +52,7 @@ def run_job(engine: Explorer, kind: str, *, whole_session: bool = False):
         if job.error is not None:
             raise job.error
         assert job.result is not None
-        yield autojobs.summary(job.result)
+        yield autolabel.summary(job.result)
 
     return run
 
@@ -63,7 +63,7 @@ def build_section(engine: Explorer, shared: Shared, trace: gr.Dataframe | None =
     what the job stored."""
     with gr.Accordion("Automatic labels (rollouts to the gold answer)", open=False, elem_id="autolabel"):
         with gr.Row():
-            rollouts = gr.Number(8, label="rollouts", precision=0, minimum=1, maximum=autojobs.MAX_ROLLOUTS,
+            rollouts = gr.Number(8, label="rollouts", precision=0, minimum=1, maximum=autolabel.MAX_ROLLOUTS,
                                  elem_id="autolabel-rollouts")
             estimate = gr.Button("Estimate by rollouts", elem_id="estimate-rollouts", size="sm")
             first = gr.Button("Find the first error on the path", elem_id="first-error", size="sm")

@@ -1,4 +1,4 @@
-"""Labelling commands: rate, rate children, edit, write, expand, prune, undo, summarize.
+"""Human ratings and edits of a tree: rate, rate children, edit, write, expand, prune, undo, summarize.
 
 Each resolves its target with `Sessions.target` (session exists, editable, node in the tree), validates its own
 values, and makes one storage unit of work, so an acknowledged action is committed.
@@ -24,7 +24,7 @@ SUMMARY_FACTOR = ThoughtFactor("summarize", "Summarize the reasoning so far", cu
 
 
 @dataclass
-class Labelling:
+class Ratings:
     sessions: Sessions
     models: ModelRegistry
     catalog: Catalog
