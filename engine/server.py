@@ -25,7 +25,7 @@ from typing import Any
 
 from reasoning.digests import weights_sha256
 
-from .env import engine_home, engine_python, ensure_engine_env
+from .env import engine_home, engine_python, ensure_engine_env, external_engine_python
 
 READY_TIMEOUT_S = 900
 TAIL_LINES = 50  # output lines kept of a server started without a log file
@@ -49,7 +49,7 @@ class ServerSpec:
     cores: str = "0"  # VLLM_CPU_OMP_THREADS_BIND: "0", "1", "0-1", ...
     max_model_len: int = 320
     block_size: int = 32
-    kv_cache_bytes: str = "64M"
+    kv_cache_bytes: str | None = "64M"  # None: vLLM sizes the cache from --gpu-memory-utilization (a GPU)
     dtype: str = "float32"
     max_logprobs: int = 64
     served_name: str | None = None
@@ -118,7 +118,8 @@ def server_command(spec: ServerSpec, python: Path, model_dir: Path) -> list[str]
         "--model", str(model_dir), "--served-model-name", spec.name,
         "--host", spec.host, "--port", str(spec.port),
         "--dtype", spec.dtype, "--max-model-len", str(spec.max_model_len),
-        "--block-size", str(spec.block_size), "--kv-cache-memory-bytes", spec.kv_cache_bytes,
+        "--block-size", str(spec.block_size),
+        *(["--kv-cache-memory-bytes", spec.kv_cache_bytes] if spec.kv_cache_bytes else []),
         "--enable-prefix-caching", "--max-logprobs", str(spec.max_logprobs),
         "--disable-log-stats", "--uvicorn-log-level", "warning",
     ]
@@ -184,9 +185,9 @@ class EngineServer:
         say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
         if not self.spec.model.is_dir():
             raise EngineServerError(f"model directory {self.spec.model} does not exist")
-        env_dir = ensure_engine_env(say)
+        python = external_engine_python() or engine_python(ensure_engine_env(say))
         model_dir = pooling_model_dir(self.spec.model) if self.spec.pooling else self.spec.model
-        cmd = server_command(self.spec, engine_python(env_dir), model_dir)
+        cmd = server_command(self.spec, python, model_dir)
         self._spawn(cmd, server_environment(self.spec))
         say(f"engine: starting vLLM for {self.spec.model} on {self.url} (cores {self.spec.cores}"
             f"{', pooling' if self.spec.pooling else ''}); this takes 1-3 min")

@@ -2,8 +2,13 @@
 REASONING_ENGINE_HOME, and `engine serve` refuses bad input in one line before starting anything."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import sys
+from pathlib import Path
+
+import pytest
 
 from engine import env
 from engine.server import ServerSpec, cores_for, pooling_model_dir, server_command
@@ -78,3 +83,30 @@ def test_a_served_qwen_prm_is_read_at_its_own_step_separator(tiny, tmp_path):
     other = server_command(ServerSpec(model=tiny.prms["token-classification"], port=8123, pooling=True),
                            tmp_path / "python", tiny.prms["token-classification"])
     assert "--pooler-config" not in other and step_tag_id(tiny.prms["token-classification"]) is None
+
+
+def test_vllm_flag_plans_two_engines_on_their_own_cores(tmp_path, monkeypatch):
+    """`--vllm`'s plan without starting anything: the cores split between the generator and the PRM, the context
+    read from the models (GPT-2's n_positions for the demo models), GPU engines when REASONING_ENGINE_PYTHON names a
+    Python with vLLM, and one-line refusals for a URL or a folder that is not a model."""
+    from cli.common import start_engines
+    from engine.env import EngineEnvError, external_engine_python
+    from engine.local import context_length, core_split, specs_for
+    from reasoning.backends import DEMO_GENERATOR_DIR, DEMO_PRM_DIR
+
+    assert [core_split(n) for n in (1, 2, 3, 8)] == [("0", "0"), ("0", "1"), ("0", "1-2"), ("0-3", "4-7")]
+    assert context_length(DEMO_GENERATOR_DIR, DEMO_PRM_DIR) == 320
+    gen, prm = specs_for(DEMO_GENERATOR_DIR, DEMO_PRM_DIR, max_model_len=320, gpu=False, cores=2)
+    assert (gen.cores, prm.cores, gen.pooling, prm.pooling) == ("0", "1", False, True) and gen.port != prm.port
+    gen, prm = specs_for(DEMO_GENERATOR_DIR, DEMO_PRM_DIR, max_model_len=320, gpu=True)
+    assert gen.kv_cache_bytes is None and "--gpu-memory-utilization" in prm.extra_args and prm.dtype == "auto"
+    with pytest.raises(ValueError, match=r"^--vllm serves local model directories: --prm .* has no config.json$"):
+        specs_for(DEMO_GENERATOR_DIR, tmp_path, max_model_len=320, gpu=False)
+    args = argparse.Namespace(generator="http://127.0.0.1:8000/v1", prm=None, vllm=True)
+    with pytest.raises(ValueError, match=r"^--vllm starts engines for local directories; --generator http"):
+        start_engines(args, DEMO_GENERATOR_DIR, DEMO_PRM_DIR)
+    monkeypatch.setenv("REASONING_ENGINE_PYTHON", str(tmp_path / "missing-python"))
+    with pytest.raises(EngineEnvError, match="is not an executable Python"):
+        external_engine_python()
+    monkeypatch.setenv("REASONING_ENGINE_PYTHON", sys.executable)
+    assert external_engine_python() == Path(sys.executable)

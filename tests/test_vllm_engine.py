@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -185,3 +187,31 @@ def test_mcts_through_both_servers_end_to_end(servers, local, tmp_path):
         want = scorer.score(tree.problem, paths)
         for n, w in zip(nodes, want, strict=True):
             assert tree.node(n)["score"] == pytest.approx(w[-1], abs=2e-3)
+
+
+def test_solve_vllm_starts_and_stops_its_own_engines(tmp_path):
+    """`solve --vllm`: one command starts vLLM for the demo generator and the demo PRM, searches through them, and
+    leaves no engine running when it ends (the ports it printed answer nothing afterwards)."""
+    if os.environ.get("REASONING_SKIP_VLLM"):
+        pytest.skip("REASONING_SKIP_VLLM is set")
+    ensure_engine_env()
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text("".join(line + "\n" for line in EVAL.read_text().splitlines()[:2]))
+    out = tmp_path / "results.jsonl"
+    proc = subprocess.run(
+        [sys.executable, "app.py", "solve", "--vllm", "--problems", str(problems), "--out", str(out),
+         "--algorithm", "mcts", "--budget", "8", "--seed", "0", "--quiet"],
+        cwd=REPO, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    by_id = {p.id: p for p in _problems(2)}
+    domain = get_domain("countdown")
+    assert len(records) == 2
+    for record in records:
+        assert record["nodes"] == 8 and record["solved"] == domain.check(by_id[record["id"]], record["answer"])
+    urls = re.findall(r"engine: ready at (http://\S+/v1)", proc.stderr)
+    assert len(urls) == 2 and urls[0] != urls[1]  # the generator's server and the PRM's
+    for url in urls:
+        with pytest.raises(OSError):
+            urllib.request.urlopen(url + "/models", timeout=2)
