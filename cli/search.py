@@ -188,23 +188,7 @@ def solve_many(problems, generator, scorer, config, catalog, workers: int = 1, o
     Each search draws only from its own seeded generators, so a problem's tree does not depend on what runs beside
     it; with a server backend the threads' requests overlap in the engine's batches.
     """
-    if workers <= 1:
-        for problem in problems:
-            yield solve_one(problem, generator, scorer, config, catalog, orm)
-        return
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
+    from experiments.execute import bounded_map
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="solve") as pool:
-        pending: deque = deque()
-        todo = iter(problems)
-        for problem in todo:
-            pending.append(pool.submit(solve_one, problem, generator, scorer, config, catalog, orm))
-            if len(pending) >= workers:
-                break
-        while pending:
-            result = pending.popleft().result()
-            nxt = next(todo, None)
-            if nxt is not None:
-                pending.append(pool.submit(solve_one, nxt, generator, scorer, config, catalog, orm))
-            yield result
+    return bounded_map(lambda problem: solve_one(problem, generator, scorer, config, catalog, orm), problems, workers,
+                       ordered=True)

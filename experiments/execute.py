@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from reasoning.search import SearchConfig
@@ -91,7 +92,7 @@ def execute(runs: Runs, run_id: int, generator, scorer, config: SearchConfig, ca
         return problem, record
 
     try:
-        for problem, record in _map(one, todo, workers):
+        for problem, record in bounded_map(one, todo, workers):
             if record is None:
                 continue
             done += 1
@@ -105,22 +106,24 @@ def execute(runs: Runs, run_id: int, generator, scorer, config: SearchConfig, ca
     return status
 
 
-def _map(fn, items: list[Problem], workers: int):
-    """fn over items, up to `workers` at once, yielding results as they finish (in order with one worker)."""
+def bounded_map(fn, items, workers: int, *, ordered: bool = False):
+    """fn over items with up to `workers` calls at once (threads; one worker: in this thread), yielding results as
+    they finish, or in the items' order with `ordered` (a slow item then holds back the ones after it, never more
+    than `workers` started ahead). The one pool behind `solve --workers` and a run's workers."""
     if workers <= 1:
         for item in items:
             yield fn(item)
         return
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="run") as pool:
-        todo, running = iter(items), set()
-        for item in todo:
-            running.add(pool.submit(fn, item))
-            if len(running) >= workers:
-                break
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="solve") as pool:
+        todo = iter(items)
+        running = [pool.submit(fn, item) for item in islice(todo, workers)]
         while running:
-            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            if ordered:
+                finished = [running.pop(0)]
+            else:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                finished = [f for f in running if f in done]
+                running = [f for f in running if f not in done]
             for f in finished:
-                nxt = next(todo, None)
-                if nxt is not None:
-                    running.add(pool.submit(fn, nxt))
+                running.extend(pool.submit(fn, item) for item in islice(todo, 1))
                 yield f.result()
