@@ -47,9 +47,11 @@ class Work:
         return self.store._transact(work)
 
     def assigned(self, annotator: str) -> list[int]:
+        """The sessions assigned to `annotator`, leaving out deleted ones (nobody can rate their steps)."""
         with self.store.read() as s:
-            return list(s.scalars(select(AssignmentRow.session_id).where(AssignmentRow.annotator == annotator)
-                                  .order_by(AssignmentRow.session_id)))
+            return list(s.scalars(select(AssignmentRow.session_id).join(
+                SessionRow, SessionRow.id == AssignmentRow.session_id).where(
+                AssignmentRow.annotator == annotator, SessionRow.deleted.is_(False)).order_by(AssignmentRow.session_id)))
 
     def assignees(self) -> dict[int, list[str]]:
         with self.store.read() as s:

@@ -60,6 +60,16 @@ def test_filters_by_session_problem_set_and_annotator():
     assert "0.0" not in [it.node_id for it in left] and len(left) == 2
 
 
+def test_only_keeps_the_given_steps_in_the_queues_order():
+    # the assigned steps still to do, given in another order than the queue's: the queue's order wins
+    src = source(ratings={"0.1": {"ann": -1}}, rollouts={"0.1": (1, 8), "0.0": (7, 8)})
+    items = rv.review_items([src, rv.ReviewSource(8, "math", literal_tree())])
+    mine = rv.review_queue(items, rv.QueueFilter(only=frozenset({(7, "0.0"), (7, "0.1"), (9, "0.0")})))
+    assert [(it.session_id, it.node_id) for it in mine] == [(7, "0.1"), (7, "0.0")]
+    assert rv.review_queue(items, rv.QueueFilter(only=frozenset())) == []  # nothing assigned: nothing queued
+    assert len(rv.review_queue(items, rv.QueueFilter(session_id=8, only=frozenset({(7, "0.0")})))) == 0
+
+
 def test_the_adjudicators_queue_holds_the_disputed_steps_until_settled():
     ratings = {"0.0": {"ann": 1, "bob": -1}, "0.0.0": {"ann": 1, "bob": 1}, "0.1": {"ann": 0, "bob": 1}}
     items = rv.review_items([source(ratings=ratings, adjudicated={"0.1": ("carol", 1)})])

@@ -7,11 +7,14 @@ from typing import Any
 
 import gradio as gr
 
+from storage.assignments import Work
+
 from . import validate as v
+from .api_work import assigned_queue
 from .service import Explorer
 from .services import autolabel as autojobs
 from .services import review as rv
-from .wiring import guarded, require
+from .wiring import guarded, require, who
 
 MAX_QUEUE = 500
 
@@ -32,6 +35,7 @@ class LoopEndpoints:
 
     def __init__(self, engine: Explorer):
         self.engine = engine
+        self.work = Work(engine.store)
 
     def estimate_rollouts(self, session_id: int, node_id: str, rollouts: int = 8, max_steps: int = 12,
                           seed: int | None = None, request: gr.Request = None) -> dict:
@@ -63,13 +67,21 @@ class LoopEndpoints:
         return self.engine.autojobs.stop(session_id)
 
     def review_queue(self, session_id: int | None = None, problem_set: str = "", annotator: str = "",
-                     skip_rated_by: str = "", limit: int = 50, disputed: bool = False) -> list[dict]:
+                     skip_rated_by: str = "", limit: int = 50, disputed: bool = False, assigned_only: bool = False,
+                     assignee: str = "", request: gr.Request = None) -> list[dict]:
         """Steps ordered by how much the active PRM's score, the rollout value and human ratings disagree, then by
         PRM uncertainty; filters: session, problem set, steps rated by `annotator`, steps not rated by
-        `skip_rated_by`, and (`disputed`) only steps where annotators disagree and no adjudicator has decided."""
+        `skip_rated_by`, (`disputed`) only steps where annotators disagree and no adjudicator has decided, and
+        (`assigned_only`) only the steps assigned to the logged-in user (`assignee` in an app without a login)
+        that she has not yet rated, skipped or flagged, as `/my_queue` counts them (empty when nothing is
+        assigned; `/my_queue` says which)."""
         limit = v.integer(limit, "limit", 1, MAX_QUEUE)
         flt = _filter(session_id, problem_set, annotator, skip_rated_by, disputed)
-        queue = rv.review_queue(rv.review_items(self.engine.review.sources(flt.session_id)), flt)
+        if v.flag(assigned_only, "assigned_only"):
+            flt, sources, _ = assigned_queue(self.engine, self.work, who(assignee, request), flt)
+        else:
+            sources = self.engine.review.sources(flt.session_id)
+        queue = rv.review_queue(rv.review_items(sources), flt)
         return [{"session_id": it.session_id, "node_id": it.node_id, "problem_set": it.problem_set,
                  "prm": it.prm, "rollout": it.rollout, "successes": it.successes, "rollouts": it.rollouts,
                  "ratings": dict(it.ratings), "disagreement": it.disagreement, "uncertainty": it.uncertainty,

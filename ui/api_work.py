@@ -4,6 +4,7 @@ the guideline (`/set_guideline`); each annotator reads her queue of assigned ste
 `ui.api.register`; the roles are checked by `ui.wiring.require` (ui/roles.py)."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import gradio as gr
@@ -12,6 +13,7 @@ from storage.assignments import Work
 
 from . import validate as v
 from .service import Explorer
+from .services import review as rv
 from .wiring import guarded, require, who
 
 MAX_GUIDELINE = 20_000
@@ -37,6 +39,16 @@ def queue(engine: Explorer, work: Work, annotator: str) -> dict[str, Any]:
     flagged = [{"session_id": s, "node_id": n, "reason": r} for (s, n), (k, r) in sorted(marks.items()) if k == "flag"]
     return {"annotator": annotator, "sessions": sessions, "done": done, "total": total,
             "line": f"{done} of {total} done", "todo": todo, "flagged": flagged}
+
+
+def assigned_queue(engine: Explorer, work: Work, annotator: str,
+                   flt: rv.QueueFilter) -> tuple[rv.QueueFilter, list[rv.ReviewSource], dict[str, Any]]:
+    """The review queue narrowed to the annotator's assigned steps still to do (the same "done" as `queue`): the
+    filter keeping only those steps, the sources of her assigned sessions (read however old they are), and her
+    queue ("N of M done")."""
+    mine = queue(engine, work, annotator)
+    todo = frozenset((t["session_id"], t["node_id"]) for t in mine["todo"])
+    return replace(flt, only=todo), engine.review.sources(flt.session_id, among=mine["sessions"]), mine
 
 
 class WorkEndpoints:

@@ -72,13 +72,15 @@ class QueueFilter:
     """Which nodes the queue offers: blank fields mean any. `annotator` keeps the nodes that annotator rated (to
     review their labels); `skip_rated_by` drops the nodes the current annotator already rated (so rating moves on);
     `disputed` keeps only the steps where annotators disagree and no adjudicator has decided (an adjudicator's
-    queue)."""
+    queue); `only`, when set, keeps just those (session, node) steps (an annotator's assigned steps still to do), in
+    the queue's usual order."""
 
     session_id: int | None = None
     problem_set: str = ""
     annotator: str = ""
     skip_rated_by: str = ""
     disputed: bool = False
+    only: frozenset[tuple[int, str]] | None = None
 
 
 def disagreement(prm: float | None, rollout: float | None, ratings: Iterable[int]) -> float:
@@ -119,6 +121,8 @@ def keep(item: ReviewItem, f: QueueFilter) -> bool:
     if f.annotator and f.annotator not in item.ratings:
         return False
     if f.disputed and not item.humans_disagree:
+        return False
+    if f.only is not None and (item.session_id, item.node_id) not in f.only:
         return False
     return not (f.skip_rated_by and f.skip_rated_by in item.ratings)
 

@@ -60,8 +60,14 @@ class ReviewData:
         self._cache: dict[tuple[int, int, str], dict[str, float | None]] = {}
         self._lock = threading.Lock()
 
-    def sources(self, session_id: int | None = None) -> list[ReviewSource]:
-        infos = [self.store.session(session_id)] if session_id else self.store.list_sessions()[:MAX_SESSIONS]
+    def sources(self, session_id: int | None = None, among: list[int] | None = None) -> list[ReviewSource]:
+        """One session's sources, or the newest MAX_SESSIONS sessions'; `among` reads only those sessions (an
+        annotator's assigned ones, however old), and with `session_id` that session only if it is among them."""
+        if among is not None:
+            ids = [s for s in among if session_id in (None, s)]
+            infos = [self.store.session(s) for s in ids[:MAX_SESSIONS]]
+        else:
+            infos = [self.store.session(session_id)] if session_id else self.store.list_sessions()[:MAX_SESSIONS]
         out = []
         for info in infos:
             tree = self.store.load_tree(info.id)
