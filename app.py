@@ -42,7 +42,7 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
                   "add_train_prm_arguments", "run_train_prm"),
     "improve": ("self-play rounds: search, fine-tune the generator on verified trajectories, retrain the PRM, "
                 "evaluate on held-out problems", "cli.improve", "add_improve_arguments", "run_improve"),
-    "loop-demo": ("the labelling loop on the demo domain: weak PRM, rollout labels, train-prm, before and after",
+    "loop-demo": ("the labeling loop on the demo domain: weak PRM, rollout labels, train-prm, before and after",
                   "demo.loop", "add_loop_demo_arguments", "run_loop_demo"),
 }
 

@@ -12,7 +12,7 @@ import sys
 from .common import add_model_arguments, add_search_arguments
 from .parser import bounded_int
 
-PROGRESS_SECONDS = 5.0  # off a terminal, labelling's progress is a line at most this often
+PROGRESS_SECONDS = 5.0  # off a terminal, labeling's progress is a line at most this often
 
 
 def add_label_arguments(p: argparse.ArgumentParser) -> None:
@@ -47,15 +47,15 @@ def run_label(args: argparse.Namespace) -> int:
                            max_steps=args.max_steps, seed=0 if args.seed is None else args.seed)
     search = search_config(args, Settings.from_env()) if args.problems else None
     problems = _read_gold_problems(args.problems) if args.problems else None
-    # labelling stored sessions only reads which there are: a mistyped --db must not make an empty database
+    # labeling stored sessions only reads which there are: a mistyped --db must not make an empty database
     with Store(args.db, create=problems is not None) as store:
         sessions = _sessions(store, args)  # an unknown session id fails here, before any model loads
         generator, scorer = _models(args, catalog, need_prm=problems is not None)
         if problems is not None:
             sessions = _search_problems(store, problems, generator, scorer, search, catalog, args.quiet)
         totals = _label_sessions(store, sessions, generator, config, args)
-    print(f"labelled {totals['labelled']} nodes in {len(sessions)} sessions ({totals['rollouts']} rollouts); "
-          f"skipped {totals['skipped']} already labelled", file=sys.stderr)
+    print(f"labeled {totals['labeled']} nodes in {len(sessions)} sessions ({totals['rollouts']} rollouts); "
+          f"skipped {totals['skipped']} already labeled", file=sys.stderr)
     return 0
 
 
@@ -128,7 +128,7 @@ def _label_sessions(store, sessions: list[int], generator, config, args: argpars
 
     from .progress import progress
 
-    totals = {"labelled": 0, "skipped": 0, "rollouts": 0}
+    totals = {"labeled": 0, "skipped": 0, "rollouts": 0}
     steps = sum(store.session(sid).nodes - 1 for sid in sessions)  # every session's steps first: a true ETA
     bar = progress(steps, "label", "node", quiet=args.quiet, every=PROGRESS_SECONDS)
     try:
@@ -152,6 +152,6 @@ def _label_sessions(store, sessions: list[int], generator, config, args: argpars
 
 
 def _add(totals: dict[str, int], report) -> None:
-    totals["labelled"] += len(report.labelled)
+    totals["labeled"] += len(report.labelled)
     totals["skipped"] += report.skipped
     totals["rollouts"] += report.rollouts

@@ -257,7 +257,7 @@ class QueueMarkRow(Base):
 
 
 class GuidelineRow(Base):
-    """The labelling guideline an admin writes, shown beside the queue; the newest row is the current one."""
+    """The labeling guideline an admin writes, shown beside the queue; the newest row is the current one."""
 
     __tablename__ = "guidelines"
 

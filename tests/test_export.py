@@ -195,7 +195,7 @@ def test_trl_prm_tokenize_row_puts_labels_on_the_separator_tokens(monkeypatch):
         assert row["input_ids"][0] == tokenizer.bos_token_id
 
 
-# -- every human rating reaches every format that can carry it (the labeller's work must arrive) ----------------------
+# -- every human rating reaches every format that can carry it (the labeler's work must arrive) ----------------------
 def three_annotators() -> LabeledTree:
     """The walkthrough's session: 10 ratings on 8 nodes by alice, bob and dave, most of them below unrated steps.
 

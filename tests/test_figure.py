@@ -213,7 +213,7 @@ def test_colour_by_auto_label_with_its_colour_bar_and_hover():
     nt = nodes_trace(fig)
     colors = dict(zip(nt.customdata, nt.marker.color, strict=True))
     assert colors["0.0"] == pytest.approx(0.75)
-    assert colors["0.0.0"] == UNSCORED and colors["0"] == UNSCORED, "unlabelled nodes are grey 'unscored'"
+    assert colors["0.0.0"] == UNSCORED and colors["0"] == UNSCORED, "unlabeled nodes are grey 'unscored'"
     assert colors["0.1"] == PRUNED
     assert "auto label" in nt.marker.colorbar.title.text
     assert "unscored" in list(nt.marker.colorbar.ticktext)

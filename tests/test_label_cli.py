@@ -76,13 +76,13 @@ def test_label_interrupted_then_rerun_labels_every_node_once(db, monkeypatch, ca
         wanted = {(sid, n) for sid in ids for n in _live(store, sid)}
     assert sorted((sid, a.node_id) for sid, a in labels) == sorted(wanted)  # every live step, once
     assert len(rolled) == len(wanted) - len(first)  # the rerun rolled out only what the first run had not stored
-    assert "skipped 4 already labelled" in err
+    assert "skipped 4 already labeled" in err
     for _, a in labels:
         assert a.method == "rollout" and 0 <= a.successes <= a.rollouts and a.rollouts in (1, 3)
         assert a.provenance["generator"]["name"] == "demo-generator" and a.provenance["rollouts"]["n"] == 3
 
     capsys.readouterr()
-    assert app.main(args) == 0 and f"skipped {len(wanted)} already labelled" in capsys.readouterr().err
+    assert app.main(args) == 0 and f"skipped {len(wanted)} already labeled" in capsys.readouterr().err
 
 
 def test_labels_reach_the_export_as_soft_labels(db, tmp_path):
@@ -156,7 +156,7 @@ def test_label_problems_searches_each_once_then_labels(tmp_path, capsys):
         assert all({a.node_id for a in store.auto_labels(sid)} == nodes for sid, nodes in first.items())
     capsys.readouterr()
     assert app.main(args) == 0  # a rerun neither searches again nor relabels
-    assert f"skipped {sum(map(len, first.values()))} already labelled" in capsys.readouterr().err
+    assert f"skipped {sum(map(len, first.values()))} already labeled" in capsys.readouterr().err
     with Store(url) as store:
         assert len(store.list_sessions()) == 2
 

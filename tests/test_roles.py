@@ -89,10 +89,10 @@ CHANGES = [
     ("/rename_session", lambda s: (s, "renamed"), "renaming a session"),
     ("/delete_session", lambda s: (s,), "deleting a session"),
     ("/restore_session", lambda s: (s,), "restoring a session"),
-    ("/estimate_rollouts", lambda s: (s, "0.0", 1, 2), "labelling by rollouts"),
-    ("/first_error", lambda s: (s, "0.0", 1, 2), "labelling by rollouts"),
-    ("/label_rollouts", lambda s: (s, "0", 1, 2), "labelling by rollouts"),
-    ("/stop_autolabel", lambda s: (s,), "labelling by rollouts"),
+    ("/estimate_rollouts", lambda s: (s, "0.0", 1, 2), "labeling by rollouts"),
+    ("/first_error", lambda s: (s, "0.0", 1, 2), "labeling by rollouts"),
+    ("/label_rollouts", lambda s: (s, "0", 1, 2), "labeling by rollouts"),
+    ("/stop_autolabel", lambda s: (s,), "labeling by rollouts"),
     ("/use_prm", lambda s: ("",), "switching the models"),
 ]
 ADMIN_ONLY = {"/delete_session", "/restore_session", "/use_prm"}

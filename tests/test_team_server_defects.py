@@ -1,4 +1,4 @@
-"""The defects a probe of a labelling team's server found (issue 26): each test fails without its fix.
+"""The defects a probe of a labeling team's server found (issue 26): each test fails without its fix.
 
 Login throttling that a multipart body cannot bypass, that no stranger can turn against a user and that survives a
 restart; a refused `/search` stores nothing; reading commands never create a database; a chunk of 0 is refused; one
@@ -82,7 +82,7 @@ def test_the_api_takes_a_problem_as_long_as_an_import_may_be(engine):
         engine.problem("y" * (MAX_PROBLEM_CHARS + 1))
 
 
-# -- defects 4 and 5: reading commands create no database; a labelling run that would label nothing is refused -----
+# -- defects 4 and 5: reading commands create no database; a labeling run that would label nothing is refused -----
 def run_app(argv: list[str], capsys) -> tuple[int, str]:
     capsys.readouterr()
     try:

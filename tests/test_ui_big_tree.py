@@ -1,7 +1,7 @@
 """Browser tests of the page at work on a big tree (issue 22, items 6, 8 and 9), on a 2,001-node tree grown by MCTS
 with the demo models (tests/data/mcts_2000.json.gz): every drawn node can be clicked, fold markers unfold, Focus
 here zooms with breadcrumbs, arrow keys move the selection, a search rings the matching steps; the trace's numbers
-are readable at 1400 and 1920 px; a labeller rates a node and its children on one 1400 x 1000 screen."""
+are readable at 1400 and 1920 px; a labeler rates a node and its children on one 1400 x 1000 screen."""
 from __future__ import annotations
 
 import gzip
@@ -22,7 +22,7 @@ from reasoning.tree import ReasoningTree  # noqa: E402
 # `app` (url, store on the demo models, one server for this module) and `browser` are fixtures of tests/conftest.py
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 FIXTURE = Path(__file__).parent / "data" / "mcts_2000.json.gz"
-SCREENSHOT = Path("/tmp/labeller_1400x1000.png")
+SCREENSHOT = Path("/tmp/labeler_1400x1000.png")
 DOUBLE_CLICK_MS = 350
 
 DRAWN = """() => {
@@ -56,7 +56,7 @@ def big(app):
 
 @pytest.fixture
 def screen(browser):
-    """A 1400 x 1000 page, the labeller's screen."""
+    """A 1400 x 1000 page, the labeler's screen."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     yield page
@@ -250,7 +250,7 @@ def in_view(page, selector: str) -> bool:
             && r.right <= window.innerWidth; }""", selector)
 
 
-def test_a_labeller_rates_a_node_and_its_children_on_one_screen(big, screen):
+def test_a_labeler_rates_a_node_and_its_children_on_one_screen(big, screen):
     url, store, sid, tree = big
     drawn = open_big(screen, url, sid)
     node = next(p for p in drawn["points"] if p["kind"] == "nodes" and p["id"] != "0"

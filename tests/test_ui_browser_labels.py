@@ -57,7 +57,7 @@ def test_colour_by_auto_label_with_the_label_in_the_hover_and_the_trace(app, pag
         " return t && String(title).includes('auto label') &&"
         " Object.fromEntries(t.customdata.map((id, i) => [id, t.marker.color[i]])); }", timeout=30_000).json_value()
     assert colours[a] == pytest.approx(0.75)
-    assert colours[b] == colours["0"] and colours[b] < 0, "unlabelled nodes are grey 'unscored'"
+    assert colours[b] == colours["0"] and colours[b] < 0, "unlabeled nodes are grey 'unscored'"
     assert "auto: rollouts 3/4 = 0.75 (rollout)" in hover_text(page, a)
     ub.shot(page, "11-colour-by-auto")
     ub.click_node(page, a)

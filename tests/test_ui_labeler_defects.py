@@ -1,4 +1,4 @@
-"""Browser tests of issue 22's labeller defects (items 4, 10, 11 and 13's inspector part): a typed final answer stays
+"""Browser tests of issue 22's labeler defects (items 4, 10, 11 and 13's inspector part): a typed final answer stays
 final, the inspector shows what this annotator gave, opening a session refreshes the note and the search settings,
 out-of-bounds numbers are refused in one line instead of clamped, Run during a search says so, and imported steps
 and the rendered view show what is true. One app server (tests/conftest.py's module-scoped `app`) serves them all."""
@@ -112,7 +112,7 @@ def test_a_typed_final_answer_is_refused_under_verify_and_stays_final_under_comp
     assert line.endswith(": a final answer (8*(7-(8-4)))"), line
     node = store.load_tree(sid).node(new)
     assert (node["text"], node["terminal"], node["answer"], node["origin"]) == (FINAL, True, "8*(7-(8-4))", "human")
-    shot(page, "labeller-01-human-final")
+    shot(page, "labeler-01-human-final")
     assert page.dialogs == []
 
 
@@ -137,7 +137,7 @@ def test_returning_to_a_rated_node_shows_the_rating_note_and_unsure_tick(app, pa
     click_node(page, "0.0")
     value_is(page, "#rate-note textarea", "4 is still needed")
     assert ticked(page) and info(page).endswith(" · your rating +1 (unsure)")
-    shot(page, "labeller-02-return-rated")
+    shot(page, "labeler-02-return-rated")
     assert page.dialogs == []
 
 
@@ -162,7 +162,7 @@ def test_opening_another_session_resets_the_note_and_shows_its_settings(app, pag
     value_is(page, "#temperatures textarea, #temperatures input", "0.5")
     value_is(page, "#rate-note textarea", "")
     assert not ticked(page)
-    shot(page, "labeller-03-session-switch")
+    shot(page, "labeler-03-session-switch")
     assert page.dialogs == []
 
 
@@ -228,7 +228,7 @@ def test_run_during_a_search_names_the_running_session_and_the_page_allows_the_c
     toast = page.locator(".toast-body").first
     toast.wait_for(timeout=10_000)
     assert f"a search is already running (session {sid})" in toast.inner_text()
-    shot(page, "labeller-04-run-during-search")
+    shot(page, "labeler-04-run-during-search")
     page.click("#stop-search")
     client, end = Client(url, verbose=False), time.time() + 300
     while client.predict(sid, api_name="/stop") and time.time() < end:  # true while the search runs
@@ -259,5 +259,5 @@ def test_imported_steps_read_true_and_the_rendered_view_shows_labels(app, page):
     assert f"node {a} · imported · human: bob <b>x</b> -1?" in text, text
     assert "human: alice +1 · auto: rollouts 3/4 = 0.75 (rollout)" in text, text
     assert view.locator("b").count() == 0  # the name's markup is text
-    shot(page, "labeller-05-imported-labels")
+    shot(page, "labeler-05-imported-labels")
     assert page.dialogs == []

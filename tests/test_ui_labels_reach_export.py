@@ -1,4 +1,4 @@
-"""A labeller's work arrives: three annotators rate one session in headless Chromium (the rating buttons, the children
+"""A labeler's work arrives: three annotators rate one session in headless Chromium (the rating buttons, the children
 table and the review queue), an adjudicator settles their disagreement from the review queue, and the page's export
 carries every rating into every format that can carry it, with the manifest's account of ratings stored against
 ratings exported. Before, 9 of these 11 ratings lay below unrated steps and never reached TRL or Math-Shepherd."""
@@ -60,7 +60,7 @@ def rate_with_buttons(page, ratings: dict[str, str]) -> None:
 
 
 def rate_children_table(page, parent: str, ratings: list[str]) -> None:
-    """Type each child's rating into the last column of the children table, then save, as a labeller does."""
+    """Type each child's rating into the last column of the children table, then save, as a labeler does."""
     click_node(page, parent)
     table = page.locator("#children-table")
     if not table.is_visible():
@@ -82,7 +82,7 @@ def rate_children_table(page, parent: str, ratings: list[str]) -> None:
 
 def rate_in_review_queue(page, sid: int, ratings: dict[str, str]) -> None:
     """Pick each step's row in the review queue (filtered to the session) and rate it with its button (after a click
-    into a table the page's rating keys wait for a click elsewhere, so a labeller who picks rows uses the buttons)."""
+    into a table the page's rating keys wait for a click elsewhere, so a labeler who picks rows uses the buttons)."""
     page.get_by_role("tab", name="Review queue").click()
     page.locator("#review-session input, #review-session textarea").first.fill(str(sid))
     page.locator("#review-session input, #review-session textarea").first.press("Enter")

@@ -27,7 +27,7 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "stop": ("annotator", "stopping a search"),
     "summarize": ("annotator", "summarizing a trace"),
     "rename": ("annotator", "renaming a session"),
-    "autolabel": ("annotator", "labelling by rollouts"),
+    "autolabel": ("annotator", "labeling by rollouts"),
     "run": ("annotator", "starting or stopping a run"),
     "delete": ("admin", "deleting a session"),
     "restore": ("admin", "restoring a session"),

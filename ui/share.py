@@ -101,7 +101,7 @@ def share_html(tree: ReasoningTree, annotations: Iterable[Any], *, title: str, c
     fig = tree_figure(tree, FigureOptions(color_by=color_by, max_nodes=None, uirevision="shared"), labels=labels,
                       ratings=mean_ratings(notes), autos=autos)
     figure = fig.to_html(include_plotlyjs=True, full_html=False, config={"responsive": True})
-    summary = f"{len(tree)} nodes, {len(labels)} labelled. Problem: {tree.problem.text}"
+    summary = f"{len(tree)} nodes, {len(labels)} labeled. Problem: {tree.problem.text}"
     return PAGE.format(title=html.escape(title), summary=html.escape(summary), figure=figure,
                        data=_json_for_script(node_data(tree, labels, autos)))
 

@@ -71,7 +71,7 @@ def build_section(engine: Explorer, shared: Shared, trace: gr.Dataframe | None =
         with gr.Row():
             whole = gr.Button("Label the whole session by rollouts", elem_id="label-session", size="sm")
             subtree = gr.Button("Label the selected subtree", elem_id="label-subtree", size="sm")
-            relabel = gr.Checkbox(False, label="label again steps labelled before", elem_id="autolabel-relabel")
+            relabel = gr.Checkbox(False, label="label again steps labeled before", elem_id="autolabel-relabel")
         result = gr.Textbox(label="rollout value beside the PRM score", elem_id="autolabel-result",
                             interactive=False, lines=2)
     args = [shared.session, shared.node, rollouts]
@@ -90,7 +90,7 @@ def build_section(engine: Explorer, shared: Shared, trace: gr.Dataframe | None =
         require(engine.access, request, "autolabel")
         # the running job's own progress line says "stopping" (a second writer to its box would race with it)
         if not engine.autojobs.stop(session_id):
-            gr.Info("no automatic labelling is running on this session")
+            gr.Info("no automatic labeling is running on this session")
 
     stop.click(do_stop, [shared.session], [], api_visibility="undocumented", queue=False)
 

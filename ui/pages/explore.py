@@ -29,7 +29,7 @@ def plot_for(engine: Explorer, session_id, color_by: str = "value", selected: st
 
 
 def build_page(engine: Explorer, shared: Shared) -> None:
-    """One screen for a labeller (1400 x 1000): the search controls at the left; the tree, its toolbar and the
+    """One screen for a labeler (1400 x 1000): the search controls at the left; the tree, its toolbar and the
     selected node's panel (step, scores, rating, status, children) at the right; the trace, the other actions and
     sharing below (`inspector.Places`)."""
     with gr.Row(equal_height=False):

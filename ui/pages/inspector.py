@@ -96,7 +96,7 @@ def build_page(engine: Explorer, shared: Shared, status: gr.Textbox, places: Pla
 @dataclass
 class Places:
     """Where the explore page puts the inspector's parts (ui/pages/explore.py lays them out, this module fills
-    them): the plot's toolbar, the labelling panel beside the plot (step, scores, rating, status, children: one
+    them): the plot's toolbar, the labeling panel beside the plot (step, scores, rating, status, children: one
     screen at 1400 x 1000) and the details below (the trace, the rendered view, the other actions)."""
 
     toolbar: Any

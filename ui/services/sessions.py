@@ -1,6 +1,6 @@
 """Sessions: finding a session's tree (live or stored), the checks every change needs, and session CRUD.
 
-`Sessions.target` is the one preamble of every labelling command: it resolves and checks the session and node.
+`Sessions.target` is the one preamble of every labeling command: it resolves and checks the session and node.
 """
 from __future__ import annotations
 
