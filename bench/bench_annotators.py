@@ -1,10 +1,17 @@
-"""Annotators at speed: N gradio_client sessions rate, prune, undo, rename and edit for a while, against a server this
-script starts on 127.0.0.1, while another client keeps a search running; then every acknowledged action is looked
-up in the database.
+"""Annotators at speed: N gradio_client sessions rate, prune, undo, rename and edit for a while, against one or more
+servers this script starts on 127.0.0.1 on one database, while another client keeps a search running; then every
+acknowledged action is looked up in the database, and every acknowledged rating and edit is checked for a silent
+overwrite.
 
-    python bench/bench_annotators.py [--db sqlite|postgres|URL] [--clients 16] [--seconds 60]
+    python bench/bench_annotators.py [--db sqlite|postgres|URL] [--servers 1] [--clients 16] [--seconds 60]
                                      [--mode both|closed|paced] [--think-ms 2000] [--client gradio|gradio-default|http]
                                      [--max-actions 400] [--no-search]
+
+Several instances, one database (issue 26's load run): `--servers 2 --db postgres` starts two `serve` processes on
+one fresh scratch PostgreSQL database (created for the run, dropped at its end, so a run repeats), and spreads the
+clients over them (client i talks to server i mod N), as a team behind a load balancer would be; the search runs on
+the first. The report gives the latency per server and overall, with the load average before, during (its highest
+one-minute figure) and after.
 
 Two ways to load the server, side by side in one run (`--mode both`, the default; each runs for --seconds):
 - closed: each client sends its next action the moment the last one is acknowledged (no think time), so the
@@ -18,19 +25,22 @@ each of a call's two HTTP requests, even for an http:// URL; `http` calls the qu
 connection, queue/join, then the session's SSE stream), which is what an annotator in the web page waits for.
 
 Every client is its own process (as every annotator is another machine), apart from the server's process, so no
-client shares the server's GIL. The server runs with GRADIO_PROFILING=1, and each acknowledged call is matched to
+client shares a server's GIL. Each server runs with GRADIO_PROFILING=1, and each acknowledged call is matched to
 the server's trace of it by event id, so the latency splits into: queue wait (in Gradio's queue before a worker
 took it), handler (Gradio's process_api: our function and Gradio's pre/post-processing), and the rest (HTTP join,
 the SSE message back, gradio_client's own polling, client-side CPU). CPU seconds of the server and of the clients
 per action and the load average before/after come with each mode.
 
 Prints, per mode and action kind: acknowledged, stored, intended version conflicts, other errors, p50/p95/max latency
-(ms) and the split. Bounded: each client stops after --seconds or --max-actions, whichever comes first; the server is
-stopped and a scratch database removed at the end.
+(ms) and the split; then per server; then lost (acknowledged, not in the database) and silent overwrites (a stored
+rating other than its annotator's last acknowledged one for that step, with no unacknowledged try of hers after it;
+an edited step whose stored text is not the text acknowledged). Bounded: each client stops after --seconds or
+--max-actions, whichever comes first; the servers are stopped and a scratch database removed at the end.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -73,6 +83,8 @@ class Outcome:
     error: str = ""
     key: tuple = ()
     event_id: str = ""
+    intent: tuple = ()  # what was asked, known before the answer: (session, node, rating, annotator) for a rating
+    server: int = 0
 
 
 @dataclass
@@ -87,7 +99,10 @@ class Phase:
     server_cpu: float = 0.0
     traces: dict[str, dict] = field(default_factory=dict)
     load: tuple[float, float] = (0.0, 0.0)
+    load_peak: float = 0.0  # the highest one-minute load average sampled during the run
     stored: dict[str, int] = field(default_factory=dict)
+    overwritten: dict[str, int] = field(default_factory=dict)
+    checked: dict[str, int] = field(default_factory=dict)
 
 
 def wait_up(url: str, seconds: float = 300) -> None:
@@ -207,20 +222,20 @@ def connect(kind: str, url: str, fn_index: dict[str, int]):
     return BrowserLike(url, fn_index) if kind == "http" else GradioClient(url, shared_tls=kind == "gradio")
 
 
-def call(client, kind: str, args: tuple, out: list[Outcome], key_of=None, api: str = ""):
+def call(client, kind: str, args: tuple, out: list[Outcome], key_of=None, api: str = "", intent: tuple = ()):
     """One API call (`/kind` unless `api` is given), timed from submit to result, with the event id the server
-    traced it under."""
+    traced it under and what it asked for (`intent`, kept for failures too)."""
     t0 = time.perf_counter()
     try:
         value, eid = client.invoke(api or kind, args)
         key = key_of(value) if key_of else ()
-        out.append(Outcome(kind, 1000 * (time.perf_counter() - t0), True, key=key, event_id=eid))
+        out.append(Outcome(kind, 1000 * (time.perf_counter() - t0), True, key=key, event_id=eid, intent=intent))
         return value
     except Exception as exc:  # noqa: BLE001 - every failure is counted and shown
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         conflict = "changed" in text or "reload" in text or "already pruned" in text
         out.append(Outcome(kind, 1000 * (time.perf_counter() - t0), False, conflict, text[:160],
-                           event_id=getattr(exc, "event_id", "")))
+                           event_id=getattr(exc, "event_id", ""), intent=intent))
         return None
 
 
@@ -240,8 +255,9 @@ def annotate(client, idx: int, sessions: dict[int, list[str]], deadline: float, 
         kind = pick(rng)
         aid = uuid.uuid4().hex
         if kind == "rate":
-            call(client, "rate", (sid, node, rng.choice([-1, 0, 1]), False, "", name, aid, None), out,
-                 lambda _v, a=aid: (a,))
+            rating = rng.choice([-1, 0, 1])
+            call(client, "rate", (sid, node, rating, False, "", name, aid, None), out, lambda _v, a=aid: (a,),
+                 intent=(sid, node, rating, name))
         elif kind == "prune":  # a shared node, with the version this client last saw: conflicts are intended
             got = call(client, "prune", (sid, node, name, aid, versions.get((sid, node))), out,
                        lambda _v, a=aid: (a,))
@@ -253,21 +269,26 @@ def annotate(client, idx: int, sessions: dict[int, list[str]], deadline: float, 
             call(client, "rename", (sid, f"session {sid} by {name}", name), out, lambda _v, s=sid: (s, name),
                  api="rename_session")
         else:
-            call(client, "edit_step", (sid, node, f"{idx}: an edited step {aid[:6]}", name), out,
-                 lambda new, s=sid: (s, new))
+            text = f"{idx}: an edited step {aid[:6]}"
+            call(client, "edit_step", (sid, node, text, name), out, lambda new, s=sid: (s, new),
+                 intent=(sid, node, text))
         time.sleep(max(0.0, min(pause(), deadline - time.time())))
 
 
-def client_process(url: str, kind: str, fn_index: dict[str, int], idx: int, sessions: dict[int, list[str]],
+def client_process(urls: list[str], kind: str, fn_index: dict[str, int], idx: int, sessions: dict[int, list[str]],
                    modes: list[tuple[str, float]], seconds: float, max_actions: int, ready, go, results) -> None:
-    """One annotator in its own process: connect, report ready, then run each mode when told to."""
-    client = connect(kind, url, fn_index)
+    """One annotator in its own process: connect to its server (client i to server i mod N), report ready, then run
+    each mode when told to."""
+    server = idx % len(urls)
+    client = connect(kind, urls[server], fn_index)
     for phase, (_mode, think_ms) in enumerate(modes):
         ready.put(idx)
         go[phase].wait()
         out: list[Outcome] = []
         c0, t0 = os.times(), time.time()
         annotate(client, idx, sessions, t0 + seconds, max_actions, think_ms, out)
+        for o in out:
+            o.server = server
         c1 = os.times()
         results.put((phase, idx, [asdict(o) for o in out], (c1.user + c1.system) - (c0.user + c0.system)))
     client.close()
@@ -302,11 +323,12 @@ def clear_traces(url: str) -> None:
     urllib.request.urlopen(req, timeout=30).close()
 
 
-def verify(db_url: str, outcomes: list[Outcome]) -> dict[str, int]:
-    """How many acknowledged actions the database holds (each looked up by its action id, node or name)."""
+def verify(db_url: str, outcomes: list[Outcome]) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    """How many acknowledged actions the database holds (each looked up by its action id, node or name), and how
+    many acknowledged ratings and edits it holds otherwise than written (silent overwrites), of how many checked."""
     from sqlalchemy import select
 
-    from storage.models import ActionRow, NodeRow
+    from storage.models import ActionRow, AnnotationRow, NodeRow
     from storage.store import Store
 
     stored: dict[str, int] = {}
@@ -315,15 +337,37 @@ def verify(db_url: str, outcomes: list[Outcome]) -> dict[str, int]:
         undone = set(s.scalars(select(ActionRow.action_id).where(ActionRow.undone.is_(True))))
         renames = {(r.session_id, r.annotator) for r in s.execute(
             select(ActionRow.session_id, ActionRow.annotator).where(ActionRow.kind == "rename"))}
-        nodes = {tuple(r) for r in s.execute(select(NodeRow.session_id, NodeRow.node_id))}
+        texts = {(r.session_id, r.node_id): r.text for r in s.execute(
+            select(NodeRow.session_id, NodeRow.node_id, NodeRow.text))}
+        ratings = {(r.session_id, r.node_id, r.annotator): r.rating for r in s.execute(
+            select(AnnotationRow.session_id, AnnotationRow.node_id, AnnotationRow.annotator, AnnotationRow.rating))}
         for o in outcomes:
             if not o.ok:
                 continue
             found = (o.key[0] in logged if o.kind in ("rate", "prune") else
                      o.key[0] is None or o.key[0] in undone if o.kind == "undo" else
-                     o.key in renames if o.kind == "rename" else tuple(o.key) in nodes)
+                     o.key in renames if o.kind == "rename" else tuple(o.key) in texts)
             stored[o.kind] = stored.get(o.kind, 0) + bool(found)
-    return stored
+    overwritten, checked = overwrites(outcomes, ratings, texts)
+    return stored, overwritten, checked
+
+
+def overwrites(outcomes: list[Outcome], ratings: dict[tuple, int],
+               texts: dict[tuple, str]) -> tuple[dict[str, int], dict[str, int]]:
+    """Acknowledged writes the database holds otherwise than written, though their writer did nothing since: a
+    rating row (one per annotator and step, written only by her) that is not her last acknowledged rating of the
+    step (steps where a later try of hers went unacknowledged are not checked: either value is right), and an
+    edited step (a new node) whose text is not the text sent. `outcomes` keeps each client's actions in order."""
+    last: dict[tuple, int | None] = {}
+    for o in outcomes:
+        if o.kind == "rate" and o.intent:
+            sid, node, rating, name = o.intent
+            last[(sid, node, name)] = rating if o.ok else None
+    rated = {k: r for k, r in last.items() if r is not None}
+    edits = [(tuple(o.key), o.intent[2]) for o in outcomes if o.kind == "edit_step" and o.ok]
+    overwritten = {"rate": sum(ratings.get(k) != r for k, r in rated.items()),
+                   "edit_step": sum(texts.get(k) != text for k, text in edits)}
+    return overwritten, {"rate": len(rated), "edit_step": len(edits)}
 
 
 # -- the report ----------------------------------------------------------------------------------------------
@@ -334,10 +378,11 @@ def pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
 
 
-def report(ph: Phase, clients: int) -> None:
+def report(ph: Phase, clients: int, servers: list[str], search: bool) -> None:
     title = ("closed loop (no think time)" if ph.mode == "closed" else
              f"paced (think {ph.think_ms / 1000:.1f} s mean, 0.5-1.5x)")
-    print(f"\n== {title}: {clients} clients, {ph.seconds:.0f} s ==")
+    print(f"\n== {title}: {clients} clients, {len(servers)} server{'s' if len(servers) > 1 else ''}, "
+          f"{ph.seconds:.0f} s ==")
     print(f"{'kind':<10} {'acked':>6} {'stored':>6} {'confl':>5} {'errors':>6} {'p50 ms':>7} {'p95 ms':>7} "
           f"{'max ms':>7} | server p50: {'queue':>6} {'handler':>7} {'rest':>6}")
     groups = [(k, (k,)) for k in KINDS] + [("cheap", CHEAP), ("all", KINDS)]
@@ -360,22 +405,59 @@ def report(ph: Phase, clients: int) -> None:
     errs = sorted({o.error for o in ph.outcomes if not o.ok and not o.conflict})
     for e in errs[:8]:
         print(f"  error: {e}")
+    by_server(ph, clients, servers)
+    acked = sum(o.ok for o in ph.outcomes)
+    print(f"lost: {acked - sum(ph.stored.values())} of {acked} acknowledged actions; silent overwrites: "
+          + ", ".join(f"{ph.overwritten[k]} of {ph.checked[k]} {k} checked" for k in ("rate", "edit_step")))
     n = len(ph.outcomes)
+    with_search = " (with the search's)" if search else ""
     print(f"{n} actions in {ph.seconds:.0f} s: {n / max(ph.seconds, 1e-9):.1f} actions/s "
-          f"({'offered by the paced clients' if ph.mode == 'paced' else 'as fast as the server answers'}); "
-          f"CPU per action: server {1000 * ph.server_cpu / max(n, 1):.0f} ms (with the search's), clients "
-          f"{1000 * ph.client_cpu / max(n, 1):.0f} ms; load average {ph.load[0]:.2f} before, {ph.load[1]:.2f} after "
-          f"({os.cpu_count()} CPUs)")
+          f"({'offered by the paced clients' if ph.mode == 'paced' else 'as fast as the servers answer'}); "
+          f"CPU per action: servers {1000 * ph.server_cpu / max(n, 1):.0f} ms{with_search}, clients "
+          f"{1000 * ph.client_cpu / max(n, 1):.0f} ms; load average {ph.load[0]:.2f} before, {ph.load_peak:.2f} at "
+          f"most during, {ph.load[1]:.2f} after ({os.cpu_count()} CPUs)")
 
 
-def run_phases(url: str, server_pid: int, db_url: str, sessions: dict[int, list[str]], fn_index: dict[str, int],
-               args: argparse.Namespace) -> list[Phase]:
+def by_server(ph: Phase, clients: int, servers: list[str]) -> None:
+    """Acknowledgement latency of every acknowledged action (all kinds), per server and overall."""
+    if len(servers) < 2:
+        return
+    print(f"{'server':<30} {'clients':>7} {'acked':>6} {'errors':>6} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7}")
+    groups = [(f"{k + 1}: {u}", len(range(k, clients, len(servers))), [o for o in ph.outcomes if o.server == k])
+              for k, u in enumerate(servers)]
+    for label, n, rows in [*groups, ("overall", clients, ph.outcomes)]:
+        ms = [o.ms for o in rows if o.ok]
+        errors = sum(not o.ok and not o.conflict for o in rows)
+        print(f"{label:<30} {n:>7} {len(ms):>6} {errors:>6} {pct(ms, .5):>7.0f} {pct(ms, .95):>7.0f} "
+              f"{max(ms, default=float('nan')):>7.0f}")
+
+
+class LoadPeak:
+    """The highest one-minute load average seen while the clients run (sampled every 2 s in a thread)."""
+
+    def __init__(self):
+        self.peak, self.stop = os.getloadavg()[0], threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def _sample(self) -> None:
+        while not self.stop.wait(2.0):
+            self.peak = max(self.peak, os.getloadavg()[0])
+
+    def end(self) -> float:
+        self.stop.set()
+        self.thread.join()
+        return max(self.peak, os.getloadavg()[0])
+
+
+def run_phases(urls: list[str], server_pids: list[int], db_url: str, sessions: dict[int, list[str]],
+               fn_index: dict[str, int], args: argparse.Namespace) -> list[Phase]:
     modes = [("closed", 0.0), ("paced", args.think_ms)]
     modes = [m for m in modes if args.mode in ("both", m[0])]
     ctx = mp.get_context("spawn")
     ready, results = ctx.Queue(), ctx.Queue()
     go = [ctx.Event() for _ in modes]
-    procs = [ctx.Process(target=client_process, args=(url, args.client, fn_index, i, sessions, modes, args.seconds,
+    procs = [ctx.Process(target=client_process, args=(urls, args.client, fn_index, i, sessions, modes, args.seconds,
                                                       args.max_actions, ready, go, results), daemon=True)
              for i in range(args.clients)]
     for p in procs:
@@ -386,19 +468,22 @@ def run_phases(url: str, server_pid: int, db_url: str, sessions: dict[int, list[
             for _ in procs:
                 ready.get(timeout=300)
             time.sleep(2)  # let the connects and imports settle before the clock starts
-            clear_traces(url)
+            for url in urls:
+                clear_traces(url)
             ph = Phase(mode, think_ms)
-            load0, s0, t0 = os.getloadavg()[0], cpu_seconds(server_pid), time.time()
+            load0, s0, t0 = os.getloadavg()[0], sum(map(cpu_seconds, server_pids)), time.time()
+            peak = LoadPeak()
             go[k].set()
             for _ in procs:
                 _, _, out, cpu = results.get(timeout=args.seconds + 900)
-                ph.outcomes += [Outcome(**{**o, "key": tuple(o["key"])}) for o in out]
+                ph.outcomes += [Outcome(**{**o, "key": tuple(o["key"]), "intent": tuple(o["intent"])}) for o in out]
                 ph.client_cpu += cpu
             ph.seconds = time.time() - t0
-            ph.server_cpu = cpu_seconds(server_pid) - s0
-            ph.load = (load0, os.getloadavg()[0])
-            ph.traces = server_traces(url)
-            ph.stored = verify(db_url, ph.outcomes)
+            ph.server_cpu = sum(map(cpu_seconds, server_pids)) - s0
+            ph.load, ph.load_peak = (load0, os.getloadavg()[0]), peak.end()
+            for url in urls:  # event ids are unique across servers
+                ph.traces.update(server_traces(url))
+            ph.stored, ph.overwritten, ph.checked = verify(db_url, ph.outcomes)
             phases.append(ph)
     finally:
         for p in procs:
@@ -408,9 +493,28 @@ def run_phases(url: str, server_pid: int, db_url: str, sessions: dict[int, list[
     return phases
 
 
+def start_server(port: int, db_url: str, env: dict[str, str], log) -> subprocess.Popen:
+    """`app.py serve` on 127.0.0.1:port over `db_url`, in its own process group (stopped with its children)."""
+    return subprocess.Popen([sys.executable, str(ROOT / "app.py"), "serve", "--host", "127.0.0.1", "--port",
+                             str(port), "--db", db_url], env=env, stdout=subprocess.DEVNULL, stderr=log,
+                            start_new_session=True)
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it may have died already (its log says why)
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--db", default="sqlite", help="sqlite, postgres (a scratch database at 127.0.0.1:5432) or a URL")
+    p.add_argument("--servers", type=int, default=1,
+                   help="serve processes on the one database, the clients spread over them (2 with --db postgres: "
+                        "issue 26's load run)")
     p.add_argument("--clients", type=int, default=16)
     p.add_argument("--seconds", type=float, default=60.0, help="per mode")
     p.add_argument("--mode", choices=("both", "closed", "paced"), default="both")
@@ -423,50 +527,53 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-search", action="store_true", help="without the search running beside the annotators")
     args = p.parse_args(argv)
     if not (1 <= args.clients <= 64 and 1 <= args.seconds <= 600 and 1 <= args.max_actions <= 10_000
-            and 0 < args.think_ms <= 600_000):
-        p.error("--clients 1-64, --seconds 1-600, --max-actions 1-10000, --think-ms above 0, at most 600000")
+            and 0 < args.think_ms <= 600_000 and 1 <= args.servers <= min(4, args.clients)):
+        p.error("--clients 1-64, --servers 1-4 (at most --clients), --seconds 1-600, --max-actions 1-10000, "
+                "--think-ms above 0, at most 600000")
 
     from gradio_client import Client
 
     with tempfile.TemporaryDirectory(prefix="rte-bench-annot-") as tmp:
         db_url, cleanup = scratch_db(args.db, Path(tmp))
-        port = free_port()
-        url = f"http://127.0.0.1:{port}/"
+        ports: list[int] = []
+        while len(ports) < args.servers:
+            port = free_port()
+            ports += [port] if port not in ports else []
+        urls = [f"http://127.0.0.1:{port}/" for port in ports]
         env = {**os.environ, "REASONING_DATA_DIR": tmp, "PYTHONPATH": str(ROOT), "GRADIO_PROFILING": "1"}
         log = (Path(tmp) / "server.log").open("w")
-        server = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "serve", "--host", "127.0.0.1", "--port",
-                                   str(port), "--db", db_url], env=env, stdout=subprocess.DEVNULL, stderr=log,
-                                  start_new_session=True)
+        servers: list[subprocess.Popen] = []
         stop, counts = threading.Event(), [0, 0]
         try:
-            wait_up(url)
-            setup = Client(url, verbose=False)
+            for port in ports:
+                servers.append(start_server(port, db_url, env, log))
+            for url in urls:
+                wait_up(url)
+            setup = Client(urls[0], verbose=False)
             sessions: dict[int, list[str]] = {}
             for problem in PROBLEMS:
                 sid = setup.predict(problem, "mcts", 24, api_name="/search")["session_id"]
                 tree = setup.predict(sid, api_name="/tree")
                 sessions[sid] = [n["id"] for n in tree["nodes"] if n["id"] != "0"]
             print(f"db {args.db}: {len(sessions)} sessions of {[len(v) + 1 for v in sessions.values()]} nodes; "
-                  f"{args.clients} client processes ({CLIENTS[args.client]}), {args.seconds:.0f} s per mode"
-                  f"{'' if args.no_search else ', a search (mcts, budget 64) running throughout'}")
+                  f"{args.servers} server{'s' if args.servers > 1 else ''} on it; {args.clients} client processes "
+                  f"({CLIENTS[args.client]}), {args.seconds:.0f} s per mode"
+                  f"{'' if args.no_search else ', a search (mcts, budget 64) running throughout on the first server'}")
             print(f"uptime before: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
             if not args.no_search:
-                threading.Thread(target=searcher, args=(url, stop, counts), daemon=True).start()
-            fn_index = {api: setup._infer_fn_index(f"/{api}", None) for api in APIS}
-            phases = run_phases(url, server.pid, db_url, sessions, fn_index, args)
+                threading.Thread(target=searcher, args=(urls[0], stop, counts), daemon=True).start()
+            fn_index = {api: setup._infer_fn_index(f"/{api}", None) for api in APIS}  # the same app on every server
+            phases = run_phases(urls, [sv.pid for sv in servers], db_url, sessions, fn_index, args)
             stop.set()
             for ph in phases:
-                report(ph, args.clients)
+                report(ph, args.clients, urls, not args.no_search)
             if not args.no_search:
                 print(f"\nsearches finished during the run: {counts[0]} ({counts[1]} failed)")
             print(f"uptime after: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
         finally:
             stop.set()
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
+            for server in servers:
+                stop_server(server)
             log.close()
             cleanup()
     return 0
