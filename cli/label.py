@@ -32,6 +32,9 @@ def add_label_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--relabel", action="store_true", help="label again nodes that already have a label")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--db", metavar="URL", help="database URL (default: $DATABASE_URL, else SQLite in the data folder)")
+    p.add_argument("--ray", metavar="ADDRESS", help="label the sessions on a Ray cluster (`auto`: RAY_ADDRESS or a local "
+                   "one), each worker holding the generator once and writing to --db, which must be PostgreSQL")
+    p.add_argument("--workers", type=bounded_int(1, 1024), default=2, help="Ray workers with --ray (default 2)")
     add_search_arguments(p)
     add_model_arguments(p)
 
@@ -46,6 +49,8 @@ def run_label(args: argparse.Namespace) -> int:
     config = RolloutConfig(catalog.enabled, n=args.rollouts, temperature=args.rollout_temperature,
                            max_steps=args.max_steps, seed=0 if args.seed is None else args.seed)
     search = search_config(args, Settings.from_env()) if args.problems else None
+    if args.ray:
+        return _label_on_ray(args, catalog, config)
     problems = _read_gold_problems(args.problems) if args.problems else None
     # labeling stored sessions only reads which there are: a mistyped --db must not make an empty database
     with Store(args.db, create=problems is not None) as store:
@@ -57,6 +62,48 @@ def run_label(args: argparse.Namespace) -> int:
     print(f"labeled {totals['labeled']} nodes in {len(sessions)} sessions ({totals['rollouts']} rollouts); "
           f"skipped {totals['skipped']} already labeled", file=sys.stderr)
     return 0
+
+
+def _label_on_ray(args: argparse.Namespace, catalog, config) -> int:
+    """`label --ray`: the stored sessions spread over Ray workers (experiments.distributed.label)."""
+    from experiments import distributed
+    from storage import Store
+
+    from .common import Settings
+    from .runs import model_spec
+
+    if args.problems:
+        raise ValueError("--ray labels stored sessions: search the problems first (solve --ray --run-name NAME), then "
+                         "label --ray --all or --session IDS")
+    url = args.db or Settings.from_env().database_url
+    if not url:
+        raise ValueError("--ray needs a database every node reaches: PostgreSQL (--db postgresql://...), not SQLite")
+    distributed.check_database(url)  # before the cluster and the models
+    with Store(url, create=False) as store:
+        sessions = _sessions(store, args)
+        steps = sum(store.session(sid).nodes - 1 for sid in sessions)
+        options = {"relabel": args.relabel, "chunk": args.chunk, "first_error": args.first_error}
+        pool = distributed.Pool.start(args.ray, workers=args.workers, db_url=store.url, spec=model_spec(args),
+                                      catalog=catalog, labels=(config, options))
+        nodes = len({d["node"] for d in pool.described})
+        print(f"ray: {args.workers} label workers on {nodes} node{'' if nodes == 1 else 's'}", file=sys.stderr)
+        try:
+            totals = _ray_label(distributed, pool, sessions, steps, args.quiet)
+        finally:
+            pool.close()
+    print(f"labeled {totals['labeled']} nodes in {len(sessions)} sessions ({totals['rollouts']} rollouts); "
+          f"skipped {totals['skipped']} already labeled", file=sys.stderr)
+    return 0
+
+
+def _ray_label(distributed, pool, sessions: list[int], steps: int, quiet: bool) -> dict[str, int]:
+    from .progress import progress
+
+    bar = progress(steps, "label", "node", quiet=quiet, every=PROGRESS_SECONDS)
+    try:
+        return distributed.label(pool, sessions, progress=lambda out: bar.update(out["labeled"] + out["skipped"]))
+    finally:
+        bar.close()
 
 
 def _read_gold_problems(path: str):
@@ -87,7 +134,7 @@ def _models(args: argparse.Namespace, catalog, need_prm: bool):
 
     from .common import choose_threads, load_models
 
-    if need_prm:
+    if need_prm or args.vllm:  # --vllm starts both engines (one command's models, as everywhere)
         return load_models(args, catalog)
     generator = load_generator(
         Path(args.generator) if args.generator else DEMO_GENERATOR_DIR, catalog=catalog, device=args.device,

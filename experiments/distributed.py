@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -77,18 +78,11 @@ class ModelSpec:
     def load(self, catalog) -> tuple[Any, Any, Any]:
         """(generator, scorer, orm) as `cli/common.load_models` and `load_orm_arg` load them; torch's threads by
         the same rule (`reasoning.backends.loading.choose_threads`)."""
-        from reasoning.backends import DEMO_GENERATOR_DIR, DEMO_PRM_DIR, load_generator, load_scorer
+        from reasoning.backends import DEMO_PRM_DIR, load_scorer
         from reasoning.backends.loading import choose_threads, set_threads
-        from reasoning.http_client import is_url
 
-        def where(value: str | None, default: Path) -> str | Path:
-            return default if not value else value if is_url(value) else Path(value)
-
-        generator = load_generator(where(self.generator, DEMO_GENERATOR_DIR), catalog=catalog, device=self.device,
-                                   trust_remote_code=self.trust_remote_code, kv_reuse=self.kv_reuse,
-                                   max_step_tokens=self.max_step_tokens, top_p=self.top_p,
-                                   kv_cache_mb=self.kv_cache_mb)
-        scorer = load_scorer(where(self.prm, DEMO_PRM_DIR), adapter=self.prm_adapter, device=self.device,
+        generator = self.load_generator(catalog)
+        scorer = load_scorer(_where(self.prm, DEMO_PRM_DIR), adapter=self.prm_adapter, device=self.device,
                              trust_remote_code=self.trust_remote_code, batch_tokens=self.prm_batch_tokens,
                              kv_cache_mb=self.prm_kv_cache_mb)
         orm = None
@@ -98,6 +92,25 @@ class ModelSpec:
             orm = load_orm(Path(self.orm), device=self.device, trust_remote_code=self.trust_remote_code)
         set_threads(choose_threads([generator, scorer], self.threads)[0])
         return generator, scorer, orm
+
+    def load_generator(self, catalog):
+        """The generator alone (what rollout labels need), torch's threads set for it when it is the only model."""
+        from reasoning.backends import DEMO_GENERATOR_DIR, load_generator
+        from reasoning.backends.loading import choose_threads, set_threads
+
+        generator = load_generator(_where(self.generator, DEMO_GENERATOR_DIR), catalog=catalog, device=self.device,
+                                   trust_remote_code=self.trust_remote_code, kv_reuse=self.kv_reuse,
+                                   max_step_tokens=self.max_step_tokens, top_p=self.top_p,
+                                   kv_cache_mb=self.kv_cache_mb)
+        set_threads(choose_threads([generator], self.threads)[0])
+        return generator
+
+
+def _where(value: str | None, default: Path) -> str | Path:
+    """A model argument as the loaders take it: a server URL as is, a directory as a Path, the default when unset."""
+    from reasoning.http_client import is_url
+
+    return default if not value else value if is_url(value) else Path(value)
 
 
 class Worker:
@@ -132,6 +145,37 @@ class Worker:
         return {"problem_id": problem.id, "record": record if written else None, "pid": os.getpid()}
 
 
+class LabelWorker:
+    """One Ray actor for `label --ray`: the generator loaded once, a store of its own, one stored session labeled
+    per call through `experiments.autolabel` (chunks committed as they finish, labeled nodes skipped), so a worker
+    killed mid-session loses at most its chunk in flight and the retry labels only what is left."""
+
+    def __init__(self, db_url: str, spec: dict[str, Any], rollouts, catalog, options: dict[str, Any]) -> None:
+        from storage.store import Store
+
+        self.rollouts, self.options = rollouts, options
+        self.generator = ModelSpec(**spec).load_generator(catalog)
+        self.identity = {"generator": self.generator.provenance()}
+        self.store = Store(db_url, migrate=False)
+
+    def describe(self) -> dict[str, Any]:
+        import ray
+
+        return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id(), "models": self.identity}
+
+    def label(self, session_id: int) -> dict[str, Any]:
+        from .autolabel import label_first_errors, label_rollouts
+
+        skip, chunk = not self.options["relabel"], self.options["chunk"]
+        reports = [label_rollouts(self.store, session_id, self.generator, self.rollouts, skip_labeled=skip,
+                                  chunk=chunk)]
+        if self.options["first_error"]:
+            reports.append(label_first_errors(self.store, session_id, self.generator, self.rollouts,
+                                              skip_labeled=skip))
+        return {"session": session_id, "pid": os.getpid(), "labeled": sum(len(r.labelled) for r in reports),
+                "skipped": sum(r.skipped for r in reports), "rollouts": sum(r.rollouts for r in reports)}
+
+
 class Pool:
     """`workers` Ray actors spread over the cluster's nodes, each with the models loaded."""
 
@@ -139,10 +183,12 @@ class Pool:
         self.actors, self.described, self.max_restarts = actors, described, max_restarts
 
     @classmethod
-    def start(cls, address: str, *, workers: int, db_url: str, spec: ModelSpec, config: SearchConfig, catalog,
-              cpus: float = 1.0, gpus: float | None = None, max_restarts: int = 3) -> Pool:
+    def start(cls, address: str, *, workers: int, db_url: str, spec: ModelSpec, config: SearchConfig | None = None,
+              catalog=None, labels: tuple[Any, dict[str, Any]] | None = None, cpus: float = 1.0,
+              gpus: float | None = None, max_restarts: int = 3) -> Pool:
         """Connect, check the cluster can hold `workers` actors, start them (SPREAD over nodes) and wait until every
-        one has loaded its models; refuse workers whose models differ (another sha256 on some node)."""
+        one has loaded its models; refuse workers whose models differ (another sha256 on some node). Search workers
+        by default; with `labels` (a RolloutConfig and the labeling options) workers for `label --ray`."""
         check_database(db_url)
         ray = connect(address)
         gpus = gpus if gpus is not None else (1.0 if (spec.device or "").startswith("cuda") else 0.0)
@@ -153,10 +199,11 @@ class Pool:
                                  f"{workers * each:g} (--workers N)")
         env = {"PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
                "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-        actor = ray.remote(Worker).options(num_cpus=cpus, num_gpus=gpus, max_restarts=max_restarts,
+        actor = ray.remote(LabelWorker if labels else Worker).options(num_cpus=cpus, num_gpus=gpus, max_restarts=max_restarts,
                                            max_task_retries=0, scheduling_strategy="SPREAD",
                                            runtime_env={"env_vars": env})
-        actors = [actor.remote(db_url, asdict(spec), config, catalog) for _ in range(workers)]
+        init = (labels[0], catalog, labels[1]) if labels else (config, catalog)
+        actors = [actor.remote(db_url, asdict(spec), *init) for _ in range(workers)]
         try:
             described = ray.get([a.describe.remote() for a in actors])
         except ray.exceptions.RayActorError as exc:  # its __init__ raised: say why in one line (the last one)
@@ -192,35 +239,40 @@ def start(runs: Runs, problems: list[Problem], config: SearchConfig, identity: d
 
 
 class _Queue:
-    """The problems still to hand out, and which workers each one died on."""
+    """The items (problems, or sessions to label) still to hand out, and which workers each one died on."""
 
-    def __init__(self, problems: list[Problem], workers: int, max_restarts: int, retries: int):
-        self.todo: deque[Problem] = deque(problems)
+    def __init__(self, items: list, workers: int, max_restarts: int, retries: int, what: str = "problem"):
+        self.todo: deque = deque(items)
         self.deaths = [0] * workers
-        self.tried: dict[str, set[int]] = {}  # problem id -> the workers it died on
-        self.attempts: dict[str, int] = {}  # problem id -> how many times a worker died on it
-        self.max_restarts, self.retries = max_restarts, retries
+        self.tried: dict[str, set[int]] = {}  # item key -> the workers it died on
+        self.attempts: dict[str, int] = {}  # item key -> how many times a worker died on it
+        self.max_restarts, self.retries, self.what = max_restarts, retries, what
+
+    @staticmethod
+    def key(item) -> str:
+        return str(getattr(item, "id", item))
 
     def alive(self) -> list[int]:
         return [w for w, d in enumerate(self.deaths) if d <= self.max_restarts]
 
-    def next_for(self, w: int) -> Problem | None:
-        """The first queued problem that did not die on worker w (unless no other live worker could take it)."""
+    def next_for(self, w: int):
+        """The first queued item that did not die on worker w (unless no other live worker could take it)."""
         others = [v for v in self.alive() if v != w]
         for i, p in enumerate(self.todo):
-            tried = self.tried.get(p.id, set())
+            tried = self.tried.get(self.key(p), set())
             if w not in tried or all(v in tried for v in others):
                 del self.todo[i]
                 return p
         return None
 
-    def died(self, w: int, p: Problem) -> None:
-        """Worker w died searching p: p goes back to the front, for another worker."""
+    def died(self, w: int, p) -> None:
+        """Worker w died on p: p goes back to the front, for another worker."""
+        k = self.key(p)
         self.deaths[w] += 1
-        self.tried.setdefault(p.id, set()).add(w)
-        self.attempts[p.id] = self.attempts.get(p.id, 0) + 1
-        if self.attempts[p.id] > self.retries:
-            raise RuntimeError(f"problem {p.id!r} killed its worker {self.attempts[p.id]} times")
+        self.tried.setdefault(k, set()).add(w)
+        self.attempts[k] = self.attempts.get(k, 0) + 1
+        if self.attempts[k] > self.retries:
+            raise RuntimeError(f"{self.what} {k!r} killed its worker {self.attempts[k]} times")
         self.todo.appendleft(p)
 
 
@@ -275,3 +327,39 @@ def execute(runs: Runs, run_id: int, pool: Pool, *, progress: Progress | None = 
     status = "stopped" if runs.pending(run_id) else "finished"
     runs.set_status(run_id, status)
     return status
+
+
+def label(pool: Pool, sessions: list[int], *, progress: Callable[[dict[str, Any]], None] | None = None,
+          retries: int = 3) -> dict[str, int]:
+    """Label the stored sessions on the pool's label workers, one session per worker at a time; the totals
+    (labeled, skipped, rollouts). A session whose worker died goes to another worker, which skips the chunks
+    already stored (each node is labeled once: one row per node and method)."""
+    import ray
+    from ray.exceptions import RayActorError
+
+    queue = _Queue(list(sessions), len(pool.actors), pool.max_restarts, retries, what="session")
+    totals = {"labeled": 0, "skipped": 0, "rollouts": 0}
+    idle = list(range(len(pool.actors)))
+    running: dict[Any, tuple[int, int]] = {}
+    while queue.todo or running:
+        for w, sid in [(w, queue.next_for(w)) for w in list(idle) if w in queue.alive()]:
+            if sid is not None:
+                running[pool.actors[w].label.remote(sid)] = (w, sid)
+                idle.remove(w)
+        if not running:
+            raise RuntimeError(f"every Ray worker died; {len(queue.todo)} sessions left unlabeled (run label again: "
+                               "it skips what is stored)")
+        ready, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
+        for ref in ready:
+            w, sid = running.pop(ref)
+            idle.append(w)
+            try:
+                out = ray.get(ref)
+            except RayActorError:
+                queue.died(w, sid)
+                continue
+            for k in totals:
+                totals[k] += out[k]
+            if progress is not None:
+                progress(out)
+    return totals

@@ -1,8 +1,9 @@
-"""`solve --ray`: a run's problems searched on a two-node Ray cluster on this machine (`ray.cluster_utils.Cluster`, a
-head and a second node of one CPU each) against PostgreSQL. The same per-problem answers as the single-process run
-with the same seed; a worker killed mid-run, and the driver killed mid-run then resumed with --ray: every problem
-written once. 8 problems at best_of_n budget 6 (the issue asks 40; the test machine has 2 cores), plus the
-one-line refusals, which need neither Ray's cluster nor PostgreSQL."""
+"""`solve --ray` and `label --ray`: a run's problems searched, and then its trees labeled, on a two-node Ray cluster on
+this machine (`ray.cluster_utils.Cluster`, a head and a second node of one CPU each) against PostgreSQL. The same
+per-problem answers as the single-process run with the same seed, and the same rollout labels as an in-process
+`label`; a worker killed mid-run, and the driver killed mid-run then resumed with --ray: every problem written once;
+a label worker killed mid-session: every step labeled once. 40 problems at best_of_n budget 6, plus the one-line
+refusals, which need neither Ray's cluster nor PostgreSQL."""
 from __future__ import annotations
 
 import argparse
@@ -22,7 +23,7 @@ from experiments import distributed
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL = ROOT / "reasoning" / "data" / "countdown_eval.jsonl"
-N = 8
+N = 40
 SEARCH = ["--algorithm", "best_of_n", "--budget", "6", "--seed", "3"]
 
 
@@ -46,6 +47,19 @@ def test_ray_with_sqlite_or_without_a_run_is_refused_in_one_line(tmp_path):
     args = parse("--problems", str(src), "--out", str(tmp_path / "o.jsonl"), *SEARCH, "--ray", "auto")
     with pytest.raises(ValueError, match="--ray records a run in the database: give --run-name"):
         run_solve(args)
+
+
+def test_label_ray_with_sqlite_or_with_problems_is_refused_in_one_line(tmp_path):
+    from cli.label import add_label_arguments, run_label
+
+    p = argparse.ArgumentParser()
+    add_label_arguments(p)
+    db = tmp_path / "x.db"
+    with pytest.raises(ValueError, match=r"^--ray needs a database every node reaches: PostgreSQL") as e:
+        run_label(p.parse_args(["--all", "--ray", "auto", "--db", f"sqlite:///{db}"]))
+    assert "\n" not in str(e.value) and not db.exists()
+    with pytest.raises(ValueError, match=r"^--ray labels stored sessions: search the problems first"):
+        run_label(p.parse_args(["--problems", str(EVAL), "--ray", "auto", "--db", f"sqlite:///{db}"]))
 
 
 def test_ray_missing_says_how_to_install_it(tmp_path, monkeypatch):
@@ -214,3 +228,96 @@ def test_the_driver_killed_mid_run_resumes_on_the_cluster_from_the_database(clus
     assert f"of {N} done" in err
     assert answers(tmp_path / "d.jsonl") == single
     assert [(s, n) for _, s, n in items(pg, "driver")] == [("done", 1)] * N
+
+
+# -- label --ray ----------------------------------------------------------------------------------------------------
+def run_sessions(pg: str, run: str) -> list[int]:
+    """The sessions holding the named run's trees."""
+    from storage.runs import Runs
+    from storage.store import Store
+
+    with Store(pg, migrate=False) as store:
+        rid = next(r.id for r in Runs(store).all() if r.name == run)
+        return sorted(s.id for s in store.list_sessions() if s.name.startswith(f"run {rid}: "))
+
+
+def rollout_labels(pg: str, sessions: list[int]) -> dict[tuple[int, str], tuple]:
+    from storage.store import Store
+
+    with Store(pg, migrate=False) as store:
+        return {(sid, a.node_id): (a.rollouts, a.successes, a.soft_value) for sid in sessions
+                for a in store.auto_labels(sid) if a.method == "rollout"}
+
+
+def label(tmp: Path, db: str, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, str(ROOT / "app.py"), "label", "--rollouts", "2", "--max-steps", "4",
+                             "--db", db, "--quiet", *extra], cwd=tmp, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_label_on_two_workers_gives_the_single_process_labels(cluster, pg, single, tmp_path):
+    """The single run's trees labeled on the cluster (`label --ray`) hold the labels an in-process `label` writes
+    for copies of the same trees in SQLite (same seed, same chunks)."""
+    from storage.store import Store
+
+    sessions = run_sessions(pg, "single")
+    assert len(sessions) == N
+    proc = label(tmp_path, pg, "--session", *map(str, sessions), "--ray", cluster.address, "--workers", "2")
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert "ray: 2 label workers on 2 nodes" in err
+    on_ray = rollout_labels(pg, sessions)
+    lite = f"sqlite:///{tmp_path / 'copy.db'}"
+    copies = {}
+    with Store(pg, migrate=False) as src, Store(lite) as dst:
+        for sid in sessions:
+            copies[dst.create_session(src.load_tree(sid), name=f"copy {sid}")] = sid
+    proc = label(tmp_path, lite, "--all")
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    local = {(copies[sid], node): v for (sid, node), v in rollout_labels(lite, list(copies)).items()}
+    steps = sum(len(Store(pg, migrate=False).load_tree(sid).graph.nodes) - 1 for sid in sessions)
+    assert len(on_ray) == steps and on_ray == local
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_label_worker_killed_mid_run_leaves_each_node_labeled_once(cluster, pg, single, tmp_path):
+    """A label worker SIGKILLed once the first labels are stored: its session goes to the other worker, which skips
+    the stored chunks; every step ends with exactly one rollout label."""
+    from cli.common import load_catalog_arg
+    from cli.runs import model_spec
+    from reasoning.labeling import RolloutConfig
+    from storage.store import Store
+
+    store = Store(pg, migrate=False)
+    sessions = [store.create_session(store.load_tree(sid), name=f"kill copy {sid}")  # unlabeled copies
+                for sid in run_sessions(pg, "single")[:10]]
+    args = parse("--problems", "x", "--out", "x", *SEARCH, "--db", pg)
+    catalog = load_catalog_arg(args)
+    config = RolloutConfig(catalog.enabled, n=2, temperature=0.7, max_steps=4, seed=11)
+    pool = distributed.Pool.start(cluster.address, workers=2, db_url=pg, spec=model_spec(args), catalog=catalog,
+                                  labels=(config, {"relabel": False, "chunk": 1, "first_error": False}))
+    victim = pool.described[0]["pid"]
+    killed = threading.Event()
+
+    def kill_after_the_first_labels() -> None:  # worker 0 is then inside a session (or just past one)
+        end = time.time() + 300
+        while not store.auto_labels(sessions[0]) and time.time() < end:
+            time.sleep(0.05)
+        os.kill(victim, signal.SIGKILL)
+        killed.set()
+
+    threading.Thread(target=kill_after_the_first_labels, daemon=True).start()
+    try:
+        totals = distributed.label(pool, sessions)
+    finally:
+        pool.close()
+    assert killed.is_set() and totals["labeled"] >= 1
+    steps = {sid: len(store.load_tree(sid).graph.nodes) - 1 for sid in sessions}
+    for sid in sessions:
+        labels = [a for a in store.auto_labels(sid) if a.method == "rollout"]
+        assert len(labels) == len({a.node_id for a in labels}) == steps[sid]
