@@ -9,11 +9,12 @@ from .records import (
     NodeState,
     NotFoundError,
     SessionInfo,
+    StaleTreeError,
     StorageError,
 )
 from .store import Store
 
 __all__ = [
     "Action", "Annotation", "AutoLabel", "ConflictError", "ImportFormatError", "LabeledTree", "NodeState",
-    "NotFoundError", "SessionInfo", "StorageError", "Store",
+    "NotFoundError", "SessionInfo", "StaleTreeError", "StorageError", "Store",
 ]

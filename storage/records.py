@@ -18,6 +18,11 @@ class ConflictError(StorageError):
     """The row changed since the caller read it (a stale `expected_version`): reload and try again."""
 
 
+class StaleTreeError(ConflictError):
+    """New nodes whose ids another writer (a second server on the same database) stored first: the caller's copy
+    of the tree is stale; reload it and make the change again."""
+
+
 class NotFoundError(StorageError, LookupError):
     """No such session, node or action."""
 

@@ -32,6 +32,7 @@ from .records import (
     NodeState,
     NotFoundError,
     SessionInfo,
+    StaleTreeError,
     StorageError,
     TextRuleError,
 )
@@ -263,6 +264,11 @@ class Store:
 
         def work(s: Session) -> Logged:
             _session_row(s, session_id)
+            taken = s.execute(select(NodeRow.node_id).where(NodeRow.session_id == session_id,
+                                                            NodeRow.node_id.in_(node_ids))).scalars().first()
+            if taken is not None:  # a unique-key race lost to another writer lands here too, on _transact's retry
+                raise StaleTreeError(f"session {session_id} changed under this writer: node {taken} was stored by "
+                                     "another one; reload the tree and try again")
             _insert_nodes(s, session_id, snap, sorted(node_ids, key=lambda n: snap.node(n)["created"]))
             _sync_next_child(s, session_id, snap, {snap.node(n)["parent"] for n in node_ids})
             return {"nodes": list(node_ids)}, _entry(session_id, acted_on, annotator, kind, {"nodes": list(node_ids)})

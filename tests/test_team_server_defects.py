@@ -383,6 +383,37 @@ def test_a_kept_tree_sees_what_another_server_on_the_database_changed(engine, mo
         assert engine.tree(sid).node(first)["visits"] == searched.node(first)["visits"]
 
 
+def test_two_servers_editing_under_one_parent_at_once_both_keep_their_step(engine, models, db_url):
+    """Each server takes a new node's id from its own copy of the tree: an edit stored by the other server between
+    this one's read and its write took the same id. The write is refused as stale inside its transaction and made
+    again on the stored tree, under the next id; both edits are kept (before: a duplicate-key error for one)."""
+    t = ReasoningTree(Problem("p1", "What is 2 + 3?", "5"))
+    first = t.add_child("0", Step("2 + 3 = 5.", factor="compute", terminal=True, answer="5"))
+    sid = engine.store.create_session(t, name="race")
+    with Store(db_url) as other_store:
+        other = Explorer(generator=models[0], scorer=models[1], store=other_store)
+        ratings = engine.ratings
+        real = ratings._add_step
+        raced = []
+
+        def add_step_while_the_other_server_edits(*a, **kw):
+            nid = real(*a, **kw)  # this server's copy now holds its new node; the other stores the same id first
+            if not raced:
+                raced.append(other.edit(sid, first, "2 + 3 = 5, so the answer is 5.", annotator="bob"))
+            return nid
+
+        ratings._add_step = add_step_while_the_other_server_edits
+        try:
+            mine = engine.edit(sid, first, "Adding 2 and 3 gives 5.", annotator="alice")
+        finally:
+            ratings._add_step = real
+    stored = engine.store.load_tree(sid)
+    assert raced and mine != raced[0] and {mine, raced[0]} <= set(stored.graph.nodes)
+    assert stored.node(raced[0])["text"] == "2 + 3 = 5, so the answer is 5."
+    assert stored.node(mine)["text"] == "Adding 2 and 3 gives 5."
+    assert [stored.node(n)["origin"] for n in (mine, raced[0])] == ["edited", "edited"]
+
+
 def test_a_serve_refusal_is_the_only_line_a_fresh_process_prints(tmp_path):
     run = subprocess.run([sys.executable, str(ROOT / "app.py"), "serve", "--auth-file", str(tmp_path / "users.txt")],
                          capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})

@@ -5,13 +5,15 @@ values, and makes one storage unit of work, so an acknowledged action is committ
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from reasoning.factors import Catalog, ThoughtFactor
 from reasoning.search.context import SearchContext
 from reasoning.tree import ROOT, ReasoningTree
 from reasoning.types import State, Step
+from storage import StaleTreeError
 
 from .. import validate as v
 from .models import ModelRegistry
@@ -19,6 +21,7 @@ from .runs import domain_of, stored_config
 from .sessions import Sessions, new_action_id
 from .views import human_step_factor, next_iteration
 
+T = TypeVar("T")
 MAX_EXPAND = 16
 SUMMARY_FACTOR = ThoughtFactor("summarize", "Summarize the reasoning so far", cue="In short, ")
 
@@ -70,6 +73,9 @@ class Ratings:
 
     def edit(self, session_id: Any, node_id: Any, text: Any, *, annotator: Any = None) -> str:
         """Keep the step as is and add the edited text as a sibling (origin `edited`), scored by the PRM."""
+        return _fresh_retry(lambda: self._edit(session_id, node_id, text, annotator))
+
+    def _edit(self, session_id: Any, node_id: Any, text: Any, annotator: Any) -> str:
         t = self.sessions.target(session_id, node_id)
         v.need(t.nid != ROOT, "the root is the problem; start a new search to change it")
         text = v.text(text, "step text")
@@ -89,6 +95,9 @@ class Ratings:
         session's catalog; left out, the one `human_step_choices` offers first. The domain reads it as it reads a
         generated step (a final answer ends the path, its answer recorded); where that would drop or change what
         was typed, the step is refused with the reason (`read_typed`)."""
+        return _fresh_retry(lambda: self._add_human_step(session_id, node_id, text, factor, annotator))
+
+    def _add_human_step(self, session_id: Any, node_id: Any, text: Any, factor: Any, annotator: Any) -> str:
         t = self.sessions.target(session_id, node_id)
         text = v.text(text, "step text")
         names = self.session_catalog(t.sid).names
@@ -122,6 +131,9 @@ class Ratings:
     def expand(self, session_id: Any, node_id: Any, factor: Any, n: Any = 3, *, annotator: Any = None) -> list[str]:
         """Sample `n` children under a node with one chosen thought factor, scored by the PRM; returns the new ones
         (with the session's `merge_duplicates`, a sample identical to an existing child is not added again)."""
+        return _fresh_retry(lambda: self._expand(session_id, node_id, factor, n, annotator))
+
+    def _expand(self, session_id: Any, node_id: Any, factor: Any, n: Any, annotator: Any) -> list[str]:
         t = self.sessions.target(session_id, node_id)
         v.choice(factor, "factor", self.catalog.names)
         count = v.integer(n, "number of children", 1, MAX_EXPAND)
@@ -184,6 +196,19 @@ class Ratings:
         nid = tree.add_child(parent, step, origin=origin, meta=meta, iteration=next_iteration(tree))
         ctx.score([nid])
         return nid
+
+
+def _fresh_retry(change: Callable[[], T], attempts: int = 3) -> T:
+    """A change that adds nodes, made again on a freshly loaded tree when another server stored nodes under the same
+    parent first (their ids came from the same stale copy: `StaleTreeError`). `Sessions.changing` has dropped the
+    cached tree by then, so the next attempt reads the stored one."""
+    for attempt in range(attempts):
+        try:
+            return change()
+        except StaleTreeError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def read_typed(domain: Any, state: State, step: Step) -> Step:
