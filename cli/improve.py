@@ -26,6 +26,9 @@ def add_improve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-trajectories", type=bounded_int(1, 10**6), default=20,
                    help="fewer verified trajectories stop the round (the previous one stays)")
     p.add_argument("--sft-epochs", type=float, default=3.0)
+    p.add_argument("--sft-lr", type=float, default=2e-4, help="the generator's fine-tuning learning rate")
+    p.add_argument("--paths-per-problem", type=bounded_int(1, 64), default=4,
+                   help="verified trajectories kept per training problem at most (shortest first)")
     p.add_argument("--prm-epochs", type=float, default=2.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=bounded_int(1, 64), default=1, help="problems searched at once")
@@ -57,8 +60,11 @@ def run_improve(args: argparse.Namespace) -> int:
     if overlap:
         raise ValueError(f"{len(overlap)} problems are in both --problems and --eval; never train on what you "
                          "evaluate on")
+    if not 0 < args.sft_lr < 1:
+        raise ValueError(f"--sft-lr must be between 0 and 1 (exclusive), got {args.sft_lr}")
     recipe = Recipe(algorithm=args.algorithm, budget=args.budget, eval_budgets=tuple(args.eval_budgets),
                     seed=args.seed, min_trajectories=args.min_trajectories, sft_epochs=args.sft_epochs,
+                    sft_lr=args.sft_lr, paths_per_problem=args.paths_per_problem,
                     prm_epochs=args.prm_epochs, workers=args.workers)
     out = Path(args.out)
     generator = str(Path(args.generator or DEMO_GENERATOR_DIR).resolve())

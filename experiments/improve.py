@@ -112,6 +112,25 @@ def step_values(tree: ReasoningTree) -> list[dict[str, Any]]:
     return records
 
 
+def first_moves(runs: Runs, run_id: int) -> dict[str, Any]:
+    """On Countdown, the share of a greedy run's first steps that keep the puzzle solvable (the policy's own move,
+    before any search); {} for other domains."""
+    from reasoning.domains.countdown import keeps_solvable
+
+    kept = total = 0
+    for r in runs.results(run_id):
+        if r.session_id is None:
+            continue
+        tree = runs.store.load_tree(r.session_id)
+        kids = tree.children(ROOT)
+        if tree.problem.domain != "countdown" or not kids:
+            continue
+        first = tree.node(kids[0])
+        total += 1
+        kept += keeps_solvable(tree.problem, [Step(first["text"], first["factor"])])
+    return {"first_move_solvable": round(kept / total, 4), "first_moves": total} if total else {}
+
+
 # -- the lineage on disk --------------------------------------------------------------------------------------------
 def _sha(problems: list[Problem]) -> str:
     return hashlib.sha256(json.dumps([[p.id, p.text, p.answer] for p in problems]).encode()).hexdigest()
@@ -211,6 +230,8 @@ class Improver:
             key = f"{algorithm}@{budget}"
             results[key] = self._run(folder, f"eval-{key}", self.held, algorithm, budget, self.recipe.seed,
                                      self.models_of(k), f"improve {self.lineage.id} round {k}: {key} (held out)")
+            if algorithm == "greedy":
+                results[key].update(first_moves(self.runs, results[key]["run"]))
         return results
 
     def data(self, k: int, run_id: int) -> dict[str, Any]:
@@ -333,5 +354,7 @@ def improve(improver: Improver, rounds: int) -> Lineage:
 
 
 def table_line(manifest: dict[str, Any]) -> str:
-    return ", ".join(f"{k} {v['rate']:.1%} ({v['interval'][0]:.1%}-{v['interval'][1]:.1%})"
+    line = ", ".join(f"{k} {v['rate']:.1%} ({v['interval'][0]:.1%}-{v['interval'][1]:.1%})"
                      for k, v in manifest["metrics"].items())
+    firsts = [v["first_move_solvable"] for v in manifest["metrics"].values() if "first_move_solvable" in v]
+    return line + (f", first move keeps it solvable {firsts[0]:.1%}" if firsts else "")

@@ -189,3 +189,13 @@ def test_traces_are_valid_solutions_rendered_as_the_backends_render():
     assert rendered.text == expected
     for pos, tag in rendered.close_at:  # the model learns to close right where its own words end
         assert rendered.text[pos:].startswith((" (left:", " (answer:", tag))
+
+
+def test_a_first_move_keeps_the_puzzle_solvable_or_not():
+    from reasoning.domains.countdown import keeps_solvable
+    from reasoning.problems import countdown_problem
+
+    p = countdown_problem([4, 7, 8, 8])
+    assert keeps_solvable(p, [Step("8/8=1 (left: 1 4 7)", "compute")])  # (7-1)*4
+    assert not keeps_solvable(p, [Step("8*8=64 (left: 4 7 64)", "compute")])  # 4 7 64 make no 24
+    assert not keeps_solvable(p, [Step("8*9=72 (left: 4 7 72)", "compute")])  # a 9 it does not have: a mistake

@@ -303,6 +303,13 @@ def solvable(numbers, target=24) -> bool:
     return _solvable(tuple(sorted(Fraction(n) for n in numbers)), Fraction(target))
 
 
+def keeps_solvable(problem: Problem, steps: tuple[Step, ...] | list[Step]) -> bool:
+    """Whether the numbers left after `steps` can still make the target (a step the calculator books as a mistake
+    counts as it leaves the board): how good a policy's first move is, before any search."""
+    board = replay(problem, steps)
+    return board.errors == 0 and solvable(board.values, problem.meta.get("target", 24))
+
+
 def solve(numbers: list[int], target: int = 24) -> str | None:
     """One expression over `numbers` that makes `target`, or None when there is none."""
     board = Board.start(numbers)
