@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import event
-from test_storage import db_url  # noqa: F401 - the fixture runs each test on SQLite and PostgreSQL
 
 from reasoning.limits import MAX_DB_INT, MAX_STEP_CHARS
 from reasoning.problems import ProblemFormatError, read_problems
@@ -23,7 +22,7 @@ pytestmark = pytest.mark.database
 
 
 @pytest.fixture
-def store(db_url):  # noqa: F811
+def store(db_url):
     s = Store(db_url)
     yield s
     s.close()

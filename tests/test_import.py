@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers.data import GSM8K, PRM800K
 
 from cli.data import add_export_arguments, add_import_arguments, run_export, run_import
 from reasoning.types import Problem, Step
@@ -15,11 +16,6 @@ from storage.importers import detect_format, import_file, import_line, read_impo
 from storage.labels import LabelOptions
 
 pytestmark = pytest.mark.database
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-if not DATA.is_dir():
-    DATA = Path("/work/shared/data")
-PRM800K = DATA / "prm800k_samples.jsonl"
-GSM8K = DATA / "gsm8k_test.jsonl"
 
 
 def write_jsonl(path: Path, records: list) -> Path:

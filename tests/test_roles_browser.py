@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("playwright")
 
-import test_ui_browser as ub  # noqa: E402
+from helpers.browser import click_node, open_session, wait_status  # noqa: E402
 
 from reasoning.problems import parse_problem_text  # noqa: E402
 from reasoning.tree import ReasoningTree  # noqa: E402
@@ -39,12 +39,12 @@ def test_a_viewer_sees_her_role_and_a_rating_refused(team_app, page):
     step = tree.add_child("0", Step("8/8=1 (left: 1 4 7)", "compute"), score=0.5, value=0.5)
     sid = store.create_session(tree, name="viewer", config={}, provenance={}, catalog=None)
     log_in(page, url, "vic")
-    ub.open_session(page, url, sid, len(tree))
+    open_session(page, url, sid, len(tree))
     assert page.locator("#role textarea, #role input").first.input_value() == "viewer"
     assert page.locator("#annotator textarea, #annotator input").first.input_value() == "vic"
-    ub.click_node(page, step)
+    click_node(page, step)
     page.click("#rate-good")
-    line = ub.wait_status(page, "needs the annotator role")
+    line = wait_status(page, "needs the annotator role")
     assert line == "⚠ rating a step needs the annotator role; vic is a viewer"
     assert store.annotations(sid) == []
 

@@ -11,7 +11,6 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,16 +21,6 @@ from storage.engine import default_url
 
 pytestmark = pytest.mark.database
 ROOT_DIR = Path(__file__).resolve().parents[1]
-
-
-def __getattr__(name: str) -> Any:
-    """The databases (`db_url`: SQLite and PostgreSQL, `store`) are fixtures of tests/conftest.py now; this keeps
-    `from test_storage import db_url` working in test modules written before the move. Remove once none does."""
-    if name in ("db_url", "store"):
-        import conftest
-
-        return getattr(conftest, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def small_tree(text: str = "What is 2 + 3 * 4?") -> ReasoningTree:

@@ -14,8 +14,7 @@ import pytest
 
 pytest.importorskip("playwright")
 
-import test_ui_browser as ub  # noqa: E402
-import test_ui_explorer as ue  # noqa: E402
+from helpers.browser import type_rating, wait_status  # noqa: E402
 
 from reasoning.tree import ReasoningTree  # noqa: E402
 
@@ -265,10 +264,10 @@ def test_a_labeler_rates_a_node_and_its_children_on_one_screen(big, screen):
     screen.wait_for_function("() => document.querySelector('#node-scores').innerText.includes('PRM')",
                              timeout=10_000)
     screen.click("#rate-bad")
-    ub.wait_status(screen, f"rated node {node['id']} -1")
-    ue.type_rating(screen, 0, "+1")
+    wait_status(screen, f"rated node {node['id']} -1")
+    type_rating(screen, 0, "+1")
     screen.click("#save-children")
-    ub.wait_status(screen, "saved 1 rating")
+    wait_status(screen, "saved 1 rating")
     assert screen.evaluate("() => window.scrollY") == 0 and in_view(screen, "#status")
     ratings = {(a.node_id, a.rating) for a in store.annotations(sid)}
     assert (node["id"], -1) in ratings and (tree.children(node["id"])[0], 1) in ratings

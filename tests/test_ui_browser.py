@@ -3,130 +3,31 @@ and step text full of markup renders as text with no injected script running. Sc
 from __future__ import annotations
 
 import json
-import time
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 pytest.importorskip("playwright")
-from playwright.sync_api import Page  # noqa: E402
+from helpers.browser import (  # noqa: E402 - skips this module when Debian's chromium is missing, before the app starts
+    click_node,
+    hover_node,
+    open_session,
+    plot_nodes,
+    session_id,
+    settled_nodes,
+    shot,
+    wait_status,
+)
 
 from reasoning.tree import ReasoningTree  # noqa: E402
 from reasoning.types import Problem, Step  # noqa: E402
 from storage import Store  # noqa: E402
 from ui.testing import demo_models, serve  # noqa: E402
 
+# The served app (`app`: url and store, on the demo models), `browser` and `page` are fixtures of tests/conftest.py;
+# the plot, status and screenshot helpers are tests/helpers/browser.py's.
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 XSS_TEXT = ('<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2"> '
             '<b>bold?</b> %{customdata} <a href="javascript:window.__xss=3">link</a>')
-
-if not Path("/usr/bin/chromium").exists():  # before the app starts (conftest's `browser` would skip only then)
-    pytest.skip("Debian chromium is not installed (apt-get install chromium chromium-driver)", allow_module_level=True)
-
-
-# The served app (`app`: url and store, on the demo models), `browser` and `page` are fixtures of tests/conftest.py.
-def __getattr__(name: str) -> Any:
-    """Keeps `from test_ui_browser import app, browser, page` working in test modules written before these fixtures
-    moved to conftest.py. Remove once none does."""
-    if name in ("app", "browser", "page"):
-        import conftest
-
-        return getattr(conftest, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def plot_nodes(page: Page) -> list[dict]:
-    """Node ids with their on-screen centres (viewport coordinates, plot scrolled into view), from the node trace."""
-    return page.evaluate("""() => {
-        const gd = document.querySelector('#tree-plot .js-plotly-plot');
-        if (gd) gd.scrollIntoView({block: 'center'});
-        if (!gd || !gd.data || !gd._fullLayout || !gd._fullLayout.xaxis) return [];
-        const t = gd.data.find((d) => d.name === 'nodes');
-        if (!t) return [];
-        const L = gd._fullLayout, box = gd.getBoundingClientRect();
-        return t.customdata.map((id, i) => ({id,
-            x: box.left + L._size.l + L.xaxis.d2p(t.x[i]), y: box.top + L._size.t + L.yaxis.d2p(t.y[i])}));
-    }""")
-
-
-def status(page: Page) -> str:
-    return page.locator("#status textarea, #status input").first.input_value()
-
-
-def wait_status(page: Page, needle: str, timeout: float = 60) -> str:
-    end = time.time() + timeout
-    while time.time() < end:
-        text = status(page)
-        if needle in text:
-            return text
-        page.wait_for_timeout(200)
-    raise AssertionError(f"status never said {needle!r}; it says {status(page)!r}")
-
-
-def settled_nodes(page: Page) -> list[dict]:
-    """Node positions once two reads 300 ms apart agree (a redraw may still be under way)."""
-    before = plot_nodes(page)
-    for _ in range(30):
-        page.wait_for_timeout(300)
-        now = plot_nodes(page)
-        if now and now == before:
-            return now
-        before = now
-    return before
-
-
-def at_node(page: Page, node_id: str, act, shown, what: str) -> None:
-    """Do `act(x, y)` at a node's settled position until `shown()` returns; a redraw may move the plot under the
-    mouse, so the positions are read again before each of three tries."""
-    for _ in range(3):
-        node = next(n for n in settled_nodes(page) if n["id"] == node_id)
-        act(node["x"], node["y"])
-        try:
-            shown()
-            return
-        except Exception:  # noqa: BLE001 - the plot moved under the mouse; read the positions again
-            continue
-    raise AssertionError(f"{what} node {node_id} on the plot never worked")
-
-
-def click_node(page: Page, node_id: str) -> None:
-    """Click a node by its position on the plot, then wait for the inspector to show it."""
-    at_node(page, node_id, page.mouse.click, lambda: page.wait_for_function(
-        "(id) => (document.querySelector('#node-info textarea, #node-info input') || {}).value"
-        "?.startsWith('node ' + id + ' ')", arg=node_id, timeout=8_000), "clicking")
-
-
-def hover_node(page: Page, node_id: str) -> None:
-    """Move the mouse onto a node (from outside the plot, so that plotly sees a fresh move) until its hover shows."""
-    def move(x, y):
-        page.mouse.move(0, 0)
-        page.mouse.move(x, y, steps=4)
-
-    at_node(page, node_id, move, lambda: page.wait_for_selector("#tree-plot .hoverlayer .hovertext", timeout=8_000),
-            "hovering over")
-
-
-def session_id(page: Page) -> int:
-    return int(status(page).split("session ", 1)[1].split(":", 1)[0])
-
-
-def open_session(page: Page, url: str, sid: int, nodes: int) -> None:
-    """Open a stored session from the Sessions tab and wait for its tree (of `nodes` nodes) on the plot."""
-    page.goto(url)
-    page.get_by_role("tab", name="Sessions").click()
-    page.locator("#session-pick input").fill(str(sid))
-    page.click("#session-open")
-    page.wait_for_function(
-        "(n) => { const gd = document.querySelector('#tree-plot .js-plotly-plot');"
-        " const t = gd && gd.data && gd.data.find((d) => d.name === 'nodes'); return t && t.x.length === n; }",
-        arg=nodes, timeout=30_000)
 
 
 def test_search_click_rate_edit_prune_export(app, page, tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("playwright")
-from test_ui_browser import app, browser, click_node, open_session, page, shot  # noqa: E402, F401 - the same app
+from helpers.browser import click_node, open_session, shot  # noqa: E402
 
 from reasoning.tree import ReasoningTree  # noqa: E402
 from reasoning.types import Problem, Step  # noqa: E402
@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 MARKUP = "<b>B</b><a/href=//x.invalid>L</a>"
 
 
-def test_an_error_toast_shows_echoed_markup_as_text(app, page):  # noqa: F811
+def test_an_error_toast_shows_echoed_markup_as_text(app, page):
     url, _ = app
     page.goto(url)
     page.get_by_role("tab", name="Export / import").click()
@@ -51,7 +51,7 @@ def rendered(pg, needle: str) -> str:
     return pg.locator("#math-view").inner_text()
 
 
-def test_the_rendered_math_view_keeps_hostile_text_inert(app, page):  # noqa: F811
+def test_the_rendered_math_view_keeps_hostile_text_inert(app, page):
     url, store = app
     tree = ReasoningTree(Problem("math-xss", HOSTILE_PROBLEM, domain="countdown"))
     nid = "0"
@@ -80,7 +80,7 @@ def test_the_rendered_math_view_keeps_hostile_text_inert(app, page):  # noqa: F8
     assert not [u for u in requests if "x.invalid" in u]
 
 
-def test_an_imported_prm800k_trace_renders_its_math(app, page):  # noqa: F811
+def test_an_imported_prm800k_trace_renders_its_math(app, page):
     url, store = app
     data = Path(__file__).resolve().parents[1].parent / "shared" / "data"
     if not data.is_dir():

@@ -8,9 +8,8 @@ import pytest
 
 pytest.importorskip("playwright")
 
-import test_ui_browser as ub  # noqa: E402
-from test_import import PRM800K  # noqa: E402
-from test_ui_small_defects import import_report  # noqa: E402
+from helpers.browser import import_report, shot  # noqa: E402
+from helpers.data import PRM800K  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -41,5 +40,5 @@ def test_a_prm800k_file_is_detected_and_imported_once(app, page, tmp_path):
     assert again.startswith("detected format prm800k: imported 0 new problems, 6 already present, 0 sessions, "
                             "0 steps, 0 labels; nothing new: all 6 traces were imported before (in sessions "), again
     assert store.counts()["sessions"] == before + 6
-    ub.shot(page, "import-01-reimport")
+    shot(page, "import-01-reimport")
     assert page.dialogs == []

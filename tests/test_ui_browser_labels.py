@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("playwright")
 
-import test_ui_browser as ub  # noqa: E402
+from helpers.browser import click_node, hover_node, open_session, shot  # noqa: E402
 
 from reasoning.problems import parse_problem_text  # noqa: E402
 from reasoning.tree import ReasoningTree  # noqa: E402
@@ -21,7 +21,7 @@ LONG = ("Let's call the price of a pencil p and the price of a jumbo eraser e; t
 
 
 def hover_text(page, node_id: str) -> str:
-    ub.hover_node(page, node_id)
+    hover_node(page, node_id)
     return page.locator("#tree-plot .hoverlayer").text_content() or ""
 
 
@@ -33,9 +33,9 @@ def test_the_hover_of_a_finished_path_shows_its_gold_check(app, page):
     right = tree.add_child(b, Step("answer", "conclude", terminal=True, answer="(7-8/8)*4"), score=0.9, value=0.9)
     wrong = tree.add_child("0", Step("answer", "conclude", terminal=True, answer="(8-7)*4*8"), score=0.2, value=0.2)
     sid = store.create_session(tree, name="gold hover", config={}, provenance={}, catalog=None)
-    ub.open_session(page, url, sid, len(tree))
+    open_session(page, url, sid, len(tree))
     assert "✓ correct" in hover_text(page, right)
-    ub.shot(page, "10-gold-hover")
+    shot(page, "10-gold-hover")
     h = hover_text(page, wrong)
     assert "✗ wrong" in h and "✓" not in h
     assert "✓" not in hover_text(page, a) and "✗" not in hover_text(page, a), "a step that is not an answer"
@@ -48,7 +48,7 @@ def test_colour_by_auto_label_with_the_label_in_the_hover_and_the_trace(app, pag
     b = tree.add_child("0", Step("6 times 7 is 36.", "compute"), score=0.5, value=0.5)
     sid = store.create_session(tree, name="auto labels", config={}, provenance={}, catalog=None)
     store.set_auto_labels(sid, [AutoLabel(a, "rollout", 4, 3, 0.75, True)])
-    ub.open_session(page, url, sid, len(tree))
+    open_session(page, url, sid, len(tree))
     page.locator("#colour-by").get_by_text("auto", exact=True).click()
     colours = page.wait_for_function(
         "() => { const gd = document.querySelector('#tree-plot .js-plotly-plot');"
@@ -59,8 +59,8 @@ def test_colour_by_auto_label_with_the_label_in_the_hover_and_the_trace(app, pag
     assert colours[a] == pytest.approx(0.75)
     assert colours[b] == colours["0"] and colours[b] < 0, "unlabeled nodes are grey 'unscored'"
     assert "auto: rollouts 3/4 = 0.75 (rollout)" in hover_text(page, a)
-    ub.shot(page, "11-colour-by-auto")
-    ub.click_node(page, a)
+    shot(page, "11-colour-by-auto")
+    click_node(page, a)
     assert "rollouts 3/4 = 0.75 (rollout)" in page.locator("#trace-table").inner_text()
 
 
@@ -92,10 +92,10 @@ def test_the_trace_shows_a_long_trace_without_scrolling(app, page):
     for i in range(9):
         nid = tree.add_child(nid, Step(LONG.format(i), "compute"), score=0.5, value=0.5, iteration=i + 1)
     sid = store.create_session(tree, name="long trace", config={}, provenance={}, catalog=None)
-    ub.open_session(page, url, sid, len(tree))
-    ub.click_node(page, nid)
+    open_session(page, url, sid, len(tree))
+    click_node(page, nid)
     page.wait_for_function("(id) => document.querySelector('#trace-table').innerText.includes(id)", arg=nid)
     page.locator("#trace-table").scroll_into_view_if_needed()
-    ub.shot(page, "12-trace-rows")
+    shot(page, "12-trace-rows")
     got = visible_trace_rows(page)
     assert got["whole"] >= 8, f"the trace box shows {got['whole']} of {len(tree)} rows without scrolling"

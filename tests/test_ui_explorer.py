@@ -7,7 +7,16 @@ import pytest
 
 pytest.importorskip("playwright")
 
-import test_ui_browser as ub  # noqa: E402
+from helpers.browser import (  # noqa: E402
+    click_node,
+    open_session,
+    plot_nodes,
+    session_id,
+    settled_nodes,
+    shot,
+    type_rating,
+    wait_status,
+)
 
 from reasoning.http_client import free_port  # noqa: E402
 from reasoning.tree import ReasoningTree  # noqa: E402
@@ -16,10 +25,7 @@ from storage import Store  # noqa: E402
 from ui.testing import serve, tiny_or_demo_models  # noqa: E402
 
 # `browser` and `page` are the Chromium fixtures of tests/conftest.py
-click_node, open_session, shot, status, wait_status = ub.click_node, ub.open_session, ub.shot, ub.status, ub.wait_status
-
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-RATING_COL = 6  # the children table's columns: node, factor, step, PRM, value, visits, rating
 
 
 @pytest.fixture(scope="module")
@@ -51,18 +57,6 @@ def children_cells(page) -> list[list[str]]:
         }
         return Object.keys(rows).sort((a, b) => a - b).map((k) => rows[k]);
     }""")
-
-
-def type_rating(page, row: int, value: str, delay: float = 0) -> None:
-    """Click the rating cell of a child once and type, as a user does (no double click), fast or slowly."""
-    cell = f"#children-table [data-testid='cell-{row}-{RATING_COL}']"
-    page.locator(cell).click()
-    # a person's first key comes after the cell shows it is selected; a key sent before Gradio's grid has taken the
-    # click is dropped by the grid (it types nowhere and, since the shortcut fix, rates nothing)
-    page.wait_for_function("""(sel) => { const c = document.querySelector(sel);
-        return !!c && !!(c.closest('.cell-selected') || c.querySelector('.cell-selected')); }""", arg=cell)
-    page.keyboard.type(value, delay=delay)
-    page.keyboard.press("Enter")
 
 
 def test_children_table_ratings_rate_the_children_not_the_parent(app, page):
@@ -110,8 +104,8 @@ def test_a_mistake_leaves_the_page_as_it_was_and_says_what_is_wrong(app, page):
     page.wait_for_timeout(4000)  # the toast has gone; Gradio's error badges would be up by now
     assert page.locator(ERROR_BADGES).count() == 0
     assert info_text(page) == before
-    assert len(ub.plot_nodes(page)) == len(tree)
-    ub.click_node(page, "0.1")  # the plot still takes clicks
+    assert len(plot_nodes(page)) == len(tree)
+    click_node(page, "0.1")  # the plot still takes clicks
     shot(page, "12-mistake-reported")
     assert store.annotations(sid) == []
 
@@ -165,12 +159,12 @@ def test_a_large_tree_stays_legible_keeps_its_zoom_and_colours_by_human_label(ap
     page.wait_for_function("() => { const gd = document.querySelector('#tree-plot .js-plotly-plot');"
                            " const t = gd && gd.data && gd.data.find((d) => d.name === 'nodes');"
                            " return t && t.x.length > 10; }", timeout=30_000)  # the nodes that fit (issue 22)
-    shown = ub.plot_nodes(page)
+    shown = plot_nodes(page)
     assert len(shown) < len(tree)  # folded: the least visited subtrees are a +N count
     page.evaluate("() => Plotly.relayout(document.querySelector('#tree-plot .js-plotly-plot'),"
                   " {'xaxis.range': [0, 40], 'yaxis.range': [-2.5, 0.5]})")
     zoom = x_range(page)
-    target = next(n["id"] for n in ub.settled_nodes(page) if n["id"].count(".") == 1)
+    target = next(n["id"] for n in settled_nodes(page) if n["id"].count(".") == 1)
     click_node(page, target)
     assert x_range(page) == pytest.approx(zoom)  # a click keeps the view
     page.click("#rate-good")
@@ -319,7 +313,7 @@ def test_a_live_ui_search_grows_the_same_tree_as_the_api(app, page):
     budget.press("Enter")
     page.locator("#run-search").click()
     line = wait_status(page, "finished", timeout=300)
-    sid = ub.session_id(page)
+    sid = session_id(page)
     assert sid != via_api["session_id"]
     ui_tree, api_tree = store.load_tree(sid), store.load_tree(via_api["session_id"])
     assert len(ui_tree) == len(api_tree) == via_api["nodes"]
@@ -327,4 +321,4 @@ def test_a_live_ui_search_grows_the_same_tree_as_the_api(app, page):
     assert f"{len(ui_tree)} nodes" in line
     answer = via_api["answer"]
     assert (f"answer {answer} " in line) if answer is not None else ("no answer" in line)
-    assert len(ub.settled_nodes(page)) == len(ui_tree)
+    assert len(settled_nodes(page)) == len(ui_tree)

@@ -10,8 +10,8 @@ import pytest
 
 pytest.importorskip("playwright")
 
-import test_ui_browser as ub  # noqa: E402
 from gradio_client import Client  # noqa: E402
+from helpers.browser import click_node, open_session, shot, wait_status  # noqa: E402
 
 from reasoning.domains.countdown import CountdownDomain  # noqa: E402
 from reasoning.search.config import SearchConfig  # noqa: E402
@@ -19,8 +19,6 @@ from reasoning.tree import ReasoningTree  # noqa: E402
 from reasoning.types import Problem, State, Step  # noqa: E402
 from storage import Store  # noqa: E402
 from storage.records import AutoLabel  # noqa: E402
-
-click_node, open_session, shot, wait_status = ub.click_node, ub.open_session, ub.shot, ub.wait_status
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 COUNTDOWN = {"numbers": [4, 7, 8, 8], "target": 24}
@@ -71,7 +69,7 @@ def reopen(page, sid: int, nodes: int) -> None:
     page.get_by_role("tab", name="Sessions").click()
     page.locator("#session-pick input").fill(str(sid))
     page.click("#session-open")
-    ub.wait_status(page, f"session {sid}:")
+    wait_status(page, f"session {sid}:")
     page.wait_for_function(
         "(n) => { const gd = document.querySelector('#tree-plot .js-plotly-plot');"
         " const t = gd && gd.data && gd.data.find((d) => d.name === 'nodes'); return t && t.x.length === n; }",

@@ -8,9 +8,17 @@ import pytest
 
 pytest.importorskip("playwright")
 
-from test_ui_browser import click_node, open_session, shot, wait_status  # noqa: E402
-from test_ui_review_browser import press, set_annotator, value, wait_value  # noqa: E402
-from test_ui_small_defects import pick  # noqa: E402
+from helpers.browser import (  # noqa: E402
+    click_node,
+    open_session,
+    pick,
+    press,
+    set_annotator,
+    shot,
+    value,
+    wait_status,
+    wait_value,
+)
 
 from reasoning.tree import ReasoningTree  # noqa: E402
 from reasoning.types import Problem, Step  # noqa: E402

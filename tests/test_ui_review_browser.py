@@ -3,14 +3,21 @@ rates it (stored on that node in the database, through the inspector's rating pa
 calibration chart and the agreement table show; markup in step text stays text. Screenshots go to test-artifacts/."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("playwright")
-from playwright.sync_api import Page, sync_playwright  # noqa: E402
-from test_ui_browser import click_node, open_session  # noqa: E402  (the main browser test's plot helpers)
+from helpers.browser import (  # noqa: E402
+    click_node,
+    open_session,
+    press,
+    set_annotator,
+    set_number,
+    value,
+    wait_value,
+)
+from playwright.sync_api import sync_playwright  # noqa: E402
 
 from reasoning.factors import load_catalog  # noqa: E402
 from reasoning.problems import countdown_problem  # noqa: E402
@@ -82,40 +89,6 @@ def page():
         b.close()
 
 
-def value(page: Page, elem_id: str) -> str:
-    return page.locator(f"#{elem_id} textarea, #{elem_id} input").first.input_value()
-
-
-def wait_value(page: Page, elem_id: str, needle: str, timeout: float = 60) -> str:
-    end = time.time() + timeout
-    while time.time() < end:
-        text = value(page, elem_id)
-        if needle in text:
-            return text
-        page.wait_for_timeout(200)
-    raise AssertionError(f"#{elem_id} never said {needle!r}; it says {value(page, elem_id)!r}")
-
-
-def press(page: Page, key: str) -> None:
-    """A keystroke with the focus on the page itself (keys typed into a text box are text, not shortcuts)."""
-    page.evaluate("() => document.activeElement && document.activeElement.blur()")
-    page.keyboard.press(key)
-
-
-def set_annotator(page: Page, name: str) -> None:
-    """Type the annotator's name once the page has restored the saved one (which would overwrite it on load)."""
-    box = page.locator("#annotator input")
-    for _ in range(20):
-        box.fill(name)
-        box.press("Tab")
-        page.wait_for_timeout(1500)
-        if box.input_value() == name:
-            page.wait_for_timeout(1500)
-            if box.input_value() == name:
-                return
-    raise AssertionError(f"the annotator box does not keep {name!r}")
-
-
 def test_one_keystroke_rates_the_current_step_and_brings_up_the_next(app, page):
     url, store, sid, _ = app
     page.goto(url)
@@ -150,17 +123,6 @@ def test_one_keystroke_rates_the_current_step_and_brings_up_the_next(app, page):
     wait_value(page, "review-current", f"session {sid} · node 0.0.0 ·")
     assert XSS_TEXT in value(page, "review-trace")
     assert page.evaluate("() => window.__xss") is None
-
-
-def set_number(page: Page, elem_id: str, n: int) -> None:
-    """Type a number and leave the box, so the page has the new value before a button sends it."""
-    box = page.locator(f"#{elem_id} input").first
-    box.wait_for(state="visible")
-    page.wait_for_timeout(300)  # an accordion just opened mounts its boxes; a value typed during the mount was reset
-    box.fill(str(n))
-    box.press("Tab")
-    page.wait_for_timeout(500)
-    assert box.input_value() == str(n)
 
 
 def test_inspector_estimates_a_step_by_rollouts_with_progress_and_stop(app, page):

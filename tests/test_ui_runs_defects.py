@@ -8,9 +8,8 @@ import pytest
 
 pytest.importorskip("playwright")
 
-import test_ui_browser as ub  # noqa: E402
-import test_ui_review_browser as rb  # noqa: E402
 from gradio_client import Client  # noqa: E402
+from helpers.browser import click_node, open_session, session_id, set_number, shot, wait_value  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -57,7 +56,7 @@ def test_a_search_goes_on_to_its_budget_after_its_tab_closes(app, browser):
     box.press("Enter")
     first.click("#run-search")
     plotted(first, 10)
-    sid = ub.session_id(first)
+    sid = session_id(first)
     first.context.close()  # the tab goes away mid-search
 
     other = browser.new_context(viewport={"width": 1500, "height": 1100}).new_page()
@@ -67,7 +66,7 @@ def test_a_search_goes_on_to_its_budget_after_its_tab_closes(app, browser):
     cells = wait_row(other, sid, "finished")
     assert int(cells[3]) == budget + 1 == len(store.load_tree(sid))  # the root and every node of the budget
     assert store.session(sid).meta["search"] == "finished"
-    ub.shot(other, "runs-01-finished-after-tab-closed")
+    shot(other, "runs-01-finished-after-tab-closed")
     other.context.close()
 
 
@@ -91,10 +90,10 @@ def searched(app, demo_models):
 
 
 def open_autolabel(page, url: str, store, sid: int, node: str) -> None:
-    ub.open_session(page, url, sid, len(store.load_tree(sid)))
-    ub.click_node(page, node)
+    open_session(page, url, sid, len(store.load_tree(sid)))
+    click_node(page, node)
     page.locator("#autolabel").get_by_text("Automatic labels").click()
-    rb.set_number(page, "autolabel-rollouts", 2)
+    set_number(page, "autolabel-rollouts", 2)
 
 
 def trace_says(page, needle: str, timeout: float = 30_000) -> None:
@@ -121,10 +120,10 @@ def test_first_error_shows_its_labels_in_the_trace(app, page, searched):
     open_autolabel(page, url, store, sid, node)
     assert "(first_error)" not in page.locator("#trace-table").inner_text()
     page.click("#first-error")
-    rb.wait_value(page, "autolabel-result", "rounds", timeout=240)
+    wait_value(page, "autolabel-result", "rounds", timeout=240)
     assert {a.node_id for a in store.auto_labels(sid) if a.method == "first_error"}
     trace_says(page, "(first_error)")  # without a re-click: the trace was left as it was before the job
-    ub.shot(page, "runs-02-first-error-trace")
+    shot(page, "runs-02-first-error-trace")
 
 
 def test_a_whole_session_is_labeled_by_rollouts_from_the_page_with_progress_and_stop(app, page, searched):
@@ -135,18 +134,18 @@ def test_a_whole_session_is_labeled_by_rollouts_from_the_page_with_progress_and_
     page.click("#label-session")
     page.wait_for_function("""(s) => (document.querySelector('#autolabel-result textarea') || {}).value?.includes(s)
         """, arg=f"rollout labels of the steps of session {sid}", polling="raf", timeout=60_000)
-    done = rb.wait_value(page, "autolabel-result", "labeled", timeout=400)
+    done = wait_value(page, "autolabel-result", "labeled", timeout=400)
     assert done.startswith(f"labeled {len(steps)} of the {len(steps)} steps of session {sid} by rollouts"), done
     assert rollout_labeled(store, sid) == steps
     trace_says(page, "(rollout)")
-    ub.shot(page, "runs-03-session-labeled")
+    shot(page, "runs-03-session-labeled")
 
     page.locator("#autolabel-relabel input").check()  # all over again, long (64 rollouts a step), then Stop
-    rb.set_number(page, "autolabel-rollouts", 64)
+    set_number(page, "autolabel-rollouts", 64)
     page.click("#label-session")
-    rb.wait_value(page, "autolabel-result", "(Stop ends it after the current round)", timeout=60)
+    wait_value(page, "autolabel-result", "(Stop ends it after the current round)", timeout=60)
     page.click("#stop-autolabel")
-    end = rb.wait_value(page, "autolabel-result", "stopped:", timeout=400)
+    end = wait_value(page, "autolabel-result", "stopped:", timeout=400)
     kept = int(end.split("stopped: ", 1)[1].split(" ", 1)[0])
     assert kept < len(steps) and f"of the {len(steps)} steps of session {sid} labeled and stored" in end
     assert sum(a.rollouts == 64 for a in store.auto_labels(sid) if a.method == "rollout") == kept
@@ -161,7 +160,7 @@ def test_the_selected_subtree_is_labeled_by_rollouts_from_the_page(app, page, se
     assert 1 < len(under) < len(live_steps(store, sid))
     open_autolabel(page, url, store, sid, top)
     page.click("#label-subtree")
-    done = rb.wait_value(page, "autolabel-result", "labeled", timeout=400)
+    done = wait_value(page, "autolabel-result", "labeled", timeout=400)
     assert done.startswith(f"labeled {len(under)} of the {len(under)} steps of the subtree under node {top} "
                            f"of session {sid}"), done
     assert rollout_labeled(store, sid) == under

@@ -12,9 +12,7 @@ import pytest
 
 pytest.importorskip("playwright")
 
-from test_ui_browser import shot  # noqa: E402
-from test_ui_review_browser import value, wait_value  # noqa: E402
-from test_ui_small_defects import pick  # noqa: E402
+from helpers.browser import pick, shot, value, wait_value  # noqa: E402
 
 from storage.runs import Runs  # noqa: E402
 

@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("playwright")
 
-import test_ui_browser as ub  # noqa: E402
+from helpers.browser import click_node, hover_node, open_session, shot, wait_status  # noqa: E402
 
 from reasoning.problems import parse_problem_text  # noqa: E402
 from reasoning.tree import ReasoningTree  # noqa: E402
@@ -50,34 +50,34 @@ def trace_nodes(page) -> list[str]:
 def test_the_ring_and_the_inspector_follow_the_clicked_node_and_its_rating_shows_in_its_hover(app, page):
     url, store = app
     sid, tree = stored(store, "ring")
-    ub.open_session(page, url, sid, len(tree))
-    ub.click_node(page, "0.0")
+    open_session(page, url, sid, len(tree))
+    click_node(page, "0.0")
     page.wait_for_function(RING_AT, arg="0.0", timeout=10_000)
-    ub.click_node(page, "0.1")
+    click_node(page, "0.1")
     page.wait_for_function(RING_AT, arg="0.1", timeout=10_000)  # one ring, now on 0.1
     assert info(page).startswith("node 0.1 ")
     page.click("#rate-good")
-    ub.wait_status(page, "rated node 0.1 +1")
+    wait_status(page, "rated node 0.1 +1")
     assert {a.node_id: a.rating for a in store.annotations(sid)} == {"0.1": 1}
     page.wait_for_function("() => document.querySelector('#trace-table').innerText.includes('anonymous +1')",
                            timeout=10_000)
     # the hover of the rated node shows its new label (patched in the browser, without a redraw)
     for _ in range(20):
-        ub.hover_node(page, "0.1")
+        hover_node(page, "0.1")
         if "anonymous +1" in (page.locator("#tree-plot .hoverlayer .hovertext").first.text_content() or ""):
             break
         page.wait_for_timeout(300)
     else:
         raise AssertionError("the hover of node 0.1 never showed its rating")
     page.wait_for_function(RING_AT, arg="0.1", timeout=10_000)  # the ring stayed on the rated node
-    ub.shot(page, "21-ring-and-hover-after-rating")
+    shot(page, "21-ring-and-hover-after-rating")
 
 
 def test_clicking_a_row_of_the_trace_selects_that_node(app, page):
     url, store = app
     sid, tree = stored(store, "trace row")
-    ub.open_session(page, url, sid, len(tree))
-    ub.click_node(page, "0.0.1")
+    open_session(page, url, sid, len(tree))
+    click_node(page, "0.0.1")
     page.wait_for_function("() => document.querySelectorAll('#trace-table [data-testid^=cell-2-]').length > 0")
     assert trace_nodes(page) == ["0", "0.0", "0.0.1"]
     page.locator("#trace-table [data-testid='cell-1-4']").click()  # the step text of row 1: node 0.0
@@ -88,9 +88,9 @@ def test_clicking_a_row_of_the_trace_selects_that_node(app, page):
     assert trace_nodes(page) == ["0", "0.0"]
     assert page.locator("#node-text textarea").input_value() == "8+7=15 (left: 4 8 15)"
     page.click("#rate-bad")  # the rating goes to the node selected from the trace
-    ub.wait_status(page, "rated node 0.0 -1")
+    wait_status(page, "rated node 0.0 -1")
     assert {a.node_id: a.rating for a in store.annotations(sid)} == {"0.0": -1}
-    ub.shot(page, "22-trace-row-selected")
+    shot(page, "22-trace-row-selected")
 
 
 def children_nodes(page) -> list[str]:
@@ -101,14 +101,14 @@ def children_nodes(page) -> list[str]:
 def test_after_a_resume_the_inspector_shows_the_selected_node_as_it_is_now(app, page):
     url, store = app
     sid, tree = stored(store, "resume")
-    ub.open_session(page, url, sid, len(tree))
-    ub.click_node(page, "0.1")  # a leaf: the resumed search grows its children
+    open_session(page, url, sid, len(tree))
+    click_node(page, "0.1")  # a leaf: the resumed search grows its children
     page.get_by_text("Children of the selected node").click()
     assert children_nodes(page) == []
     before = info(page)
     page.locator("#resume-budget input").fill("3")
     page.click("#resume")
-    ub.wait_status(page, "finished", timeout=180)
+    wait_status(page, "finished", timeout=180)
     kids = store.load_tree(sid).children("0.1")
     assert kids, "the resumed search grew no child of 0.1"
     page.wait_for_function("(n) => document.querySelectorAll('#children-table [role=gridcell][data-col=\"0\"]')"
@@ -119,4 +119,4 @@ def test_after_a_resume_the_inspector_shows_the_selected_node_as_it_is_now(app, 
     assert row == str(visits) and visits > 0
     assert info(page).startswith("node 0.1 ") and before.startswith("node 0.1 ")
     page.wait_for_function(RING_AT, arg="0.1", timeout=10_000)
-    ub.shot(page, "23-resumed")
+    shot(page, "23-resumed")

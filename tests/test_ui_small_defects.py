@@ -9,14 +9,12 @@ import pytest
 
 pytest.importorskip("playwright")
 
-import test_ui_browser as ub  # noqa: E402
 from gradio_client import Client  # noqa: E402
+from helpers.browser import click_node, hover_node, import_report, open_session, pick, shot, wait_status  # noqa: E402
 
 from reasoning.tree import ReasoningTree  # noqa: E402
 from reasoning.types import Problem, Step  # noqa: E402
 from storage import Store  # noqa: E402
-
-click_node, open_session, shot, wait_status = ub.click_node, ub.open_session, ub.shot, ub.wait_status
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -30,12 +28,6 @@ def small_tree(store: Store, name: str, catalog: dict | None = None) -> tuple[in
     for text in ("15-8=7 (left: 4 7)", "8/4=2 (left: 2 15)"):
         tree.add_child(a, Step(text, "compute"), score=0.4, value=0.4)
     return store.create_session(tree, name=name, config={}, provenance={}, catalog=catalog), tree
-
-
-def pick(page, elem_id: str, option: str) -> None:
-    """Choose an option of a Gradio dropdown as a user does: open it, click the option."""
-    page.locator(f"#{elem_id} input").click()
-    page.get_by_role("option", name=option, exact=True).click()
 
 
 def dropdown_value(page, elem_id: str, value: str) -> None:
@@ -108,12 +100,6 @@ def test_undoing_an_expansion_removes_its_children(app, page):
 
 
 # -- an imported problem set is offered at once; a re-import counts what was new ------------------------------------
-def import_report(page, needle: str, timeout: float = 30_000) -> str:
-    page.wait_for_function("(s) => (document.querySelector('#import-report textarea') || {}).value?.includes(s)",
-                           arg=needle, timeout=timeout)
-    return page.locator("#import-report textarea").input_value()
-
-
 def test_an_imported_problem_set_is_offered_at_once_and_a_reimport_adds_nothing(app, page, tmp_path):
     url, store = app
     texts = ["A baker sells 17 rolls in the morning and 25 in the afternoon. How many rolls? (picker test)",
@@ -185,7 +171,7 @@ def test_a_step_using_a_number_twice_is_flagged_in_the_inspector_trace_and_hover
     page.wait_for_function("(w) => document.querySelector('#node-info textarea, #node-info input').value"
                            ".includes('⚠ invalid: ' + w)", arg=why, timeout=10_000)
     assert f"⚠ invalid: {why}" in page.locator("#trace-table").inner_text()
-    ub.hover_node(page, new)
+    hover_node(page, new)
     assert f"⚠ invalid: {why}" in page.locator("#tree-plot .hoverlayer").text_content()
     shot(page, "small-06-invalid-step")
     click_node(page, "0.1")  # a valid step carries no flag
