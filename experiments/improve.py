@@ -114,7 +114,7 @@ def step_values(tree: ReasoningTree) -> list[dict[str, Any]]:
 
 def first_moves(runs: Runs, run_id: int) -> dict[str, Any]:
     """On Countdown, the share of a greedy run's first steps that keep the puzzle solvable (the policy's own move,
-    before any search); {} for other domains."""
+    before any search); only the count (0) for other domains."""
     from reasoning.domains.countdown import keeps_solvable
 
     kept = total = 0
@@ -128,7 +128,7 @@ def first_moves(runs: Runs, run_id: int) -> dict[str, Any]:
         first = tree.node(kids[0])
         total += 1
         kept += keeps_solvable(tree.problem, [Step(first["text"], first["factor"])])
-    return {"first_move_solvable": round(kept / total, 4), "first_moves": total} if total else {}
+    return {"first_move_solvable": round(kept / total, 4), "first_moves": total} if total else {"first_moves": 0}
 
 
 # -- the lineage on disk --------------------------------------------------------------------------------------------
@@ -230,8 +230,9 @@ class Improver:
             key = f"{algorithm}@{budget}"
             results[key] = self._run(folder, f"eval-{key}", self.held, algorithm, budget, self.recipe.seed,
                                      self.models_of(k), f"improve {self.lineage.id} round {k}: {key} (held out)")
-            if algorithm == "greedy":
-                results[key].update(first_moves(self.runs, results[key]["run"]))
+            if algorithm == "greedy" and "first_moves" not in results[key]:
+                results[key] = _done(folder, f"eval-{key}", {**results[key],
+                                                              **first_moves(self.runs, results[key]["run"])})
         return results
 
     def data(self, k: int, run_id: int) -> dict[str, Any]:
