@@ -116,3 +116,61 @@ def test_a_round_on_the_demo_models_resumes_after_a_kill(tmp_path, store, demo_m
     assert lineage.best_round in (0, 1) and [r["round"] for r in lineage.rounds] == [0, 1]
     names = {r.name for r in Runs(store).all()}
     assert f"improve {lineage.id} round 1: mcts@8 (held out)" in names  # the Runs page compares round with round
+
+
+WORD_TRAIN = [
+    ("w1", "Tom has 2 apples and buys 3 more. How many apples does he have?", "5", "2 + 3 = 5, so \\boxed{5}"),
+    ("w2", "A box holds 4 pens. How many pens are in 2 boxes?", "8", "4 * 2 = 8, so \\boxed{8}"),
+    ("w3", "Sara had 9 stickers and gave away 4. How many are left?", "5", "9 - 4 = 5, so \\boxed{5}"),
+    ("w4", "Ben reads 6 pages a day. How many pages in 2 days?", "12", "6 * 2 = 12, so \\boxed{12}"),
+]
+WORD_HELD = [("h1", "Ann has 3 cats and gets 4 more. How many cats now?", "7"),
+             ("h2", "A bag has 10 nuts and 6 are eaten. How many are left?", "4")]
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_a_round_with_a_tiny_qwen2_on_word_problems(tmp_path, tiny):
+    """A whole round for a causal LM that is not the demo's: a tiny Qwen2 (first taught the training solutions, so
+    that its searches find some) on word problems, answers checked by math-verify against the gold answers, the
+    generator fine-tuned on the verified trajectories, the tiny PRM retrained, both evaluated on held-out problems."""
+    from reasoning.backends import load_generator, load_scorer
+    from reasoning.domains.math import answers_match
+    from reasoning.factors import load_catalog
+    from reasoning.training.sft import Demonstration, SFTConfig, finetune
+    from storage.store import Store
+
+    catalog = load_catalog().with_enabled(["conclude"])
+    train = [Problem(pid, text, ans, "math") for pid, text, ans, _ in WORD_TRAIN]
+    held = [Problem(pid, text, ans, "math") for pid, text, ans in WORD_HELD]
+    start = tmp_path / "qwen2-taught"
+    finetune(tiny.qwen2_cues, [Demonstration(p, (Step(sol, "conclude"),)) for p, (*_, sol) in zip(train, WORD_TRAIN,
+                                                                                                 strict=True)],
+             start, SFTConfig(steps=150, batch_size=4, lr=3e-3), catalog=catalog)
+    recipe = Recipe(algorithm="best_of_n", budget=4, eval_budgets=(2, 4), min_trajectories=1, sft_epochs=1.0,
+                    prm_epochs=1.0, eval_algorithms=("greedy", "best_of_n"))
+    out = tmp_path / "lin"
+
+    def load(g: str, p: str):
+        return load_generator(g, catalog=catalog, max_step_tokens=16), load_scorer(p)
+
+    with Store(f"sqlite:///{tmp_path / 'runs.db'}") as store:
+        lineage = open_lineage(out, str(start), str(tiny.token_classification), train, held, recipe)
+        done = improve(Improver(out, Runs(store), train, held, recipe, lineage, load, catalog=catalog), 1)
+        m = json.loads((out / "round-1" / "manifest.json").read_text())
+        assert [r["round"] for r in done.rounds] == [0, 1]
+        assert m["data"]["problems_with_one"] >= 2 and m["data"]["prm_paths"] >= m["data"]["trajectories"]
+        for line in (out / "round-1" / "sft.jsonl").read_text().splitlines():  # only verified answers are taught
+            demo = Demonstration.from_json(json.loads(line))
+            assert demo.problem.id in {p.id for p in train}
+            assert answers_match(get_domain_answer(demo.steps[-1].text), demo.problem.answer)
+        assert set(m["metrics"]) == {"greedy@16", "best_of_n@4"}
+        assert all(v["problems"] == 2 for v in m["metrics"].values())
+        assert "first_move_solvable" not in m["metrics"]["greedy@16"]  # a Countdown figure only
+        assert load_generator(str(out / "round-1" / "generator"), catalog=catalog) is not None
+
+
+def get_domain_answer(text: str) -> str | None:
+    from reasoning.domains.math import extract_answer
+
+    return extract_answer(text)
