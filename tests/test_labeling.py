@@ -7,7 +7,8 @@ import threading
 import pytest
 
 from reasoning.factors import load_catalog
-from reasoning.labeling import RolloutConfig, Stopped, estimate, find_first_error
+from reasoning.labeling import RolloutConfig, Stopped, complete, estimate, find_first_error
+from reasoning.problems import countdown_problem
 from reasoning.types import Problem, State, Step
 
 PROBLEM = Problem("p1", "What is 6 * 7?", answer="42")
@@ -107,6 +108,33 @@ def test_rollouts_that_never_answer_count_as_failures():
 
     (got,) = estimate(Rambler(), [literal_path(1, -1, final=False)], RolloutConfig(FACTORS, n=3, max_steps=4))
     assert (got.rollouts, got.successes) == (3, 0) and got.answers == (None, None, None)
+
+
+class CarriesPriors(ScriptedGenerator):
+    """Writes `2*3=6` and carries a child prior that says `conclude`, while its own `factor_prior` says `compute`."""
+
+    def __init__(self):
+        super().__init__()
+        self.asked = []
+
+    def factor_prior(self, state, factors):
+        self.asked.append(len(state.steps))
+        return [1.0 if f.name == "compute" else 0.0 for f in factors]
+
+    def propose_batch(self, requests):
+        self.requests.append(list(requests))
+        carried = {"next_prior": [0.0 if f.name == "compute" else 1.0 for f in FACTORS]}
+        return [[Step("2*3=6", r.factor.name, meta=dict(carried)) for _ in range(r.n)] for r in requests]
+
+
+@pytest.mark.parametrize(("problem", "rewritten"), [(PROBLEM, False), (countdown_problem([2, 3, 4]), True)])
+def test_a_carried_prior_is_used_only_where_the_domain_left_the_step_as_written(problem, rewritten):
+    """Countdown's calculator appends `(left: 4 6)`: the child is not the state the generator read its prior at, so
+    the prior is asked again (as a search does); a step left as written keeps the prior from the same pass."""
+    gen = CarriesPriors()
+    complete(gen, [State(problem)], RolloutConfig(FACTORS, n=1, max_steps=2, seed=0))
+    assert gen.asked == ([0, 1] if rewritten else [0])
+    assert gen.requests[1][0].factor.name == ("compute" if rewritten else "conclude")
 
 
 def test_bad_rollout_settings_are_refused_with_one_line():

@@ -18,8 +18,8 @@ from typing import Any
 
 from ..domains import get_domain
 from ..factors import ThoughtFactor
-from ..protocols import Generator, propose_batch
-from ..types import ExpansionRequest, State
+from ..protocols import Domain, Generator, propose_batch
+from ..types import ExpansionRequest, State, Step
 
 Progress = Callable[[int, int], None]  # (finished rollouts, all rollouts)
 
@@ -83,7 +83,8 @@ def reached_gold(state: State) -> bool:
     return bool(last and last.terminal and get_domain(state.problem.domain).check(state.problem, last.answer))
 
 
-def _key(state: State) -> tuple:
+def state_key(state: State) -> tuple:
+    """What tells two states apart: the problem and each step's factor and text."""
     return (state.problem.id, tuple((s.factor, s.text) for s in state.steps))
 
 
@@ -106,12 +107,21 @@ def complete(generator: Generator, states: Sequence[State], config: RolloutConfi
                 raise ValueError(f"{generator.name}: asked for {len(members)} steps, got {len(steps)}")
             domain = domain_of[request.state.problem.domain]
             for i, step in zip(members, steps, strict=True):
-                observed = domain.observe(request.state, step.with_(factor=request.factor.name))
-                done[i] = request.state.extend(observed)
+                done[i] = request.state.extend(_observed(domain, request, step))
         todo = [i for i in todo if not finished(done[i], limits[i])]
         if progress is not None:
             progress(total - len(todo), total)
     return done
+
+
+def _observed(domain: Domain, request: ExpansionRequest, step: Step) -> Step:
+    """The step as the domain books it. A step whose text the domain rewrote (Countdown's remaining numbers) is
+    another state than the one the generator read its `next_prior` at, so that prior is dropped and asked for
+    again, as a search does (`search.context._next_prior`)."""
+    observed = domain.observe(request.state, step.with_(factor=request.factor.name))
+    if observed.text == step.text or "next_prior" not in observed.meta:
+        return observed
+    return observed.with_(meta={k: v for k, v in observed.meta.items() if k != "next_prior"})
 
 
 def _requests(generator: Generator, states: list[State], index: list[int], config: RolloutConfig,
@@ -121,7 +131,7 @@ def _requests(generator: Generator, states: list[State], index: list[int], confi
     groups: dict[tuple, list[int]] = {}
     first: dict[tuple, State] = {}
     for i, state in zip(index, states, strict=True):
-        key = _key(state)
+        key = state_key(state)
         if key not in priors:
             priors[key] = _prior(generator, state, config.factors)
             first[key] = state
