@@ -73,21 +73,16 @@ def label(args: argparse.Namespace) -> None:
 
 def make_labels(args: argparse.Namespace) -> list[dict]:
     """Rollout labels for the problems of `--problems`, written as TRL stepwise records."""
-    import torch
-
-    from reasoning.backends import DEMO_GENERATOR_DIR
     from reasoning.problems import read_problems
 
-    from .label import label_agreement, label_paths, write_records
-    from .rollouts import load_sampler
+    from .label import demo_generator, label_agreement, label_paths, write_records
 
     _threads()
-    torch.manual_seed(args.seed)
     problems = read_problems(args.problems)[: args.limit]
     if any(p.domain != "countdown" for p in problems):
         raise ValueError(f"{args.problems}: rollout labels need Countdown problems (an exact checker)")
-    sampler = load_sampler(args.generator or DEMO_GENERATOR_DIR)
-    records = label_paths(sampler, problems, args.paths, args.rollouts, rollout_temperature=args.temperature)
+    records = label_paths(demo_generator(args.generator), problems, args.paths, args.rollouts, seed=args.seed,
+                          rollout_temperature=args.temperature)
     write_records(records, Path(args.out))
     print(f"{len(records)} labelled paths in {args.out}; rollout labels vs solver: {label_agreement(records)}")
     return records

@@ -85,26 +85,20 @@ def _split(name: str):
     return read_problems(DATA_DIR / f"countdown_{name}.jsonl")
 
 
-def _sampler_records(problems, out: Path, seed: int, rollouts: int = 4) -> Path:
-    """Rollout-labelled generator paths (the demo's fast batched sampler), as TRL stepwise records with `exact`."""
-    import torch
-
-    from reasoning.backends import DEMO_GENERATOR_DIR
-
-    from .label import label_paths, write_records
-    from .rollouts import load_sampler
+def _rollout_records(problems, out: Path, seed: int, rollouts: int = 4) -> Path:
+    """Rollout-labelled generator paths (`demo.label`), as TRL stepwise records with `exact`."""
+    from .label import demo_generator, label_paths, write_records
 
     if out.exists():
         return out
-    torch.manual_seed(seed)
-    records = label_paths(load_sampler(DEMO_GENERATOR_DIR), problems, paths_per_problem=2, rollouts=rollouts)
+    records = label_paths(demo_generator(), problems, paths_per_problem=2, rollouts=rollouts, seed=seed)
     write_records(records, out)
     return out
 
 
 def _weak_labels(args: argparse.Namespace, work: Path) -> Path:
     problems = _split("train")[args.train_problems : args.train_problems + args.weak_problems]
-    return _sampler_records(problems, work / "weak-labels.jsonl", args.seed)
+    return _rollout_records(problems, work / "weak-labels.jsonl", args.seed)
 
 
 def _train(data: Path, out: Path, eval_data: Path | None, seed: int) -> Path:
@@ -158,14 +152,10 @@ def _label(args: argparse.Namespace, db: str) -> dict:
     from tqdm import tqdm
 
     from experiments.autolabel import label_rollouts
-    from reasoning.backends import DEMO_GENERATOR_DIR
     from reasoning.labeling import RolloutConfig
     from storage import Store
 
-    from .rollouts import SamplerGenerator, load_sampler
-
-    generator = SamplerGenerator(load_sampler(DEMO_GENERATOR_DIR), DEMO_GENERATOR_DIR)  # batched propose_batch
-    _, catalog = _generator()
+    generator, catalog = _generator()
     config = RolloutConfig(catalog.enabled, n=args.rollouts, temperature=0.7, max_steps=8, seed=args.seed)
     totals = {"nodes": 0, "rollouts": 0, "skipped": 0}
     with Store(db) as store:
@@ -235,7 +225,7 @@ def _export(db: str, out: Path, weak_data: Path, combined: Path) -> Path:
 
 def _dev_records(args: argparse.Namespace, out: Path) -> list[dict]:
     problems = _split("dev")[: args.dev_problems]
-    path = _sampler_records(problems, out, args.seed + 1, rollouts=1)  # only the exact verdicts are used
+    path = _rollout_records(problems, out, args.seed + 1, rollouts=1)  # only the exact verdicts are used
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 

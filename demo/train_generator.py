@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import logging
-import math
-import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
+
+from reasoning.training.prm import train_loop
+from reasoning.training.sft import SFTConfig, next_token_loss
 
 from .manifest import write_manifest
 from .problemsets import load_split
@@ -61,67 +62,20 @@ def encode(tok, item: Rendered) -> tuple[list[int], list[int]]:
     return ids, labels
 
 
-def batches(data: list[tuple[list[int], list[int]]], size: int, rng: random.Random, pad: int):
-    """Endless padded batches; similar lengths go together (sorted within shuffled pools of 50 batches)."""
-    while True:
-        order = list(range(len(data)))
-        rng.shuffle(order)
-        pool = size * 50
-        for i in range(0, len(order), pool):
-            chunk = sorted(order[i : i + pool], key=lambda j: len(data[j][0]))
-            groups = [chunk[k : k + size] for k in range(0, len(chunk), size)]
-            rng.shuffle(groups)
-            for group in groups:
-                yield collate([data[j] for j in group], pad)
+def tqdm_progress(desc: str):
+    """A `train_loop` progress callback that draws a bar and logs the smoothed loss every 50 steps."""
+    bar = tqdm(desc=desc, mininterval=5)
 
+    def update(step: int, total: int, loss: float) -> None:
+        bar.total = total
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+        if step % 50 == 1 or step == total:
+            log.info("%s step %d loss %.4f", desc, step - 1, loss)
+        if step == total:
+            bar.close()
 
-def collate(rows, pad: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    width = max(len(ids) for ids, _ in rows)
-    ids = torch.full((len(rows), width), pad)
-    labels = torch.full((len(rows), width), -100)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, (x, y) in enumerate(rows):
-        ids[i, : len(x)], labels[i, : len(y)], mask[i, : len(x)] = torch.tensor(x), torch.tensor(y), 1
-    return ids, labels, mask
-
-
-def lr_at(step: int, recipe) -> float:
-    if step < recipe.warmup:
-        return recipe.lr * (step + 1) / recipe.warmup
-    progress = (step - recipe.warmup) / max(1, recipe.steps - recipe.warmup)
-    return recipe.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-def train_loop(model, data, recipe, pad: int, desc: str, loss_fn=None) -> list[float]:
-    """AdamW with warmup and cosine decay under bfloat16 autocast; returns the loss every 50 steps."""
-    rng = random.Random(recipe.seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    stream = batches(data, recipe.batch_size, rng, pad)
-    losses, running = [], 0.0
-    model.train()
-    bar = tqdm(range(recipe.steps), desc=desc, mininterval=5)
-    for step in bar:
-        ids, labels, mask = next(stream)
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, recipe)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            out = model(input_ids=ids, attention_mask=mask)
-        loss = (loss_fn or causal_loss)(out.logits.float(), labels)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
-        bar.set_postfix(loss=f"{running:.3f}", refresh=False)
-        if step % 50 == 0 or step == recipe.steps - 1:
-            losses.append(round(running, 4))
-            log.info("%s step %d loss %.4f", desc, step, running)
-    model.eval()
-    return losses
-
-
-def causal_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1))
+    return update
 
 
 def prepare(recipe: GeneratorRecipe, traces: TraceRecipe = TRACE_RECIPE, tok=None):
@@ -140,26 +94,24 @@ def prepare(recipe: GeneratorRecipe, traces: TraceRecipe = TRACE_RECIPE, tok=Non
     return tok, data, info
 
 
-@dataclass(frozen=True)
-class Cycle:
-    """One cosine cycle of the schedule: what `train_loop` reads."""
-
-    steps: int
-    lr: float
-    seed: int
-    batch_size: int
-    warmup: int
-    weight_decay: float
-
-
 def run_cycle(model, data, recipe: GeneratorRecipe, index: int, pad: int) -> list[float]:
-    """Cycle `index` of the recipe, from the weights the previous one left (dropout set per cycle)."""
+    """Cycle `index` of the recipe, from the weights the previous one left (dropout set per cycle), through the
+    product's training loop: batches of similar lengths, warmup then cosine decay to a tenth of the peak, bfloat16
+    autocast (1.7x faster than float32 on a CPU with AVX512-BF16)."""
     steps, lr, dropout = recipe.cycles[index]
     for module in model.modules():
         if isinstance(module, torch.nn.Dropout):
             module.p = dropout
-    cycle = Cycle(steps, lr, recipe.seed + index, recipe.batch_size, recipe.warmup, recipe.weight_decay)
-    return train_loop(model, data, cycle, pad, f"generator cycle {index + 1}/{len(recipe.cycles)}")
+    cycle = SFTConfig(steps=steps, batch_size=recipe.batch_size, lr=lr, warmup=recipe.warmup / steps,
+                      weight_decay=recipe.weight_decay, seed=recipe.seed + index)
+
+    def loss_of(rows: list[int]) -> torch.Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return next_token_loss(model, [data[i] for i in rows], pad)
+
+    desc = f"generator cycle {index + 1}/{len(recipe.cycles)}"
+    return train_loop(model, len(data), cycle, loss_of, warmup=lambda _: recipe.warmup, progress=tqdm_progress(desc),
+                      lengths=[len(ids) for ids, _ in data], floor=0.1)
 
 
 def train_generator(out_dir: Path, recipe: GeneratorRecipe = GeneratorRecipe(), traces: TraceRecipe = TRACE_RECIPE):

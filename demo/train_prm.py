@@ -1,13 +1,11 @@
 """Train the demo PRM: a token-classification GPT-2 (started from the demo generator) on rollout step labels.
 
-The training ids are built by the backends' own `token-classification` adapter (`scorer.encode`), so the PRM is
-trained on exactly the input it reads at search time; the label of a step sits at its separator's last token.
+Everything but the recipe is `train-prm`'s (`reasoning.training.prm`): the base loaded with a new 2-way head, the
+paths encoded by the one PRM path encoder (the ids the `token-classification` adapter reads at search time, a step's
+label at its separator's last token), the shared training loop and the files `load_scorer` reads.
 """
 from __future__ import annotations
 
-import json
-import logging
-import shutil
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
@@ -15,14 +13,14 @@ from pathlib import Path
 
 import torch
 
+from reasoning.backends.loading import max_positions
 from reasoning.problems import countdown_problem
+from reasoning.training.prm import PathEncoder, StepwiseRecord, load_base, path_loss, prm_config, train_loop, write_prm
 
 from .manifest import write_manifest
-from .train_generator import train_loop
+from .train_generator import tqdm_progress
 
-log = logging.getLogger(__name__)
-PRM_CONFIG = {"adapter": "token-classification", "separator": "\n"}
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+PRM_CONFIG = prm_config("\n")
 
 
 @dataclass(frozen=True)
@@ -47,57 +45,32 @@ class PRMRecipe:
     rollouts: int = 4
 
 
-def init_prm_dir(out_dir: Path, generator_dir: Path) -> None:
-    """A token-classification GPT-2 whose body is the demo generator's, with the generator's tokenizer."""
-    from transformers import GPT2ForTokenClassification, GPT2LMHeadModel
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    lm = GPT2LMHeadModel.from_pretrained(generator_dir, dtype=torch.float32, use_safetensors=True,
-                                         local_files_only=True)
-    config = lm.config
-    config.num_labels, config.architectures = 2, ["GPT2ForTokenClassification"]
-    config.id2label, config.label2id = {0: "bad", 1: "good"}, {"bad": 0, "good": 1}
-    prm = GPT2ForTokenClassification(config)
-    prm.transformer.load_state_dict(lm.transformer.state_dict())
-    prm.save_pretrained(out_dir, safe_serialization=True)
-    for name in TOKENIZER_FILES:
-        if (generator_dir / name).is_file():
-            shutil.copy(generator_dir / name, out_dir / name)
-    (out_dir / "prm_config.json").write_text(json.dumps(PRM_CONFIG, indent=2) + "\n", encoding="utf-8")
-
-
-def encode_records(scorer, records: list[dict], label: str = "hard") -> list[tuple[list[int], list[int]]]:
-    """(ids, per-token labels): -100 everywhere but at each step's reading position."""
+def stepwise(rec: dict, label: str = "hard") -> StepwiseRecord:
+    """A label record as `train-prm` reads it, each step's target by `label`: "hard" (any rollout reached the
+    target) or "majority" (at least half did)."""
     if label not in ("hard", "majority"):
         raise ValueError(f"PRM label must be 'hard' or 'majority', not {label!r}")
-    data = []
-    for rec in records:
-        ids, positions = scorer.encode(rec["prompt"], rec["completions"])
-        values = rec["labels"] if label == "hard" else [v >= 0.5 for v in rec["soft_labels"]]
-        labels = [-100] * len(ids)
-        for p, v in zip(positions, values, strict=True):
-            labels[p] = int(v)
-        data.append((ids, labels))
-    return data
-
-
-def token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+    values = rec["labels"] if label == "hard" else [v >= 0.5 for v in rec["soft_labels"]]
+    return StepwiseRecord(rec["prompt"], tuple(rec["completions"]), tuple(bool(v) for v in values))
 
 
 def train_prm(out_dir: Path, generator_dir: Path, records: list[dict], recipe: PRMRecipe = PRMRecipe(),
               data_info: dict | None = None) -> dict:
     """Train on `records` (TRL stepwise, from `demo.label`) and save weights, tokenizer, prm_config and manifest."""
-    from reasoning.backends import load_scorer
-
     started = time.time()
-    torch.manual_seed(recipe.seed)
-    init_prm_dir(out_dir, generator_dir)
-    scorer = load_scorer(out_dir, device="cpu", dtype="float32")
-    data = encode_records(scorer, records, recipe.label)
-    model = scorer.model
-    losses = train_loop(model, data, recipe, scorer.pad_id, "prm", loss_fn=token_loss)
-    model.to(torch.bfloat16).save_pretrained(out_dir, safe_serialization=True)
+    torch.manual_seed(recipe.seed)  # the new head's initial weights
+    _, tokenizer, model = load_base(generator_dir, torch.device("cpu"))
+    encoder = PathEncoder(tokenizer, PRM_CONFIG["separator"], max_positions(model.config))
+    data = [encoder.record(stepwise(rec, recipe.label)) for rec in records]
+
+    def loss_of(rows: list[int]) -> torch.Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return path_loss(model, [data[i] for i in rows], tokenizer.pad_token_id, model.device)
+
+    losses = train_loop(model, len(data), recipe, loss_of, warmup=lambda _: recipe.warmup,
+                        progress=tqdm_progress("prm"), lengths=[len(d.ids) for d in data], floor=0.1)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_prm(out_dir, model, tokenizer, PRM_CONFIG["separator"], torch.bfloat16)  # half the size; loads as fp32
     labels = [v for r in records for v in r["labels"]]
     info = {
         "name": "demo-prm", "architecture": "GPT2ForTokenClassification", "parameters": model.num_parameters(),

@@ -118,3 +118,57 @@ def test_scaling_table_shows_solve_rate_nodes_tokens_and_seconds():
     text = table(summarise(rows), algorithms=("greedy", "mcts"), budgets=(4,))
     assert "| mcts | 50.0% (3 nodes, 20 tokens, 0.30 s) |" in text
     assert "| greedy | – |" in text
+
+
+@pytest.mark.slow
+def test_the_demo_scripts_train_both_models_from_scratch_through_the_product_code(tmp_path):
+    """train-demo's path in small: a generator from scratch (the shared training loop), its paths labelled by the
+    product's rollouts on the transformers backend, a PRM trained on those labels; losses fall and both models load
+    through the backends. The committed models are only read."""
+    from dataclasses import replace
+
+    import torch
+
+    from demo.label import demo_generator, label_paths
+    from demo.problemsets import load_split
+    from demo.train_generator import GeneratorRecipe, train_generator
+    from demo.train_prm import PRMRecipe, train_prm
+    from reasoning.backends import TransformersGenerator
+
+    torch.set_num_threads(1)
+    gen_dir, prm_dir = tmp_path / "generator", tmp_path / "prm"
+    recipe = replace(GeneratorRecipe(), traces_per_problem=1, n_layer=1, n_embd=64, n_head=2,
+                     cycles=((60, 3e-3, 0.1),), batch_size=16, warmup=5)
+    made = train_generator(gen_dir, recipe)
+    first, last = made["loss_every_50_steps"][0], made["loss_every_50_steps"][-1]
+    assert last < 0.6 * first, made["loss_every_50_steps"]
+    assert verify_manifest(gen_dir)["steps"] == 60
+    generator = demo_generator(gen_dir)
+    assert isinstance(generator, TransformersGenerator) and generator.format.mode == "tags"
+
+    problems = [countdown_problem(list(n), pid=f"t{i}") for i, n in enumerate(load_split("train")[:2])]
+    records = label_paths(generator, problems, paths_per_problem=2, rollouts=2, seed=0)
+    assert len(records) == 4
+    for rec in records:
+        n = len(rec["completions"])
+        assert 1 <= n <= 8 and len(rec["labels"]) == len(rec["soft_labels"]) == len(rec["exact"]) == n
+        assert all(0.0 <= v <= 1.0 for v in rec["soft_labels"]) and rec["labels"] == [v > 0 for v in rec["soft_labels"]]
+        assert set(rec["factors"]) <= set(DEMO_FACTORS)
+    assert label_paths(generator, problems, 2, 2, seed=0) == records  # the seed decides the labels
+
+    trained = train_prm(prm_dir, gen_dir, records, PRMRecipe(steps=40, batch_size=4, warmup=4))
+    assert trained["loss_every_50_steps"][-1] < trained["loss_every_50_steps"][0]
+    assert verify_manifest(prm_dir)["prm_config"] == {"adapter": "token-classification", "separator": "\n"}
+    scorer = load_scorer(prm_dir, device="cpu")
+    (scores,) = scorer.score(problems[0], [records[0]["completions"]])
+    assert len(scores) == len(records[0]["completions"]) and all(0.0 <= s <= 1.0 for s in scores)
+
+
+def test_prm_step_targets_follow_the_recipe_label():
+    from demo.train_prm import stepwise
+
+    rec = {"prompt": "q", "completions": ["a", "b", "c"], "labels": [True, True, False], "soft_labels": [0.75, 0.25, 0.0]}
+    assert stepwise(rec, "hard").labels == (True, True, False)
+    assert stepwise(rec, "majority").labels == (True, False, False)
+    with pytest.raises(ValueError, match="'hard' or 'majority'"):
+        stepwise(rec, "soft")

@@ -168,25 +168,3 @@ def test_label_problems_without_a_gold_answer_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err == [f"error: {problems}: problem 'm' has no gold answer; rollout labels need one"]
 
-
-def test_demo_sampler_generator_batches_requests_and_carries_priors():
-    """The loop demo's batched generator: every request answered in order, each step with its next factor prior."""
-    from demo.rollouts import SamplerGenerator, load_sampler
-    from reasoning.labeling import RolloutConfig, estimate
-    from reasoning.types import ExpansionRequest, State
-
-    gen = SamplerGenerator(load_sampler(DEMO_GENERATOR_DIR), DEMO_GENERATOR_DIR)
-    factors = tuple(f for f in load_catalog() if f.name in DEMO_FACTORS)
-    states = [State(countdown_problem(n)) for n in ([4, 7, 8, 8], [1, 2, 3, 4])]
-    requests = [ExpansionRequest(states[0], factors[0], 3, 0.7, 1, factors), ExpansionRequest(states[1], factors[0], 1,
-                                                                                              0.7, 2, factors)]
-    got = gen.propose_batch(requests)
-    assert [len(g) for g in got] == [3, 1]
-    for steps in got:
-        for step in steps:
-            assert step.factor == "compute" and len(step.meta["next_prior"]) == len(factors)
-            assert sum(step.meta["next_prior"]) == pytest.approx(1.0, abs=1e-5)
-    (first,) = [s for s in got[0][:1]]
-    state = State(states[0].problem, (first,))
-    (e,) = estimate(gen, [state], RolloutConfig(factors, n=4, max_steps=8, seed=0))
-    assert e.rollouts == 4 and 0 <= e.successes <= 4

@@ -1,4 +1,5 @@
-"""Train a token-classification PRM from the TRL stepwise export, with our own torch loop.
+"""Train a token-classification PRM from the TRL stepwise export, with our own torch loop (`train_loop`: the one
+training loop of this PRM, the generator's fine-tuning in `sft.py` and the demo models).
 
 The input is what `python app.py export --format trl [--soft]` writes: `{"prompt", "completions", "labels"}` and,
 with `--soft`, `"soft_labels"` (the rollout values). Each path is encoded exactly as the `token-classification`
@@ -19,7 +20,7 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -223,35 +224,58 @@ def soft_target_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     return -(p * logp[:, 1] + (1 - p) * logp[:, 0]).mean()
 
 
-def lr_factor(step: int, total: int, warmup: int) -> float:
+def lr_factor(step: int, total: int, warmup: int, floor: float = 0.0) -> float:
+    """Linear warmup, then cosine decay from 1 down to `floor`."""
     if step < warmup:
         return (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def shuffled(size: int, batch: int, rng: random.Random) -> Iterator[list[int]]:
+    """Endless full batches of row indices, each pass over the rows in a fresh random order."""
+    order: list[int] = []
+    while True:
+        if len(order) < batch:
+            fresh = list(range(size))
+            rng.shuffle(fresh)
+            order += fresh
+        yield [order.pop() for _ in range(min(batch, size))]
+
+
+def by_length(lengths: Sequence[int], batch: int, rng: random.Random) -> Iterator[list[int]]:
+    """Endless batches of rows of similar length (less padding, so less compute on a CPU): each pass shuffled, sorted
+    by length within pools of 50 batches, and the pool's batches shuffled."""
+    pool = batch * 50
+    while True:
+        order = list(range(len(lengths)))
+        rng.shuffle(order)
+        for i in range(0, len(order), pool):
+            chunk = sorted(order[i : i + pool], key=lengths.__getitem__)
+            groups = [chunk[k : k + batch] for k in range(0, len(chunk), batch)]
+            rng.shuffle(groups)
+            yield from groups
 
 
 def train_loop(model, size: int, config: Any, loss_of: Callable[[list[int]], torch.Tensor], *,
-               warmup: Callable[[int], int], progress: Callable[[int, int, float], None] | None = None) -> list[float]:
-    """The one training loop of both trainers (this PRM's and the generator's, `sft.py`): shuffled passes over `size`
-    rows, `config.batch_size` indices at a time handed to `loss_of`, AdamW with `warmup(total)` steps, then cosine decay;
-    returns the smoothed loss every 50 steps (and at the end). `config` has seed, steps, epochs, batch_size, lr and
-    weight_decay."""
+               warmup: Callable[[int], int], progress: Callable[[int, int, float], None] | None = None,
+               lengths: Sequence[int] | None = None, floor: float = 0.0) -> list[float]:
+    """The one training loop of every trainer (this PRM's, the generator's in `sft.py`, the demo models'): shuffled
+    passes over `size` rows (`by_length` when the rows' `lengths` are given), `config.batch_size` indices at a time
+    handed to `loss_of`, AdamW with `warmup(total)` steps, then cosine decay to `floor` times the peak; returns the
+    smoothed loss every 50 steps (and at the end). `config` has seed, steps, epochs, batch_size, lr and weight_decay."""
     rng = random.Random(config.seed)
     torch.manual_seed(config.seed)
     total = config.steps or max(1, math.ceil(config.epochs * size / config.batch_size))
     steps_warm = warmup(total)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    order: list[int] = []
+    batches = shuffled(size, config.batch_size, rng) if lengths is None else by_length(lengths, config.batch_size, rng)
     losses, running = [], 0.0
     model.train()
     for step in range(total):
-        if len(order) < config.batch_size:
-            fresh = list(range(size))
-            rng.shuffle(fresh)
-            order += fresh
-        rows = [order.pop() for _ in range(min(config.batch_size, size))]
+        rows = next(batches)
         for group in opt.param_groups:
-            group["lr"] = config.lr * lr_factor(step, total, steps_warm)
+            group["lr"] = config.lr * lr_factor(step, total, steps_warm, floor)
         loss = loss_of(rows)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -266,15 +290,19 @@ def train_loop(model, size: int, config: Any, loss_of: Callable[[list[int]], tor
     return losses
 
 
+def path_loss(model, rows: list[Encoded], pad: int, device: torch.device) -> torch.Tensor:
+    """The soft-target loss of one batch of encoded paths."""
+    ids, mask, target = _batch(rows, pad, device)
+    return soft_target_loss(model(input_ids=ids, attention_mask=mask).logits, target)
+
+
 def train_steps(model, data: list[Encoded], config: TrainConfig, pad: int, device: torch.device, *,
                 progress: Callable[[int, int, float], None] | None = None) -> list[float]:
     """AdamW with warmup and cosine decay on the soft-target loss; returns the smoothed loss every 50 steps."""
 
     def loss_of(rows: list[int]) -> torch.Tensor:
-        ids, mask, target = _batch([data[i] for i in rows], pad, device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            logits = model(input_ids=ids, attention_mask=mask).logits
-        return soft_target_loss(logits, target)
+            return path_loss(model, [data[i] for i in rows], pad, device)
 
     return train_loop(model, len(data), config, loss_of, warmup=lambda total: round(config.warmup * total),
                       progress=progress)
@@ -382,7 +410,7 @@ def _manifest(data, eval_data, base_path: Path, model, train, held, config: Trai
     return {
         "name": "trained-prm", "architecture": type(model).__name__,
         "parameters": model.num_parameters(), "base": str(base_path),
-        "prm_config": {"adapter": "token-classification", "separator": config.separator},
+        "prm_config": prm_config(config.separator),
         "data": {"file": str(data), "sha256": sha256_files([Path(data)])[Path(data).name], **_data_info(train)},
         "eval_data": {"file": str(eval_data) if eval_data else f"held out from --data ({config.eval_share:.0%} of "
                       "problems)", **(_data_info(held) if held else {"paths": 0})},
@@ -397,11 +425,7 @@ def _save(out: Path, model, tokenizer, config: TrainConfig, info: dict[str, Any]
     """Write weights, tokenizer, prm_config and manifest to a temporary folder, then rename it into place."""
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
-        model.config.architectures = [type(model).__name__]
-        model.to(torch.float32).save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        prm_config = {"adapter": "token-classification", "separator": config.separator}
-        (tmp / "prm_config.json").write_text(json.dumps(prm_config, indent=2) + "\n", encoding="utf-8")
+        write_prm(tmp, model, tokenizer, config.separator)
         manifest = {**info, "weights_sha256": sha256_files(sorted(tmp.glob("*.safetensors")))}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         if out.exists():
@@ -410,3 +434,16 @@ def _save(out: Path, model, tokenizer, config: TrainConfig, info: dict[str, Any]
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def prm_config(separator: str) -> dict[str, str]:
+    """What `prm_config.json` says of a PRM trained here: the adapter that reads it and its step separator."""
+    return {"adapter": "token-classification", "separator": separator}
+
+
+def write_prm(folder: Path, model, tokenizer, separator: str, dtype: torch.dtype = torch.float32) -> None:
+    """A trained PRM's weights (in `dtype`), tokenizer and `prm_config.json`, so that `load_scorer` reads it."""
+    model.config.architectures = [type(model).__name__]
+    model.to(dtype).save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    (folder / "prm_config.json").write_text(json.dumps(prm_config(separator), indent=2) + "\n", encoding="utf-8")
