@@ -345,6 +345,25 @@ def add_perf_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--benchmarks", default=str(BENCHMARKS), help="(--perf) the Markdown file to update")
 
 
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """`bench`: the demo's scaling report (`demo.cli`), or with `--perf` the engine's speed (bench imports demo, never
+    the other way round)."""
+    from demo.cli import add_scaling_arguments
+
+    add_scaling_arguments(parser)
+    add_perf_arguments(parser)
+
+
+def run_bench(args: argparse.Namespace) -> None:
+    """`bench --perf` runs the engine benchmark; plain `bench` the demo's scaling report."""
+    if args.perf:
+        run_perf(args)
+        return
+    from demo.cli import run_scaling
+
+    run_scaling(args)
+
+
 def run_perf(args: argparse.Namespace) -> dict[str, Any]:
     """Run the chosen sections on one thread and write BENCHMARKS.md (and --json)."""
     import torch

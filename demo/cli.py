@@ -43,10 +43,6 @@ def add_scaling_arguments(parser: argparse.ArgumentParser, standalone: bool = Tr
     parser.add_argument("--workers", type=int, default=2, help="processes (one thread each)")
     parser.add_argument("--docs", default=str(ROOT / "docs"), help="where scaling.md and scaling.png go")
     parser.add_argument("--results", default=str(WORK / "scaling_results.jsonl"), help="per-problem results")
-    if standalone:
-        from bench.perf import add_perf_arguments
-
-        add_perf_arguments(parser)
 
 
 def add_label_arguments(parser: argparse.ArgumentParser) -> None:
@@ -144,13 +140,7 @@ def _prm_report(prm_dir: Path, dev_records: list[dict], evaluate_prm) -> dict:
 
 
 def run_scaling(args: argparse.Namespace) -> None:
-    """Solve rate for every algorithm and budget on the held-out problems; writes docs/scaling.md and .png.
-    With `--perf`, the engine's speed benchmark instead (bench/perf.py)."""
-    if getattr(args, "perf", False):
-        from bench.perf import run_perf
-
-        run_perf(args)
-        return
+    """Solve rate for every algorithm and budget on the held-out problems; writes docs/scaling.md and .png."""
     from reasoning.problems import read_problems
 
     from .label import write_records

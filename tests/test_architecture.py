@@ -63,6 +63,8 @@ RULES = [
     Rule("experiments/ imports no ui, cli, demo, bench or app", ("experiments",), (),
          ("ui", "cli", "demo", "bench", "app")),
     Rule("the product (ui/, cli/) imports no demo", ("ui", "cli"), (), ("demo",)),
+    Rule("demo/ imports no bench (bench measures with the demo's settings, not the other way round)", ("demo",), (),
+         ("bench",)),
     Rule("nothing but the tests imports app", (), ("tests",), ("app",)),
     Rule("production code imports no tests", (), ("tests",), TEST_MODULES),
     Rule("only the backends and training code import torch or transformers", (), HEAVY_ALLOWED, HEAVY),
