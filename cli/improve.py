@@ -27,6 +27,9 @@ def add_improve_arguments(p: argparse.ArgumentParser) -> None:
                    help="fewer verified trajectories stop the round (the previous one stays)")
     p.add_argument("--sft-epochs", type=float, default=3.0)
     p.add_argument("--sft-lr", type=float, default=2e-4, help="the generator's fine-tuning learning rate")
+    p.add_argument("--lora-rank", type=bounded_int(0, 1024), default=0,
+                   help="fine-tune the generator with LoRA adapters of this rank (peft; for large models), merged into "
+                        "the saved weights; 0 (default): full fine-tuning")
     p.add_argument("--paths-per-problem", type=bounded_int(1, 64), default=4,
                    help="verified trajectories kept per training problem at most (shortest first)")
     p.add_argument("--prm-epochs", type=float, default=2.0)
@@ -64,7 +67,7 @@ def run_improve(args: argparse.Namespace) -> int:
         raise ValueError(f"--sft-lr must be between 0 and 1 (exclusive), got {args.sft_lr}")
     recipe = Recipe(algorithm=args.algorithm, budget=args.budget, eval_budgets=tuple(args.eval_budgets),
                     seed=args.seed, min_trajectories=args.min_trajectories, sft_epochs=args.sft_epochs,
-                    sft_lr=args.sft_lr, paths_per_problem=args.paths_per_problem,
+                    sft_lr=args.sft_lr, paths_per_problem=args.paths_per_problem, lora_rank=args.lora_rank,
                     prm_epochs=args.prm_epochs, workers=args.workers)
     out = Path(args.out)
     generator = str(Path(args.generator or DEMO_GENERATOR_DIR).resolve())

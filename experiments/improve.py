@@ -44,6 +44,7 @@ class Recipe:
     min_trajectories: int = 20  # fewer: the round stops and the previous one stays
     sft_epochs: float = 3.0
     sft_lr: float = 2e-4
+    lora_rank: int = 0  # 0: full fine-tuning of the generator; else LoRA of this rank (peft), merged when saved
     prm_epochs: float = 2.0
     prm_lr: float = 5e-5
     workers: int = 1
@@ -278,8 +279,9 @@ class Improver:
             demos = [Demonstration.from_json(json.loads(x)) for x in
                      (folder / "sft.jsonl").read_text(encoding="utf-8").splitlines()]
             _clear(Path(gen_dir))
-            m = finetune(models[0], demos, gen_dir, SFTConfig(epochs=self.recipe.sft_epochs, lr=self.recipe.sft_lr,
-                                                              seed=seed), catalog=self.catalog, lineage=lineage_info)
+            sft = SFTConfig(epochs=self.recipe.sft_epochs, lr=self.recipe.sft_lr, seed=seed,
+                            lora_rank=self.recipe.lora_rank)
+            m = finetune(models[0], demos, gen_dir, sft, catalog=self.catalog, lineage=lineage_info)
             _done(folder, "generator", {"dir": gen_dir, "weights_sha256": m["weights_sha256"],
                                         "loss": m["loss_every_50_steps"][-1:]})
         if _stage(folder, "prm") is None:

@@ -174,3 +174,43 @@ def get_domain_answer(text: str) -> str | None:
     from reasoning.domains.math import extract_answer
 
     return extract_answer(text)
+
+
+@pytest.mark.model
+def test_lora_fine_tuning_trains_adapters_only_and_saves_a_plain_model(tmp_path, tiny):
+    """`--lora-rank`: LoRA adapters (peft) on the linear layers are trained and merged: the saved model has the base's
+    tensors (no adapter keys, loadable without peft), only linear weights moved, and the demonstrations' loss fell."""
+    pytest.importorskip("peft")
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    from reasoning.backends import load_generator
+    from reasoning.backends.loading import load_tokenizer
+    from reasoning.factors import load_catalog
+    from reasoning.prompting import PromptFormat
+    from reasoning.training.sft import Demonstration, SFTConfig, encode, finetune, next_token_loss, render
+
+    catalog = load_catalog().with_enabled(["conclude"])
+    demos = [Demonstration(Problem(pid, text, ans, "math"), (Step(sol, "conclude"),))
+             for pid, text, ans, sol in WORD_TRAIN]
+    out = tmp_path / "lora"
+    m = finetune(tiny.qwen2_cues, demos, out, SFTConfig(steps=40, batch_size=4, lr=5e-3, lora_rank=4),
+                 catalog=catalog)
+    assert m["recipe"]["lora_rank"] == 4 and m["recipe"]["kind"].startswith("LoRA rank 4, merged")
+    base, tuned = load_file(tiny.qwen2_cues / "model.safetensors"), load_file(out / "model.safetensors")
+    assert set(base) == set(tuned)  # merged: no lora_A / lora_B tensors left
+    moved = [k for k in base if not torch.equal(base[k], tuned[k])]
+    assert moved and all(k.endswith("proj.weight") for k in moved)  # embeddings, norms and biases untouched
+
+    tokenizer = load_tokenizer(out, False)
+    fmt = PromptFormat(mode="cues")
+    data = [encode(tokenizer, *render(d, fmt, catalog), 512) for d in demos]
+
+    def loss(path) -> float:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, use_safetensors=True)
+        with torch.no_grad():
+            return float(next_token_loss(model, data, tokenizer.pad_token_id or 0))
+
+    assert loss(out) < 0.5 * loss(tiny.qwen2_cues)
+    assert load_generator(str(out), catalog=catalog) is not None

@@ -268,7 +268,8 @@ def train_loop(model, size: int, config: Any, loss_of: Callable[[list[int]], tor
     torch.manual_seed(config.seed)
     total = config.steps or max(1, math.ceil(config.epochs * size / config.batch_size))
     steps_warm = warmup(total)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    trainable = [p for p in model.parameters() if p.requires_grad]  # all, or a LoRA's adapters alone
+    opt = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
     batches = shuffled(size, config.batch_size, rng) if lengths is None else by_length(lengths, config.batch_size, rng)
     losses, running = [], 0.0
     model.train()
@@ -279,7 +280,7 @@ def train_loop(model, size: int, config: Any, loss_of: Callable[[list[int]], tor
         loss = loss_of(rows)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         opt.step()
         running = 0.95 * running + 0.05 * loss.item() if step else loss.item()
         if step % 50 == 0 or step == total - 1:

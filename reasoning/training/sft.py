@@ -58,11 +58,15 @@ class SFTConfig:
     warmup: float = 0.05
     weight_decay: float = 0.01
     seed: int = 0
+    lora_rank: int = 0  # 0: full fine-tuning; else LoRA adapters of this rank on every linear layer (peft), merged
+    lora_alpha: int = 16
 
     def __post_init__(self) -> None:
         if self.epochs <= 0 or self.batch_size < 1 or not 0 < self.lr < 1 or (self.steps is not None and
                                                                                 self.steps < 1):
             raise ValueError(f"bad fine-tuning settings: {self}")
+        if not 0 <= self.lora_rank <= 1024 or self.lora_alpha < 1:
+            raise ValueError(f"LoRA rank must be 0 (full fine-tuning) to 1024 and alpha at least 1: {self}")
 
 
 def prompt_mode(tokenizer, catalog: Catalog) -> str:
@@ -158,7 +162,11 @@ def finetune(base: str | Path, demos: list[Demonstration], out: str | Path, conf
     limit = max_positions(model.config) or 1024
     data = [encode(tokenizer, *render(d, fmt, catalog), limit) for d in demos]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if config.lora_rank:
+        model = with_lora(model, config)
     losses = train(model, data, config, pad, progress=progress)
+    if config.lora_rank:  # the adapters folded into the weights: the result loads as the base did, no peft needed
+        model = model.merge_and_unload()  # type: ignore[operator]  # a PeftModel here
     base_manifest = _read_manifest(base)
     info = {
         **{k: v for k, v in base_manifest.items() if k in ("name", "architecture", "config", "tokenizer",
@@ -168,11 +176,24 @@ def finetune(base: str | Path, demos: list[Demonstration], out: str | Path, conf
         "data": {"trajectories": len(demos), "problems": len({d.problem.id for d in demos}),
                  "tokens": sum(len(ids) for ids, _ in data),
                  "learned_tokens": sum(sum(t != IGNORE for t in y) for _, y in data)},
-        "recipe": {"kind": "full fine-tuning (AdamW, warmup + cosine)", **asdict(config)},
+        "recipe": {"kind": (f"LoRA rank {config.lora_rank}, merged" if config.lora_rank else "full fine-tuning")
+                   + " (AdamW, warmup + cosine)", **asdict(config)},
         "loss_every_50_steps": losses, "train_seconds": round(time.time() - started, 1), "lineage": lineage or {},
     }
     _save(out, model, tokenizer, info)
     return json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+
+
+def with_lora(model, config: SFTConfig):
+    """The model with LoRA adapters (peft) on every linear layer but the output head; only they are trained. For a
+    large model, where full fine-tuning would need the optimizer state of every weight."""
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError:
+        raise RuntimeError("LoRA needs peft, which is not installed here: pip install peft") from None
+    lora = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, target_modules="all-linear",
+                      lora_dropout=0.0, task_type="CAUSAL_LM")
+    return get_peft_model(model, lora)
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:
