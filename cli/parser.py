@@ -5,6 +5,8 @@ import argparse
 import sys
 from typing import NoReturn
 
+from reasoning.search.config import as_integer
+
 
 class OneLineArgumentParser(argparse.ArgumentParser):
     """argparse prints its usage block (4-15 lines) before an error; this one prints `error: ...` and a hint to
@@ -24,13 +26,10 @@ def bounded_int(lo: int, hi: int):
     """An argparse `type` for an integer in [lo, hi]: a value out of range is refused while parsing, in one line."""
 
     def parse(raw: str) -> int:
-        try:
-            value = int(raw)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an integer, got {raw[:40]!r}") from None
-        if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"must be between {lo} and {hi}, got {value}")
-        return value
+        try:  # the search settings' coercion, so the CLI, the UI and the API take and refuse the same values
+            return as_integer(raw, "it", lo, hi)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix("it ")) from None
 
     parse.__name__ = "integer"  # argparse names the type in its message
     return parse

@@ -15,6 +15,7 @@ from reasoning.limits import (
     TextError,
     check_text,
 )
+from reasoning.search.config import as_integer, as_number
 
 NODE_ID = re.compile(rf"^0(?:\.\d{{1,6}}){{0,{MAX_DEPTH}}}$")
 MAX_TEXT = MAX_STEP_CHARS  # the limits live in reasoning.limits, shared with imports, storage and the command line
@@ -59,20 +60,19 @@ def node_id(value: Any) -> str:
 
 
 def integer(value: Any, name: str, lo: int, hi: int) -> int:
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        value = int(value)
-    if isinstance(value, str) and re.fullmatch(r"-?\d{1,12}", value.strip()):
-        value = int(value.strip())
-    need(isinstance(value, int) and not isinstance(value, bool), f"{name} must be an integer, got {value!r}")
-    need(lo <= value <= hi, f"{name} must be between {lo} and {hi}, got {value}")
-    return value
+    """The search settings' integer coercion (`reasoning.search.config.as_integer`), refused as a UserError."""
+    try:
+        return as_integer(value, name, lo, hi)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
 
 def number(value: Any, name: str, lo: float, hi: float) -> float:
-    need(isinstance(value, int | float) and not isinstance(value, bool), f"{name} must be a number, got {value!r}")
-    value = float(value)
-    need(math.isfinite(value) and lo <= value <= hi, f"{name} must be between {lo} and {hi}, got {value}")
-    return value
+    """The search settings' number coercion (`as_number`), refused as a UserError."""
+    try:
+        return as_number(value, name, lo, hi)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
 
 def rating(value: Any) -> int:

@@ -8,6 +8,7 @@ setting added here appears everywhere at once. ARCHITECTURE.md, "One declaration
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -44,9 +45,9 @@ class Setting:
         setting and what is wrong, in one line."""
         hi = self.hi if hi is None else hi
         if self.kind == "int":
-            return _integer(value, self.label, self.lo, hi)
+            return as_integer(value, self.label, self.lo, hi)
         if self.kind == "float":
-            return _number(value, self.label, self.lo, hi)
+            return as_number(value, self.label, self.lo, hi)
         if self.kind == "choice":
             if value not in self.choices:
                 raise ValueError(f"{self.label} must be one of {list(self.choices)}, got {_show(value)}")
@@ -203,17 +204,21 @@ def _show(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _integer(value: Any, name: str, lo: float | None, hi: float | None) -> int:
+def as_integer(value: Any, name: str, lo: float | None, hi: float | None) -> int:
+    """The one integer coercion behind the settings, the UI's and the API's parameters and the CLI's bounded flags:
+    an int, an integral float or a decimal string (at most 40 digits), within [lo, hi]; else a one-line
+    ValueError naming `name`."""
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         value = int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value.strip()) <= 12:
+    if isinstance(value, str) and re.fullmatch(r"-?\d{1,40}", value.strip()):
         value = int(value.strip())
     if not isinstance(value, int) or isinstance(value, bool):
         raise ValueError(f"{name} must be an integer, got {_show(value)}")
     return _bounded(value, name, lo, hi)
 
 
-def _number(value: Any, name: str, lo: float | None, hi: float | None) -> float:
+def as_number(value: Any, name: str, lo: float | None, hi: float | None) -> float:
+    """The one number coercion (as `as_integer`): a finite int, float or numeric string within [lo, hi]."""
     if isinstance(value, str):
         try:
             value = float(value.strip())
@@ -226,17 +231,22 @@ def _number(value: Any, name: str, lo: float | None, hi: float | None) -> float:
 
 def _bounded(value: Any, name: str, lo: float | None, hi: float | None) -> Any:
     if (lo is not None and value < lo) or (hi is not None and value > hi):
-        lo_s = "" if lo is None else f"{lo:g}"
-        hi_s = "" if hi is None else f"{hi:g}"
+        lo_s = "" if lo is None else _bound(lo)
+        hi_s = "" if hi is None else _bound(hi)
         raise ValueError(f"{name} must be between {lo_s} and {hi_s}, got {value}")
     return value
+
+
+def _bound(x: float) -> str:
+    """A bound as people write it: 2147483647, not 2.14748e+09; 0.5 as 0.5."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e18 else f"{x:g}"
 
 
 def _numbers(value: Any, name: str, lo: float | None, hi: float | None) -> tuple[float, ...]:
     items = _items(value, name)
     if not items:
         raise ValueError(f"{name} needs at least one value")
-    return tuple(_number(x, name, lo, hi) for x in items)
+    return tuple(as_number(x, name, lo, hi) for x in items)
 
 
 def _names(value: Any, name: str) -> tuple[str, ...] | None:
