@@ -145,6 +145,8 @@ def open_lineage(out: Path, generator: str, prm: str, train: list[Problem], held
             "recipe": json.loads(json.dumps(asdict(recipe)))}
     if path.exists():
         have = json.loads(path.read_text(encoding="utf-8"))
+        # a setting added to Recipe since the lineage began reads as its default there (it did not exist)
+        have["recipe"] = {**json.loads(json.dumps(asdict(Recipe()))), **(have.get("recipe") or {})}
         diff = [k for k, v in want.items() if have.get(k) != v]
         if diff:
             raise ImproveError(f"{out} holds another lineage (its {', '.join(diff)} differ); choose a new --out")

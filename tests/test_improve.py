@@ -214,3 +214,14 @@ def test_lora_fine_tuning_trains_adapters_only_and_saves_a_plain_model(tmp_path,
 
     assert loss(out) < 0.5 * loss(tiny.qwen2_cues)
     assert load_generator(str(out), catalog=catalog) is not None
+
+
+def test_a_lineage_begun_before_a_recipe_setting_existed_still_resumes(tmp_path):
+    probs = read_problems(DATA / "countdown_eval.jsonl")[:3]
+    first = open_lineage(tmp_path / "lin", "g", "p", probs[:1], probs[1:], Recipe())
+    stored = json.loads((tmp_path / "lin" / "lineage.json").read_text())
+    del stored["recipe"]["lora_rank"]  # as written before --lora-rank existed
+    (tmp_path / "lin" / "lineage.json").write_text(json.dumps(stored))
+    assert open_lineage(tmp_path / "lin", "g", "p", probs[:1], probs[1:], Recipe()).id == first.id
+    with pytest.raises(ImproveError, match="recipe differ"):
+        open_lineage(tmp_path / "lin", "g", "p", probs[:1], probs[1:], Recipe(lora_rank=8))
