@@ -128,9 +128,10 @@ def test_ratings_from_buttons_table_and_queue_all_reach_the_export(app, browser)
     # the adjudicator's queue holds only the step where annotators disagree; her key settles it
     carol = as_annotator(browser, url, "carol")
     carol.get_by_role("tab", name="Review queue").click()
+    wait_value(carol, "review-prm", "steps queued")  # the whole queue first, as a person sees it before ticking
     carol.locator("#review-adjudicate input").check()
+    wait_value(carol, "review-prm", "1 steps queued")
     wait_value(carol, "review-current", f"session {sid} · node 0.0.0 ·")
-    assert "1 steps queued" in value(carol, "review-prm")
     press(carol, "b")
     wait_value(carol, "review-status", f"settled session {sid} node 0.0.0 -1 as carol")
     wait_value(carol, "review-current", "the queue is empty")
