@@ -15,7 +15,6 @@ from helpers.browser import (  # noqa: E402
     press,
     set_annotator,
     shot,
-    value,
     wait_status,
     wait_value,
 )
