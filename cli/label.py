@@ -199,6 +199,6 @@ def _label_sessions(store, sessions: list[int], generator, config, args: argpars
 
 
 def _add(totals: dict[str, int], report) -> None:
-    totals["labeled"] += len(report.labelled)
+    totals["labeled"] += len(report.labeled)
     totals["skipped"] += report.skipped
     totals["rollouts"] += report.rollouts

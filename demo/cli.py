@@ -21,9 +21,9 @@ def add_train_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prm-out", default=str(ROOT / "models" / "demo-prm"))
     parser.add_argument("--generator-steps", type=int, default=None, help="one cycle of N steps instead of the recipe's schedule (quick trials)")
     parser.add_argument("--prm-steps", type=int, default=None, help="optimizer steps for the PRM")
-    parser.add_argument("--label-problems", type=int, default=1062, help="training problems labelled by rollouts (default: all)")
+    parser.add_argument("--label-problems", type=int, default=1062, help="training problems labeled by rollouts (default: all)")
     parser.add_argument("--dev-problems", type=int, default=100, help="held-out problems for the PRM report")
-    parser.add_argument("--paths", type=int, default=PRMRecipe.paths, help="generator paths per labelled problem")
+    parser.add_argument("--paths", type=int, default=PRMRecipe.paths, help="generator paths per labeled problem")
     parser.add_argument("--rollouts", type=int, default=PRMRecipe.rollouts, help="rollouts per step (Math-Shepherd style)")
     parser.add_argument("--skip-generator", action="store_true", help="reuse the generator in --generator-out")
     parser.add_argument("--scaling", action="store_true", help="also run the scaling report at the end")
@@ -80,7 +80,7 @@ def make_labels(args: argparse.Namespace) -> list[dict]:
     records = label_paths(demo_generator(args.generator), problems, args.paths, args.rollouts, seed=args.seed,
                           rollout_temperature=args.temperature)
     write_records(records, Path(args.out))
-    print(f"{len(records)} labelled paths in {args.out}; rollout labels vs solver: {label_agreement(records)}")
+    print(f"{len(records)} labeled paths in {args.out}; rollout labels vs solver: {label_agreement(records)}")
     return records
 
 

@@ -2,7 +2,7 @@
 
 For each problem the generator writes a few whole paths; from every step of a path, `rollouts` continuations are
 sampled (the path itself is one of them): soft value = the share that reaches the target, hard label = any does. A
-terminal step is labelled by the checker directly (its answer is final). Paths and rollouts are the product's
+terminal step is labeled by the checker directly (its answer is final). Paths and rollouts are the product's
 (`reasoning.labeling`: a factor from the generator's prior, a step under it, the calculator's `observe`) with the
 product's generator (`load_generator`), so labels see exactly what a search sees. Each record also carries `exact`,
 the solver's verdict on the step (every booked operation right and the remaining numbers still able to make the
@@ -55,7 +55,7 @@ def prefixes(path: State) -> list[State]:
 
 
 def label_paths(generator: Generator, problems: list[Problem], paths_per_problem: int, rollouts: int, *,
-                seed: int = 0, batch: int = 256, desc: str = "labelling", path_temperature: float = 1.0,
+                seed: int = 0, batch: int = 256, desc: str = "labeling", path_temperature: float = 1.0,
                 rollout_temperature: float = 0.7) -> list[dict]:
     """TRL stepwise records (`prompt`, `completions`, `labels`) with `soft_labels`, `factors` and `exact`.
 

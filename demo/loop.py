@@ -1,4 +1,4 @@
-"""`python app.py loop-demo`: the labelling loop on the demo domain, end to end, measured before and after.
+"""`python app.py loop-demo`: the labeling loop on the demo domain, end to end, measured before and after.
 
 1. a deliberately weak PRM: `train-prm` on rollout labels of a few training problems (a small share of the labels);
 2. one MCTS tree per training problem, grown with the generator and that weak PRM, stored in a database;
@@ -26,12 +26,12 @@ ANNOTATOR = "loop-demo (exact solver)"
 
 def add_loop_demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workdir", default=str(ROOT / "data" / "demo" / "loop"), help="artifacts and the database")
-    p.add_argument("--train-problems", type=int, default=100, help="training problems searched and labelled")
+    p.add_argument("--train-problems", type=int, default=100, help="training problems searched and labeled")
     p.add_argument("--weak-problems", type=int, default=20, help="training problems behind the weak PRM")
     p.add_argument("--eval-problems", type=int, default=100, help="held-out problems for the solve rate")
     p.add_argument("--dev-problems", type=int, default=50, help="held-out problems whose paths give the step metrics")
     p.add_argument("--budgets", type=int, nargs="+", default=[16, 64], help="MCTS budgets of the solve rate")
-    p.add_argument("--tree-budget", type=int, default=16, help="MCTS budget of the trees that get labelled")
+    p.add_argument("--tree-budget", type=int, default=16, help="MCTS budget of the trees that get labeled")
     p.add_argument("--rollouts", type=int, default=4, help="rollouts per node")
     p.add_argument("--hand-ratings", type=int, default=30, help="steps rated by hand (the exact solver) through the /rate API")
     p.add_argument("--seed", type=int, default=0)
@@ -86,7 +86,7 @@ def _split(name: str):
 
 
 def _rollout_records(problems, out: Path, seed: int, rollouts: int = 4) -> Path:
-    """Rollout-labelled generator paths (`demo.label`), as TRL stepwise records with `exact`."""
+    """Rollout-labeled generator paths (`demo.label`), as TRL stepwise records with `exact`."""
     from .label import demo_generator, label_paths, write_records
 
     if out.exists():
@@ -161,7 +161,7 @@ def _label(args: argparse.Namespace, db: str) -> dict:
     with Store(db) as store:
         for info in tqdm(store.list_sessions(), desc="label", mininterval=10):
             report = label_rollouts(store, info.id, generator, config, chunk=16)
-            totals["nodes"] += len(report.labelled)
+            totals["nodes"] += len(report.labeled)
             totals["rollouts"] += report.rollouts
             totals["skipped"] += report.skipped
         totals["auto_labels"] = store.counts()["auto_labels"]

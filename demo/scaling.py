@@ -38,7 +38,7 @@ DEMO_SEARCH = SearchConfig(
 # With the 4-cycle generator and its PRM, on the 100 dev problems (not the report's) at budget 64: MCTS solved 74 with
 # these settings, 75 with `last` aggregation, 76 with widening 0.7, 74 with c_puct 8, 75 with no FPU reduction, 65 with
 # two candidates per expansion; best-of-N solved 77. Within noise, so the settings stay.
-# Once repeated samples merged into one node (and used up widening room), with the PRM labelled from 3 paths per
+# Once repeated samples merged into one node (and used up widening room), with the PRM labeled from 3 paths per
 # problem, on the same 100 dev problems: widening 0.5 solved 70 (right answer in the tree: 80), 0.7 79 (89), 0.85 81
 # (91), 1.0 79 (93); c_puct 2 or 8 73, FPU reduction 0.1 69; best-of-N 78 (83). Widening is what lets MCTS try more
 # first moves once copies no longer fill the tree.

@@ -28,7 +28,7 @@ class PRMRecipe:
     """Everything that determines the demo PRM (with the label records and the generator it starts from)."""
 
     seed: int = 0
-    # 600 gave 82.9% held-out step agreement on 800 labelled problems; 1500 on all 1062 gave 85.1% with the
+    # 600 gave 82.9% held-out step agreement on 800 labeled problems; 1500 on all 1062 gave 85.1% with the
     # 3-cycle generator (bad-step base rate 85%) and 83.7% with the 4-cycle one (base rate 77.9%, so more informative)
     steps: int = 1500
     batch_size: int = 32

@@ -26,7 +26,7 @@ NodeProgress = Callable[[int, int], None]  # (nodes done, nodes to do)
 class LabelReport:
     """What one labeling call did: nodes labeled, skipped (already labeled) and the rollouts it ran."""
 
-    labelled: list[str] = field(default_factory=list)  # demo/loop.py reads this name
+    labeled: list[str] = field(default_factory=list)  # demo/loop.py reads this name
     skipped: int = 0
     rollouts: int = 0
     first_errors: dict[str, int] = field(default_factory=dict)  # leaf node id -> index of the first wrong step
@@ -61,10 +61,10 @@ def label_rollouts(store: Store, session_id: int, generator: Generator, config: 
         part = todo[k : k + chunk]
         got = estimate(generator, [tree.state(n) for n in part], config, stop=stop)
         store_estimates(store, session_id, part, got, prov)
-        report.labelled += part
+        report.labeled += part
         report.rollouts += sum(0 if e.terminal else e.rollouts for e in got)
         if progress is not None:
-            progress(len(report.labelled), len(todo))
+            progress(len(report.labeled), len(todo))
     return report
 
 
@@ -95,7 +95,7 @@ def label_first_errors(store: Store, session_id: int, generator: Generator, conf
     report = LabelReport(skipped=len(paths) - len(todo))
     for k, path in enumerate(todo):
         found = label_first_error(store, session_id, path[-1], generator, config, stop=stop)
-        report.labelled += path
+        report.labeled += path
         report.rollouts += sum(0 if e.terminal else e.rollouts for e in found.measured.values())
         report.first_errors[path[-1]] = found.index
         if progress is not None:

@@ -172,7 +172,7 @@ class LabelWorker:
         if self.options["first_error"]:
             reports.append(label_first_errors(self.store, session_id, self.generator, self.rollouts,
                                               skip_labeled=skip))
-        return {"session": session_id, "pid": os.getpid(), "labeled": sum(len(r.labelled) for r in reports),
+        return {"session": session_id, "pid": os.getpid(), "labeled": sum(len(r.labeled) for r in reports),
                 "skipped": sum(r.skipped for r in reports), "rollouts": sum(r.rollouts for r in reports)}
 
 

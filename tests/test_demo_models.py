@@ -122,7 +122,7 @@ def test_scaling_table_shows_solve_rate_nodes_tokens_and_seconds():
 
 @pytest.mark.slow
 def test_the_demo_scripts_train_both_models_from_scratch_through_the_product_code(tmp_path):
-    """train-demo's path in small: a generator from scratch (the shared training loop), its paths labelled by the
+    """train-demo's path in small: a generator from scratch (the shared training loop), its paths labeled by the
     product's rollouts on the transformers backend, a PRM trained on those labels; losses fall and both models load
     through the backends. The committed models are only read."""
     from dataclasses import replace

@@ -1,4 +1,4 @@
-"""Named API endpoints of the labelling loop: automatic labels, the review queue, calibration, agreement and the
+"""Named API endpoints of the labeling loop: automatic labels, the review queue, calibration, agreement and the
 active PRM. Registered by `ui.api.register`; every parameter is checked on the server (`ui.validate`)."""
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ class LoopEndpoints:
     """One method per endpoint; `names` lists them, `MODEL_CALLS` those that run a model (one at a time)."""
 
     MODEL_CALLS = ("estimate_rollouts", "first_error", "use_prm")
-    LABELLING_CALLS = ("label_rollouts",)  # many nodes, minutes: their own slot, so model calls do not wait
+    LABELING_CALLS = ("label_rollouts",)  # many nodes, minutes: their own slot, so model calls do not wait
 
     def __init__(self, engine: Explorer):
         self.engine = engine
@@ -56,7 +56,7 @@ class LoopEndpoints:
                        seed: int | None = None, relabel: bool = False, request: gr.Request = None) -> dict:
         """Label every live step of the session (`node_id` "0") or of the subtree under `node_id` by rollouts, as
         `python app.py label` does, each batch stored as it ends; steps with a rollout label are skipped unless
-        `relabel`. `/stop_autolabel` ends it, keeping the finished batches; returns steps, labelled, skipped."""
+        `relabel`. `/stop_autolabel` ends it, keeping the finished batches; returns steps, labeled, skipped."""
         require(self.engine.access, request, "autolabel")
         return self.engine.autojobs.run("label", autojobs.request(session_id, node_id or "0", rollouts, max_steps,
                                                                   seed, relabel))
@@ -121,5 +121,5 @@ def register_loop(engine: Explorer) -> None:
     """Declare the loop's endpoints inside the current gr.Blocks (model calls share the `model` queue)."""
     api = LoopEndpoints(engine)
     for name in api.names():
-        slot = "model" if name in api.MODEL_CALLS else "labelling" if name in api.LABELLING_CALLS else None
+        slot = "model" if name in api.MODEL_CALLS else "labeling" if name in api.LABELING_CALLS else None
         gr.api(guarded(getattr(api, name)), api_name=name, concurrency_id=slot, concurrency_limit=1 if slot else None)

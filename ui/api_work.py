@@ -70,7 +70,7 @@ class WorkEndpoints:
         return {"new": new, "assignees": {str(k): val for k, val in self.work.assignees().items() if k in ids}}
 
     def set_guideline(self, text: str, annotator: str = "", request: gr.Request = None) -> dict:
-        """Write the labelling guideline shown beside every annotator's queue. Admins only where the app has roles."""
+        """Write the labeling guideline shown beside every annotator's queue. Admins only where the app has roles."""
         require(self.engine.access, request, "assign")
         self.work.set_guideline(v.text(text, "guideline", limit=MAX_GUIDELINE, allow_empty=True),
                                 who(annotator, request))

@@ -158,7 +158,7 @@ def _prior(generator: Generator, state: State, factors: tuple[ThoughtFactor, ...
 
 def estimate(generator: Generator, states: Sequence[State], config: RolloutConfig, *,
              progress: Progress | None = None, stop: threading.Event | None = None) -> list[Estimate]:
-    """The rollout estimate of each state (each one's last step is the node being labelled), all in one batch."""
+    """The rollout estimate of each state (each one's last step is the node being labeled), all in one batch."""
     out: list[Estimate | None] = [None] * len(states)
     starts, owners = [], []
     for i, state in enumerate(states):

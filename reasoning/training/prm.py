@@ -7,7 +7,7 @@ adapter reads it at search time (BOS, the prompt, then each step followed by the
 its own, as TRL's PRMTrainer built them), and a step's label sits on its separator's last token. Where a soft label
 is present the loss is the cross-entropy against the soft target (p, 1 - p); elsewhere against the hard label.
 
-The evaluation is ProcessBench's: a path's earliest error is its first step labelled wrong (-1: none); the model's is
+The evaluation is ProcessBench's: a path's earliest error is its first step labeled wrong (-1: none); the model's is
 its first step scored below 0.5; F1 is the harmonic mean of the accuracy on paths with an error and on paths
 without one. Step accuracy is the share of steps whose thresholded score agrees with the hard label.
 """
@@ -215,7 +215,7 @@ def _batch(rows: list[Encoded], pad: int, device: torch.device) -> tuple[torch.T
 
 
 def soft_target_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy against (1 - p, p) at labelled tokens; a hard label is p in {0, 1}."""
+    """Cross-entropy against (1 - p, p) at labeled tokens; a hard label is p in {0, 1}."""
     keep = target >= 0
     if not keep.any():
         return logits.sum() * 0.0
@@ -324,7 +324,7 @@ def score_encoded(model, data: list[Encoded], pad: int, device: torch.device, ba
 
 
 def first_error(verdicts: Sequence[bool | None]) -> int | None:
-    """Index of the first wrong step, -1 when all are right; None when an unlabelled step comes first."""
+    """Index of the first wrong step, -1 when all are right; None when an unlabeled step comes first."""
     for i, v in enumerate(verdicts):
         if v is None:
             return None

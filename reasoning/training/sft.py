@@ -117,7 +117,7 @@ def _batch(rows: list[tuple[list[int], list[int]]], pad: int) -> tuple[torch.Ten
 
 
 def next_token_loss(model, rows: list[tuple[list[int], list[int]]], pad: int) -> torch.Tensor:
-    """The next-token loss of one batch, on the labelled tokens only."""
+    """The next-token loss of one batch, on the labeled tokens only."""
     ids, labels, mask = _batch(rows, pad)
     logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits.float()
     return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
@@ -126,7 +126,7 @@ def next_token_loss(model, rows: list[tuple[list[int], list[int]]], pad: int) ->
 
 def train(model, data: list[tuple[list[int], list[int]]], config: SFTConfig, pad: int, *,
           progress: Callable[[int, int, float], None] | None = None) -> list[float]:
-    """The shared training loop (`prm.train_loop`) on the labelled tokens' next-token loss."""
+    """The shared training loop (`prm.train_loop`) on the labeled tokens' next-token loss."""
     from .prm import train_loop
 
     def loss_of(rows: list[int]) -> torch.Tensor:

@@ -78,8 +78,8 @@ def build_section(engine: Explorer, shared: Shared, trace: gr.Dataframe | None =
     jobs = [(estimate, run_job(engine, "estimate"), args, "model"),
             (first, run_job(engine, "first_error"), args, "model"),
             # many nodes take minutes: their own slot, so that edits and expansions do not wait behind them
-            (whole, run_job(engine, "label", whole_session=True), [*args, relabel], "labelling"),
-            (subtree, run_job(engine, "label"), [*args, relabel], "labelling")]
+            (whole, run_job(engine, "label", whole_session=True), [*args, relabel], "labeling"),
+            (subtree, run_job(engine, "label"), [*args, relabel], "labeling")]
     for button, fn, inputs, slot in jobs:
         event = button.click(fn, inputs, [result], api_visibility="undocumented", concurrency_id=slot)
         if trace is not None:  # after Stop too: the rounds finished before it are stored

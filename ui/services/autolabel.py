@@ -124,7 +124,7 @@ def label_by_rollouts(store: Store, generator: Generator, scorer: Scorer | None,
     except Stopped:
         # "labelled" (so spelled): a key of /label_rollouts' answer, which outside scripts read
         return {**out, "stopped": True, "labelled": done[0]}
-    return {**out, "stopped": False, "labelled": len(report.labelled), "skipped": report.skipped,
+    return {**out, "stopped": False, "labelled": len(report.labeled), "skipped": report.skipped,
             "rollouts": report.rollouts}
 
 
