@@ -79,6 +79,10 @@ def _label_on_ray(args: argparse.Namespace, catalog, config) -> int:
     if not url:
         raise ValueError("--ray needs a database every node reaches: PostgreSQL (--db postgresql://...), not SQLite")
     distributed.check_database(url)  # before the cluster and the models
+    if args.vllm:
+        from .runs import VLLM_WITH_RAY
+
+        raise ValueError(VLLM_WITH_RAY)
     with Store(url, create=False) as store:
         sessions = _sessions(store, args)
         steps = sum(store.session(sid).nodes - 1 for sid in sessions)

@@ -154,6 +154,10 @@ class _RayModels:
         self.pool.close()
 
 
+VLLM_WITH_RAY = ("--vllm starts engines on this machine only, which other Ray nodes cannot reach: start them with "
+                 "`engine serve --host ADDRESS` and give --generator URL --prm URL")
+
+
 def model_spec(args: argparse.Namespace):
     """The model arguments as plain values, for workers that load the models themselves (`solve --ray`)."""
     from experiments.distributed import ModelSpec
@@ -201,6 +205,8 @@ def solve_run(args: argparse.Namespace) -> int:
 
         distributed.require_ray()
         distributed.check_database(args.db or settings.database_url)
+        if getattr(args, "vllm", False):
+            raise ValueError(VLLM_WITH_RAY)
     store = Store(args.db or settings.database_url, create=not args.resume)
     runs = Runs(store)
     if args.resume:

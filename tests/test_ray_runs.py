@@ -47,6 +47,10 @@ def test_ray_with_sqlite_or_without_a_run_is_refused_in_one_line(tmp_path):
     args = parse("--problems", str(src), "--out", str(tmp_path / "o.jsonl"), *SEARCH, "--ray", "auto")
     with pytest.raises(ValueError, match="--ray records a run in the database: give --run-name"):
         run_solve(args)
+    args = parse("--problems", str(src), "--out", str(tmp_path / "o.jsonl"), *SEARCH, "--run-name", "r",
+                 "--ray", "auto", "--vllm", "--db", "postgresql://nobody@127.0.0.1:1/none")
+    with pytest.raises(ValueError, match=r"^--vllm starts engines on this machine only"):
+        run_solve(args)
 
 
 def test_label_ray_with_sqlite_or_with_problems_is_refused_in_one_line(tmp_path):
@@ -60,6 +64,8 @@ def test_label_ray_with_sqlite_or_with_problems_is_refused_in_one_line(tmp_path)
     assert "\n" not in str(e.value) and not db.exists()
     with pytest.raises(ValueError, match=r"^--ray labels stored sessions: search the problems first"):
         run_label(p.parse_args(["--problems", str(EVAL), "--ray", "auto", "--db", f"sqlite:///{db}"]))
+    with pytest.raises(ValueError, match=r"^--vllm starts engines on this machine only"):
+        run_label(p.parse_args(["--all", "--ray", "auto", "--vllm", "--db", "postgresql://nobody@127.0.0.1:1/x"]))
 
 
 def test_ray_missing_says_how_to_install_it(tmp_path, monkeypatch):
