@@ -181,6 +181,7 @@ class Pool:
 
     def __init__(self, actors: list, described: list[dict[str, Any]], max_restarts: int):
         self.actors, self.described, self.max_restarts = actors, described, max_restarts
+        self.closed = False
 
     @classmethod
     def start(cls, address: str, *, workers: int, db_url: str, spec: ModelSpec, config: SearchConfig | None = None,
@@ -223,8 +224,12 @@ class Pool:
         return self.described[0]["models"]
 
     def close(self) -> None:
+        """Kill every actor (calls in flight write nothing more); a second call does nothing."""
         import ray
 
+        if self.closed:
+            return
+        self.closed = True
         for a in self.actors:
             ray.kill(a, no_restart=True)
 
@@ -276,15 +281,46 @@ class _Queue:
         self.todo.appendleft(p)
 
 
+def _outcomes(pool: Pool, queue: _Queue, call: Callable[[Any, Any], Any], left: str,
+              stop: threading.Event | None = None):
+    """(item, answer) as each item of `queue` is finished, one item per idle worker at a time (`call(actor, item)`
+    starts it); an item whose worker died goes back to the queue for another worker (`_Queue.died`). Calls still in
+    flight when this ends (`stop` set, an error) are abandoned: the pool is closed, so they write nothing more.
+    `left` ends the message when every worker died ("problems left pending ...")."""
+    import ray
+    from ray.exceptions import RayActorError
+
+    idle = list(range(len(pool.actors)))
+    running: dict[Any, tuple[int, Any]] = {}
+    try:
+        while (queue.todo or running) and not (stop is not None and stop.is_set()):
+            for w, item in [(w, queue.next_for(w)) for w in list(idle) if w in queue.alive()]:
+                if item is not None:
+                    running[call(pool.actors[w], item)] = (w, item)
+                    idle.remove(w)
+            if not running:
+                raise RuntimeError(f"every Ray worker died; {len(queue.todo)} {left}")
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
+            for ref in ready:
+                w, item = running.pop(ref)
+                idle.append(w)
+                try:
+                    out = ray.get(ref)
+                except RayActorError:  # the worker died mid-item: another one takes it again
+                    queue.died(w, item)
+                    continue
+                yield item, out
+    finally:
+        if running:
+            pool.close()
+
+
 def execute(runs: Runs, run_id: int, pool: Pool, *, progress: Progress | None = None,
             stop: threading.Event | None = None, retries: int = 3) -> str:
     """Search the run's pending problems on the pool, one problem per worker at a time; returns the run's status
     (finished, or stopped when `stop` was set: the workers are killed, so a problem mid-search writes nothing).
     A problem whose worker died goes back to the front of the queue for another worker, at most `retries` times;
     a search that raises marks the run failed and is raised, as in `experiments.execute`."""
-    import ray
-    from ray.exceptions import RayActorError
-
     stop = stop or threading.Event()
     queue = _Queue(runs.pending(run_id), len(pool.actors), pool.max_restarts, retries)
     info = runs.info(run_id)
@@ -292,37 +328,23 @@ def execute(runs: Runs, run_id: int, pool: Pool, *, progress: Progress | None = 
     report = progress or (lambda tick: None)
     done, solved = info.done, info.solved
     report(Tick(run_id, done, info.problems, solved))
-    idle = list(range(len(pool.actors)))
-    running: dict[Any, tuple[int, Problem]] = {}
+    results = _outcomes(pool, queue, lambda actor, p: actor.solve.remote(run_id, p),
+                        "problems left pending (resume the run)", stop)
     try:
-        while (queue.todo or running) and not stop.is_set():
-            for w, p in [(w, queue.next_for(w)) for w in list(idle) if w in queue.alive()]:
-                if p is not None:
-                    running[pool.actors[w].solve.remote(run_id, p)] = (w, p)
-                    idle.remove(w)
-            if not running:
-                raise RuntimeError(f"every Ray worker died; {len(queue.todo)} problems left pending (resume the run)")
-            ready, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
-            for ref in ready:
-                w, p = running.pop(ref)
-                idle.append(w)
-                try:
-                    out = ray.get(ref)
-                except RayActorError:  # the worker died mid-problem: another one searches it again
-                    queue.died(w, p)
-                    continue
-                if out["record"] is None:  # written before its first worker died (or by another process)
-                    now = runs.info(run_id)
-                    done, solved = now.done, now.solved
-                    report(Tick(run_id, done, info.problems, solved, p.id, None))
-                else:  # counted here: no database read per problem
-                    done, solved = done + 1, solved + bool(out["record"]["correct"])
-                    report(Tick(run_id, done, info.problems, solved, p.id, bool(out["record"]["correct"])))
+        for p, out in results:
+            if out["record"] is None:  # written before its first worker died (or by another process)
+                now = runs.info(run_id)
+                done, solved = now.done, now.solved
+                report(Tick(run_id, done, info.problems, solved, p.id, None))
+            else:  # counted here: no database read per problem
+                done, solved = done + 1, solved + bool(out["record"]["correct"])
+                report(Tick(run_id, done, info.problems, solved, p.id, bool(out["record"]["correct"])))
     except BaseException as exc:
         runs.set_status(run_id, "failed", error=f"{type(exc).__name__}: {exc}"[:500])
         raise
     finally:
-        if stop.is_set() or running:
+        results.close()  # on an error here too: calls still in flight are abandoned (the pool closed) at once
+        if stop.is_set():
             pool.close()  # a problem stopped mid-search writes nothing; a resume searches it again
     status = "stopped" if runs.pending(run_id) else "finished"
     runs.set_status(run_id, status)
@@ -334,32 +356,12 @@ def label(pool: Pool, sessions: list[int], *, progress: Callable[[dict[str, Any]
     """Label the stored sessions on the pool's label workers, one session per worker at a time; the totals
     (labeled, skipped, rollouts). A session whose worker died goes to another worker, which skips the chunks
     already stored (each node is labeled once: one row per node and method)."""
-    import ray
-    from ray.exceptions import RayActorError
-
     queue = _Queue(list(sessions), len(pool.actors), pool.max_restarts, retries, what="session")
     totals = {"labeled": 0, "skipped": 0, "rollouts": 0}
-    idle = list(range(len(pool.actors)))
-    running: dict[Any, tuple[int, int]] = {}
-    while queue.todo or running:
-        for w, sid in [(w, queue.next_for(w)) for w in list(idle) if w in queue.alive()]:
-            if sid is not None:
-                running[pool.actors[w].label.remote(sid)] = (w, sid)
-                idle.remove(w)
-        if not running:
-            raise RuntimeError(f"every Ray worker died; {len(queue.todo)} sessions left unlabeled (run label again: "
-                               "it skips what is stored)")
-        ready, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
-        for ref in ready:
-            w, sid = running.pop(ref)
-            idle.append(w)
-            try:
-                out = ray.get(ref)
-            except RayActorError:
-                queue.died(w, sid)
-                continue
-            for k in totals:
-                totals[k] += out[k]
-            if progress is not None:
-                progress(out)
+    for _sid, out in _outcomes(pool, queue, lambda actor, sid: actor.label.remote(sid),
+                               "sessions left unlabeled (run label again: it skips what is stored)"):
+        for k in totals:
+            totals[k] += out[k]
+        if progress is not None:
+            progress(out)
     return totals
