@@ -59,7 +59,12 @@ def run_label(args: argparse.Namespace) -> int:
         if problems is not None:
             sessions = _search_problems(store, problems, generator, scorer, search, catalog, args.quiet)
         totals = _label_sessions(store, sessions, generator, config, args)
-    print(f"labeled {totals['labeled']} nodes in {len(sessions)} sessions ({totals['rollouts']} rollouts); "
+    return _summary(totals, len(sessions))
+
+
+def _summary(totals: dict[str, int], sessions: int) -> int:
+    """The closing line of `label`, in process or on Ray; the exit status."""
+    print(f"labeled {totals['labeled']} nodes in {sessions} sessions ({totals['rollouts']} rollouts); "
           f"skipped {totals['skipped']} already labeled", file=sys.stderr)
     return 0
 
@@ -76,8 +81,6 @@ def _label_on_ray(args: argparse.Namespace, catalog, config) -> int:
         raise ValueError("--ray labels stored sessions: search the problems first (solve --ray --run-name NAME), then "
                          "label --ray --all or --session IDS")
     url = args.db or Settings.from_env().database_url
-    if not url:
-        raise ValueError("--ray needs a database every node reaches: PostgreSQL (--db postgresql://...), not SQLite")
     distributed.check_database(url)  # before the cluster and the models
     if args.vllm:
         from .runs import VLLM_WITH_RAY
@@ -95,9 +98,7 @@ def _label_on_ray(args: argparse.Namespace, catalog, config) -> int:
             totals = _ray_label(distributed, pool, sessions, steps, args.quiet)
         finally:
             pool.close()
-    print(f"labeled {totals['labeled']} nodes in {len(sessions)} sessions ({totals['rollouts']} rollouts); "
-          f"skipped {totals['skipped']} already labeled", file=sys.stderr)
-    return 0
+    return _summary(totals, len(sessions))
 
 
 def _ray_label(distributed, pool, sessions: list[int], steps: int, quiet: bool) -> dict[str, int]:

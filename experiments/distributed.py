@@ -39,11 +39,12 @@ def require_ray():
     return ray
 
 
-def check_database(url: str) -> None:
-    """A cluster needs a database every node reaches: PostgreSQL, never a SQLite file on one machine."""
+def check_database(url: str | None) -> None:
+    """A cluster needs a database every node reaches: PostgreSQL, never a SQLite file on one machine (None, the
+    default database, is one)."""
     from sqlalchemy.engine import make_url
 
-    if make_url(url).get_backend_name() == "sqlite":
+    if url is None or make_url(url).get_backend_name() == "sqlite":
         raise ValueError("--ray needs a database every node reaches: PostgreSQL (--db postgresql://...), not SQLite")
 
 
