@@ -24,6 +24,7 @@ from reasoning.domains.countdown import (
 from reasoning.factors import Catalog, load_catalog
 from reasoning.problems import countdown_problem
 from reasoning.prompting import PromptFormat
+from reasoning.training.sft import Rendered
 from reasoning.types import Problem, State, Step
 
 DEMO_FACTORS = ("compute", "verify", "correct", "conclude")
@@ -107,15 +108,6 @@ def make_trace(problem: Problem, rng: random.Random, recipe: TraceRecipe = TRACE
             return trace
         if rng.random() < recipe.check_good:
             state = _add(state, trace, "verify", f"{op.text} is right")
-
-
-@dataclass
-class Rendered:
-    """A trace as the model reads it, with the spans to learn from and where each learned step must close."""
-
-    text: str
-    learn_spans: list[tuple[int, int]]  # characters the model is trained to write
-    close_at: list[tuple[int, str]]  # (end of the model's words, close tag): the next token to predict is the tag
 
 
 def render(problem: Problem, trace: list[TracedStep], catalog: Catalog | None = None) -> Rendered:

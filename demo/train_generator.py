@@ -10,12 +10,12 @@ import torch
 from tqdm import tqdm
 
 from reasoning.training.prm import train_loop
-from reasoning.training.sft import SFTConfig, next_token_loss
+from reasoning.training.sft import SFTConfig, encode, next_token_loss
 
 from .manifest import write_manifest
 from .problemsets import load_split
 from .tokenizer import check_tokenizer, save_tokenizer, train_tokenizer
-from .traces import TRACE_RECIPE, Rendered, TraceRecipe, sample_traces
+from .traces import TRACE_RECIPE, TraceRecipe, sample_traces
 
 log = logging.getLogger(__name__)
 
@@ -42,26 +42,6 @@ class GeneratorRecipe:
     weight_decay: float = 0.01
 
 
-def encode(tok, item: Rendered) -> tuple[list[int], list[int]]:
-    """Token ids and labels: learned spans are targets; where a step closes, the target is its close tag."""
-    enc = tok(item.text, return_offsets_mapping=True, add_special_tokens=False)
-    ids, offsets = enc["input_ids"], enc["offset_mapping"]
-    labels = [-100] * len(ids)
-    spans = iter(sorted(item.learn_spans))
-    span = next(spans, None)
-    for t, (start, _) in enumerate(offsets):
-        while span is not None and start >= span[1]:
-            span = next(spans, None)
-        if span is not None and span[0] <= start < span[1]:
-            labels[t] = ids[t]
-    starts = {start: t for t, (start, _) in enumerate(offsets)}
-    for pos, tag in item.close_at:
-        if pos not in starts:
-            raise ValueError(f"a step does not end on a token boundary in {item.text!r}")
-        labels[starts[pos]] = tok.convert_tokens_to_ids(tag)
-    return ids, labels
-
-
 def tqdm_progress(desc: str):
     """A `train_loop` progress callback that draws a bar and logs the smoothed loss every 50 steps."""
     bar = tqdm(desc=desc, mininterval=5)
@@ -85,7 +65,7 @@ def prepare(recipe: GeneratorRecipe, traces: TraceRecipe = TRACE_RECIPE, tok=Non
     rendered = sample_traces(train, recipe.traces_per_problem, recipe.seed, traces)
     tok = tok or train_tokenizer([r.text for r in rendered[:5000]], recipe.vocab_size)
     check_tokenizer(tok)
-    data = [encode(tok, r) for r in tqdm(rendered, desc="tokenising", mininterval=5)]
+    data = [encode(tok, r, strict=True) for r in tqdm(rendered, desc="tokenising", mininterval=5)]
     longest = max(len(ids) for ids, _ in data)
     if longest + 64 > recipe.n_positions:
         raise ValueError(f"n_positions {recipe.n_positions} is too small for traces of {longest} tokens")

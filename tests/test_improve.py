@@ -205,7 +205,7 @@ def test_lora_fine_tuning_trains_adapters_only_and_saves_a_plain_model(tmp_path,
 
     tokenizer = load_tokenizer(out, False)
     fmt = PromptFormat(mode="cues")
-    data = [encode(tokenizer, *render(d, fmt, catalog), 512) for d in demos]
+    data = [encode(tokenizer, render(d, fmt, catalog), 512) for d in demos]
 
     def loss(path) -> float:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, use_safetensors=True)
@@ -225,3 +225,45 @@ def test_a_lineage_begun_before_a_recipe_setting_existed_still_resumes(tmp_path)
     assert open_lineage(tmp_path / "lin", "g", "p", probs[:1], probs[1:], Recipe()).id == first.id
     with pytest.raises(ImproveError, match="recipe differ"):
         open_lineage(tmp_path / "lin", "g", "p", probs[:1], probs[1:], Recipe(lora_rank=8))
+
+
+def test_fine_tuning_targets_the_close_tag_where_the_generator_writes_it():
+    """A tag-trained generator ends a step by writing its close tag right after its own words; the calculator then
+    adds its bookkeeping before the tag. Self-play's fine-tuning data must put the close-tag target there, exactly as
+    the demo generator was trained (labels identical), not at the tag's place after the bookkeeping, a position the
+    model never occupies at search time: there its loss on its own kind of trace was 1.52, not 0.20."""
+    import random
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from demo.traces import TraceRecipe, make_trace
+    from demo.traces import render as demo_render
+    from reasoning.backends.loading import load_tokenizer
+    from reasoning.factors import load_catalog
+    from reasoning.problems import countdown_problem
+    from reasoning.prompting import PromptFormat
+    from reasoning.training.sft import IGNORE, Demonstration, encode, next_token_loss, prompt_mode, render
+
+    gen_dir = ROOT / "models" / "demo-generator"
+    catalog, tokenizer = load_catalog(), load_tokenizer(gen_dir, False)
+    fmt = PromptFormat(mode=prompt_mode(tokenizer, catalog))
+    assert fmt.mode == "tags"
+    rng, clean = random.Random(0), TraceRecipe(dead_end=0.0, slip=0.0, check_good=0.0)
+    ours, theirs = [], []
+    for numbers in ([2, 7, 12, 13], [1, 3, 4, 6], [3, 3, 8, 8], [4, 4, 10, 10]):
+        problem = countdown_problem(numbers)
+        trace = make_trace(problem, rng, clean)
+        ours.append(encode(tokenizer, render(Demonstration(problem, tuple(t.step for t in trace)), fmt, catalog)))
+        theirs.append(encode(tokenizer, demo_render(problem, trace, catalog), strict=True))
+    assert ours == theirs
+    ids, labels = ours[0]
+    close = tokenizer.convert_tokens_to_ids("</ACT_compute>")
+    at = labels.index(close)
+    assert ids[at] != close and tokenizer.decode([ids[at]]).strip().startswith("(")  # the bookkeeping's first token
+    assert labels[ids.index(close)] == IGNORE  # the tag's own place, after the bookkeeping, is context
+
+    model = AutoModelForCausalLM.from_pretrained(gen_dir, dtype=torch.float32, use_safetensors=True).eval()
+    with torch.no_grad():
+        loss = float(next_token_loss(model, ours, tokenizer.pad_token_id or 0))
+    assert loss < 0.5

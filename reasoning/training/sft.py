@@ -1,10 +1,12 @@
 """Fine-tune a generator on verified trajectories (the policy's half of self-play): each path written exactly as the
 generator reads it at search time (reasoning.prompting), with the loss on the thought factor chosen at each step (its
 open tag, or its cue: so the prior P(S, a) learns which factor led to a right answer), on the model's own words, and
-on where the step ends (the close tag, or the step delimiter); the problem and any calculator bookkeeping are context.
+on where the step ends; the problem and any calculator bookkeeping are context. A tag-trained model ends a step by
+writing its close tag right after its own words (the calculator then adds its bookkeeping before the tag), so that is
+where the close tag is the target: the position the model is in at search time, not the tag's place in the text.
 
-Full fine-tuning from the current weights with AdamW (small models: the demo generator, a tiny Qwen2). LoRA for large
-models would go through peft, which this project does not install; `finetune` says so instead of pretending.
+Full fine-tuning from the current weights with AdamW (small models: the demo generator, a tiny Qwen2); LoRA adapters
+through peft for large ones (`SFTConfig.lora_rank`), merged into the saved weights.
 """
 from __future__ import annotations
 
@@ -12,8 +14,8 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -76,33 +78,48 @@ def prompt_mode(tokenizer, catalog: Catalog) -> str:
     return "tags" if tagged and all(t in vocab for f in tagged for t in f.tags or ()) else "cues"
 
 
-def render(demo: Demonstration, fmt: PromptFormat, catalog: Catalog) -> tuple[str, list[tuple[int, int]]]:
-    """The trajectory's text and the character spans the loss is taken on."""
-    text, spans = fmt.question(demo.problem), []
+@dataclass
+class Rendered:
+    """A trajectory as the model reads it, with the characters the loss is taken on and where each step closes."""
+
+    text: str
+    learn_spans: list[tuple[int, int]]  # characters the model is trained to write
+    close_at: list[tuple[int, str]] = field(default_factory=list)  # (end of the model's words, close tag): the
+    # next token to predict there is the tag
+
+
+def render(demo: Demonstration, fmt: PromptFormat, catalog: Catalog) -> Rendered:
+    """The trajectory's text, the spans the loss is taken on and the close-tag targets."""
+    text, spans, closes = fmt.question(demo.problem), [], []
     own_words = OWN_WORDS.get(demo.problem.domain, str.strip)
     for step in demo.steps:
         factor = catalog.get(step.factor) if step.factor and step.factor in catalog.names else None
         piece = fmt.render_step(step.text, factor)
-        own = own_words(step.text)
         if fmt.mode == "tags" and factor is not None and factor.tags:
             open_tag, close_tag = factor.tags
-            start = len(text) + len(open_tag)
+            start, end = len(text) + len(open_tag), len(text) + len(open_tag) + len(own_words(step.text))
             spans.append((len(text), start))  # the factor choice
-            spans.append((start, start + len(own)))  # the model's own words
-            close_at = len(text) + len(piece) - len(close_tag) - 1
-            spans.append((close_at, close_at + len(close_tag)))  # the close tag (bookkeeping is context)
+            spans.append((start, end))  # the model's own words
+            closes.append((end, close_tag))  # where it ends
         else:
             spans.append((len(text), len(text) + len(piece)))  # the cue, the words and the delimiter
         text += piece
-    return text, spans
+    return Rendered(text, spans, closes)
 
 
-def encode(tokenizer, text: str, spans: Sequence[tuple[int, int]], max_length: int) -> tuple[list[int], list[int]]:
-    """Token ids and labels (the token itself inside a span, IGNORE elsewhere), cut to `max_length`."""
-    enc = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
+def encode(tokenizer, item: Rendered, max_length: int | None = None, strict: bool = False) -> tuple[list[int], list[int]]:
+    """Token ids and labels (the token itself inside a span, IGNORE elsewhere; the close tag where a step's own words
+    end), cut to `max_length`. A close that falls inside a token is left out, or refused when `strict`."""
+    enc = tokenizer(item.text, return_offsets_mapping=True, add_special_tokens=False)
     ids, offsets = enc["input_ids"][:max_length], enc["offset_mapping"][:max_length]
-    labels = [tid if any(a <= start < b for a, b in spans) else IGNORE for tid, (start, _) in zip(ids, offsets,
-                                                                                                 strict=True)]
+    labels = [tid if any(a <= start < b for a, b in item.learn_spans) else IGNORE
+              for tid, (start, _) in zip(ids, offsets, strict=True)]
+    starts = {start: t for t, (start, _) in enumerate(offsets)}
+    for pos, tag in item.close_at:
+        if pos in starts:
+            labels[starts[pos]] = tokenizer.convert_tokens_to_ids(tag)
+        elif strict and pos < (offsets[-1][1] if offsets else 0):
+            raise ValueError(f"a step does not end on a token boundary in {item.text!r}")
     return ids, labels
 
 
@@ -160,7 +177,7 @@ def finetune(base: str | Path, demos: list[Demonstration], out: str | Path, conf
     model.to(torch.device(device or "cpu"))  # type: ignore[arg-type]  # transformers types .to() oddly
     fmt = PromptFormat(mode=prompt_mode(tokenizer, catalog))
     limit = max_positions(model.config) or 1024
-    data = [encode(tokenizer, *render(d, fmt, catalog), limit) for d in demos]
+    data = [encode(tokenizer, render(d, fmt, catalog), limit) for d in demos]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     if config.lora_rank:
         model = with_lora(model, config)
