@@ -125,3 +125,35 @@ def test_nothing_assigned_says_so_in_one_line(team, page):
     assert wait_value(page, "review-current", "nothing") == said
     assert box(page, "review-prm").input_value() == said
     assert queued(page) == []
+
+
+def test_a_filter_ticked_while_the_tab_loads_is_not_undone_by_that_load(team, page, monkeypatch):
+    """Opening the tab loads the whole queue; "only my assigned steps" ticked while that load is still working loads
+    the narrowed queue at once (Gradio runs the two listeners' events together). The tab's load answering last must
+    not put the whole queue back under the ticked box: a browser session's newest queue request wins. The tab's load
+    is slowed here (a large team database) so that it answers last every time."""
+    import time
+
+    import ui.pages.review as review
+    from storage.assignments import Work
+
+    url, store, (_, _, other) = team
+    mine = scored_session(store, 3, 0.7, 0.8)
+    Work(store).assign([mine], ["cy"], 1, "ada")
+    real = review.queue_view
+
+    def slow_whole_queue(engine, work, chosen, *args, **kwargs):
+        out = real(engine, work, chosen, *args, **kwargs)
+        if not chosen.assigned_only:
+            time.sleep(3)
+        return out
+
+    monkeypatch.setattr(review, "queue_view", slow_whole_queue)
+    open_review(page, url, "cy")  # the tab's load (the whole queue) is in flight
+    page.locator("#review-assigned-only input").check()
+    wait_value(page, "review-prm", "my assigned steps:")
+    page.wait_for_timeout(4500)  # the tab's load has answered by now
+    assert {session for session, _ in queued(page)} == {mine}
+    assert box(page, "review-current").input_value().startswith(f"session {mine} · node ")
+    assert box(page, "review-prm").input_value().startswith("my assigned steps: 0 of 2 done")
+    assert other not in {session for session, _ in queued(page)}

@@ -66,7 +66,9 @@ def test_assigned_work_progress_guideline_and_skip(team_app, page):
     progress = page.locator("#assigned-progress textarea, #assigned-progress input").first
     page.wait_for_function("(el) => el.value.includes('of')", arg=progress.element_handle(), timeout=30_000)
     assert progress.input_value() == "0 of 1 done in 1 sessions"
-    assert page.locator("#guideline textarea").input_value() == "Rate <b>each</b> step.\n— ada"
+    guideline = page.locator("#guideline textarea")  # its own listener: it can answer after the progress line
+    page.wait_for_function("(el) => el.value.length > 0", arg=guideline.element_handle(), timeout=30_000)
+    assert guideline.input_value() == "Rate <b>each</b> step.\n— ada"
     page.locator("#review-session input, #review-session textarea").first.fill(str(sid))
     page.locator("#review-session input, #review-session textarea").first.press("Enter")
     page.wait_for_function(f"() => (document.querySelector('#review-current textarea') || {{}}).value"

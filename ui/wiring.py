@@ -4,12 +4,15 @@ from __future__ import annotations
 import functools
 import html
 import inspect
+import itertools
 import logging
+import threading
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
+from cachetools import LRUCache
 
 from . import validate as v
 from .roles import Access
@@ -34,6 +37,36 @@ class Shared:
     tabs: gr.Tabs
     plot: gr.Plot | None = None
     problem_pick: gr.Dropdown | None = None  # the Explore page's problem-set picker (refreshed after an import)
+
+
+class Newest:
+    """The newest of a browser session's requests that draw the same outputs wins. Gradio runs two listeners' events
+    at once, so a slow one (a tab's first load) can answer after a later one (a filter ticked while it worked) and draw
+    what the page no longer asks for; an answer overtaken by a newer request of the same session is dropped
+    (`gr.skip()` for every output) instead. What a handler stored (a rating) stays stored; only its drawing is
+    dropped, and the newer answer draws the stored state."""
+
+    def __init__(self, width: int, sessions: int = 4096):
+        self.width = width
+        self._latest: LRUCache[str, int] = LRUCache(maxsize=sessions)
+        self._tickets = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def newest(*args, **kwargs):
+            request = next((a for a in (*args, *kwargs.values()) if isinstance(a, gr.Request)), None)
+            key = getattr(request, "session_hash", None)
+            with self._lock:
+                ticket = next(self._tickets)
+                if key:
+                    self._latest[key] = ticket
+            out = fn(*args, **kwargs)
+            with self._lock:
+                overtaken = bool(key) and self._latest.get(key, ticket) != ticket
+            return (gr.skip(),) * self.width if overtaken else out
+
+        return newest
 
 
 def guarded(fn):

@@ -20,7 +20,7 @@ from ..api_work import assigned_queue, queue
 from ..calibration import calibration_figure
 from ..service import Explorer
 from ..services import review as rv
-from ..wiring import Shared, guarded, require, who
+from ..wiring import Newest, Shared, guarded, require, who
 
 QUEUE_TYPES = ["number", "number", "str", "str", "str", "str", "str", "str", "str"]
 ANY = "(any)"
@@ -180,13 +180,16 @@ def build_page(engine: Explorer, shared: Shared, tab: gr.Tab | None = None) -> N
 
     outputs = [prm_line, f.problem_set, f.annotator, current_info, trace, table, ids, current, chart, kappa,
                mine.progress, status]
+    newest = Newest(len(outputs))  # a slow queue answer overtaken by a newer one of the same page is not drawn
 
     @guarded
+    @newest
     def load(request: gr.Request, annotator, *filters):
         return (*queue_view(engine, work, Chosen(*filters), who(annotator, request)), "")
 
     def rater(rating: int):
         @guarded
+        @newest
         def rate(request: gr.Request, annotator, cur, *filters):
             if not cur:
                 raise gr.Error("no step to rate: the queue is empty (refresh, or change the filters)")
@@ -199,6 +202,7 @@ def build_page(engine: Explorer, shared: Shared, tab: gr.Tab | None = None) -> N
         return rate
 
     @guarded
+    @newest
     def choose(evt: gr.SelectData, request: gr.Request, annotator, keys, *filters):
         row = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
         if not isinstance(row, int) or not 0 <= row < len(keys):
@@ -218,7 +222,8 @@ def build_page(engine: Explorer, shared: Shared, tab: gr.Tab | None = None) -> N
     f.session.submit(load, inputs, outputs, api_visibility="undocumented")
     if tab is not None:  # the queue loads when the tab is opened, not for every visitor of the app
         tab.select(load, inputs, outputs, api_visibility="undocumented")
-    _wire_assigned(engine, work, mine, [shared.annotator, current, mine.reason, *f.inputs()], outputs, tab)
+    _wire_assigned(engine, work, mine, [shared.annotator, current, mine.reason, *f.inputs()], outputs, tab,
+                   newest)
 
 
 def moved(out: tuple) -> str:
@@ -243,11 +248,12 @@ def _assigned_controls() -> Assigned:
 
 
 def _wire_assigned(engine: Explorer, work: Work, mine: Assigned, inputs: list, outputs: list,
-                   tab: gr.Tab | None) -> None:
+                   tab: gr.Tab | None, newest: Newest) -> None:
     """Skip or flag the current step (it then counts as done, and the queue moves past it), and the guideline."""
 
     def marker(kind: str):
         @guarded
+        @newest
         def mark(request: gr.Request, annotator, cur, why, *filters):
             require(engine.access, request, "rate")
             if not cur:
