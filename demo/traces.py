@@ -24,7 +24,8 @@ from reasoning.domains.countdown import (
 from reasoning.factors import Catalog, load_catalog
 from reasoning.problems import countdown_problem
 from reasoning.prompting import PromptFormat
-from reasoning.training.sft import Rendered
+from reasoning.training.sft import Demonstration, Rendered
+from reasoning.training.sft import render as render_demo
 from reasoning.types import Problem, State, Step
 
 DEMO_FACTORS = ("compute", "verify", "correct", "conclude")
@@ -111,21 +112,10 @@ def make_trace(problem: Problem, rng: random.Random, recipe: TraceRecipe = TRACE
 
 
 def render(problem: Problem, trace: list[TracedStep], catalog: Catalog | None = None) -> Rendered:
-    """Render through `PromptFormat(mode="tags")`: the one source of truth for what models read."""
-    catalog = catalog or load_catalog()
-    text = FORMAT.question(problem)
-    spans, closes = [], []
-    for item in trace:
-        factor = catalog.get(item.step.factor)
-        piece = FORMAT.render_step(item.step.text, factor)
-        own = strip_bookkeeping(item.step.text)
-        start = len(text) + len(factor.open_tag)
-        spans.append((len(text), start))  # the open tag: the factor choice is always learned
-        if item.learn:
-            spans.append((start, start + len(own)))
-            closes.append((start + len(own), factor.close_tag))
-        text += piece
-    return Rendered(text, spans, closes)
+    """Render through `PromptFormat(mode="tags")` and self-play's renderer: the one source of truth for what models
+    read; a mistake's words are context, its factor choice is learned."""
+    demo = Demonstration(problem, tuple(item.step for item in trace))
+    return render_demo(demo, FORMAT, catalog or load_catalog(), learn=[item.learn for item in trace])
 
 
 def sample_traces(multisets: list[tuple[int, ...]], per_problem: int, seed: int, recipe: TraceRecipe = TRACE_RECIPE,

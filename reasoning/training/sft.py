@@ -14,7 +14,7 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,19 +88,23 @@ class Rendered:
     # next token to predict there is the tag
 
 
-def render(demo: Demonstration, fmt: PromptFormat, catalog: Catalog) -> Rendered:
-    """The trajectory's text, the spans the loss is taken on and the close-tag targets."""
+def render(demo: Demonstration, fmt: PromptFormat, catalog: Catalog, learn: Sequence[bool] | None = None) -> Rendered:
+    """The trajectory's text, the spans the loss is taken on and the close-tag targets. `learn` (one flag per step,
+    default all) marks the steps whose words and end are learned; a step left out (a mistake in a demo trace) is
+    context, though its factor choice is still learned."""
     text, spans, closes = fmt.question(demo.problem), [], []
     own_words = OWN_WORDS.get(demo.problem.domain, str.strip)
-    for step in demo.steps:
+    for k, step in enumerate(demo.steps):
         factor = catalog.get(step.factor) if step.factor and step.factor in catalog.names else None
         piece = fmt.render_step(step.text, factor)
         if fmt.mode == "tags" and factor is not None and factor.tags:
             open_tag, close_tag = factor.tags
-            start, end = len(text) + len(open_tag), len(text) + len(open_tag) + len(own_words(step.text))
+            start = len(text) + len(open_tag)
             spans.append((len(text), start))  # the factor choice
-            spans.append((start, end))  # the model's own words
-            closes.append((end, close_tag))  # where it ends
+            if learn is None or learn[k]:
+                end = start + len(own_words(step.text))
+                spans.append((start, end))  # the model's own words
+                closes.append((end, close_tag))  # where it ends
         else:
             spans.append((len(text), len(text) + len(piece)))  # the cue, the words and the delimiter
         text += piece
