@@ -15,7 +15,16 @@ import torch
 
 from reasoning.backends.loading import max_positions
 from reasoning.problems import countdown_problem
-from reasoning.training.prm import PathEncoder, StepwiseRecord, load_base, path_loss, prm_config, train_loop, write_prm
+from reasoning.training.prm import (
+    PathEncoder,
+    StepwiseRecord,
+    bf16_autocast,
+    load_base,
+    path_loss,
+    prm_config,
+    train_loop,
+    write_prm,
+)
 
 from .manifest import write_manifest
 from .train_generator import tqdm_progress
@@ -64,7 +73,7 @@ def train_prm(out_dir: Path, generator_dir: Path, records: list[dict], recipe: P
     data = [encoder.record(stepwise(rec, recipe.label)) for rec in records]
 
     def loss_of(rows: list[int]) -> torch.Tensor:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with bf16_autocast(torch.device("cpu")):
             return path_loss(model, [data[i] for i in rows], tokenizer.pad_token_id, model.device)
 
     losses = train_loop(model, len(data), recipe, loss_of, warmup=lambda _: recipe.warmup,

@@ -172,3 +172,18 @@ def test_prm_step_targets_follow_the_recipe_label():
     assert stepwise(rec, "majority").labels == (True, False, False)
     with pytest.raises(ValueError, match="'hard' or 'majority'"):
         stepwise(rec, "soft")
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_demo_training_uses_bfloat16_only_where_the_cpu_computes_it_natively(monkeypatch, native):
+    """On a CPU without AVX512-BF16 or AMX, bfloat16 autocast is emulated: a 32-trace batch of the demo generator took
+    30.5 s under it against 1.4 s in float32, so `train-demo` would have run for days there."""
+    import torch
+
+    from reasoning.training.prm import bf16_autocast
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    with bf16_autocast(torch.device("cpu")):
+        product = torch.ones(4, 4) @ torch.ones(4, 4)
+    assert product.dtype == (torch.bfloat16 if native else torch.float32)

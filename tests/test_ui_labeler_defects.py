@@ -220,11 +220,14 @@ def test_run_during_a_search_names_the_running_session_and_the_page_allows_the_c
     budget.press("Enter")
     page.click("#run-search")
     sid = int(wait_status(page, "/4096 nodes created").split("session ", 1)[1].split(":", 1)[0])
+    page.evaluate(RECORD_STATUS)
     page.click("#run-search")
-    page.wait_for_function("(s) => (document.querySelector('#status textarea, #status input') || {}).value"
-                           "?.includes(s)", arg=f"a search is already running (session {sid})", timeout=10_000)
+    # the running search redraws the status line every 1.5 s, so the refusal may be on screen for less than a poll:
+    # every value the page writes into the status box is recorded instead (this test timed out once under load)
+    page.wait_for_function("(s) => window.statusSeen.some((v) => v.includes(s))",
+                           arg=f"a search is already running (session {sid})", timeout=30_000)
     toast = page.locator(".toast-body").first
-    toast.wait_for(timeout=10_000)
+    toast.wait_for(timeout=30_000)
     assert f"a search is already running (session {sid})" in toast.inner_text()
     shot(page, "labeler-04-run-during-search")
     page.click("#stop-search")
@@ -234,6 +237,16 @@ def test_run_during_a_search_names_the_running_session_and_the_page_allows_the_c
     assert not client.predict(sid, api_name="/stop")
     assert store.session(sid).config["budget"] == 4096
     assert max(s.id for s in store.list_sessions(None)) == sid  # the second Run started nothing
+
+
+RECORD_STATUS = """() => {  // record every value written into the status box, however briefly it stays
+  window.statusSeen = [];
+  for (const proto of [HTMLTextAreaElement.prototype, HTMLInputElement.prototype]) {
+    const d = Object.getOwnPropertyDescriptor(proto, 'value');
+    Object.defineProperty(proto, 'value', {configurable: true, get() { return d.get.call(this); },
+      set(v) { if (this.closest('#status')) window.statusSeen.push(String(v)); d.set.call(this, v); }});
+  }
+}"""
 
 
 # -- item 13: imported steps say they have no factor; the rendered view shows the labels beside each step ----------

@@ -297,6 +297,22 @@ def path_loss(model, rows: list[Encoded], pad: int, device: torch.device) -> tor
     return soft_target_loss(model(input_ids=ids, attention_mask=mask).logits, target)
 
 
+def bf16_autocast(device: torch.device):
+    """bfloat16 autocast where it is fast: CUDA, or a CPU with AVX512-BF16 or AMX (there 1.7x faster than float32 on
+    the demo's training); elsewhere off. An AVX2 CPU emulates bfloat16: one 32-trace batch of the demo generator took
+    30.5 s under autocast against 1.4 s in float32."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast_bf16(device))
+
+
+def fast_bf16(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return True
+    try:  # private helpers of torch.cpu (no public query of the CPU's bfloat16 support)
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:
+        return False
+
+
 def train_steps(model, data: list[Encoded], config: TrainConfig, pad: int, device: torch.device, *,
                 progress: Callable[[int, int, float], None] | None = None) -> list[float]:
     """AdamW with warmup and cosine decay on the soft-target loss; returns the smoothed loss every 50 steps."""
