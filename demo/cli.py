@@ -20,6 +20,14 @@ def add_train_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--generator-out", default=str(ROOT / "models" / "demo-generator"))
     parser.add_argument("--prm-out", default=str(ROOT / "models" / "demo-prm"))
     parser.add_argument("--generator-steps", type=int, default=None, help="one cycle of N steps instead of the recipe's schedule (quick trials)")
+    parser.add_argument("--generator-lr", type=float, default=None,
+                        help="peak learning rate of that one cycle (default 2e-3 from scratch, 5e-4 with --generator-from)")
+    parser.add_argument("--generator-from", default=None,
+                        help="fine-tune this generator's weights (and keep its tokenizer) instead of training from scratch")
+    parser.add_argument("--check-first", type=float, default=None,
+                        help="share of traces whose first operation is followed by a verdict on the numbers it leaves"
+                             " (dead ones corrected); the recipe's default is 0")
+    parser.add_argument("--skip-prm", action="store_true", help="stop after the generator (no labels, no PRM)")
     parser.add_argument("--prm-steps", type=int, default=None, help="optimizer steps for the PRM")
     parser.add_argument("--label-problems", type=int, default=1062, help="training problems labeled by rollouts (default: all)")
     parser.add_argument("--dev-problems", type=int, default=100, help="held-out problems for the PRM report")
@@ -86,18 +94,34 @@ def make_labels(args: argparse.Namespace) -> list[dict]:
 
 def train_demo(args: argparse.Namespace) -> None:
     """Problem sets, generator, rollout labels, PRM (and optionally the scaling report), all from `--seed`."""
-    from .train_generator import GeneratorRecipe, train_generator
+    from .traces import TRACE_RECIPE
+    from .train_generator import GeneratorRecipe, finetune_generator, train_generator
     from .train_prm import evaluate_prm, train_prm
 
+    if args.check_first is not None and not 0.0 <= args.check_first <= 1.0:
+        raise ValueError(f"--check-first must be a share between 0 and 1, not {args.check_first}")
+    if args.generator_from and not (Path(args.generator_from) / "config.json").is_file():
+        raise ValueError(f"--generator-from {args.generator_from}: no model there (config.json missing)")
+    if args.generator_from and args.skip_generator:
+        raise ValueError("--generator-from and --skip-generator contradict each other: pick one")
     _threads()
     started = time.time()
     write_splits(make_splits(seed=args.seed))
     gen_dir, prm_dir = Path(args.generator_out), Path(args.prm_out)
     if not args.skip_generator:
         recipe = GeneratorRecipe(seed=args.seed)
-        if args.generator_steps:  # a quick trial: one cycle instead of the recipe's schedule
-            recipe = replace(recipe, cycles=((args.generator_steps, 2e-3, 0.1),))
-        train_generator(gen_dir, recipe)
+        traces = TRACE_RECIPE if args.check_first is None else replace(TRACE_RECIPE, check_first=args.check_first)
+        if args.generator_from:  # one cycle from the given weights, no dropout
+            lr = args.generator_lr or 5e-4
+            recipe = replace(recipe, cycles=((args.generator_steps or 1500, lr, 0.0),))
+            finetune_generator(Path(args.generator_from), gen_dir, recipe, traces)
+        else:
+            if args.generator_steps:  # a quick trial: one cycle instead of the recipe's schedule
+                recipe = replace(recipe, cycles=((args.generator_steps, args.generator_lr or 2e-3, 0.1),))
+            train_generator(gen_dir, recipe, traces)
+    if args.skip_prm:
+        print(f"train-demo finished the generator in {(time.time() - started) / 60:.1f} min")
+        return
     WORK.mkdir(parents=True, exist_ok=True)
     common = {"generator": str(gen_dir), "paths": args.paths, "rollouts": args.rollouts, "seed": args.seed,
               "temperature": 0.7}

@@ -41,6 +41,10 @@ class TraceRecipe:
     slip: float = 0.12  # a wrong result, then verify + correct
     check_good: float = 0.1  # a verify step after a good operation
     max_value: int = 200  # dead-end operations with larger results are not written
+    # the first operation checked: it is followed by a verify that says whether the numbers left can make the target,
+    # and a dead one is corrected (again and again), so the policy alone can notice a dead first move and recover
+    check_first: float = 0.0  # share of traces that check their first operation this way
+    first_dead: float = 0.5  # in those, the chance that a first (or corrected) operation is a dead end
 
 
 TRACE_RECIPE = TraceRecipe()
@@ -85,6 +89,8 @@ def make_trace(problem: Problem, rng: random.Random, recipe: TraceRecipe = TRACE
     """One solution of `problem`, with mistakes and their checks and corrections drawn by `recipe`."""
     target = problem.meta.get("target", 24)
     state, trace = State(problem), []
+    if recipe.check_first and rng.random() < recipe.check_first:
+        state = _checked_first(problem, state, trace, rng, recipe, target)
     while True:
         board = replay(problem, state.steps)
         good, bad = _candidates(board, target, recipe)
@@ -109,6 +115,22 @@ def make_trace(problem: Problem, rng: random.Random, recipe: TraceRecipe = TRACE
             return trace
         if rng.random() < recipe.check_good:
             state = _add(state, trace, "verify", f"{op.text} is right")
+
+
+def _checked_first(problem: Problem, state: State, trace: list[TracedStep], rng: random.Random,
+                   recipe: TraceRecipe, target: int) -> State:
+    """The first operation, each try followed by a verdict on the numbers it leaves; dead tries are corrected."""
+    good, bad = _candidates(replay(problem, state.steps), target, recipe)
+    factor, tries = "compute", 0
+    while True:
+        dead = bool(bad) and tries < 3 and rng.random() < recipe.first_dead
+        op = rng.choice(bad if dead else good)
+        state = _add(state, trace, factor, op.text, learn=not dead)
+        left = " ".join(fmt(v) for v in replay(problem, state.steps).values)
+        state = _add(state, trace, "verify", f"{left} {'cannot' if dead else 'can'} make {target}")
+        if not dead:
+            return state
+        factor, tries = "correct", tries + 1
 
 
 def render(problem: Problem, trace: list[TracedStep], catalog: Catalog | None = None) -> Rendered:

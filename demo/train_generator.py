@@ -111,6 +111,22 @@ def train_generator(out_dir: Path, recipe: GeneratorRecipe = GeneratorRecipe(), 
     return save_generator(out_dir, model, tok, recipe, data_info, losses, time.time() - started)
 
 
+def finetune_generator(base_dir: Path, out_dir: Path, recipe: GeneratorRecipe, traces: TraceRecipe = TRACE_RECIPE):
+    """The recipe's cycles from `base_dir`'s weights and tokenizer instead of from scratch: a resumed stage, or the
+    committed generator taught a new kind of trace (`TraceRecipe.check_first`)."""
+    from transformers import AutoTokenizer, GPT2LMHeadModel
+
+    from reasoning.digests import sha256_files
+
+    started = time.time()
+    torch.manual_seed(recipe.seed)
+    tok, data, data_info = prepare(recipe, traces, tok=AutoTokenizer.from_pretrained(base_dir))
+    model = GPT2LMHeadModel.from_pretrained(base_dir, torch_dtype=torch.float32)
+    data_info["from"] = {"dir": str(base_dir), "weights_sha256": sha256_files(sorted(Path(base_dir).glob("*.safetensors")))}
+    losses = [loss for i in range(len(recipe.cycles)) for loss in run_cycle(model, data, recipe, i, tok.pad_token_id)]
+    return save_generator(Path(out_dir), model, tok, recipe, data_info, losses, time.time() - started)
+
+
 def save_generator(out_dir: Path, model, tok, recipe: GeneratorRecipe, data_info: dict, losses: list[float],
                    seconds: float) -> dict:
     model.to(torch.bfloat16).save_pretrained(out_dir, safe_serialization=True)  # half the size; loads as fp32

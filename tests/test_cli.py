@@ -161,3 +161,14 @@ def test_unset_search_flags_take_the_demo_settings_on_the_demo_models_only(algor
     given = search_config(parser.parse_args(["search", "x", "--algorithm", algorithm, "--c-puct", "0.5",
                                              "--answer-selection", "visits"]), settings)
     assert (given.c_puct, given.answer_selection) == (0.5, "visits")
+
+
+@pytest.mark.parametrize("args, why", [
+    (["--check-first", "1.5"], "--check-first must be a share between 0 and 1, not 1.5"),
+    (["--generator-from", "no/such/dir"], "--generator-from no/such/dir: no model there (config.json missing)"),
+])
+def test_train_demo_refuses_bad_fine_tuning_flags_in_one_line_before_touching_anything(args, why, tmp_path, capsys):
+    out = tmp_path / "generator"
+    code, _, err = run_app(["train-demo", "--generator-out", str(out), "--skip-prm", *args], capsys)
+    assert code != 0 and why in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()

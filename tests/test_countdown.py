@@ -191,6 +191,37 @@ def test_traces_are_valid_solutions_rendered_as_the_backends_render():
         assert rendered.text[pos:].startswith((" (left:", " (answer:", tag))
 
 
+def test_traces_that_check_their_first_move_say_the_truth_and_correct_every_dead_one():
+    """`TraceRecipe.check_first`: each try of the first operation is followed by a verdict on the numbers it leaves,
+    true by the solver; a dead try's words are context (never learned) and a `correct` replaces it; the trace still
+    ends in a checked answer. With the default (0) the traces are what the committed generator was trained on."""
+    from reasoning.domains.countdown import keeps_solvable
+
+    rng, recipe = random.Random(1), TraceRecipe(check_first=1.0, first_dead=0.6)
+    seen = {"can": 0, "cannot": 0}
+    for numbers in ([1, 2, 3, 4], [4, 7, 8, 8], [3, 3, 8, 8], [1, 5, 5, 5]):
+        problem = countdown_problem(numbers)
+        for _ in range(15):
+            trace = make_trace(problem, rng, recipe)
+            steps = [t.step for t in trace]
+            k = 0
+            while True:  # the first operation's tries, each with its verdict
+                op, verdict = trace[k], steps[k + 1]
+                assert op.step.factor == ("compute" if k == 0 else "correct") and verdict.factor == "verify"
+                alive = keeps_solvable(problem, steps[: k + 1])
+                left = " ".join(str(v) for v in replay(problem, steps[: k + 1]).values)
+                assert verdict.text == f"{left} {'can' if alive else 'cannot'} make 24"
+                assert op.learn == alive
+                seen["can" if alive else "cannot"] += 1
+                if alive:
+                    break
+                k += 2
+            assert DOMAIN.check(problem, steps[-1].answer) and replay(problem, steps).errors == 0
+    assert seen["can"] == 60 and seen["cannot"] > 30
+    plain = [make_trace(countdown_problem([4, 7, 8, 8]), random.Random(s)) for s in range(20)]
+    assert not any("can make" in t.step.text for trace in plain for t in trace)
+
+
 def test_a_first_move_keeps_the_puzzle_solvable_or_not():
     from reasoning.domains.countdown import keeps_solvable
     from reasoning.problems import countdown_problem
