@@ -94,31 +94,15 @@ def make_labels(args: argparse.Namespace) -> list[dict]:
 
 def train_demo(args: argparse.Namespace) -> None:
     """Problem sets, generator, rollout labels, PRM (and optionally the scaling report), all from `--seed`."""
-    from .traces import TRACE_RECIPE
-    from .train_generator import GeneratorRecipe, finetune_generator, train_generator
     from .train_prm import evaluate_prm, train_prm
 
-    if args.check_first is not None and not 0.0 <= args.check_first <= 1.0:
-        raise ValueError(f"--check-first must be a share between 0 and 1, not {args.check_first}")
-    if args.generator_from and not (Path(args.generator_from) / "config.json").is_file():
-        raise ValueError(f"--generator-from {args.generator_from}: no model there (config.json missing)")
-    if args.generator_from and args.skip_generator:
-        raise ValueError("--generator-from and --skip-generator contradict each other: pick one")
+    _check_train_demo(args)
     _threads()
     started = time.time()
     write_splits(make_splits(seed=args.seed))
     gen_dir, prm_dir = Path(args.generator_out), Path(args.prm_out)
     if not args.skip_generator:
-        recipe = GeneratorRecipe(seed=args.seed)
-        traces = TRACE_RECIPE if args.check_first is None else replace(TRACE_RECIPE, check_first=args.check_first)
-        if args.generator_from:  # one cycle from the given weights, no dropout
-            lr = args.generator_lr or 5e-4
-            recipe = replace(recipe, cycles=((args.generator_steps or 1500, lr, 0.0),))
-            finetune_generator(Path(args.generator_from), gen_dir, recipe, traces)
-        else:
-            if args.generator_steps:  # a quick trial: one cycle instead of the recipe's schedule
-                recipe = replace(recipe, cycles=((args.generator_steps, args.generator_lr or 2e-3, 0.1),))
-            train_generator(gen_dir, recipe, traces)
+        _train_demo_generator(args, gen_dir)
     if args.skip_prm:
         print(f"train-demo finished the generator in {(time.time() - started) / 60:.1f} min")
         return
@@ -141,6 +125,34 @@ def train_demo(args: argparse.Namespace) -> None:
     if args.scaling:
         run_scaling(argparse.Namespace(**vars(args), generator=str(gen_dir), prm=str(prm_dir)))
     print(f"train-demo finished in {(time.time() - started) / 60:.1f} min")
+
+
+def _check_train_demo(args: argparse.Namespace) -> None:
+    """Every flag of train-demo that could be wrong, refused in one line before anything is written."""
+    for flag, value in (("--generator-steps", args.generator_steps), ("--generator-lr", args.generator_lr)):
+        if value is not None and not value > 0:
+            raise ValueError(f"{flag} must be positive, not {value}")
+    if args.check_first is not None and not 0.0 <= args.check_first <= 1.0:
+        raise ValueError(f"--check-first must be a share between 0 and 1, not {args.check_first}")
+    if args.generator_from and not (Path(args.generator_from) / "config.json").is_file():
+        raise ValueError(f"--generator-from {args.generator_from}: no model there (config.json missing)")
+    if args.generator_from and args.skip_generator:
+        raise ValueError("--generator-from and --skip-generator contradict each other: pick one")
+
+
+def _train_demo_generator(args: argparse.Namespace, gen_dir: Path) -> None:
+    from .traces import TRACE_RECIPE
+    from .train_generator import GeneratorRecipe, finetune_generator, train_generator
+
+    recipe = GeneratorRecipe(seed=args.seed)
+    traces = TRACE_RECIPE if args.check_first is None else replace(TRACE_RECIPE, check_first=args.check_first)
+    if args.generator_from:  # one cycle from the given weights, no dropout
+        recipe = replace(recipe, cycles=((args.generator_steps or 1500, args.generator_lr or 5e-4, 0.0),))
+        finetune_generator(Path(args.generator_from), gen_dir, recipe, traces)
+        return
+    if args.generator_steps:  # a quick trial: one cycle instead of the recipe's schedule
+        recipe = replace(recipe, cycles=((args.generator_steps, args.generator_lr or 2e-3, 0.1),))
+    train_generator(gen_dir, recipe, traces)
 
 
 def _steps(steps: int | None) -> dict:

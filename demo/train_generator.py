@@ -121,7 +121,7 @@ def finetune_generator(base_dir: Path, out_dir: Path, recipe: GeneratorRecipe, t
     started = time.time()
     torch.manual_seed(recipe.seed)
     tok, data, data_info = prepare(recipe, traces, tok=AutoTokenizer.from_pretrained(base_dir))
-    model = GPT2LMHeadModel.from_pretrained(base_dir, torch_dtype=torch.float32)
+    model = GPT2LMHeadModel.from_pretrained(base_dir, torch_dtype=torch.float32, use_safetensors=True)
     data_info["from"] = {"dir": str(base_dir), "weights_sha256": sha256_files(sorted(Path(base_dir).glob("*.safetensors")))}
     losses = [loss for i in range(len(recipe.cycles)) for loss in run_cycle(model, data, recipe, i, tok.pad_token_id)]
     return save_generator(Path(out_dir), model, tok, recipe, data_info, losses, time.time() - started)
