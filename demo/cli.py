@@ -16,7 +16,7 @@ WORK = ROOT / "data" / "demo"  # rollout labels and raw results: reproducible, s
 
 
 def add_train_demo_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (problem split included)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (the problem split's too: refused when it differs from the split on disk)")
     parser.add_argument("--generator-out", default=str(ROOT / "models" / "demo-generator"))
     parser.add_argument("--prm-out", default=str(ROOT / "models" / "demo-prm"))
     parser.add_argument("--generator-steps", type=int, default=None, help="one cycle of N steps instead of the recipe's schedule (quick trials)")
@@ -99,7 +99,7 @@ def train_demo(args: argparse.Namespace) -> None:
     _check_train_demo(args)
     _threads()
     started = time.time()
-    write_splits(make_splits(seed=args.seed))
+    _keep_split(make_splits(seed=args.seed))
     gen_dir, prm_dir = Path(args.generator_out), Path(args.prm_out)
     if not args.skip_generator:
         _train_demo_generator(args, gen_dir)
@@ -138,6 +138,21 @@ def _check_train_demo(args: argparse.Namespace) -> None:
         raise ValueError(f"--generator-from {args.generator_from}: no model there (config.json missing)")
     if args.generator_from and args.skip_generator:
         raise ValueError("--generator-from and --skip-generator contradict each other: pick one")
+
+
+def _keep_split(splits: dict) -> None:
+    """Write the problem split, unless another one is there: a different split would move held-out problems into
+    training (every measured figure is on the committed one)."""
+    from .problemsets import load_split
+
+    try:
+        held = {name: load_split(name) for name in splits}
+    except ValueError:  # no split yet: a fresh one
+        write_splits(splits)
+        return
+    if held != splits:
+        raise ValueError(f"--seed's problem split differs from the one in {DATA_DIR}: training on it "
+                         "would take in held-out problems; move those files away to start a new split")
 
 
 def _train_demo_generator(args: argparse.Namespace, gen_dir: Path) -> None:

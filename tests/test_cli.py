@@ -173,3 +173,13 @@ def test_train_demo_refuses_bad_fine_tuning_flags_in_one_line_before_touching_an
     code, _, err = run_app(["train-demo", "--generator-out", str(out), "--skip-prm", *args], capsys)
     assert code != 0 and why in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists()
+
+
+def test_train_demo_refuses_a_seed_whose_split_would_move_held_out_problems_into_training(tmp_path, capsys):
+    from demo.problemsets import DATA_DIR
+
+    before = {f.name: f.read_bytes() for f in DATA_DIR.glob("countdown_*.jsonl")}
+    code, _, err = run_app(["train-demo", "--seed", "3", "--skip-generator", "--skip-prm"], capsys)
+    assert code != 0 and "--seed's problem split differs from the one in" in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert {f.name: f.read_bytes() for f in DATA_DIR.glob("countdown_*.jsonl")} == before
