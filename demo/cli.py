@@ -157,17 +157,16 @@ def _keep_split(splits: dict) -> None:
 
 def _train_demo_generator(args: argparse.Namespace, gen_dir: Path) -> None:
     from .traces import TRACE_RECIPE
-    from .train_generator import GeneratorRecipe, finetune_generator, train_generator
+    from .train_generator import GeneratorRecipe, train_generator
 
     recipe = GeneratorRecipe(seed=args.seed)
     traces = TRACE_RECIPE if args.check_first is None else replace(TRACE_RECIPE, check_first=args.check_first)
-    if args.generator_from:  # one cycle from the given weights, no dropout
+    base = Path(args.generator_from) if args.generator_from else None
+    if base:  # one cycle from the given weights, no dropout
         recipe = replace(recipe, cycles=((args.generator_steps or 1500, args.generator_lr or 5e-4, 0.0),))
-        finetune_generator(Path(args.generator_from), gen_dir, recipe, traces)
-        return
-    if args.generator_steps:  # a quick trial: one cycle instead of the recipe's schedule
+    elif args.generator_steps:  # a quick trial: one cycle instead of the recipe's schedule
         recipe = replace(recipe, cycles=((args.generator_steps, args.generator_lr or 2e-3, 0.1),))
-    train_generator(gen_dir, recipe, traces)
+    train_generator(gen_dir, recipe, traces, base=base)
 
 
 def _steps(steps: int | None) -> dict:

@@ -101,7 +101,7 @@ def make_trace(problem: Problem, rng: random.Random, recipe: TraceRecipe = TRACE
         if not last and bad and rng.random() < recipe.dead_end:
             wrong = rng.choice(bad)
             state = _add(state, trace, "compute", wrong.text, learn=False)
-            left = " ".join(fmt(v) for v in replay(problem, state.steps).values)
+            left = replay(problem, state.steps).left_text()
             state = _add(state, trace, "verify", f"{left} cannot make {target}")
             factor = "correct"
         op = rng.choice(good)
@@ -126,7 +126,7 @@ def _checked_first(problem: Problem, state: State, trace: list[TracedStep], rng:
         dead = bool(bad) and tries < 3 and rng.random() < recipe.first_dead
         op = rng.choice(bad if dead else good)
         state = _add(state, trace, factor, op.text, learn=not dead)
-        left = " ".join(fmt(v) for v in replay(problem, state.steps).values)
+        left = replay(problem, state.steps).left_text()
         state = _add(state, trace, "verify", f"{left} {'cannot' if dead else 'can'} make {target}")
         if not dead:
             return state

@@ -94,35 +94,27 @@ def run_cycle(model, data, recipe: GeneratorRecipe, index: int, pad: int) -> lis
                       lengths=[len(ids) for ids, _ in data], floor=0.1)
 
 
-def train_generator(out_dir: Path, recipe: GeneratorRecipe = GeneratorRecipe(), traces: TraceRecipe = TRACE_RECIPE):
-    """Make the traces and the tokenizer, train the model, save safetensors + tokenizer + manifest in `out_dir`."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    started = time.time()
-    torch.manual_seed(recipe.seed)
-    tok, data, data_info = prepare(recipe, traces)
-    config = GPT2Config(
-        vocab_size=len(tok), n_positions=recipe.n_positions, n_embd=recipe.n_embd, n_layer=recipe.n_layer,
-        n_head=recipe.n_head, bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    )
-    model = GPT2LMHeadModel(config)
-    losses = [loss for i in range(len(recipe.cycles)) for loss in run_cycle(model, data, recipe, i, tok.pad_token_id)]
-    return save_generator(out_dir, model, tok, recipe, data_info, losses, time.time() - started)
-
-
-def finetune_generator(base_dir: Path, out_dir: Path, recipe: GeneratorRecipe, traces: TraceRecipe = TRACE_RECIPE):
-    """The recipe's cycles from `base_dir`'s weights and tokenizer instead of from scratch: a resumed stage, or the
-    committed generator taught a new kind of trace (`TraceRecipe.check_first`)."""
-    from transformers import AutoTokenizer, GPT2LMHeadModel
+def train_generator(out_dir: Path, recipe: GeneratorRecipe = GeneratorRecipe(), traces: TraceRecipe = TRACE_RECIPE,
+                    base: Path | None = None):
+    """Make the traces (and the tokenizer), train the model, save safetensors + tokenizer + manifest in `out_dir`.
+    With `base`, the recipe's cycles continue that generator's weights with its tokenizer instead of starting from
+    scratch: a resumed stage, or the committed generator taught a new kind of trace (`TraceRecipe.check_first`)."""
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
     from reasoning.digests import sha256_files
 
     started = time.time()
     torch.manual_seed(recipe.seed)
-    tok, data, data_info = prepare(recipe, traces, tok=AutoTokenizer.from_pretrained(base_dir))
-    model = GPT2LMHeadModel.from_pretrained(base_dir, torch_dtype=torch.float32, use_safetensors=True)
-    data_info["from"] = {"dir": str(base_dir), "weights_sha256": sha256_files(sorted(Path(base_dir).glob("*.safetensors")))}
+    tok, data, data_info = prepare(recipe, traces, tok=AutoTokenizer.from_pretrained(base) if base else None)
+    if base:
+        model = GPT2LMHeadModel.from_pretrained(base, torch_dtype=torch.float32, use_safetensors=True)
+        data_info["from"] = {"dir": str(base), "weights_sha256": sha256_files(sorted(Path(base).glob("*.safetensors")))}
+    else:
+        model = GPT2LMHeadModel(GPT2Config(
+            vocab_size=len(tok), n_positions=recipe.n_positions, n_embd=recipe.n_embd, n_layer=recipe.n_layer,
+            n_head=recipe.n_head, bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        ))
     losses = [loss for i in range(len(recipe.cycles)) for loss in run_cycle(model, data, recipe, i, tok.pad_token_id)]
     return save_generator(Path(out_dir), model, tok, recipe, data_info, losses, time.time() - started)
 

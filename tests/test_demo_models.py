@@ -132,7 +132,7 @@ def test_the_demo_scripts_train_both_models_from_scratch_through_the_product_cod
     from demo.label import demo_generator, label_paths
     from demo.problemsets import load_split
     from demo.traces import TRACE_RECIPE
-    from demo.train_generator import GeneratorRecipe, finetune_generator, train_generator
+    from demo.train_generator import GeneratorRecipe, train_generator
     from demo.train_prm import PRMRecipe, train_prm
     from reasoning.backends import TransformersGenerator
 
@@ -147,8 +147,8 @@ def test_the_demo_scripts_train_both_models_from_scratch_through_the_product_cod
     generator = demo_generator(gen_dir)
     assert isinstance(generator, TransformersGenerator) and generator.format.mode == "tags"
 
-    checked = finetune_generator(gen_dir, tmp_path / "checked", replace(recipe, cycles=((30, 1e-3, 0.0),)),
-                                 replace(TRACE_RECIPE, check_first=1.0))  # from the weights just made
+    checked = train_generator(tmp_path / "checked", replace(recipe, cycles=((30, 1e-3, 0.0),)),
+                              replace(TRACE_RECIPE, check_first=1.0), base=gen_dir)  # from the weights just made
     assert checked["data"]["from"]["weights_sha256"] == verify_manifest(gen_dir)["weights_sha256"]
     assert checked["data"]["trace_recipe"]["check_first"] == 1.0 and checked["steps"] == 30
     assert checked["loss_every_50_steps"][-1] < first  # it starts from trained weights, not from scratch
