@@ -17,6 +17,9 @@ WORK = ROOT / "data" / "demo"  # rollout labels and raw results: reproducible, s
 
 def add_train_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (the problem split's too: refused when it differs from the split on disk)")
+    parser.add_argument("--trace-seed", type=int, default=None,
+                        help="seed of the generator's traces and training order only (default: --seed); a later "
+                             "stage of a fine-tune draws fresh traces with another one, on the same problem split")
     parser.add_argument("--generator-out", default=str(ROOT / "models" / "demo-generator"))
     parser.add_argument("--prm-out", default=str(ROOT / "models" / "demo-prm"))
     parser.add_argument("--generator-steps", type=int, default=None, help="one cycle of N steps instead of the recipe's schedule (quick trials)")
@@ -159,7 +162,7 @@ def _train_demo_generator(args: argparse.Namespace, gen_dir: Path) -> None:
     from .traces import TRACE_RECIPE
     from .train_generator import GeneratorRecipe, train_generator
 
-    recipe = GeneratorRecipe(seed=args.seed)
+    recipe = GeneratorRecipe(seed=args.seed if args.trace_seed is None else args.trace_seed)
     traces = TRACE_RECIPE if args.check_first is None else replace(TRACE_RECIPE, check_first=args.check_first)
     base = Path(args.generator_from) if args.generator_from else None
     if base:  # one cycle from the given weights, no dropout

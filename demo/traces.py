@@ -45,6 +45,10 @@ class TraceRecipe:
     # and a dead one is corrected (again and again), so the policy alone can notice a dead first move and recover
     check_first: float = 0.0  # share of traces that check their first operation this way
     first_dead: float = 0.5  # in those, the chance that a first (or corrected) operation is a dead end
+    # at most this many dead tries, each leaving numbers no earlier try left. With at most 3 and repeats allowed
+    # (the first recipe), a greedy policy learned that a 4th try is always alive and repeated one dead try 3 times
+    # before calling it alive; now the try count says little (a 5th is certain only in 1 trace of 16)
+    first_dead_max: int = 4
 
 
 TRACE_RECIPE = TraceRecipe()
@@ -119,18 +123,30 @@ def make_trace(problem: Problem, rng: random.Random, recipe: TraceRecipe = TRACE
 
 def _checked_first(problem: Problem, state: State, trace: list[TracedStep], rng: random.Random,
                    recipe: TraceRecipe, target: int) -> State:
-    """The first operation, each try followed by a verdict on the numbers it leaves; dead tries are corrected."""
-    good, bad = _candidates(replay(problem, state.steps), target, recipe)
-    factor, tries = "compute", 0
+    """The first operation, each try followed by a verdict on the numbers it leaves; dead tries are corrected, and
+    each leaves numbers no earlier try left (so neither a repeated try nor the number of tries gives the verdict)."""
+    board = replay(problem, state.steps)
+    good, bad = _candidates(board, target, recipe)
+    factor, tried = "compute", set()
     while True:
-        dead = bool(bad) and tries < 3 and rng.random() < recipe.first_dead
-        op = rng.choice(bad if dead else good)
+        fresh = [op for op in bad if _left(board, op) not in tried]
+        dead = bool(fresh) and len(tried) < recipe.first_dead_max and rng.random() < recipe.first_dead
+        op = rng.choice(fresh if dead else good)
+        tried.add(_left(board, op))
         state = _add(state, trace, factor, op.text, learn=not dead)
         left = replay(problem, state.steps).left_text()
         state = _add(state, trace, "verify", f"{left} {'cannot' if dead else 'can'} make {target}")
         if not dead:
             return state
-        factor, tries = "correct", tries + 1
+        factor = "correct"
+
+
+def _left(board: Board, op: Operation) -> tuple[Fraction, ...]:
+    """The numbers `op` leaves on `board`, as a sorted tuple."""
+    values = [v for v, _ in board.numbers]
+    for used in (op.a, op.b):
+        values.remove(used)
+    return tuple(sorted([*values, op.true_result]))
 
 
 def render(problem: Problem, trace: list[TracedStep], catalog: Catalog | None = None) -> Rendered:

@@ -115,21 +115,30 @@ def step_values(tree: ReasoningTree) -> list[dict[str, Any]]:
 
 def first_moves(runs: Runs, run_id: int) -> dict[str, Any]:
     """On Countdown, the share of a greedy run's first steps that keep the puzzle solvable (the policy's own move,
-    before any search); only the count (0) for other domains."""
-    from reasoning.domains.countdown import keeps_solvable
+    before any search), and the share of the first operations its paths keep (`committed_first_move`: a policy that
+    checks its first try and corrects a dead one is measured on the try it goes on from); only the count (0) for
+    other domains."""
+    from reasoning.domains.countdown import committed_first_move, keeps_solvable
 
-    kept = total = 0
+    kept = committed = total = 0
     for r in runs.results(run_id):
         if r.session_id is None:
             continue
         tree = runs.store.load_tree(r.session_id)
-        kids = tree.children(ROOT)
-        if tree.problem.domain != "countdown" or not kids:
+        if tree.problem.domain != "countdown" or not tree.children(ROOT):
             continue
-        first = tree.node(kids[0])
+        steps, nid = [], ROOT
+        while tree.children(nid):  # a greedy tree is one chain
+            nid = tree.children(nid)[0]
+            steps.append(Step(tree.node(nid)["text"], tree.node(nid)["factor"]))
         total += 1
-        kept += keeps_solvable(tree.problem, [Step(first["text"], first["factor"])])
-    return {"first_move_solvable": round(kept / total, 4), "first_moves": total} if total else {"first_moves": 0}
+        kept += keeps_solvable(tree.problem, steps[:1])
+        first = committed_first_move(tree.problem, steps)
+        committed += first is not None and keeps_solvable(tree.problem, first)
+    if not total:
+        return {"first_moves": 0}
+    return {"first_move_solvable": round(kept / total, 4), "committed_first_move_solvable": round(committed / total, 4),
+            "first_moves": total}
 
 
 # -- the lineage on disk --------------------------------------------------------------------------------------------
@@ -361,5 +370,10 @@ def improve(improver: Improver, rounds: int) -> Lineage:
 def table_line(manifest: dict[str, Any]) -> str:
     line = ", ".join(f"{k} {v['rate']:.1%} ({v['interval'][0]:.1%}-{v['interval'][1]:.1%})"
                      for k, v in manifest["metrics"].items())
-    firsts = [v["first_move_solvable"] for v in manifest["metrics"].values() if "first_move_solvable" in v]
-    return line + (f", first move keeps it solvable {firsts[0]:.1%}" if firsts else "")
+    firsts = [v for v in manifest["metrics"].values() if "first_move_solvable" in v]
+    if not firsts:
+        return line
+    line += f", first move keeps it solvable {firsts[0]['first_move_solvable']:.1%}"
+    if "committed_first_move_solvable" in firsts[0]:  # rounds measured before it existed lack it
+        line += f" (the first move kept: {firsts[0]['committed_first_move_solvable']:.1%})"
+    return line

@@ -183,3 +183,19 @@ def test_train_demo_refuses_a_seed_whose_split_would_move_held_out_problems_into
     assert code != 0 and "--seed's problem split differs from the one in" in err, err
     assert len(err.strip().splitlines()) == 1
     assert {f.name: f.read_bytes() for f in DATA_DIR.glob("countdown_*.jsonl")} == before
+
+
+def test_train_demo_trace_seed_draws_other_traces_on_the_same_split(monkeypatch, tmp_path, capsys):
+    """`--trace-seed` seeds a fine-tuning stage's traces (and batch order) without touching the problem split, which
+    `--seed` also decides: a second stage of a fine-tune learns from fresh traces of the same training problems."""
+    import demo.train_generator as train_generator
+
+    seen = []
+    monkeypatch.setattr(train_generator, "train_generator",
+                        lambda out, recipe, traces, base=None: seen.append((recipe.seed, traces.check_first)))
+    code, _, err = run_app(["train-demo", "--trace-seed", "7", "--check-first", "1", "--skip-prm",
+                            "--generator-out", str(tmp_path / "g")], capsys)
+    assert code == 0, err
+    code, _, err = run_app(["train-demo", "--skip-prm", "--generator-out", str(tmp_path / "g")], capsys)
+    assert code == 0, err
+    assert seen == [(7, 1.0), (0, 0.0)]  # without the flag: --seed's (0), and the committed recipe's traces

@@ -199,12 +199,13 @@ def test_traces_that_check_their_first_move_say_the_truth_and_correct_every_dead
 
     rng, recipe = random.Random(1), TraceRecipe(check_first=1.0, first_dead=0.6)
     seen = {"can": 0, "cannot": 0}
+    most_dead = 0
     for numbers in ([1, 2, 3, 4], [4, 7, 8, 8], [3, 3, 8, 8], [1, 5, 5, 5]):
         problem = countdown_problem(numbers)
         for _ in range(15):
             trace = make_trace(problem, rng, recipe)
             steps = [t.step for t in trace]
-            k = 0
+            k, boards = 0, []
             while True:  # the first operation's tries, each with its verdict
                 op, verdict = trace[k], steps[k + 1]
                 assert op.step.factor == ("compute" if k == 0 else "correct") and verdict.factor == "verify"
@@ -213,11 +214,15 @@ def test_traces_that_check_their_first_move_say_the_truth_and_correct_every_dead
                 assert verdict.text == f"{left} {'can' if alive else 'cannot'} make 24"
                 assert op.learn == alive
                 seen["can" if alive else "cannot"] += 1
+                boards.append(sorted(replay(problem, steps[: k + 1]).values))
                 if alive:
                     break
                 k += 2
             assert DOMAIN.check(problem, steps[-1].answer) and replay(problem, steps).errors == 0
+            assert all(b not in boards[:i] for i, b in enumerate(boards))  # no try repeats numbers left before
+            most_dead = max(most_dead, len(boards) - 1)
     assert seen["can"] == 60 and seen["cannot"] > 30
+    assert most_dead == recipe.first_dead_max == 4  # a try count up to the cap, which a verdict cannot be read from
     plain = [make_trace(countdown_problem([4, 7, 8, 8]), random.Random(s)) for s in range(20)]
     assert not any("can make" in t.step.text for trace in plain for t in trace)
 
@@ -230,3 +235,23 @@ def test_a_first_move_keeps_the_puzzle_solvable_or_not():
     assert keeps_solvable(p, [Step("8/8=1 (left: 1 4 7)", "compute")])  # (7-1)*4
     assert not keeps_solvable(p, [Step("8*8=64 (left: 4 7 64)", "compute")])  # 4 7 64 make no 24
     assert not keeps_solvable(p, [Step("8*9=72 (left: 4 7 72)", "compute")])  # a 9 it does not have: a mistake
+
+
+def test_the_first_move_a_path_keeps_is_the_try_it_goes_on_from():
+    """A policy that checks its first try and corrects a dead one is measured on the try it keeps, not the one it
+    threw away: `committed_first_move` is the path up to its second operation."""
+    from reasoning.domains.countdown import committed_first_move, keeps_solvable
+    from reasoning.problems import countdown_problem
+
+    p = countdown_problem([4, 7, 8, 8])
+    dead, live = Step("8*8=64", "compute"), Step("8/8=1", "correct")
+    path = [dead, Step("4 7 64 cannot make 24", "verify"), live, Step("1 4 7 can make 24", "verify"),
+            Step("7-1=6", "compute"), Step("6*4=24", "conclude")]
+    assert not keeps_solvable(p, path[:1])  # the first move written is dead
+    kept = committed_first_move(p, path)
+    assert kept == path[:4] and keeps_solvable(p, kept)  # the one the path keeps is not
+    wrong_verdict = [dead, Step("4 7 64 can make 24", "verify"), Step("64-7=57", "compute")]
+    assert committed_first_move(p, wrong_verdict) == wrong_verdict[:2]
+    assert not keeps_solvable(p, committed_first_move(p, wrong_verdict))
+    assert committed_first_move(p, path[:3]) == path[:3]  # no second operation yet: all of it
+    assert committed_first_move(p, [Step("4 7 8 8 can make 24", "verify")]) is None  # no operation at all

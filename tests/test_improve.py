@@ -110,6 +110,9 @@ def test_a_round_on_the_demo_models_resumes_after_a_kill(tmp_path, store, demo_m
     assert m["parent_round"] == 0 and m["data"]["trajectories"] >= 2 and m["training_run"] == search_run
     assert set(m["metrics"]) == {"greedy@16", "mcts@4", "mcts@8"}
     assert all(v["problems"] == 4 for v in m["metrics"].values())
+    greedy = m["metrics"]["greedy@16"]  # the policy's first move: as written, and the one its path keeps
+    assert greedy["first_moves"] == 4
+    assert {greedy["first_move_solvable"] * 4, greedy["committed_first_move_solvable"] * 4} <= {0, 1, 2, 3, 4}
     gen = json.loads((out / "round-1" / "generator" / "manifest.json").read_text())
     assert gen["lineage"] == {"lineage": lineage.id, "round": 1, "parent_round": 0}
     assert gen["recommended_search"] and gen["weights_sha256"]

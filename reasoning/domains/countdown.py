@@ -310,6 +310,20 @@ def keeps_solvable(problem: Problem, steps: tuple[Step, ...] | list[Step]) -> bo
     return board.errors == 0 and solvable(board.values, problem.meta.get("target", 24))
 
 
+def committed_first_move(problem: Problem, steps: tuple[Step, ...] | list[Step]) -> list[Step] | None:
+    """The steps up to the first operation a path keeps: everything before its second operation, so that a first try
+    the path itself judged dead and corrected (`verify` "... cannot make 24", then `correct`) does not count, and the
+    try it went on from does. None when the path writes no operation."""
+    steps = list(steps)
+    if not any(s.factor != "verify" and parse_operation(s.text) for s in steps):
+        return None
+    start = len(problem.meta["numbers"])
+    for k in range(len(steps)):
+        if len(replay(problem, steps[: k + 1]).numbers) <= start - 2:
+            return steps[:k]
+    return steps
+
+
 def solve(numbers: list[int], target: int = 24) -> str | None:
     """One expression over `numbers` that makes `target`, or None when there is none."""
     board = Board.start(numbers)
