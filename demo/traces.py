@@ -60,18 +60,21 @@ class TracedStep:
     learn: bool  # whether the model is trained to write this step's words
 
 
-def _candidates(board: Board, target: int, recipe: TraceRecipe) -> tuple[list[Operation], list[Operation]]:
-    """Good and dead-end operations on the board (non-negative results; dead ends integer and not huge)."""
-    good, bad = [], []
+def _candidates(board: Board, target: int, recipe: TraceRecipe
+                ) -> tuple[list[Operation], list[Operation], dict[Operation, tuple[Fraction, ...]]]:
+    """Good and dead-end operations on the board (non-negative results; dead ends integer and not huge), and the
+    numbers each leaves (sorted)."""
+    good, bad, left = [], [], {}
     for a, op, b, result, rest in moves(tuple(v for v, _ in board.numbers)):
         if result < 0:
             continue
         operation = Operation(a, op, b, result)
+        left[operation] = rest
         if _solvable(rest, Fraction(target)):
             good.append(operation)
         elif result.denominator == 1 and result <= recipe.max_value:
             bad.append(operation)
-    return good, bad
+    return good, bad, left
 
 
 def _slip(op: Operation, rng: random.Random) -> Operation:
@@ -97,7 +100,7 @@ def make_trace(problem: Problem, rng: random.Random, recipe: TraceRecipe = TRACE
         state = _checked_first(problem, state, trace, rng, recipe, target)
     while True:
         board = replay(problem, state.steps)
-        good, bad = _candidates(board, target, recipe)
+        good, bad, _ = _candidates(board, target, recipe)
         if not good:
             raise ValueError(f"{problem.text} cannot be solved from {board.left_text()}")
         last = len(board.numbers) == 2
@@ -125,28 +128,19 @@ def _checked_first(problem: Problem, state: State, trace: list[TracedStep], rng:
                    recipe: TraceRecipe, target: int) -> State:
     """The first operation, each try followed by a verdict on the numbers it leaves; dead tries are corrected, and
     each leaves numbers no earlier try left (so neither a repeated try nor the number of tries gives the verdict)."""
-    board = replay(problem, state.steps)
-    good, bad = _candidates(board, target, recipe)
+    good, bad, left_by = _candidates(replay(problem, state.steps), target, recipe)
     factor, tried = "compute", set()
     while True:
-        fresh = [op for op in bad if _left(board, op) not in tried]
+        fresh = [op for op in bad if left_by[op] not in tried]
         dead = bool(fresh) and len(tried) < recipe.first_dead_max and rng.random() < recipe.first_dead
         op = rng.choice(fresh if dead else good)
-        tried.add(_left(board, op))
+        tried.add(left_by[op])
         state = _add(state, trace, factor, op.text, learn=not dead)
         left = replay(problem, state.steps).left_text()
         state = _add(state, trace, "verify", f"{left} {'cannot' if dead else 'can'} make {target}")
         if not dead:
             return state
         factor = "correct"
-
-
-def _left(board: Board, op: Operation) -> tuple[Fraction, ...]:
-    """The numbers `op` leaves on `board`, as a sorted tuple."""
-    values = [v for v, _ in board.numbers]
-    for used in (op.a, op.b):
-        values.remove(used)
-    return tuple(sorted([*values, op.true_result]))
 
 
 def render(problem: Problem, trace: list[TracedStep], catalog: Catalog | None = None) -> Rendered:

@@ -127,10 +127,10 @@ def first_moves(runs: Runs, run_id: int) -> dict[str, Any]:
         tree = runs.store.load_tree(r.session_id)
         if tree.problem.domain != "countdown" or not tree.children(ROOT):
             continue
-        steps, nid = [], ROOT
-        while tree.children(nid):  # a greedy tree is one chain
+        nid = ROOT
+        while tree.children(nid):  # a greedy tree is one chain: its path is the state at its leaf
             nid = tree.children(nid)[0]
-            steps.append(Step(tree.node(nid)["text"], tree.node(nid)["factor"]))
+        steps = tree.state(nid).steps
         total += 1
         kept += keeps_solvable(tree.problem, steps[:1])
         first = committed_first_move(tree.problem, steps)

@@ -315,13 +315,14 @@ def committed_first_move(problem: Problem, steps: tuple[Step, ...] | list[Step])
     the path itself judged dead and corrected (`verify` "... cannot make 24", then `correct`) does not count, and the
     try it went on from does. None when the path writes no operation."""
     steps = list(steps)
-    if not any(s.factor != "verify" and parse_operation(s.text) for s in steps):
-        return None
-    start = len(problem.meta["numbers"])
-    for k in range(len(steps)):
-        if len(replay(problem, steps[: k + 1]).numbers) <= start - 2:
+    board, wrote = Board.start(problem.meta["numbers"]), False
+    start = len(board.numbers)
+    for k, step in enumerate(steps):  # replay's walk, stopped at the second operation
+        op, _ = _apply(board, step)
+        wrote = wrote or op is not None
+        if len(board.numbers) <= start - 2:
             return steps[:k]
-    return steps
+    return steps if wrote else None
 
 
 def solve(numbers: list[int], target: int = 24) -> str | None:
