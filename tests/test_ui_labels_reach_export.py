@@ -72,8 +72,11 @@ def rate_children_table(page, parent: str, ratings: list[str]) -> None:
     table = page.locator("#children-table")
     if not table.is_visible():
         page.get_by_text("Children of the selected node").first.click()
-    page.wait_for_function("(n) => document.querySelectorAll('#children-table [data-testid^=\"cell-' + (n - 1) + '-\"]')"
-                           ".length > 0", arg=len(ratings))
+    # wait for this parent's own children: the table of the node selected before may have as many rows, and keys
+    # typed into it are wiped when this node's table replaces it (the save then finds nothing new)
+    page.wait_for_function("""(want) => JSON.stringify([...document.querySelectorAll(
+        '#children-table [role=gridcell][data-row][data-col="0"]')].map((c) => c.innerText.split('\\n')[0].trim()))
+        === JSON.stringify(want)""", arg=[f"{parent}.{i}" for i in range(len(ratings))])
     last = page.evaluate("() => Math.max(...[...document.querySelectorAll('#children-table [role=gridcell]"
                          "[data-col]')].map((c) => Number(c.dataset.col)))")
     for row, rating in enumerate(ratings):
