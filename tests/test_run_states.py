@@ -47,3 +47,31 @@ def test_a_running_search_reads_as_running(tmp_path, models):
         assert engine.sessions()[0][-1] == "stopped"
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("mode", ["dead", "open"])
+def test_resuming_from_a_step_the_calculator_rejected_is_refused_unless_the_session_keeps_them_open(tmp_path, models,
+                                                                                                   mode):
+    from reasoning.domains import get_domain
+    from reasoning.problems import countdown_problem
+    from reasoning.types import State, Step
+
+    problem = countdown_problem([4, 7, 8, 8])
+    tree = ReasoningTree(problem)
+    slip = get_domain("countdown").observe(State(problem, ()), Step("8-7=2", "compute"))
+    nid = tree.add_child("0", slip, score=0.9, value=0.9, meta={"invalid": slip.meta["invalid"]})
+    store = Store(f"sqlite:///{tmp_path / 'explorer.db'}")
+    try:
+        sid = store.create_session(tree, name="slip", config={"algorithm": "mcts", "budget": 8, "seed": 0,
+                                                              "invalid_steps": mode})
+        engine = Explorer(generator=models[0], scorer=models[1], store=store)
+        if mode == "dead":
+            with pytest.raises(ValueError, match=r"^node 0\.0 is a step the calculator rejected \(8-7 is 1, not 2\); "
+                                                 r"resume from a node above it$"):
+                list(engine.resume(sid, nid, 4))
+            assert len(store.load_tree(sid)) == 2  # nothing was added
+        else:
+            last = list(engine.resume(sid, nid, 4))[-1]
+            assert last.done and store.load_tree(sid).children(nid)
+    finally:
+        store.close()

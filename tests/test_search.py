@@ -338,3 +338,75 @@ def test_best_of_n_samples_on_when_a_first_step_repeats_a_pruned_one():
     tree.set_pruned(tree.children(ROOT)[0])
     tree, result = search(tree, gen, FakeScorer(), config)
     assert tree.children(ROOT) and result.nodes_created >= 2  # the other first step was found and continued
+
+
+class _SlipGenerator(FakeGenerator):
+    """Countdown steps for `Use 2 3 4 1 to make 24.`: the first step is the slip `2+3=6` (5, not 6: the calculator
+    rejects it) and `2*3=6` in turn, the slip first; the path then goes on `6*4=24`, `24*1=24` whatever came first."""
+
+    def __init__(self):
+        super().__init__()
+        self.firsts = 0
+
+    def propose(self, state, factor, n, *, temperature=None, seed=None):
+        self.calls += 1
+        out = []
+        for _ in range(n):
+            depth = len(state.steps) + 1
+            if depth == 1:
+                self.firsts += 1
+            text = ("2+3=6", "2*3=6")[(self.firsts - 1) % 2] if depth == 1 else {2: "6*4=24"}.get(depth, "24*1=24")
+            out.append(Step(text, factor.name, tokens=3))
+        return out
+
+
+class _FondOfSlips(FakeScorer):
+    """A PRM that likes every step of a path that starts with the slip better than the right path's steps."""
+
+    def score(self, problem, paths):
+        return [[0.99 if path and path[0].startswith("2+3") else 0.6 for _ in path] for path in paths]
+
+
+@pytest.mark.parametrize("algorithm", ALGOS)
+def test_a_step_the_calculator_rejects_ends_its_path_and_its_answer_is_never_chosen(algorithm):
+    """Countdown's calculator flags `2+3=6` invalid. By default (`invalid_steps` 'dead') nothing grows below it, it is
+    valued 0 and the answer reached through it is never chosen, however the PRM likes it; 'open' leaves it to the PRM,
+    which then picks the wrong answer."""
+    from reasoning.domains import get_domain
+    from reasoning.problems import countdown_problem
+
+    problem, domain = countdown_problem([2, 3, 4, 1]), get_domain("countdown")
+    assert SearchConfig().invalid_steps == "dead"
+    outcomes = {}
+    for mode in ("dead", "open"):
+        config = SearchConfig(algorithm=algorithm, budget=16, factors=("compute",), candidates=2, widen=0.5,
+                              invalid_steps=mode, answer_selection="vote", seed=3)
+        tree, result = search(problem, _SlipGenerator(), _FondOfSlips(), config)
+        slips = [n for n in tree.nodes() if (tree.node(n)["meta"] or {}).get("invalid")]
+        assert slips, "the generator wrote no slip: the test shows nothing"
+        below = [k for n in slips for k in tree.children(n)]
+        outcomes[mode] = (result.answer, below, [tree.node(n)["value"] for n in slips])
+    answer, below, values = outcomes["dead"]
+    assert below == [] and set(values) == {0.0}
+    assert answer is None or domain.check(problem, answer)
+    if algorithm != "greedy":  # a sampling search finds the right path beside the slip
+        assert answer is not None and domain.check(problem, answer)
+        answer, below, values = outcomes["open"]
+        assert below and min(values) > 0.9
+        assert not domain.check(problem, answer)  # the PRM's favourite: (2+3)*4*1 = 20
+
+
+def test_a_search_from_a_rejected_step_is_refused_in_one_line_unless_invalid_steps_is_open():
+    from reasoning.problems import countdown_problem
+
+    problem = countdown_problem([2, 3, 4, 1])
+    tree, _ = search(problem, _SlipGenerator(), _FondOfSlips(),
+                     SearchConfig(algorithm="greedy", budget=1, factors=("compute",), invalid_steps="open"))
+    (slip,) = tree.children(ROOT)
+    assert tree.node(slip)["text"].startswith("2+3=6")
+    config = SearchConfig(algorithm="mcts", budget=4, factors=("compute",))
+    with pytest.raises(ValueError, match=r"^node '0\.0' is a step the calculator rejected \(2\+3 is 5, not 6\); "
+                                         r"search from a node above it$"):
+        search(tree, _SlipGenerator(), _FondOfSlips(), config, start=slip)
+    tree, result = search(tree, _SlipGenerator(), _FondOfSlips(), replace(config, invalid_steps="open"), start=slip)
+    assert tree.children(slip) and result.nodes_created > 0

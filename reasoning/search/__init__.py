@@ -9,7 +9,7 @@ from ..protocols import Domain, Generator, OutcomeScorer, Scorer
 from ..tree import ROOT, ReasoningTree
 from ..types import Problem
 from .config import ALGORITHMS, HELP, SearchConfig, SearchEvent, SearchResult
-from .context import SearchContext, search_factors
+from .context import SearchContext, rejection, search_factors
 from .mcts import mcts, puct
 from .simple import beam, best_of_n, greedy
 
@@ -22,7 +22,7 @@ STRATEGIES: dict[str, Callable[[SearchContext, str], Iterator[SearchEvent]]] = {
 
 __all__ = [
     "ALGORITHMS", "HELP", "STRATEGIES", "SearchConfig", "SearchEvent", "SearchResult", "SearchContext",
-    "iterate", "search", "search_factors", "puct",
+    "iterate", "rejection", "search", "search_factors", "puct",
 ]
 
 
@@ -50,6 +50,8 @@ def iterate(
         raise ValueError(f"no node {start!r} to start the search from")
     if not tree.is_live(start):
         raise ValueError(f"node {start!r} is pruned; restore it before searching from it")
+    if (why := rejection(tree, start, config)) is not None:
+        raise ValueError(f"node {start!r} is a step the calculator rejected ({why}); search from a node above it")
     domain = domain or get_domain(tree.problem.domain)
     ctx = SearchContext(tree, generator, scorer, domain, catalog or load_catalog(), config, stop, orm)
     if tree.node(ROOT)["value"] is None:

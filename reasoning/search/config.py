@@ -17,7 +17,8 @@ from ..aggregation import AGGREGATIONS
 from ..limits import MAX_BUDGET, MAX_CANDIDATES, MAX_DB_INT, MAX_DEPTH
 
 ALGORITHMS = ("greedy", "best_of_n", "beam", "mcts")
-ANSWER_SELECTIONS = ("value", "visits", "vote", "orm")  # "orm": an outcome reward model reads each final path
+ANSWER_SELECTIONS = ("value", "visits", "vote", "orm")
+INVALID_STEPS = ("dead", "open")  # what a step the domain's calculator cannot book does in a search  # "orm": an outcome reward model reads each final path
 AGGREGATION_NAMES = tuple(AGGREGATIONS)
 DEFAULT_MAX_BUDGET = MAX_BUDGET  # the shared limits live in reasoning/limits.py
 MAX_SEED = MAX_DB_INT
@@ -118,6 +119,10 @@ class SearchConfig:
     factors: tuple[str, ...] | None = setting(
         None, "names of the enabled thought factors, comma separated (default: the catalog's enabled ones)",
         kind="names", control=False)
+    invalid_steps: str = setting(
+        "dead", "a step the domain flags invalid (Countdown's calculator: an operand not left, a wrong result): "
+                "'dead' ends its path (never expanded, valued 0, its answer never chosen), 'open' leaves it to the "
+                "PRM like any other step", kind="choice", choices=INVALID_STEPS)
     max_budget: int = setting(DEFAULT_MAX_BUDGET, "the configured cap on budget (REASONING_MAX_BUDGET)", kind="int",
                               lo=1, hi=10**9, flag="", control=False)
 

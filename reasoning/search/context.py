@@ -224,16 +224,20 @@ class SearchContext:
                     said = critic.critiques(self.tree.problem, path)[-1]
                     attrs["meta"] = {**(attrs["meta"] or {}), "critique": said.critique, "verdict": said.verdict}
                 prefix = self.tree.path_scores(parent) if (parent := self.tree.parent(nid)) else []
-                attrs["value"] = aggregate([*prefix, score], self.config.aggregation)
+                attrs["value"] = 0.0 if self.rejected(nid) else aggregate([*prefix, score], self.config.aggregation)
 
     def value(self, nid: str) -> float:
         v = self.tree.node(nid)["value"]
         return float(v) if v is not None else 0.0
 
     def dead(self, nid: str) -> bool:
-        """A node that cannot be expanded: terminal, or at the depth limit."""
+        """A node that cannot be expanded: terminal, at the depth limit, or a step the domain rejected."""
         a = self.tree.node(nid)
-        return bool(a["terminal"]) or a["depth"] >= self.config.max_depth
+        return bool(a["terminal"]) or a["depth"] >= self.config.max_depth or self.rejected(nid)
+
+    def rejected(self, nid: str) -> bool:
+        """A step the domain flagged invalid, under `invalid_steps` 'dead' (see `rejection`)."""
+        return rejection(self.tree, nid, self.config) is not None
 
     # -- the end -----------------------------------------------------------------------------------
     def result(self) -> SearchResult:
@@ -247,7 +251,8 @@ class SearchContext:
 
     def choose_answer(self) -> tuple[str | None, float | None]:
         """Pick the final answer from model-side signals only (PRM values, visits), never the gold checker."""
-        finals = [n for n in self.tree.terminals() if self.tree.node(n)["answer"] is not None]
+        finals = [n for n in self.tree.terminals() if self.tree.node(n)["answer"] is not None
+                  and not any(self.rejected(m) for m in self.tree.path(n))]
         if not finals:
             return None, None
         how = self.config.answer_selection
@@ -283,6 +288,16 @@ class SearchContext:
         ev = self.event("finished", [result.node] if result.node else [])
         ev.result = result
         return ev
+
+
+def rejection(tree: ReasoningTree, nid: str, config: SearchConfig) -> str | None:
+    """Why the domain flagged node `nid` invalid (Countdown's calculator could not book it) when `invalid_steps` is
+    'dead', else None. Such a path ends there with value 0 and no answer on it is chosen: it is the environment's word
+    on the step's arithmetic, like an interpreter's error, never the gold answer."""
+    if config.invalid_steps != "dead":
+        return None
+    why = (tree.node(nid)["meta"] or {}).get("invalid")
+    return str(why) if why else None
 
 
 def _next_prior(request: ExpansionRequest, raw: Step, observed: Step) -> dict[str, float] | None:

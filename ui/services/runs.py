@@ -15,7 +15,7 @@ from typing import Any
 
 from reasoning.domains import get_domain
 from reasoning.factors import Catalog
-from reasoning.search import SearchConfig, iterate, search_factors
+from reasoning.search import SearchConfig, iterate, rejection, search_factors
 from reasoning.tree import ROOT, ReasoningTree
 from reasoning.types import Problem
 
@@ -91,6 +91,8 @@ class LiveRuns:
         info = self.sessions.info(t.sid)
         config = stored_config(info, max_budget=self.max_budget,
                                budget=v.integer(budget, "budget", 1, self.max_budget))
+        why = rejection(t.tree, t.nid, config)
+        v.need(why is None, f"node {t.nid} is a step the calculator rejected ({why}); resume from a node above it")
         generator, scorer = self.models.pair(generator_dir, prm_dir)
         yield from self._drive(t.sid, t.tree, generator, scorer, config, catalog, t.nid)
 
