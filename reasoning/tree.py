@@ -144,8 +144,10 @@ class ReasoningTree:
         return [n for n in self.nodes(include_pruned=False) if self.node(n)["terminal"] and self.is_live(n)]
 
     def best_path(self, aggregation: str = "min") -> list[str]:
-        """The root-to-node path of the best live answer by model-side value, else the most visited chain."""
-        finals = [n for n in self.terminals() if self.node(n)["answer"] is not None]
+        """The root-to-node path of the best live answer by model-side value, else the most visited chain. An answer
+        reached through a step the domain flagged invalid (Countdown's calculator rejected it) is never the best."""
+        finals = [n for n in self.terminals() if self.node(n)["answer"] is not None
+                  and not any((self.node(m)["meta"] or {}).get("invalid") for m in self.path(n))]
         if finals:
             best = max(finals, key=lambda n: (aggregate(self.path_scores(n), aggregation), -self.node(n)["created"]))
             return self.path(best)

@@ -410,3 +410,17 @@ def test_a_search_from_a_rejected_step_is_refused_in_one_line_unless_invalid_ste
         search(tree, _SlipGenerator(), _FondOfSlips(), config, start=slip)
     tree, result = search(tree, _SlipGenerator(), _FondOfSlips(), replace(config, invalid_steps="open"), start=slip)
     assert tree.children(slip) and result.nodes_created > 0
+
+
+def test_the_best_path_the_tree_draws_never_runs_through_a_step_the_calculator_rejected():
+    from reasoning.problems import countdown_problem
+
+    tree, _ = search(countdown_problem([2, 3, 4, 1]), _SlipGenerator(), _FondOfSlips(),
+                     SearchConfig(algorithm="best_of_n", budget=16, factors=("compute",), invalid_steps="open"))
+    slip, right = tree.children(ROOT)
+    assert (tree.node(slip)["meta"] or {}).get("invalid") and not (tree.node(right)["meta"] or {}).get("invalid")
+    def final(nid):
+        return next(m for m in tree.subtree(nid) if tree.node(m)["terminal"])
+
+    assert tree.path_scores(final(slip)) > tree.path_scores(final(right))  # the PRM's favourite
+    assert tree.best_path()[1] == right
