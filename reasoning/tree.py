@@ -125,6 +125,12 @@ class ReasoningTree:
         a = self.node(nid)
         return a["value_sum"] / a["visits"] if a["visits"] else 0.0
 
+    def invalid(self, nid: str) -> str | None:
+        """Why the domain flagged node `nid`'s step invalid (Countdown: an operand not among the numbers left, a wrong
+        result), or None."""
+        why = (self.node(nid)["meta"] or {}).get("invalid")
+        return str(why) if why else None
+
     def path_scores(self, nid: str) -> list[float]:
         return [s for n in self.path(nid)[1:] if (s := self.node(n)["score"]) is not None]
 
@@ -147,7 +153,7 @@ class ReasoningTree:
         """The root-to-node path of the best live answer by model-side value, else the most visited chain. An answer
         reached through a step the domain flagged invalid (Countdown's calculator rejected it) is never the best."""
         finals = [n for n in self.terminals() if self.node(n)["answer"] is not None
-                  and not any((self.node(m)["meta"] or {}).get("invalid") for m in self.path(n))]
+                  and not any(self.invalid(m) for m in self.path(n))]
         if finals:
             best = max(finals, key=lambda n: (aggregate(self.path_scores(n), aggregation), -self.node(n)["created"]))
             return self.path(best)

@@ -17,8 +17,8 @@ from ..aggregation import AGGREGATIONS
 from ..limits import MAX_BUDGET, MAX_CANDIDATES, MAX_DB_INT, MAX_DEPTH
 
 ALGORITHMS = ("greedy", "best_of_n", "beam", "mcts")
-ANSWER_SELECTIONS = ("value", "visits", "vote", "orm")
-INVALID_STEPS = ("dead", "open")  # what a step the domain's calculator cannot book does in a search  # "orm": an outcome reward model reads each final path
+ANSWER_SELECTIONS = ("value", "visits", "vote", "orm")  # "orm": an outcome reward model reads each final path
+INVALID_STEPS = ("dead", "open")  # what a step the domain's calculator cannot book does in a search
 AGGREGATION_NAMES = tuple(AGGREGATIONS)
 DEFAULT_MAX_BUDGET = MAX_BUDGET  # the shared limits live in reasoning/limits.py
 MAX_SEED = MAX_DB_INT

@@ -294,10 +294,7 @@ def rejection(tree: ReasoningTree, nid: str, config: SearchConfig) -> str | None
     """Why the domain flagged node `nid` invalid (Countdown's calculator could not book it) when `invalid_steps` is
     'dead', else None. Such a path ends there with value 0 and no answer on it is chosen: it is the environment's word
     on the step's arithmetic, like an interpreter's error, never the gold answer."""
-    if config.invalid_steps != "dead":
-        return None
-    why = (tree.node(nid)["meta"] or {}).get("invalid")
-    return str(why) if why else None
+    return tree.invalid(nid) if config.invalid_steps == "dead" else None
 
 
 def _next_prior(request: ExpansionRequest, raw: Step, observed: Step) -> dict[str, float] | None:

@@ -192,7 +192,7 @@ def _check(p: Problem, answer: str) -> bool | None:
 def invalid_mark(tree: ReasoningTree, nid: str) -> str:
     """`⚠ invalid: <why>` for a step its domain flagged (Countdown: an operand not among the numbers left, a wrong
     result), else ""."""
-    why = (tree.node(nid).get("meta") or {}).get("invalid")
+    why = tree.invalid(nid)
     return f"⚠ invalid: {why}" if why else ""
 
 
