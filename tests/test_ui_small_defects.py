@@ -177,3 +177,40 @@ def test_a_step_using_a_number_twice_is_flagged_in_the_inspector_trace_and_hover
     click_node(page, "0.1")  # a valid step carries no flag
     assert "invalid" not in page.locator("#node-info textarea, #node-info input").first.input_value()
     assert page.dialogs == []
+
+
+# -- the drawn best path never runs through a step the calculator rejected ---------------------------------------------
+BEST_PATH_IDS = """() => {
+    const gd = document.querySelector('#tree-plot .js-plotly-plot');
+    const nodes = gd.data.find((d) => d.name === 'nodes'), best = gd.data.find((d) => d.name === 'best path');
+    if (!nodes || !best) return null;
+    return best.x.map((x, i) => nodes.customdata[nodes.x.findIndex((nx, j) => nx === x && nodes.y[j] === best.y[i])]);
+}"""
+
+
+def test_the_drawn_best_path_skips_an_answer_reached_through_a_step_the_calculator_rejected(app, page):
+    """The PRM scores a path through the slip `8-7=2` (8-7 is 1) higher than the right path; the page drew it as the
+    best path, while the search never answers through a rejected step. Now the right path is drawn."""
+    from reasoning.domains import get_domain
+
+    url, store = app
+    domain = get_domain("countdown")
+    tree = ReasoningTree(Problem("slip-best", "Use 4 7 8 8 to make 24.", domain="countdown",
+                                 meta={"numbers": [4, 7, 8, 8], "target": 24}))
+
+    def add(parent: str, text: str, score: float) -> str:
+        step = domain.observe(tree.state(parent), Step(text, "compute"))
+        meta = {"invalid": step.meta["invalid"]} if step.meta.get("invalid") else None
+        return tree.add_child(parent, step, score=score, value=score, meta=meta)
+
+    slip = add("0", "8-7=2", 0.95)
+    add(add(slip, "8/2=4", 0.95), "4*4=16", 0.95)
+    right = [add("0", "8-4=4", 0.6)]
+    right.append(add(right[-1], "7-4=3", 0.6))
+    right.append(add(right[-1], "8*3=24", 0.6))
+    assert tree.invalid(slip) == "8-7 is 1, not 2" and tree.node(right[-1])["terminal"]
+    sid = store.create_session(tree, name="slip-best", config={}, provenance={}, catalog=None)
+    open_session(page, url, sid, len(tree))
+    assert page.evaluate(BEST_PATH_IDS) == ["0", *right]
+    shot(page, "small-07-best-path-skips-slip")
+    assert page.dialogs == []
