@@ -36,9 +36,6 @@ def add_train_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dev-problems", type=int, default=100, help="held-out problems for the PRM report")
     parser.add_argument("--paths", type=int, default=PRMRecipe.paths, help="generator paths per labeled problem")
     parser.add_argument("--rollouts", type=int, default=PRMRecipe.rollouts, help="rollouts per step (Math-Shepherd style)")
-    parser.add_argument("--first-move-problems", type=int, default=0,
-                        help="also label every first operation of the first N training problems by rollouts (the "
-                             "committed PRM: 0)")
     parser.add_argument("--skip-generator", action="store_true", help="reuse the generator in --generator-out")
     parser.add_argument("--scaling", action="store_true", help="also run the scaling report at the end")
     add_scaling_arguments(parser, standalone=False)
@@ -81,19 +78,6 @@ def label(args: argparse.Namespace) -> None:
     make_labels(args)
 
 
-def first_move_labels(gen_dir: Path, args: argparse.Namespace) -> list[dict]:
-    """One-step records for every first operation of the first `--first-move-problems` training problems."""
-    from reasoning.problems import read_problems
-
-    from .label import demo_generator, label_agreement, label_first_moves, write_records
-
-    problems = read_problems(DATA_DIR / "countdown_train.jsonl")[: args.first_move_problems]
-    records = label_first_moves(demo_generator(gen_dir), problems, args.rollouts, seed=args.seed)
-    write_records(records, WORK / "labels_first_moves.jsonl")
-    print(f"first moves: {len(records)} from {len(problems)} problems, {json.dumps(label_agreement(records))}")
-    return records
-
-
 def make_labels(args: argparse.Namespace) -> list[dict]:
     """Rollout labels for the problems of `--problems`, written as TRL stepwise records."""
     from reasoning.problems import read_problems
@@ -131,15 +115,13 @@ def train_demo(args: argparse.Namespace) -> None:
     train_records = make_labels(argparse.Namespace(
         problems=str(DATA_DIR / "countdown_train.jsonl"), limit=args.label_problems,
         out=str(WORK / "labels_train.jsonl"), **common))
-    if args.first_move_problems:
-        train_records += first_move_labels(gen_dir, args)
     dev_records = make_labels(argparse.Namespace(
         problems=str(DATA_DIR / "countdown_dev.jsonl"), limit=args.dev_problems, out=str(WORK / "labels_dev.jsonl"),
         **common))
     recipe = replace(PRMRecipe(seed=args.seed), paths=args.paths, rollouts=args.rollouts, **_steps(args.prm_steps))
     data_info = {"problems": "reasoning/data/countdown_train.jsonl", "labelled_problems": args.label_problems,
                  "paths_per_problem": args.paths, "rollouts_per_step": args.rollouts, "rollout_temperature": 0.7,
-                 "path_temperature": 1.0, "first_move_problems": args.first_move_problems}
+                 "path_temperature": 1.0}
     train_prm(prm_dir, gen_dir, train_records, recipe, data_info)
     report = _prm_report(prm_dir, dev_records, evaluate_prm)
     print(f"demo PRM on held-out steps: {json.dumps(report)}")
@@ -153,8 +135,6 @@ def _check_train_demo(args: argparse.Namespace) -> None:
     for flag, value in (("--generator-steps", args.generator_steps), ("--generator-lr", args.generator_lr)):
         if value is not None and not value > 0:
             raise ValueError(f"{flag} must be positive, not {value}")
-    if not args.first_move_problems >= 0:
-        raise ValueError(f"--first-move-problems must be a count of problems (0 or more), not {args.first_move_problems}")
     if args.check_first is not None and not 0.0 <= args.check_first <= 1.0:
         raise ValueError(f"--check-first must be a share between 0 and 1, not {args.check_first}")
     if args.generator_from and not (Path(args.generator_from) / "config.json").is_file():

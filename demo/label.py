@@ -18,12 +18,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from reasoning.domains.countdown import Operation, moves, replay, solvable
+from reasoning.domains.countdown import replay, solvable
 from reasoning.factors import load_catalog
 from reasoning.labeling import Estimate, RolloutConfig, complete, estimate, reached_gold
 from reasoning.labeling.rollouts import state_key
 from reasoning.protocols import Generator
-from reasoning.types import Problem, State, Step
+from reasoning.types import Problem, State
 
 from .traces import DEMO_FACTORS, DOMAIN
 
@@ -73,38 +73,6 @@ def label_paths(generator: Generator, problems: list[Problem], paths_per_problem
         paths = complete(generator, roots, replace(paths_config, seed=rng.randrange(2**31)))
         extra = replace(rollouts_config, seed=rng.randrange(2**31)) if rollouts > 1 else None
         records += _label_chunk(generator, paths, extra, batch)
-    return records
-
-
-def first_move_states(problem: Problem, max_value: int = 200) -> list[State]:
-    """Every first operation on `problem` with a result from 0 to `max_value` (a trace's dead ends are no larger), each
-    as the one-step state the calculator books it as."""
-    out, seen = [], set()
-    for a, op, b, result, _ in moves(tuple(replay(problem, ()).values)):
-        if not 0 <= result <= max_value:
-            continue
-        text = Operation(a, op, b, result).text
-        if text not in seen:
-            seen.add(text)
-            out.append(State(problem, (DOMAIN.observe(State(problem), Step(text, "compute")),)))
-    return out
-
-
-def label_first_moves(generator: Generator, problems: list[Problem], rollouts: int, *, seed: int = 0,
-                      batch: int = 256, rollout_temperature: float = 0.7, desc: str = "first moves") -> list[dict]:
-    """One-step records for every first operation of each problem (`first_move_states`), each labeled by `rollouts`
-    continuations of the generator: paths show the PRM the few first moves the policy likes, and the first move is
-    where a search most needs the PRM's word (on the dev problems, the committed PRM ranked a live first move above a
-    dead one 82% of the time, on training problems too)."""
-    factors = tuple(load_catalog().get(name) for name in DEMO_FACTORS)
-    config = RolloutConfig(factors, n=rollouts, temperature=rollout_temperature, max_steps=MAX_STEPS, seed=seed)
-    states = [st for p in problems for st in first_move_states(p)]
-    records = []
-    for k in tqdm(range(0, len(states), batch), desc=desc, mininterval=5):
-        chunk = states[k : k + batch]
-        for st, e in zip(chunk, _estimates(generator, chunk, replace(config, seed=seed + k), batch), strict=True):
-            won, tried = Counter({state_key(st): e.successes}), Counter({state_key(st): e.rollouts})
-            records.append(_record(st, won, tried))
     return records
 
 

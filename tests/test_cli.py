@@ -167,7 +167,6 @@ def test_unset_search_flags_take_the_demo_settings_on_the_demo_models_only(algor
     (["--check-first", "1.5"], "--check-first must be a share between 0 and 1, not 1.5"),
     (["--generator-from", "no/such/dir"], "--generator-from no/such/dir: no model there (config.json missing)"),
     (["--generator-lr", "0"], "--generator-lr must be positive, not 0.0"),
-    (["--first-move-problems", "-2"], "--first-move-problems must be a count of problems (0 or more), not -2"),
 ])
 def test_train_demo_refuses_bad_fine_tuning_flags_in_one_line_before_touching_anything(args, why, tmp_path, capsys):
     out = tmp_path / "generator"
