@@ -382,7 +382,7 @@ def test_a_step_the_calculator_rejects_ends_its_path_and_its_answer_is_never_cho
         config = SearchConfig(algorithm=algorithm, budget=16, factors=("compute",), candidates=2, widen=0.5,
                               invalid_steps=mode, answer_selection="vote", seed=3)
         tree, result = search(problem, _SlipGenerator(), _FondOfSlips(), config)
-        slips = [n for n in tree.nodes() if (tree.node(n)["meta"] or {}).get("invalid")]
+        slips = [n for n in tree.nodes() if tree.invalid(n)]
         assert slips, "the generator wrote no slip: the test shows nothing"
         below = [k for n in slips for k in tree.children(n)]
         outcomes[mode] = (result.answer, below, [tree.node(n)["value"] for n in slips])
@@ -418,7 +418,8 @@ def test_the_best_path_the_tree_draws_never_runs_through_a_step_the_calculator_r
     tree, _ = search(countdown_problem([2, 3, 4, 1]), _SlipGenerator(), _FondOfSlips(),
                      SearchConfig(algorithm="best_of_n", budget=16, factors=("compute",), invalid_steps="open"))
     slip, right = tree.children(ROOT)
-    assert (tree.node(slip)["meta"] or {}).get("invalid") and not (tree.node(right)["meta"] or {}).get("invalid")
+    assert tree.invalid(slip) and not tree.invalid(right)
+
     def final(nid):
         return next(m for m in tree.subtree(nid) if tree.node(m)["terminal"])
 
