@@ -30,6 +30,15 @@ def add_train_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check-first", type=float, default=None,
                         help="share of traces whose first operation is followed by a verdict on the numbers it leaves"
                              " (dead ones corrected); the recipe's default is 0")
+    parser.add_argument("--first-dead", type=float, default=None,
+                        help="in those traces, the chance that a try of the first operation is a dead one (the "
+                             "recipe's default is 0.5)")
+    parser.add_argument("--wide-boards", type=int, default=0,
+                        help="also write traces over every solvable board of numbers 1..N (target 24) that is not a "
+                             "training, dev or eval multiset: more boards to learn verdicts from (0: none)")
+    parser.add_argument("--wide-traces", type=int, default=5, help="traces per such board")
+    parser.add_argument("--every-dead-first", action="store_true",
+                        help="one more checked trace per dead first operation of each training puzzle, tried first")
     parser.add_argument("--skip-prm", action="store_true", help="stop after the generator (no labels, no PRM)")
     parser.add_argument("--prm-steps", type=int, default=None, help="optimizer steps for the PRM")
     parser.add_argument("--label-problems", type=int, default=1062, help="training problems labeled by rollouts (default: all)")
@@ -135,8 +144,15 @@ def _check_train_demo(args: argparse.Namespace) -> None:
     for flag, value in (("--generator-steps", args.generator_steps), ("--generator-lr", args.generator_lr)):
         if value is not None and not value > 0:
             raise ValueError(f"{flag} must be positive, not {value}")
-    if args.check_first is not None and not 0.0 <= args.check_first <= 1.0:
-        raise ValueError(f"--check-first must be a share between 0 and 1, not {args.check_first}")
+    for flag, value in (("--check-first", args.check_first), ("--first-dead", args.first_dead)):
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise ValueError(f"{flag} must be a share between 0 and 1, not {value}")
+    if args.wide_boards and not 13 < args.wide_boards <= 30:
+        raise ValueError(f"--wide-boards must be a largest number from 14 to 30, not {args.wide_boards}")
+    if args.every_dead_first and not args.check_first:
+        raise ValueError("--every-dead-first writes checked first tries: it needs --check-first above 0")
+    if args.wide_traces < 1:
+        raise ValueError(f"--wide-traces must be at least 1, not {args.wide_traces}")
     if args.generator_from and not (Path(args.generator_from) / "config.json").is_file():
         raise ValueError(f"--generator-from {args.generator_from}: no model there (config.json missing)")
     if args.generator_from and args.skip_generator:
@@ -162,8 +178,14 @@ def _train_demo_generator(args: argparse.Namespace, gen_dir: Path) -> None:
     from .traces import TRACE_RECIPE
     from .train_generator import GeneratorRecipe, train_generator
 
-    recipe = GeneratorRecipe(seed=args.seed if args.trace_seed is None else args.trace_seed)
-    traces = TRACE_RECIPE if args.check_first is None else replace(TRACE_RECIPE, check_first=args.check_first)
+    recipe = GeneratorRecipe(seed=args.seed if args.trace_seed is None else args.trace_seed,
+                             wide_boards=args.wide_boards, wide_traces=args.wide_traces,
+                             every_dead_first=args.every_dead_first)
+    traces = TRACE_RECIPE
+    if args.check_first is not None:
+        traces = replace(traces, check_first=args.check_first)
+    if args.first_dead is not None:
+        traces = replace(traces, first_dead=args.first_dead)
     base = Path(args.generator_from) if args.generator_from else None
     if base:  # one cycle from the given weights, no dropout
         recipe = replace(recipe, cycles=((args.generator_steps or 1500, args.generator_lr or 5e-4, 0.0),))

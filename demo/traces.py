@@ -92,12 +92,15 @@ def _add(state: State, trace: list[TracedStep], factor: str, text: str, learn: b
     return state.extend(step)
 
 
-def make_trace(problem: Problem, rng: random.Random, recipe: TraceRecipe = TRACE_RECIPE) -> list[TracedStep]:
-    """One solution of `problem`, with mistakes and their checks and corrections drawn by `recipe`."""
+def make_trace(problem: Problem, rng: random.Random, recipe: TraceRecipe = TRACE_RECIPE,
+               first_try: Operation | None = None) -> list[TracedStep]:
+    """One solution of `problem`, with mistakes and their checks and corrections drawn by `recipe`; `first_try`, a
+    dead first operation, is the checked first try (then the tries go on as the recipe draws them)."""
     target = problem.meta.get("target", 24)
     state, trace = State(problem), []
-    if recipe.check_first and rng.random() < recipe.check_first:
-        state = _checked_first(problem, state, trace, rng, recipe, target)
+    checked = recipe.check_first and rng.random() < recipe.check_first
+    if checked or first_try is not None:
+        state = _checked_first(problem, state, trace, rng, recipe, target, first_try)
     while True:
         board = replay(problem, state.steps)
         good, bad, _ = _candidates(board, target, recipe)
@@ -125,15 +128,21 @@ def make_trace(problem: Problem, rng: random.Random, recipe: TraceRecipe = TRACE
 
 
 def _checked_first(problem: Problem, state: State, trace: list[TracedStep], rng: random.Random,
-                   recipe: TraceRecipe, target: int) -> State:
+                   recipe: TraceRecipe, target: int, first_try: Operation | None = None) -> State:
     """The first operation, each try followed by a verdict on the numbers it leaves; dead tries are corrected, and
-    each leaves numbers no earlier try left (so neither a repeated try nor the number of tries gives the verdict)."""
+    each leaves numbers no earlier try left (so neither a repeated try nor the number of tries gives the verdict).
+    `first_try`, when given, is the first try (a dead operation)."""
     good, bad, left_by = _candidates(replay(problem, state.steps), target, recipe)
+    if first_try is not None and first_try not in bad:
+        raise ValueError(f"{first_try.text} is not a dead first operation of {problem.text}")
     factor, tried = "compute", set()
     while True:
-        fresh = [op for op in bad if left_by[op] not in tried]
-        dead = bool(fresh) and len(tried) < recipe.first_dead_max and rng.random() < recipe.first_dead
-        op = rng.choice(fresh if dead else good)
+        if first_try is not None:
+            op, dead, first_try = first_try, True, None
+        else:
+            fresh = [op for op in bad if left_by[op] not in tried]
+            dead = bool(fresh) and len(tried) < recipe.first_dead_max and rng.random() < recipe.first_dead
+            op = rng.choice(fresh if dead else good)
         tried.add(left_by[op])
         state = _add(state, trace, factor, op.text, learn=not dead)
         left = replay(problem, state.steps).left_text()
@@ -148,6 +157,20 @@ def render(problem: Problem, trace: list[TracedStep], catalog: Catalog | None = 
     read; a mistake's words are context, its factor choice is learned."""
     demo = Demonstration(problem, tuple(item.step for item in trace))
     return render_demo(demo, FORMAT, catalog or load_catalog(), learn=[item.learn for item in trace])
+
+
+def dead_first_traces(multisets: list[tuple[int, ...]], seed: int, recipe: TraceRecipe = TRACE_RECIPE,
+                      target: int = 24) -> list[Rendered]:
+    """For each multiset (in its sorted order), one checked trace per dead first operation, tried first: every board
+    a dead first move of these puzzles leaves gets its verdict once (reproducible from `seed`)."""
+    rng = random.Random(seed)
+    catalog = load_catalog()
+    out = []
+    for numbers in multisets:
+        problem = countdown_problem(list(numbers), target)
+        _, bad, _ = _candidates(replay(problem, ()), target, recipe)
+        out += [render(problem, make_trace(problem, rng, recipe, first_try=op), catalog) for op in bad]
+    return out
 
 
 def sample_traces(multisets: list[tuple[int, ...]], per_problem: int, seed: int, recipe: TraceRecipe = TRACE_RECIPE,

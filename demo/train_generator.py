@@ -13,9 +13,9 @@ from reasoning.training.prm import bf16_autocast, train_loop
 from reasoning.training.sft import SFTConfig, encode, next_token_loss
 
 from .manifest import write_manifest
-from .problemsets import load_split
+from .problemsets import load_split, wide_multisets
 from .tokenizer import check_tokenizer, save_tokenizer, train_tokenizer
-from .traces import TRACE_RECIPE, TraceRecipe, sample_traces
+from .traces import TRACE_RECIPE, TraceRecipe, dead_first_traces, sample_traces
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,13 @@ class GeneratorRecipe:
 
     seed: int = 0
     traces_per_problem: int = 20
+    # more boards: traces also over every solvable multiset of numbers 1..wide_boards (target 24) that is neither a
+    # training nor a dev or eval multiset, wide_traces each (0: the training split only, the committed recipe)
+    wide_boards: int = 0
+    wide_traces: int = 5
+    # one more checked trace per dead first operation of each training multiset, tried first (needs check_first
+    # traces' verdicts to mean anything): every board a dead first move of a training puzzle leaves gets a verdict
+    every_dead_first: bool = False
     vocab_size: int = 512
     n_layer: int = 4
     n_embd: int = 256
@@ -63,13 +70,27 @@ def prepare(recipe: GeneratorRecipe, traces: TraceRecipe = TRACE_RECIPE, tok=Non
     train = load_split("train")
     log.info("writing %d traces per problem for %d training problems", recipe.traces_per_problem, len(train))
     rendered = sample_traces(train, recipe.traces_per_problem, recipe.seed, traces)
+    wide = []
+    if recipe.wide_boards:
+        held = {tuple(sorted(m)) for split in ("dev", "eval") for m in load_split(split)}
+        wide = wide_multisets(recipe.wide_boards, held, {tuple(sorted(m)) for m in train})
+        log.info("writing %d traces per board for %d more boards (numbers 1-%d)", recipe.wide_traces, len(wide),
+                 recipe.wide_boards)
+        rendered += sample_traces(wide, recipe.wide_traces, recipe.seed + 100, traces)
+    if recipe.every_dead_first:
+        forced = dead_first_traces(train, recipe.seed + 200, traces)
+        log.info("writing %d traces that try a dead first operation first", len(forced))
+        rendered += forced
     tok = tok or train_tokenizer([r.text for r in rendered[:5000]], recipe.vocab_size)
     check_tokenizer(tok)
     data = [encode(tok, r, strict=True) for r in tqdm(rendered, desc="tokenising", mininterval=5)]
     longest = max(len(ids) for ids, _ in data)
-    if longest + 64 > recipe.n_positions:
+    if longest > recipe.n_positions:
         raise ValueError(f"n_positions {recipe.n_positions} is too small for traces of {longest} tokens")
-    info = {"problems": "reasoning/data/countdown_train.jsonl", "multisets": len(train), "traces": len(rendered),
+    if longest + 64 > recipe.n_positions:
+        log.warning("traces of up to %d tokens leave less than 64 positions of room at search time", longest)
+    info = {"problems": "reasoning/data/countdown_train.jsonl", "multisets": len(train), "wide_multisets": len(wide),
+            "traces": len(rendered),
             "tokens": sum(len(ids) for ids, _ in data), "longest": longest, "trace_recipe": asdict(traces)}
     return tok, data, info
 

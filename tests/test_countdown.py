@@ -227,6 +227,47 @@ def test_traces_that_check_their_first_move_say_the_truth_and_correct_every_dead
     assert not any("can make" in t.step.text for trace in plain for t in trace)
 
 
+def test_every_dead_first_move_gets_one_trace_that_tries_it_first_and_calls_it_dead():
+    """`dead_first_traces`: for each puzzle, one checked trace per dead first operation, tried first with a true
+    "cannot" verdict (never learned itself), then corrected into a checked answer; a live one cannot be forced."""
+    from demo.traces import _candidates, dead_first_traces
+    from reasoning.domains.countdown import keeps_solvable
+
+    recipe = TraceRecipe(check_first=1.0, first_dead=0.5)
+    numbers = (4, 7, 8, 8)
+    problem = countdown_problem(list(numbers))
+    good, bad, _ = _candidates(replay(problem, ()), 24, recipe)
+    rendered = dead_first_traces([numbers], seed=3, recipe=recipe)
+    assert len(rendered) == len(bad) > 5
+    again = dead_first_traces([numbers], seed=3, recipe=recipe)
+    assert [r.text for r in again] == [r.text for r in rendered]  # reproducible from the seed
+    rng = random.Random(3)
+    firsts = set()
+    for op in bad:
+        trace = make_trace(problem, rng, recipe, first_try=op)
+        steps = [t.step for t in trace]
+        assert steps[0].text.startswith(op.text) and not trace[0].learn and not keeps_solvable(problem, steps[:1])
+        assert steps[1].factor == "verify" and steps[1].text.endswith("cannot make 24")
+        assert steps[2].factor == "correct" and DOMAIN.check(problem, steps[-1].answer)
+        firsts.add(op.text)
+    assert len(firsts) == len(bad)
+    with pytest.raises(ValueError, match="is not a dead first operation"):
+        make_trace(problem, random.Random(0), recipe, first_try=good[0])
+
+
+def test_wide_boards_never_hold_a_held_out_or_training_multiset():
+    from demo.problemsets import load_split, wide_multisets
+    from reasoning.domains.countdown import solvable
+
+    held = {tuple(sorted(m)) for split in ("dev", "eval") for m in load_split(split)}
+    train = {tuple(sorted(m)) for m in load_split("train")}
+    wide = wide_multisets(16, held, train)
+    assert len(wide) == len(set(wide)) > 1000
+    assert not set(wide) & (held | train)
+    assert all(max(m) <= 16 and solvable(m) for m in wide)
+    assert any(max(m) > 13 for m in wide) and all(max(m) > 13 for m in wide)  # every 1-13 board is in a split
+
+
 def test_a_first_move_keeps_the_puzzle_solvable_or_not():
     from reasoning.domains.countdown import keeps_solvable
     from reasoning.problems import countdown_problem
