@@ -18,11 +18,11 @@ def solvable_multisets(size: int = 4, low: int = 1, high: int = 13, target: int 
     return [m for m in pool if solvable(m, target)]
 
 
-def wide_multisets(high: int, held: set[tuple[int, ...]], known: set[tuple[int, ...]] = frozenset(),
-                   size: int = 4, target: int = 24) -> list[tuple[int, ...]]:
-    """Every solvable multiset of numbers in [1, `high`] that is neither held out (`held`: the dev and eval multisets,
-    never trained on) nor already `known` (the training split): more boards for the generator's traces."""
-    return [m for m in solvable_multisets(size, 1, high, target) if m not in held and m not in known]
+def wide_multisets(high: int, data_dir: Path = DATA_DIR, size: int = 4, target: int = 24) -> list[tuple[int, ...]]:
+    """Every solvable multiset of numbers in [1, `high`] that is in no split (never a dev or eval multiset, and no
+    training one twice): more boards for the generator's traces."""
+    in_splits = {tuple(sorted(m)) for split in SPLITS for m in load_split(split, data_dir)}
+    return [m for m in solvable_multisets(size, 1, high, target) if m not in in_splits]
 
 
 def make_splits(

@@ -72,8 +72,7 @@ def prepare(recipe: GeneratorRecipe, traces: TraceRecipe = TRACE_RECIPE, tok=Non
     rendered = sample_traces(train, recipe.traces_per_problem, recipe.seed, traces)
     wide = []
     if recipe.wide_boards:
-        held = {tuple(sorted(m)) for split in ("dev", "eval") for m in load_split(split)}
-        wide = wide_multisets(recipe.wide_boards, held, {tuple(sorted(m)) for m in train})
+        wide = wide_multisets(recipe.wide_boards)
         log.info("writing %d traces per board for %d more boards (numbers 1-%d)", recipe.wide_traces, len(wide),
                  recipe.wide_boards)
         rendered += sample_traces(wide, recipe.wide_traces, recipe.seed + 100, traces)

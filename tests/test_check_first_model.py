@@ -20,11 +20,11 @@ pytestmark = [pytest.mark.model, pytest.mark.skipif(not (CHECK_FIRST_DIR / "mani
 
 
 def _greedy_path(generator, scorer, problem):
-    tree, result = search(problem, generator, scorer, demo_config("greedy", 16, 0))  # greedy ignores the scores
+    tree, _ = search(problem, generator, scorer, demo_config("greedy", 16, 0))  # greedy ignores the scores
     nid = ROOT
     while tree.children(nid):
         nid = tree.children(nid)[0]
-    return list(tree.state(nid).steps), result
+    return list(tree.state(nid).steps)
 
 
 def test_its_manifest_matches_the_weights_and_records_every_stage_from_the_demo_generator():
@@ -49,17 +49,17 @@ def test_its_greedy_path_judges_each_first_try_and_keeps_live_moves_more_often_t
     kept = {"check-first": 0, "plain": 0}
     verdicts = 0
     for problem in problems:
-        steps, _ = _greedy_path(checker, scorer, problem)
+        steps = _greedy_path(checker, scorer, problem)
         for k in range(1, len(steps)):
             if steps[k].factor == "verify" and " make 24" in steps[k].text and k < 8:
                 verdicts += 1
-                left = " ".join(str(v) for v in replay(problem, steps[:k]).values)
+                left = replay(problem, steps[:k]).left_text()
                 assert steps[k].text.startswith(left), (steps[k - 1].text, steps[k].text)
                 if "cannot" in steps[k].text and k + 1 < len(steps):
                     assert steps[k + 1].factor == "correct"
         first = committed_first_move(problem, steps)
         kept["check-first"] += first is not None and keeps_solvable(problem, first)
-        steps, _ = _greedy_path(plain, scorer, problem)
+        steps = _greedy_path(plain, scorer, problem)
         first = committed_first_move(problem, steps)
         kept["plain"] += first is not None and keeps_solvable(problem, first)
     assert verdicts >= len(problems)

@@ -261,7 +261,7 @@ def test_wide_boards_never_hold_a_held_out_or_training_multiset():
 
     held = {tuple(sorted(m)) for split in ("dev", "eval") for m in load_split(split)}
     train = {tuple(sorted(m)) for m in load_split("train")}
-    wide = wide_multisets(16, held, train)
+    wide = wide_multisets(16)
     assert len(wide) == len(set(wide)) > 1000
     assert not set(wide) & (held | train)
     assert all(max(m) <= 16 and solvable(m) for m in wide)
