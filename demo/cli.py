@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .problemsets import DATA_DIR, make_splits, write_splits
-from .train_prm import PRMRecipe
+from .train_prm import LABELS, PRMRecipe
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "data" / "demo"  # rollout labels and raw results: reproducible, so not committed
@@ -45,6 +45,9 @@ def add_train_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dev-problems", type=int, default=100, help="held-out problems for the PRM report")
     parser.add_argument("--paths", type=int, default=PRMRecipe.paths, help="generator paths per labeled problem")
     parser.add_argument("--rollouts", type=int, default=PRMRecipe.rollouts, help="rollouts per step (Math-Shepherd style)")
+    parser.add_argument("--prm-label", choices=LABELS, default=PRMRecipe.label,
+                        help="each step's training target: 'majority' or 'hard' of the rollouts, or 'exact', the "
+                             "solver's verdict (no rollouts are sampled then)")
     parser.add_argument("--skip-generator", action="store_true", help="reuse the generator in --generator-out")
     parser.add_argument("--scaling", action="store_true", help="also run the scaling report at the end")
     add_scaling_arguments(parser, standalone=False)
@@ -119,7 +122,8 @@ def train_demo(args: argparse.Namespace) -> None:
         print(f"train-demo finished the generator in {(time.time() - started) / 60:.1f} min")
         return
     WORK.mkdir(parents=True, exist_ok=True)
-    common = {"generator": str(gen_dir), "paths": args.paths, "rollouts": args.rollouts, "seed": args.seed,
+    rollouts = 1 if args.prm_label == "exact" else args.rollouts  # the solver labels: the paths alone
+    common = {"generator": str(gen_dir), "paths": args.paths, "rollouts": rollouts, "seed": args.seed,
               "temperature": 0.7}
     train_records = make_labels(argparse.Namespace(
         problems=str(DATA_DIR / "countdown_train.jsonl"), limit=args.label_problems,
@@ -127,9 +131,10 @@ def train_demo(args: argparse.Namespace) -> None:
     dev_records = make_labels(argparse.Namespace(
         problems=str(DATA_DIR / "countdown_dev.jsonl"), limit=args.dev_problems, out=str(WORK / "labels_dev.jsonl"),
         **common))
-    recipe = replace(PRMRecipe(seed=args.seed), paths=args.paths, rollouts=args.rollouts, **_steps(args.prm_steps))
+    recipe = replace(PRMRecipe(seed=args.seed), paths=args.paths, rollouts=rollouts, label=args.prm_label,
+                     **_steps(args.prm_steps))
     data_info = {"problems": "reasoning/data/countdown_train.jsonl", "labelled_problems": args.label_problems,
-                 "paths_per_problem": args.paths, "rollouts_per_step": args.rollouts, "rollout_temperature": 0.7,
+                 "paths_per_problem": args.paths, "rollouts_per_step": rollouts, "rollout_temperature": 0.7,
                  "path_temperature": 1.0}
     train_prm(prm_dir, gen_dir, train_records, recipe, data_info)
     report = _prm_report(prm_dir, dev_records, evaluate_prm)

@@ -178,10 +178,12 @@ def test_the_demo_scripts_train_both_models_from_scratch_through_the_product_cod
 def test_prm_step_targets_follow_the_recipe_label():
     from demo.train_prm import stepwise
 
-    rec = {"prompt": "q", "completions": ["a", "b", "c"], "labels": [True, True, False], "soft_labels": [0.75, 0.25, 0.0]}
+    rec = {"prompt": "q", "completions": ["a", "b", "c"], "labels": [True, True, False], "soft_labels": [0.75, 0.25, 0.0],
+           "exact": [False, True, False]}
     assert stepwise(rec, "hard").labels == (True, True, False)
     assert stepwise(rec, "majority").labels == (True, False, False)
-    with pytest.raises(ValueError, match="'hard' or 'majority'"):
+    assert stepwise(rec, "exact").labels == (False, True, False)
+    with pytest.raises(ValueError, match="one of hard, majority, exact, not 'soft'"):
         stepwise(rec, "soft")
 
 

@@ -425,3 +425,20 @@ def test_the_best_path_the_tree_draws_never_runs_through_a_step_the_calculator_r
 
     assert tree.path_scores(final(slip)) > tree.path_scores(final(right))  # the PRM's favourite
     assert tree.best_path()[1] == right
+
+
+def test_mcts_draws_at_every_temperature_while_it_widens_one_candidate_at_a_time():
+    """Temperatures cycle over the samples drawn under a (node, factor), not within one call: MCTS asks for one
+    candidate per expansion, so counting within the call alone used the first temperature only."""
+    config = SearchConfig(algorithm="mcts", budget=30, candidates=1, widen=1.0, temperatures=(0.5, 1.5), seed=3,
+                          factors=("compute", "conclude"))
+    tree, _ = search(PROBLEM, FakeGenerator(answer_depth=4), FakeScorer(), config)
+    groups: dict[tuple[str, str], list[float]] = {}
+    for nid in tree.nodes():
+        if nid != ROOT:
+            a = tree.node(nid)
+            groups.setdefault((tree.parent(nid), a["factor"]), []).append((a["created"], a["meta"]["temperature"]))
+    widened = [[t for _, t in sorted(g)] for g in groups.values() if len(g) >= 2]
+    assert widened, "no factor was widened"
+    for temps in widened:  # in the order drawn: 0.5, 1.5, 0.5, ... (no merged copies with these fakes' draws)
+        assert temps == [(0.5, 1.5)[i % 2] for i in range(len(temps))]

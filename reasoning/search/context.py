@@ -163,11 +163,17 @@ class SearchContext:
         return list(jobs)
 
     def _requests(self, state: State, job: Job, n: int) -> list[ExpansionRequest]:
-        """One request per temperature among the job's `n` candidates (temperatures cycle over candidates)."""
+        """One request per temperature among the job's `n` candidates. Temperatures cycle over every sample drawn
+        under the node's factor, earlier calls' included, so that MCTS, which widens a factor one candidate at a
+        time, still draws at each temperature in turn (counting from this call alone, it would only use the first)."""
         temps = list(job.temperatures if job.temperatures is not None else self.config.temperatures)
+        drawn = 0
+        if len(temps) > 1:
+            drawn = sum(samples(self.tree.node(k)) for k in self.tree.children(job.nid, include_pruned=True)
+                        if self.tree.node(k)["factor"] == job.factor.name)
         groups: dict[float, int] = defaultdict(int)
         for i in range(n):
-            groups[temps[i % len(temps)]] += 1
+            groups[temps[(drawn + i) % len(temps)]] += 1
         return [
             ExpansionRequest(state, job.factor, count, temperature=t, seed=self.rng.randrange(2**31),
                              prior_over=self.factors)
