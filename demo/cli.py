@@ -42,6 +42,12 @@ def add_train_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-prm", action="store_true", help="stop after the generator (no labels, no PRM)")
     parser.add_argument("--prm-steps", type=int, default=None, help="optimizer steps for the PRM")
     parser.add_argument("--label-problems", type=int, default=1062, help="training problems labeled by rollouts (default: all)")
+    parser.add_argument("--prm-solver-paths", type=int, default=0,
+                        help="also train the PRM on N paths per training problem that the solver draws (half its "
+                             "steps live where it can), labelled by the solver: many more boards to judge (0: none)")
+    parser.add_argument("--prm-wide-boards", type=int, default=0,
+                        help="solver paths also over every solvable board of numbers 1..N that is not a training, "
+                             "dev or eval multiset (needs --prm-solver-paths; 0: none)")
     parser.add_argument("--dev-problems", type=int, default=100, help="held-out problems for the PRM report")
     parser.add_argument("--paths", type=int, default=PRMRecipe.paths, help="generator paths per labeled problem")
     parser.add_argument("--rollouts", type=int, default=PRMRecipe.rollouts, help="rollouts per step (Math-Shepherd style)")
@@ -131,12 +137,14 @@ def train_demo(args: argparse.Namespace) -> None:
     dev_records = make_labels(argparse.Namespace(
         problems=str(DATA_DIR / "countdown_dev.jsonl"), limit=args.dev_problems, out=str(WORK / "labels_dev.jsonl"),
         **common))
+    solver = _solver_records(args)
     recipe = replace(PRMRecipe(seed=args.seed), paths=args.paths, rollouts=rollouts, label=args.prm_label,
-                     **_steps(args.prm_steps))
+                     solver_paths=args.prm_solver_paths, wide_boards=args.prm_wide_boards, **_steps(args.prm_steps))
     data_info = {"problems": "reasoning/data/countdown_train.jsonl", "labelled_problems": args.label_problems,
+                 "solver_paths": len(solver),
                  "paths_per_problem": args.paths, "rollouts_per_step": rollouts, "rollout_temperature": 0.7,
                  "path_temperature": 1.0}
-    train_prm(prm_dir, gen_dir, train_records, recipe, data_info)
+    train_prm(prm_dir, gen_dir, train_records + solver, recipe, data_info)
     report = _prm_report(prm_dir, dev_records, evaluate_prm)
     print(f"demo PRM on held-out steps: {json.dumps(report)}")
     if args.scaling:
@@ -144,16 +152,34 @@ def train_demo(args: argparse.Namespace) -> None:
     print(f"train-demo finished in {(time.time() - started) / 60:.1f} min")
 
 
+def _solver_records(args: argparse.Namespace) -> list[dict]:
+    """`--prm-solver-paths` paths per training problem (and per wide board), drawn and labelled by the solver."""
+    from reasoning.problems import countdown_problem, read_problems
+
+    from .label import solver_paths, write_records
+    from .problemsets import wide_multisets
+
+    if not args.prm_solver_paths:
+        return []
+    problems = read_problems(DATA_DIR / "countdown_train.jsonl")[: args.label_problems]
+    if args.prm_wide_boards:
+        problems += [countdown_problem(list(m), pid=f"countdown-wide-{i:04d}")
+                     for i, m in enumerate(wide_multisets(args.prm_wide_boards))]
+    records = solver_paths(problems, args.prm_solver_paths, seed=args.seed)
+    write_records(records, WORK / "labels_solver.jsonl")
+    print(f"{len(records)} solver paths over {len(problems)} boards in {WORK / 'labels_solver.jsonl'}")
+    return records
+
+
 def _check_train_demo(args: argparse.Namespace) -> None:
     """Every flag of train-demo that could be wrong, refused in one line before anything is written."""
+    _check_prm_flags(args)
     for flag, value in (("--generator-steps", args.generator_steps), ("--generator-lr", args.generator_lr)):
         if value is not None and not value > 0:
             raise ValueError(f"{flag} must be positive, not {value}")
     for flag, value in (("--check-first", args.check_first), ("--first-dead", args.first_dead)):
         if value is not None and not 0.0 <= value <= 1.0:
             raise ValueError(f"{flag} must be a share between 0 and 1, not {value}")
-    if args.wide_boards and not 13 < args.wide_boards <= 30:
-        raise ValueError(f"--wide-boards must be a largest number from 14 to 30, not {args.wide_boards}")
     if args.every_dead_first and not args.check_first:
         raise ValueError("--every-dead-first writes checked first tries: it needs --check-first above 0")
     if args.wide_traces < 1:
@@ -162,6 +188,16 @@ def _check_train_demo(args: argparse.Namespace) -> None:
         raise ValueError(f"--generator-from {args.generator_from}: no model there (config.json missing)")
     if args.generator_from and args.skip_generator:
         raise ValueError("--generator-from and --skip-generator contradict each other: pick one")
+
+
+def _check_prm_flags(args: argparse.Namespace) -> None:
+    for flag, value in (("--wide-boards", args.wide_boards), ("--prm-wide-boards", args.prm_wide_boards)):
+        if value and not 13 < value <= 30:
+            raise ValueError(f"{flag} must be a largest number from 14 to 30, not {value}")
+    if args.prm_wide_boards and not args.prm_solver_paths:
+        raise ValueError("--prm-wide-boards draws solver paths over more boards: it needs --prm-solver-paths above 0")
+    if args.prm_solver_paths < 0:
+        raise ValueError(f"--prm-solver-paths must be 0 or more, not {args.prm_solver_paths}")
 
 
 def _keep_split(splits: dict) -> None:

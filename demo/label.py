@@ -18,12 +18,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from reasoning.domains.countdown import replay, solvable
+from reasoning.domains.countdown import Operation, moves, replay, solvable
 from reasoning.factors import load_catalog
 from reasoning.labeling import Estimate, RolloutConfig, complete, estimate, reached_gold
 from reasoning.labeling.rollouts import state_key
 from reasoning.protocols import Generator
-from reasoning.types import Problem, State
+from reasoning.types import Problem, State, Step
 
 from .traces import DEMO_FACTORS, DOMAIN
 
@@ -129,3 +129,31 @@ def label_agreement(records: list[dict]) -> dict[str, float]:
     """How often the rollout labels (hard) agree with the solver's verdict, over every step."""
     pairs = [(h, e) for r in records for h, e in zip(r["labels"], r["exact"], strict=True)]
     return {"steps": len(pairs), "agreement": sum(h == e for h, e in pairs) / max(1, len(pairs))}
+
+
+def solver_paths(problems: list[Problem], per_problem: int, *, seed: int = 0, live_share: float = 0.5) -> list[dict]:
+    """Paths the solver draws instead of the generator, in the same records with the solver's labels: each step one
+    operation on the board (written as the demo traces write it, a result never negative), a live one (the numbers
+    left can still make the target) with chance `live_share` when there is one, else any. They show a PRM many more
+    boards, live and dead, than the generator's own paths do; their labels are exact, which only a domain with a
+    solver affords."""
+    rng = random.Random(seed)
+    out = []
+    for problem in problems:
+        target = problem.meta.get("target", 24)
+        for _ in range(per_problem):
+            state = State(problem)
+            while not state.steps or not state.steps[-1].terminal:
+                board = replay(problem, state.steps)
+                options = [m for m in moves(tuple(v for v, _ in board.numbers)) if m[3] >= 0]
+                live = [m for m in options if solvable(m[4], target)]
+                a, op, b, result, _ = rng.choice(live if live and rng.random() < live_share else options)
+                factor = "conclude" if len(board.numbers) == 2 else "compute"
+                state = state.extend(DOMAIN.observe(state, Step(Operation(a, op, b, result).text, factor)))
+            exact = [exact_label(st) for st in prefixes(state)]
+            out.append({
+                "id": problem.id, "prompt": problem.text, "completions": state.step_texts, "labels": exact,
+                "soft_labels": [float(e) for e in exact], "factors": [s.factor for s in state.steps], "exact": exact,
+                "numbers": problem.meta["numbers"],
+            })
+    return out

@@ -53,6 +53,10 @@ class PRMRecipe:
     # each path shows the PRM one more remaining triple per problem, and triples are the hard part
     paths: int = 3
     rollouts: int = 4
+    # paths the solver draws and labels (`demo.label.solver_paths`), per training problem and, with `wide_boards`,
+    # per solvable board of numbers 1..wide_boards that is in no split (0: none)
+    solver_paths: int = 0
+    wide_boards: int = 0
 
 
 LABELS = ("hard", "majority", "exact")

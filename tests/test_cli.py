@@ -169,6 +169,9 @@ def test_unset_search_flags_take_the_demo_settings_on_the_demo_models_only(algor
     (["--generator-lr", "0"], "--generator-lr must be positive, not 0.0"),
     (["--first-dead", "-0.1"], "--first-dead must be a share between 0 and 1, not -0.1"),
     (["--wide-boards", "12"], "--wide-boards must be a largest number from 14 to 30, not 12"),
+    (["--prm-wide-boards", "31"], "--prm-wide-boards must be a largest number from 14 to 30, not 31"),
+    (["--prm-wide-boards", "20"], "--prm-wide-boards draws solver paths over more boards: it needs --prm-solver-paths"),
+    (["--prm-solver-paths", "-1"], "--prm-solver-paths must be 0 or more, not -1"),
     (["--every-dead-first"], "--every-dead-first writes checked first tries: it needs --check-first above 0"),
 ])
 def test_train_demo_refuses_bad_fine_tuning_flags_in_one_line_before_touching_anything(args, why, tmp_path, capsys):

@@ -64,7 +64,9 @@ def test_manifests_record_the_recipes_in_the_code():
     assert generator["steps"] == sum(c[0] for c in GeneratorRecipe().cycles)
     assert len(generator["loss_every_50_steps"]) >= generator["steps"] // 50
     prm = json.loads((DEMO_PRM_DIR / "manifest.json").read_text())
-    assert prm["recipe"] == asdict(PRMRecipe()) and prm["steps"] == PRMRecipe().steps
+    later = {"solver_paths": 0, "wide_boards": 0}
+    assert {k: asdict(PRMRecipe())[k] for k in later} == later
+    assert {**later, **prm["recipe"]} == asdict(PRMRecipe()) and prm["steps"] == PRMRecipe().steps
 
 
 def test_prm_config_names_the_token_classification_adapter(scorer):
@@ -200,3 +202,29 @@ def test_demo_training_uses_bfloat16_only_where_the_cpu_computes_it_natively(mon
     with bf16_autocast(torch.device("cpu")):
         product = torch.ones(4, 4) @ torch.ones(4, 4)
     assert product.dtype == (torch.bfloat16 if native else torch.float32)
+
+
+def test_solver_paths_read_like_the_generators_steps_and_carry_the_solvers_labels():
+    """`train-demo --prm-solver-paths`: each path re-books step by step through the calculator into the same texts,
+    its labels are the solver's verdicts (numbers left can still make 24; the answer is right), and with every step
+    live where it can be, each path ends on 24."""
+    from demo.label import solver_paths
+    from demo.traces import DOMAIN
+    from reasoning.domains.countdown import keeps_solvable, strip_bookkeeping
+    from reasoning.types import Step
+
+    problems = [countdown_problem(n, pid=f"p{i}") for i, n in enumerate(([3, 5, 6, 10], [4, 4, 4, 6], [1, 2, 7, 9]))]
+    records = solver_paths(problems, 6, seed=1)
+    assert len(records) == 18 and records == solver_paths(problems, 6, seed=1) != solver_paths(problems, 6, seed=2)
+    for rec in records:
+        problem = countdown_problem(rec["numbers"])
+        state, verdicts = State(problem), []
+        for text, factor in zip(rec["completions"], rec["factors"], strict=True):
+            step = DOMAIN.observe(state, Step(strip_bookkeeping(text), factor))
+            assert step.text == text
+            state = state.extend(step)
+            verdicts.append(DOMAIN.check(problem, step.answer) if step.terminal else keeps_solvable(problem, state.steps))
+        assert state.steps[-1].terminal and len(state.steps) == 3
+        assert rec["exact"] == rec["labels"] == verdicts
+    assert 0 < sum(r["exact"][-1] for r in records) < len(records)  # some paths die, some reach 24
+    assert all(r["exact"] == [True, True, True] for r in solver_paths(problems, 4, seed=0, live_share=1.0))
