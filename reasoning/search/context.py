@@ -163,9 +163,10 @@ class SearchContext:
         return list(jobs)
 
     def _requests(self, state: State, job: Job, n: int) -> list[ExpansionRequest]:
-        """One request per temperature among the job's `n` candidates. Temperatures cycle over every sample drawn
-        under the node's factor, earlier calls' included, so that MCTS, which widens a factor one candidate at a
-        time, still draws at each temperature in turn (counting from this call alone, it would only use the first)."""
+        """One request per temperature among the job's `n` candidates. Temperatures cycle over every sample of the
+        node's factor already in the tree, so that MCTS, which widens a factor one candidate at a time, still draws at
+        each temperature in turn (counting from this call alone, it would only use the first). Leaves in flight in
+        the same batch are not in the tree yet: two at one node and factor start at the same temperature."""
         temps = list(job.temperatures if job.temperatures is not None else self.config.temperatures)
         drawn = 0
         if len(temps) > 1:
