@@ -66,9 +66,9 @@ class SolverScorer:
         return out
 
 
-def _init(generator: str | None, prm: str | None) -> None:
-    scaling._init_worker(generator, None if prm == "solver" else prm)
-    if prm == "solver":
+def _init(generator: str | None, prm: str | None, solver: bool) -> None:
+    scaling._init_worker(generator, prm)
+    if solver:
         scaling._WORKER["scorer"] = SolverScorer()
 
 
@@ -80,9 +80,9 @@ def _solve(job: tuple) -> dict:
 
 def run(problems, generator: str | None, prm: str | None, algorithms, budgets, workers: int) -> list[dict]:
     rows = []
-    for scorer in ("solver", prm or "demo PRM"):
-        jobs = [(scorer, a, b, p) for a in algorithms for b in budgets for p in problems]
-        with mp.get_context("spawn").Pool(workers, initializer=_init, initargs=(generator, scorer if scorer == "solver" else prm)) as pool:
+    for label, solver in (("solver", True), (prm or "demo PRM", False)):
+        jobs = [(label, a, b, p) for a in algorithms for b in budgets for p in problems]
+        with mp.get_context("spawn").Pool(workers, initializer=_init, initargs=(generator, prm, solver)) as pool:
             rows += pool.map(_solve, jobs, chunksize=2)
     return rows
 
